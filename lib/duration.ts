@@ -1,0 +1,57 @@
+/**
+ * Go-style durations (`500ms`, `5s`, `1h30m`), as used by flags and config keys.
+ *
+ * @module
+ */
+
+const UNIT_MS: Record<string, number> = {
+  ms: 1,
+  s: 1_000,
+  m: 60_000,
+  h: 3_600_000,
+  d: 86_400_000,
+};
+
+const DURATION_RE = /^(?:\d+(?:\.\d+)?(?:ms|s|m|h|d))+$/;
+const PART_RE = /(\d+(?:\.\d+)?)(ms|s|m|h|d)/g;
+
+/**
+ * Parses a duration such as `500ms`, `5s`, `1h30m` or `2d`; a bare `0` is zero.
+ * Returns milliseconds, or `undefined` when the text is not a duration.
+ *
+ * @example
+ * ```ts
+ * import { parseDuration } from "./duration.ts";
+ * parseDuration("1h30m"); // 5_400_000
+ * ```
+ */
+export function parseDuration(text: string): number | undefined {
+  const s = text.trim();
+  if (s === "0") return 0;
+  if (!DURATION_RE.test(s)) return undefined;
+  let total = 0;
+  for (const [, amount, unit] of s.matchAll(PART_RE)) {
+    total += Number(amount) * (UNIT_MS[unit as string] as number);
+  }
+  return Math.round(total);
+}
+
+/** Formats milliseconds as a compact duration (`1h30m`, `5s`, `250ms`, `0s`). */
+export function formatDuration(ms: number): string {
+  if (ms <= 0) return "0s";
+  let rest = Math.round(ms);
+  let out = "";
+  for (
+    const [unit, size] of [["h", 3_600_000], ["m", 60_000], [
+      "s",
+      1_000,
+    ]] as const
+  ) {
+    if (rest >= size) {
+      out += `${Math.floor(rest / size)}${unit}`;
+      rest %= size;
+    }
+  }
+  if (rest > 0) out += `${rest}ms`;
+  return out;
+}

@@ -1,0 +1,182 @@
+/**
+ * Connecting to etcd: endpoints, TLS files, credentials and deadlines.
+ *
+ * @module
+ */
+
+import { Etcd3, type IOptions } from "etcd3";
+import { EtcdUnavailableError, UsageError } from "./errors.ts";
+import { formatDuration } from "./duration.ts";
+
+/** Default etcd endpoint when none is given. */
+export const DEFAULT_ENDPOINT = "http://127.0.0.1:2379";
+
+/** How to reach etcd. Every field maps to one locksmithctl flag or locksmithd config key. */
+export interface EtcdConnectionOptions {
+  /** Client URLs (`http://` or `https://`), tried in turn. */
+  readonly endpoints: readonly string[];
+  /** PEM file of the CA that signed the server certificates (CA-only TLS needs just this). */
+  readonly caFile?: string | undefined;
+  /** PEM client certificate, for client-certificate authentication (needs `keyFile`). */
+  readonly certFile?: string | undefined;
+  /** PEM private key of `certFile`. */
+  readonly keyFile?: string | undefined;
+  /** etcd user name (needs `password`). */
+  readonly username?: string | undefined;
+  /** etcd password of `username`. */
+  readonly password?: string | undefined;
+  /** Deadline of each unary etcd request, in milliseconds. */
+  readonly timeoutMs: number;
+}
+
+/**
+ * Splits endpoint values (repeatable and comma separated) into a validated list.
+ * Throws a {@link UsageError} naming the bad endpoint; returns the default when empty.
+ */
+export function parseEndpoints(values: readonly string[]): string[] {
+  const endpoints = values.flatMap((v) => v.split(",")).map((v) => v.trim())
+    .filter((v) => v !== "");
+  for (const endpoint of endpoints) {
+    let url: URL | undefined;
+    try {
+      url = new URL(endpoint);
+    } catch {
+      url = undefined;
+    }
+    if (
+      url === undefined ||
+      (url.protocol !== "http:" && url.protocol !== "https:") ||
+      url.hostname === "" || (url.pathname !== "/" && url.pathname !== "")
+    ) {
+      throw new UsageError(
+        `endpoint ${
+          JSON.stringify(endpoint)
+        } is not a URL like http://127.0.0.1:2379`,
+      );
+    }
+  }
+  return endpoints.length > 0 ? endpoints : [DEFAULT_ENDPOINT];
+}
+
+async function readPem(path: string, what: string): Promise<Uint8Array> {
+  try {
+    return await Deno.readFile(path);
+  } catch (error) {
+    throw new UsageError(
+      `cannot read ${what} ${path}: ${(error as Error).message}`,
+    );
+  }
+}
+
+/**
+ * Builds etcd3 client options: reads the TLS files (errors name the file) and
+ * checks that certificate and key, user and password come in pairs.
+ */
+export async function etcdClientOptions(
+  options: EtcdConnectionOptions,
+): Promise<IOptions> {
+  const { caFile, certFile, keyFile, username, password, timeoutMs } = options;
+  if ((certFile === undefined) !== (keyFile === undefined)) {
+    throw new UsageError(
+      "--etcd-certfile and --etcd-keyfile must be given together",
+    );
+  }
+  if ((username === undefined) !== (password === undefined)) {
+    throw new UsageError(
+      "--etcd-username and --etcd-password must be given together",
+    );
+  }
+  const hosts = [...options.endpoints];
+  const tls = caFile !== undefined || certFile !== undefined;
+  if (tls && hosts.some((h) => h.startsWith("http:"))) {
+    throw new UsageError(
+      "TLS files are given but an endpoint uses http://; use https:// endpoints",
+    );
+  }
+  const clientOptions: IOptions = {
+    hosts,
+    dialTimeout: timeoutMs,
+    defaultCallOptions: (context) =>
+      context.isStream ? {} : { deadline: Date.now() + timeoutMs },
+  };
+  if (tls) {
+    const [ca, cert, key] = await Promise.all([
+      caFile === undefined ? undefined : readPem(caFile, "CA file"),
+      certFile === undefined
+        ? undefined
+        : readPem(certFile, "certificate file"),
+      keyFile === undefined ? undefined : readPem(keyFile, "key file"),
+    ]);
+    clientOptions.credentials = {
+      // grpc-js falls back to the system roots when no CA is given.
+      rootCertificate: ca as never,
+      ...(cert && key
+        ? { certChain: cert as never, privateKey: key as never }
+        : {}),
+    };
+  }
+  if (username !== undefined && password !== undefined) {
+    clientOptions.auth = {
+      username,
+      password,
+      callOptions: { deadline: Date.now() + timeoutMs },
+    };
+  }
+  return clientOptions;
+}
+
+/** Opens an etcd client (lazily: nothing is sent until the first request). */
+export async function connectEtcd(
+  options: EtcdConnectionOptions,
+): Promise<Etcd3> {
+  return new Etcd3(await etcdClientOptions(options));
+}
+
+/**
+ * Wraps an error thrown by the etcd client into a one-line error naming the
+ * endpoints; errors of locksmith's own pass through unchanged.
+ */
+export function describeEtcdError(
+  error: unknown,
+  options: Pick<EtcdConnectionOptions, "endpoints" | "timeoutMs">,
+): Error {
+  if (!(error instanceof Error)) return new Error(String(error));
+  const name = error.constructor.name;
+  const where = options.endpoints.join(",");
+  if (
+    /^GRPC(Unavailable|DeadlineExceeded|ConnectFailed|Cancelled|Internal|Unknown)Error$/
+      .test(name) ||
+    name === "ClientClosedError" || name === "BrokenCircuitError" ||
+    name === "TaskCancelledError"
+  ) {
+    const cause = error.message.replace(/\s+/g, " ").replace(
+      /\.? Resolution note:.*$/,
+      "",
+    );
+    return new EtcdUnavailableError(`cannot reach etcd at ${where}: ${cause}`, {
+      cause: error,
+    });
+  }
+  if (
+    name === "EtcdAuthenticationFailedError" ||
+    name === "GRPCUnauthenticatedError"
+  ) {
+    return new EtcdUnavailableError(
+      `etcd at ${where} refused the credentials: ${error.message}`,
+    );
+  }
+  if (name === "EtcdPermissionDeniedError") {
+    return new EtcdUnavailableError(
+      `etcd at ${where} denied access: ${error.message}`,
+    );
+  }
+  if (name === "DeadlineError") {
+    return new EtcdUnavailableError(
+      `etcd at ${where} did not answer within ${
+        formatDuration(options.timeoutMs)
+      }`,
+      { cause: error },
+    );
+  }
+  return error;
+}

@@ -1,0 +1,59 @@
+/**
+ * Holder ids: validation, and this machine's id from `/etc/machine-id`.
+ *
+ * @module
+ */
+
+import { UsageError } from "./errors.ts";
+
+/** Path of the systemd machine id file. */
+export const MACHINE_ID_PATH = "/etc/machine-id";
+
+/** Longest accepted holder id, in UTF-8 bytes. */
+export const MAX_ID_BYTES = 256;
+
+const encoder = new TextEncoder();
+
+/**
+ * Returns what is wrong with a holder id, or `undefined` when it is acceptable:
+ * non-empty, no control characters, at most {@link MAX_ID_BYTES} UTF-8 bytes.
+ */
+export function idDefect(id: unknown): string | undefined {
+  if (typeof id !== "string") return `is not a string`;
+  if (id.length === 0) return "is empty";
+  // deno-lint-ignore no-control-regex
+  if (/[\u0000-\u001f\u007f-\u009f]/.test(id)) {
+    return "contains a control character";
+  }
+  if (encoder.encode(id).length > MAX_ID_BYTES) {
+    return `is longer than ${MAX_ID_BYTES} bytes`;
+  }
+  return undefined;
+}
+
+/** Throws a {@link UsageError} naming the id and its defect unless the id is acceptable. */
+export function validateId(id: string, what = "id"): string {
+  const defect = idDefect(id);
+  if (defect !== undefined) {
+    throw new UsageError(`${what} ${JSON.stringify(id)} ${defect}`);
+  }
+  return id;
+}
+
+/**
+ * Reads this machine's id (whitespace trimmed) from `path`.
+ * Throws a one-line error naming the file when it is missing, unreadable or empty.
+ */
+export async function readMachineId(
+  path: string = MACHINE_ID_PATH,
+): Promise<string> {
+  let text: string;
+  try {
+    text = await Deno.readTextFile(path);
+  } catch (error) {
+    throw new UsageError(
+      `cannot read machine id from ${path}: ${(error as Error).message}`,
+    );
+  }
+  return validateId(text.trim(), `machine id in ${path}`);
+}
