@@ -4,12 +4,13 @@
  * @module
  */
 
+import { Buffer } from "node:buffer";
 import { Etcd3, type IOptions } from "etcd3";
 import { EtcdUnavailableError, UsageError } from "./errors.ts";
 import { formatDuration } from "./duration.ts";
+import { allowIpEndpointsOverTls } from "./tls_ip_servername.ts";
 
-/** Default etcd endpoint when none is given. */
-export const DEFAULT_ENDPOINT = "http://127.0.0.1:2379";
+export { DEFAULT_ENDPOINT, parseEndpoints } from "./endpoints.ts";
 
 /** How to reach etcd. Every field maps to one locksmithctl flag or locksmithd config key. */
 export interface EtcdConnectionOptions {
@@ -29,38 +30,9 @@ export interface EtcdConnectionOptions {
   readonly timeoutMs: number;
 }
 
-/**
- * Splits endpoint values (repeatable and comma separated) into a validated list.
- * Throws a {@link UsageError} naming the bad endpoint; returns the default when empty.
- */
-export function parseEndpoints(values: readonly string[]): string[] {
-  const endpoints = values.flatMap((v) => v.split(",")).map((v) => v.trim())
-    .filter((v) => v !== "");
-  for (const endpoint of endpoints) {
-    let url: URL | undefined;
-    try {
-      url = new URL(endpoint);
-    } catch {
-      url = undefined;
-    }
-    if (
-      url === undefined ||
-      (url.protocol !== "http:" && url.protocol !== "https:") ||
-      url.hostname === "" || (url.pathname !== "/" && url.pathname !== "")
-    ) {
-      throw new UsageError(
-        `endpoint ${
-          JSON.stringify(endpoint)
-        } is not a URL like http://127.0.0.1:2379`,
-      );
-    }
-  }
-  return endpoints.length > 0 ? endpoints : [DEFAULT_ENDPOINT];
-}
-
-async function readPem(path: string, what: string): Promise<Uint8Array> {
+async function readPem(path: string, what: string): Promise<Buffer> {
   try {
-    return await Deno.readFile(path);
+    return Buffer.from(await Deno.readFile(path));
   } catch (error) {
     throw new UsageError(
       `cannot read ${what} ${path}: ${(error as Error).message}`,
@@ -99,6 +71,9 @@ export async function etcdClientOptions(
     defaultCallOptions: (context) =>
       context.isStream ? {} : { deadline: Date.now() + timeoutMs },
   };
+  if (tls || hosts.some((h) => h.startsWith("https:"))) {
+    allowIpEndpointsOverTls();
+  }
   if (tls) {
     const [ca, cert, key] = await Promise.all([
       caFile === undefined ? undefined : readPem(caFile, "CA file"),
@@ -109,10 +84,8 @@ export async function etcdClientOptions(
     ]);
     clientOptions.credentials = {
       // grpc-js falls back to the system roots when no CA is given.
-      rootCertificate: ca as never,
-      ...(cert && key
-        ? { certChain: cert as never, privateKey: key as never }
-        : {}),
+      rootCertificate: ca as Buffer,
+      ...(cert && key ? { certChain: cert, privateKey: key } : {}),
     };
   }
   if (username !== undefined && password !== undefined) {
@@ -149,10 +122,10 @@ export function describeEtcdError(
     name === "ClientClosedError" || name === "BrokenCircuitError" ||
     name === "TaskCancelledError"
   ) {
-    const cause = error.message.replace(/\s+/g, " ").replace(
-      /\.? Resolution note:.*$/,
-      "",
-    );
+    const cause = error.message.replace(/\s+/g, " ")
+      .replace(/\.? Resolution note:.*$/, "")
+      .replace(/^\d+ [A-Z_]+: /, "")
+      .replace(/^No connection established\. Last error: (Error: )?/, "");
     return new EtcdUnavailableError(`cannot reach etcd at ${where}: ${cause}`, {
       cause: error,
     });

@@ -76,6 +76,13 @@ export interface LockStore {
   ): Promise<boolean>;
   /** The key's `mod_revision` as last seen by this store (`0` before any read). */
   readonly revision: number;
+  /** Reads the stored text without parsing it (`raw` undefined when absent); never writes. */
+  readRaw(): Promise<{ raw: string | undefined; revision: number }>;
+  /**
+   * Writes `doc` only if the key is still at `revision` (compare-and-swap);
+   * returns whether it was written. The one way to replace a corrupt document.
+   */
+  replace(revision: number, doc: Semaphore): Promise<boolean>;
   /** Releases the connection. */
   close(): Promise<void>;
 }
@@ -153,6 +160,24 @@ export class EtcdLockStore implements LockStore {
   /** Reads the current document (linearizable); never writes. */
   read(): Promise<Snapshot> {
     return this.#guard(async () => this.#snapshot(await this.#fetch()));
+  }
+
+  /** Reads the stored text without parsing it; never writes. */
+  readRaw(): Promise<{ raw: string | undefined; revision: number }> {
+    return this.#guard(() => this.#fetch());
+  }
+
+  /** Writes `doc` if the key is still at `revision`; see {@link LockStore.replace}. */
+  replace(revision: number, doc: Semaphore): Promise<boolean> {
+    return this.#guard(async () => {
+      const raw = formatSemaphore(doc);
+      const res = await this.#client.if(this.key, "Mod", "==", revision)
+        .then(this.#client.put(this.key).value(raw)).commit();
+      if (res.succeeded) {
+        this.#remember({ raw, revision: Number(res.header.revision) });
+      }
+      return res.succeeded;
+    });
   }
 
   /** Applies `change` with compare-and-swap; see {@link LockStore.update}. */

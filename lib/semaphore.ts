@@ -138,7 +138,7 @@ export function lock(doc: Semaphore, id: string): Semaphore {
   if (doc.semaphore <= 0) {
     throw new SemaphoreRefusedError(
       "semaphore_full",
-      `semaphore is at ${doc.semaphore}`,
+      `semaphore is at ${doc.semaphore}: all ${doc.max} slot(s) are held`,
     );
   }
   const holders = [...doc.holders, id].sort(compareIds);

@@ -1,0 +1,239 @@
+/**
+ * locksmithctl's command line: global flags (before or after the subcommand),
+ * `LOCKSMITHCTL_<FLAG>` environment variables for unset flags, and the
+ * subcommand with its arguments. Pure: the environment is a parameter.
+ *
+ * @module
+ */
+
+import { parseArgs } from "node:util";
+import { UsageError } from "./errors.ts";
+import { parseDuration } from "./duration.ts";
+import { parseEndpoints } from "./endpoints.ts";
+import { validateId } from "./machine_id.ts";
+import { MAX_SLOTS } from "./semaphore.ts";
+
+/** The subcommands of locksmithctl. */
+export type CtlCommand =
+  | "status"
+  | "lock"
+  | "unlock"
+  | "set-max"
+  | "reset"
+  | "reboot"
+  | "send-need-reboot"
+  | "help";
+
+/** A parsed locksmithctl invocation. */
+export interface CtlInvocation {
+  /** The subcommand; `help` for `--help`, `help cmd` and no subcommand at all. */
+  readonly command: CtlCommand;
+  /** For `help`: the subcommand asked about, if any. */
+  readonly helpTopic?: CtlCommand | undefined;
+  /** For `lock` / `unlock`: the id given, else the machine id is used. */
+  readonly id?: string | undefined;
+  /** For `set-max`: the new number of slots. */
+  readonly max?: number | undefined;
+  /** `--version` was given. */
+  readonly version: boolean;
+  /** `--json`: print one JSON object on stdout instead of text. */
+  readonly json: boolean;
+  /** `--force`: confirms `reset`. */
+  readonly force: boolean;
+  /** etcd endpoints (defaults applied). */
+  readonly endpoints: readonly string[];
+  /** `--etcd-cafile`. */
+  readonly caFile?: string | undefined;
+  /** `--etcd-certfile`. */
+  readonly certFile?: string | undefined;
+  /** `--etcd-keyfile`. */
+  readonly keyFile?: string | undefined;
+  /** `--etcd-username`. */
+  readonly username?: string | undefined;
+  /** `--etcd-password`. */
+  readonly password?: string | undefined;
+  /** `--group`: empty for the default semaphore. */
+  readonly group: string;
+  /** `--timeout` in milliseconds (default 5 s). */
+  readonly timeoutMs: number;
+}
+
+/** Default of `--timeout`, in milliseconds. */
+export const DEFAULT_TIMEOUT_MS = 5_000;
+
+const COMMANDS: readonly CtlCommand[] = [
+  "status",
+  "lock",
+  "unlock",
+  "set-max",
+  "reset",
+  "reboot",
+  "send-need-reboot",
+  "help",
+];
+
+/** Flags that take a value and may come from `LOCKSMITHCTL_<FLAG>`. */
+const VALUE_FLAGS = [
+  "endpoint",
+  "etcd-cafile",
+  "etcd-certfile",
+  "etcd-keyfile",
+  "etcd-username",
+  "etcd-password",
+  "group",
+  "timeout",
+] as const;
+
+/** The environment variables locksmithctl reads, one per value flag. */
+export function ctlEnvNames(): string[] {
+  return VALUE_FLAGS.map(envNameOf);
+}
+
+/** Returns the environment variable that fills `--flag`: `LOCKSMITHCTL_ETCD_CAFILE` for `etcd-cafile`. */
+export function envNameOf(flag: string): string {
+  return `LOCKSMITHCTL_${flag.toUpperCase().replaceAll("-", "_")}`;
+}
+
+const ARITY: Record<CtlCommand, [number, number]> = {
+  status: [0, 0],
+  lock: [0, 1],
+  unlock: [0, 1],
+  "set-max": [1, 1],
+  reset: [0, 0],
+  reboot: [0, 0],
+  "send-need-reboot": [0, 0],
+  help: [0, 1],
+};
+
+function parseCommand(name: string, what: string): CtlCommand {
+  if ((COMMANDS as readonly string[]).includes(name)) return name as CtlCommand;
+  throw new UsageError(
+    `unknown ${what} ${
+      JSON.stringify(name)
+    }; run 'locksmithctl help' for the list`,
+  );
+}
+
+function parseMax(text: string): number {
+  if (!/^\d+$/.test(text) || Number(text) > MAX_SLOTS) {
+    throw new UsageError(
+      `set-max: ${
+        JSON.stringify(text)
+      } is not a whole number from 0 to ${MAX_SLOTS}`,
+    );
+  }
+  return Number(text);
+}
+
+/**
+ * Parses locksmithctl's arguments. `env` fills flags not given on the command
+ * line. Throws {@link UsageError} (exit 2) with one line naming the fault.
+ */
+export function parseCtlArgs(
+  args: readonly string[],
+  env: Readonly<Record<string, string | undefined>> = {},
+): CtlInvocation {
+  let parsed;
+  try {
+    parsed = parseArgs({
+      args: [...args],
+      allowPositionals: true,
+      strict: true,
+      options: {
+        endpoint: { type: "string", multiple: true },
+        "etcd-cafile": { type: "string" },
+        "etcd-certfile": { type: "string" },
+        "etcd-keyfile": { type: "string" },
+        "etcd-username": { type: "string" },
+        "etcd-password": { type: "string" },
+        group: { type: "string" },
+        timeout: { type: "string" },
+        json: { type: "boolean" },
+        force: { type: "boolean" },
+        help: { type: "boolean", short: "h" },
+        version: { type: "boolean" },
+      },
+    });
+  } catch (error) {
+    const message = (error as Error).message.split("\n")[0] ??
+      "invalid arguments";
+    const negative = /'(-\d[^']*)'/.exec(message)?.[1];
+    if (negative !== undefined && args.includes("set-max")) {
+      throw new UsageError(
+        `set-max: ${
+          JSON.stringify(negative)
+        } is not a whole number from 0 to ${MAX_SLOTS}`,
+      );
+    }
+    throw new UsageError(
+      `${
+        message.replace(/\. To specify a positional argument.*$/, "")
+      }; run 'locksmithctl help'`,
+    );
+  }
+  const { values, positionals } = parsed;
+  const value = (flag: (typeof VALUE_FLAGS)[number]): string | undefined => {
+    const given = flag === "endpoint"
+      ? values.endpoint?.join(",")
+      : values[flag];
+    return given ?? env[envNameOf(flag)];
+  };
+
+  const [first, ...rest] = positionals;
+  let command: CtlCommand = first === undefined
+    ? "help"
+    : parseCommand(first, "command");
+  let helpTopic: CtlCommand | undefined;
+  const [min, maxArgs] = ARITY[command];
+  if (rest.length < min || rest.length > maxArgs) {
+    const wanted = min === maxArgs
+      ? `${min} argument${min === 1 ? "" : "s"}`
+      : `at most ${maxArgs} argument`;
+    throw new UsageError(
+      `${command} takes ${wanted}, got ${rest.length}; run 'locksmithctl help ${command}'`,
+    );
+  }
+  if (command === "help" && rest[0] !== undefined) {
+    helpTopic = parseCommand(rest[0], "help topic");
+  }
+  if (values.help === true) {
+    helpTopic = command === "help" ? helpTopic : command;
+    command = "help";
+  }
+
+  const timeoutText = value("timeout");
+  let timeoutMs = DEFAULT_TIMEOUT_MS;
+  if (timeoutText !== undefined) {
+    const ms = parseDuration(timeoutText);
+    if (ms === undefined || ms <= 0) {
+      throw new UsageError(
+        `--timeout ${
+          JSON.stringify(timeoutText)
+        } is not a positive duration such as 5s or 500ms`,
+      );
+    }
+    timeoutMs = ms;
+  }
+  const endpointText = value("endpoint");
+  const id =
+    (command === "lock" || command === "unlock") && rest[0] !== undefined
+      ? validateId(rest[0])
+      : undefined;
+  return {
+    command,
+    helpTopic,
+    id,
+    max: command === "set-max" ? parseMax(rest[0] as string) : undefined,
+    version: values.version === true,
+    json: values.json === true,
+    force: values.force === true,
+    endpoints: parseEndpoints(endpointText === undefined ? [] : [endpointText]),
+    caFile: value("etcd-cafile"),
+    certFile: value("etcd-certfile"),
+    keyFile: value("etcd-keyfile"),
+    username: value("etcd-username"),
+    password: value("etcd-password"),
+    group: value("group") ?? "",
+    timeoutMs,
+  };
+}

@@ -1,0 +1,232 @@
+/**
+ * What each locksmithctl subcommand does, given its dependencies (a lock
+ * store, the machine id, D-Bus actions and output streams), so that the
+ * command logic is tested without spawning processes.
+ *
+ * @module
+ */
+
+import type { CtlCommand, CtlInvocation } from "./ctl_args.ts";
+import { ctlHelp } from "./ctl_help.ts";
+import {
+  ContentionError,
+  CorruptDocumentError,
+  EtcdUnavailableError,
+  exitCodeOf,
+  oneLine,
+  SemaphoreRefusedError,
+  UsageError,
+} from "./errors.ts";
+import {
+  lockSlot,
+  type LockStore,
+  setMaxSlots,
+  unlockSlot,
+} from "./lock_store.ts";
+import { INITIAL_SEMAPHORE, type Semaphore } from "./semaphore.ts";
+import { VERSION } from "./version.ts";
+
+/** Everything locksmithctl needs from the outside world. */
+export interface CtlDeps {
+  /** Opens the semaphore store selected by the invocation's endpoints, TLS and group. */
+  openStore(invocation: CtlInvocation): Promise<LockStore>;
+  /** This machine's id (`/etc/machine-id`). */
+  machineId(): Promise<string>;
+  /** Whether the process runs as root (for `reboot`). */
+  isRoot(): boolean;
+  /** Asks systemd-logind to reboot (for `reboot`). */
+  reboot(): Promise<void>;
+  /** Emits update_engine's need-reboot signal (for `send-need-reboot`). */
+  sendNeedReboot(): Promise<void>;
+  /** Writes to standard output. */
+  stdout(text: string): void;
+  /** Writes to standard error. */
+  stderr(text: string): void;
+}
+
+const ACTION: Record<CtlCommand, string> = {
+  status: "reading status",
+  lock: "locking",
+  unlock: "unlocking",
+  "set-max": "setting max",
+  reset: "resetting",
+  reboot: "rebooting",
+  "send-need-reboot": "sending need-reboot",
+  help: "showing help",
+};
+
+/** Stable machine-readable kind of an error, printed as `"error"` with `--json`. */
+export function errorKind(error: unknown): string {
+  if (error instanceof SemaphoreRefusedError) return error.reason;
+  if (error instanceof CorruptDocumentError) return "corrupt_document";
+  if (error instanceof EtcdUnavailableError) return "etcd_unavailable";
+  if (error instanceof ContentionError) return "contention";
+  if (error instanceof UsageError) return "usage";
+  return "failed";
+}
+
+/** The text of `status`: exactly as the original locksmithctl prints it. */
+export function formatStatus(doc: Semaphore): string {
+  let text = `Available: ${doc.semaphore}\nMax: ${doc.max}\n`;
+  if (doc.holders.length > 0) {
+    text += `\nMACHINE ID\n${doc.holders.join("\n")}\n`;
+  }
+  return text;
+}
+
+function slotFields(key: string, doc: Semaphore): Record<string, unknown> {
+  return { key, available: doc.semaphore, max: doc.max, holders: doc.holders };
+}
+
+async function withStore<T>(
+  invocation: CtlInvocation,
+  deps: CtlDeps,
+  body: (store: LockStore) => Promise<T>,
+): Promise<T> {
+  const store = await deps.openStore(invocation);
+  try {
+    return await body(store);
+  } finally {
+    await store.close();
+  }
+}
+
+async function execute(
+  inv: CtlInvocation,
+  deps: CtlDeps,
+): Promise<{ text: string; json: Record<string, unknown> }> {
+  switch (inv.command) {
+    case "help":
+      return {
+        text: ctlHelp(inv.helpTopic),
+        json: { help: ctlHelp(inv.helpTopic) },
+      };
+    case "status":
+      return await withStore(inv, deps, async (store) => {
+        const { doc } = await store.read();
+        return { text: formatStatus(doc), json: slotFields(store.key, doc) };
+      });
+    case "lock":
+    case "unlock": {
+      const id = inv.id ?? await deps.machineId();
+      const change = inv.command === "lock" ? lockSlot : unlockSlot;
+      return await withStore(inv, deps, async (store) => {
+        const { after } = await change(store, id);
+        return { text: "", json: { id, ...slotFields(store.key, after) } };
+      });
+    }
+    case "set-max":
+      return await withStore(inv, deps, async (store) => {
+        const { before, after } = await setMaxSlots(store, inv.max as number);
+        return {
+          text: `Old: ${before.max}\nNew: ${after.max}\n`,
+          json: {
+            old: before.max,
+            new: after.max,
+            ...slotFields(store.key, after),
+          },
+        };
+      });
+    case "reset":
+      return await withStore(inv, deps, async (store) => {
+        const { raw, revision } = await store.readRaw();
+        const shown = raw ?? "(absent)";
+        if (!inv.force) {
+          throw new UsageError(
+            `reset would replace the document at ${store.key}: ${
+              JSON.stringify(shown.slice(0, 200))
+            }; add --force to confirm`,
+          );
+        }
+        if (!await store.replace(revision, INITIAL_SEMAPHORE)) {
+          throw new ContentionError(
+            `the document at ${store.key} changed while resetting it; nothing was replaced`,
+          );
+        }
+        return {
+          text: `Replaced: ${shown}\nNew: ${
+            JSON.stringify(INITIAL_SEMAPHORE)
+          }\n`,
+          json: {
+            key: store.key,
+            replaced: raw ?? null,
+            new: INITIAL_SEMAPHORE,
+          },
+        };
+      });
+    case "reboot": {
+      if (!deps.isRoot()) throw new UsageError("reboot must be run as root");
+      const id = await deps.machineId();
+      await withStore(inv, deps, async (store) => {
+        try {
+          await lockSlot(store, id);
+        } catch (error) {
+          // Our own slot from an earlier attempt is ours to use.
+          if (
+            !(error instanceof SemaphoreRefusedError &&
+              error.reason === "holder_exists")
+          ) {
+            throw error;
+          }
+        }
+      });
+      await deps.reboot();
+      return { text: "", json: { id, reboot: "requested" } };
+    }
+    case "send-need-reboot":
+      await deps.sendNeedReboot();
+      return {
+        text: "",
+        json: { signal: "UPDATE_STATUS_UPDATED_NEED_REBOOT" },
+      };
+  }
+}
+
+/**
+ * Runs one parsed invocation and returns the exit status: 0 success, 1 refused
+ * or failed, 2 usage error. Errors are one line on stderr (`Error locking: ...`);
+ * with `--json` stdout also gets `{"ok": false, "error": <kind>, ...}`.
+ */
+export async function runCtlInvocation(
+  inv: CtlInvocation,
+  deps: CtlDeps,
+): Promise<number> {
+  if (inv.version) {
+    deps.stdout(
+      inv.json
+        ? `${JSON.stringify({ version: VERSION })}\n`
+        : `locksmithctl ${VERSION}\n`,
+    );
+    return 0;
+  }
+  try {
+    const { text, json } = await execute(inv, deps);
+    if (inv.json) {
+      deps.stdout(
+        `${JSON.stringify({ ok: true, command: inv.command, ...json })}\n`,
+      );
+    } else {
+      deps.stdout(text);
+    }
+    return 0;
+  } catch (error) {
+    const message = oneLine(error);
+    const prefix = error instanceof UsageError
+      ? "locksmithctl"
+      : `Error ${ACTION[inv.command]}`;
+    deps.stderr(`${prefix}: ${message}\n`);
+    if (inv.json) {
+      deps.stdout(
+        `${
+          JSON.stringify({
+            ok: false,
+            command: inv.command,
+            error: errorKind(error),
+            message,
+          })
+        }\n`,
+      );
+    }
+    return exitCodeOf(error);
+  }
+}

@@ -1,0 +1,52 @@
+/** Runs locksmithctl as a subprocess with its real permission flags. */
+
+import { permissionFlags, REPO_ROOT } from "./permissions.ts";
+
+/** What a locksmithctl run printed and returned. */
+export interface CtlResult {
+  /** Exit status. */
+  readonly code: number;
+  /** Standard output. */
+  readonly stdout: string;
+  /** Standard error. */
+  readonly stderr: string;
+}
+
+/** Options of {@link runCtlProcess}. */
+export interface CtlProcessOptions {
+  /** Environment variables for the child (added to a minimal environment). */
+  readonly env?: Record<string, string>;
+  /** Extra read paths (e.g. a temp dir of TLS files) added to the `ctl` set. */
+  readonly extraRead?: string[];
+}
+
+/** Runs `deno run <ctl permissions> ctl.ts ...args` and collects its output. */
+export async function runCtlProcess(
+  args: string[],
+  options: CtlProcessOptions = {},
+): Promise<CtlResult> {
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      ...permissionFlags("ctl", { read: options.extraRead ?? [] }),
+      `${REPO_ROOT}ctl.ts`,
+      ...args,
+    ],
+    cwd: REPO_ROOT,
+    clearEnv: true,
+    env: {
+      PATH: Deno.env.get("PATH") ?? "/usr/bin:/bin",
+      NO_COLOR: "1",
+      ...options.env,
+    },
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const decoder = new TextDecoder();
+  return {
+    code: out.code,
+    stdout: decoder.decode(out.stdout),
+    stderr: decoder.decode(out.stderr),
+  };
+}
