@@ -70,9 +70,11 @@ export {
   type EtcdConnectionOptions,
 } from "./lib/etcd_client.ts";
 export {
-  type Change,
   EtcdLockStore,
   type EtcdLockStoreOptions,
+} from "./lib/etcd_lock_store.ts";
+export {
+  type Change,
   lockSlot,
   type LockStore,
   setMaxSlots,

@@ -30,7 +30,7 @@ function write(
 export async function openEtcdStore(inv: CtlInvocation): Promise<LockStore> {
   const [{ connectEtcd }, { EtcdLockStore }] = await Promise.all([
     import("./etcd_client.ts"),
-    import("./lock_store.ts"),
+    import("./etcd_lock_store.ts"),
   ]);
   const client = await connectEtcd(inv);
   return new EtcdLockStore(client, semaphoreKey(inv.group), inv);

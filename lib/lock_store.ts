@@ -1,33 +1,11 @@
 /**
- * The semaphore stored in etcd v3, changed only by compare-and-swap.
- *
- * Every change is one etcd Txn guarded by the key's `mod_revision` as last
- * seen (`0` for an absent key, which makes the first write create-if-absent).
- * When the guard fails the same Txn returns the current document, so a
- * conflict costs no extra read: the change is re-applied to it and retried
- * (bounded, with jitter). A document that does not parse is never written.
+ * The semaphore storage interface that locksmithctl and locksmithd use, and
+ * the three operations on it. The etcd implementation is `EtcdLockStore`.
  *
  * @module
  */
 
-import type { Etcd3, IKeyValue, Watcher } from "etcd3";
-import {
-  ContentionError,
-  CorruptDocumentError,
-  EtcdUnavailableError,
-  SemaphoreRefusedError,
-} from "./errors.ts";
-import {
-  formatSemaphore,
-  INITIAL_SEMAPHORE,
-  lock,
-  parseSemaphore,
-  type Semaphore,
-  setMax,
-  unlock,
-} from "./semaphore.ts";
-import { describeEtcdError } from "./etcd_client.ts";
-import { formatDuration } from "./duration.ts";
+import { lock, type Semaphore, setMax, unlock } from "./semaphore.ts";
 
 /** What an {@link LockStore.update} did. */
 export interface UpdateOutcome {
@@ -53,7 +31,7 @@ export interface Snapshot {
 
 /**
  * A change to the semaphore: returns the new document, `undefined` for "no
- * change needed" (nothing is written), or throws {@link SemaphoreRefusedError}.
+ * change needed" (nothing is written), or throws `SemaphoreRefusedError`.
  */
 export type Change = (doc: Semaphore) => Semaphore | undefined;
 
@@ -76,6 +54,13 @@ export interface LockStore {
   ): Promise<boolean>;
   /** The key's `mod_revision` as last seen by this store (`0` before any read). */
   readonly revision: number;
+  /**
+   * The document as last seen by this store (from a read, a write or the
+   * watch), without I/O; `undefined` before the first read or when the last
+   * seen document does not parse. May be stale: use it to decide whether a
+   * request is worth sending, never to refuse.
+   */
+  peek(): Semaphore | undefined;
   /** Reads the stored text without parsing it (`raw` undefined when absent); never writes. */
   readRaw(): Promise<{ raw: string | undefined; revision: number }>;
   /**
@@ -85,252 +70,6 @@ export interface LockStore {
   replace(revision: number, doc: Semaphore): Promise<boolean>;
   /** Releases the connection. */
   close(): Promise<void>;
-}
-
-/** Tuning of {@link EtcdLockStore}; defaults suit both the tools and the daemon. */
-export interface EtcdLockStoreOptions {
-  /** Endpoints, named in error messages. */
-  readonly endpoints: readonly string[];
-  /** Deadline of each whole operation (read, or update with its retries), in ms. */
-  readonly timeoutMs: number;
-  /** Compare-and-swap attempts before giving up with {@link ContentionError}. Default 64. */
-  readonly maxAttempts?: number;
-  /** Random source in [0, 1) for the retry jitter. Default `Math.random`. */
-  readonly random?: () => number;
-}
-
-interface Cached {
-  raw: string | undefined;
-  revision: number;
-}
-
-const decoder = new TextDecoder();
-
-function cachedFrom(kv: IKeyValue | undefined): Cached {
-  if (kv === undefined) return { raw: undefined, revision: 0 };
-  return { raw: decoder.decode(kv.value), revision: Number(kv.mod_revision) };
-}
-
-/** The {@link LockStore} over an etcd v3 client. */
-export class EtcdLockStore implements LockStore {
-  /** The etcd key of the semaphore. */
-  readonly key: string;
-  readonly #client: Etcd3;
-  readonly #options: EtcdLockStoreOptions;
-  #cache: Cached | undefined;
-  #watcher: Promise<Watcher> | undefined;
-  #waiters = new Set<() => void>();
-
-  /**
-   * @param client an etcd client; closed by {@link EtcdLockStore.close}
-   * @param key the semaphore key (see `semaphoreKey`)
-   * @param options endpoints for messages, deadline, retry tuning
-   */
-  constructor(client: Etcd3, key: string, options: EtcdLockStoreOptions) {
-    this.#client = client;
-    this.key = key;
-    this.#options = options;
-  }
-
-  /** The key's `mod_revision` as last seen (`0` before any read or when absent). */
-  get revision(): number {
-    return this.#cache?.revision ?? 0;
-  }
-
-  #snapshot(cached: Cached): Snapshot {
-    const doc = cached.raw === undefined
-      ? INITIAL_SEMAPHORE
-      : parseSemaphore(cached.raw, this.key);
-    return { doc, raw: cached.raw, revision: cached.revision };
-  }
-
-  #remember(cached: Cached): Cached {
-    if (this.#cache === undefined || cached.revision >= this.#cache.revision) {
-      this.#cache = cached;
-    }
-    if (cached.revision > 0) this.#notify();
-    return cached;
-  }
-
-  async #fetch(): Promise<Cached> {
-    const res = await this.#client.get(this.key).exec();
-    return this.#remember(cachedFrom(res.kvs[0]));
-  }
-
-  /** Reads the current document (linearizable); never writes. */
-  read(): Promise<Snapshot> {
-    return this.#guard(async () => this.#snapshot(await this.#fetch()));
-  }
-
-  /** Reads the stored text without parsing it; never writes. */
-  readRaw(): Promise<{ raw: string | undefined; revision: number }> {
-    return this.#guard(() => this.#fetch());
-  }
-
-  /** Writes `doc` if the key is still at `revision`; see {@link LockStore.replace}. */
-  replace(revision: number, doc: Semaphore): Promise<boolean> {
-    return this.#guard(async () => {
-      const raw = formatSemaphore(doc);
-      const res = await this.#client.if(this.key, "Mod", "==", revision)
-        .then(this.#client.put(this.key).value(raw)).commit();
-      if (res.succeeded) {
-        this.#remember({ raw, revision: Number(res.header.revision) });
-      }
-      return res.succeeded;
-    });
-  }
-
-  /** Applies `change` with compare-and-swap; see {@link LockStore.update}. */
-  update(change: Change): Promise<UpdateOutcome> {
-    return this.#guard(() => this.#update(change));
-  }
-
-  async #update(change: Change): Promise<UpdateOutcome> {
-    const maxAttempts = this.#options.maxAttempts ?? 64;
-    const random = this.#options.random ?? Math.random;
-    // A cached document may be stale: it may be used to write (the guard
-    // catches staleness) but never to refuse or to skip a write.
-    let state = this.#cache;
-    let fresh = false;
-    if (state === undefined) {
-      state = await this.#fetch();
-      fresh = true;
-    }
-    for (let attempt = 1; attempt <= maxAttempts; attempt++) {
-      const before = this.#snapshot(state).doc;
-      let after: Semaphore | undefined;
-      try {
-        after = change(before);
-      } catch (error) {
-        if (fresh || !(error instanceof SemaphoreRefusedError)) throw error;
-        state = await this.#fetch();
-        fresh = true;
-        attempt--;
-        continue;
-      }
-      if (after === undefined) {
-        if (fresh) {
-          return { before, after: before, written: false, attempts: attempt };
-        }
-        state = await this.#fetch();
-        fresh = true;
-        attempt--;
-        continue;
-      }
-      const raw = formatSemaphore(after);
-      const res = await this.#client
-        .if(this.key, "Mod", "==", state.revision)
-        .then(this.#client.put(this.key).value(raw))
-        .else(this.#client.get(this.key))
-        .commit();
-      if (res.succeeded) {
-        this.#remember({ raw, revision: Number(res.header.revision) });
-        return { before, after, written: true, attempts: attempt };
-      }
-      const range = res.responses[0]?.response_range;
-      state = this.#remember(cachedFrom(range?.kvs[0]));
-      fresh = true;
-      if (attempt > 1) {
-        // Full jitter, 2 ms doubling to 250 ms: spreads out a herd of writers.
-        const cap = Math.min(250, 2 ** attempt);
-        await new Promise((r) => setTimeout(r, random() * cap));
-      }
-    }
-    throw new ContentionError(
-      `gave up on ${this.key} after ${maxAttempts} conflicting writes`,
-    );
-  }
-
-  async #guard<T>(operation: () => Promise<T>): Promise<T> {
-    const { timeoutMs, endpoints } = this.#options;
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    const deadline = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => {
-        reject(
-          new EtcdUnavailableError(
-            `etcd at ${endpoints.join(",")} did not answer within ${
-              formatDuration(timeoutMs)
-            }`,
-          ),
-        );
-      }, timeoutMs);
-    });
-    try {
-      return await Promise.race([operation(), deadline]);
-    } catch (error) {
-      if (
-        error instanceof SemaphoreRefusedError ||
-        error instanceof CorruptDocumentError ||
-        error instanceof ContentionError ||
-        error instanceof EtcdUnavailableError
-      ) throw error;
-      throw describeEtcdError(error, this.#options);
-    } finally {
-      clearTimeout(timer);
-    }
-  }
-
-  #notify(): void {
-    for (const wake of this.#waiters) wake();
-  }
-
-  #watch(fromRevision: number): Promise<Watcher> {
-    this.#watcher ??= (async () => {
-      const builder = this.#client.watch().key(this.key);
-      if (fromRevision > 0) builder.startRevision(String(fromRevision + 1));
-      const watcher = await builder.create();
-      watcher.on("put", (kv) => this.#remember(cachedFrom(kv)));
-      watcher.on("delete", (kv) => {
-        this.#remember({ raw: undefined, revision: Number(kv.mod_revision) });
-      });
-      // The client reconnects watchers by itself; errors must not crash us.
-      watcher.on("error", () => {});
-      return watcher;
-    })().catch((error) => {
-      this.#watcher = undefined;
-      throw error;
-    });
-    return this.#watcher;
-  }
-
-  /** Waits for a change after `revision`; see {@link LockStore.waitForChange}. */
-  async waitForChange(
-    revision: number,
-    timeoutMs: number,
-    signal?: AbortSignal,
-  ): Promise<boolean> {
-    if (this.revision > revision) return true;
-    if (signal?.aborted) return false;
-    return await new Promise<boolean>((resolve) => {
-      let done = false;
-      const finish = (changed: boolean) => {
-        if (done) return;
-        done = true;
-        clearTimeout(timer);
-        this.#waiters.delete(check);
-        signal?.removeEventListener("abort", onAbort);
-        resolve(changed);
-      };
-      const check = () => {
-        if (this.revision > revision) finish(true);
-      };
-      const onAbort = () => finish(false);
-      const timer = setTimeout(() => finish(false), timeoutMs);
-      this.#waiters.add(check);
-      signal?.addEventListener("abort", onAbort);
-      // A watch that cannot be set up now is retried by the next wait;
-      // the timeout still bounds this one.
-      this.#watch(revision).catch(() => {});
-    });
-  }
-
-  /** Closes the watch and the etcd connection. */
-  async close(): Promise<void> {
-    const watcher = this.#watcher;
-    this.#watcher = undefined;
-    if (watcher) await watcher.then((w) => w.cancel()).catch(() => {});
-    this.#client.close();
-  }
 }
 
 /** Takes a slot for `id`; refuses when full or when `id` already holds one. */

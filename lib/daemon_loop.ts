@@ -1,0 +1,411 @@
+/**
+ * locksmithd's main loop: wait until a reboot is needed, wait for the reboot
+ * window, take a slot, wait for logged-in users, reboot. Every dependency
+ * (lock store, rebooter, reboot-needed source, clock, log) is a parameter,
+ * so the loop is tested with fakes and a fake clock as well as for real.
+ *
+ * @module
+ */
+
+import type { RebootStrategy } from "./daemon_config.ts";
+import {
+  backoffMs,
+  onLockFailure,
+  startupAction,
+  usesLock,
+  windowState,
+  worthTrying,
+} from "./daemon_decisions.ts";
+import { oneLine, SemaphoreRefusedError } from "./errors.ts";
+import { formatDuration } from "./duration.ts";
+import { isHolder } from "./semaphore.ts";
+import { lockSlot, type LockStore, unlockSlot } from "./lock_store.ts";
+import { formatRebootWindow, type RebootWindow } from "./reboot_window.ts";
+
+/** Tells whether this machine needs a reboot (update_engine, or a sentinel file). */
+export interface RebootNeedSource {
+  /** For log lines, e.g. `update_engine` or `sentinel file /run/reboot-required`. */
+  readonly name: string;
+  /** Whether a reboot is needed now. */
+  isNeeded(): Promise<boolean>;
+  /** Resolves `true` once a reboot is needed (at once if it already is), `false` on abort. */
+  waitUntilNeeded(signal: AbortSignal): Promise<boolean>;
+}
+
+/** Reboots the machine (systemd-logind); sized to the calls locksmithd makes. */
+export interface Rebooter {
+  /** Number of logged-in user sessions. */
+  activeSessions(): Promise<number>;
+  /** Asks for a reboot; resolves once the request was accepted. */
+  reboot(): Promise<void>;
+}
+
+/** Time, injectable for tests. */
+export interface Clock {
+  /** The current time. */
+  now(): Date;
+  /** Sleeps `ms`; resolves `false` early when `signal` aborts. */
+  sleep(ms: number, signal: AbortSignal): Promise<boolean>;
+}
+
+/** Where locksmithd's decisions are logged, one line each. */
+export interface DaemonLog {
+  /** A decision or a state change. */
+  info(message: string): void;
+  /** Something went wrong and is being retried. */
+  warn(message: string): void;
+}
+
+/** What locksmithd was configured to do. */
+export interface DaemonSettings {
+  /** The reboot strategy. */
+  readonly strategy: RebootStrategy;
+  /** This machine's id, the holder id in the semaphore. */
+  readonly machineId: string;
+  /** Reboot only inside this window, if any. */
+  readonly window?: RebootWindow | undefined;
+  /** Delay before rebooting while users are logged in; 0 disables. */
+  readonly loginDelayMs: number;
+  /** Longest wait for a slot between two checks when no change is seen (default 5 min). */
+  readonly safetyRecheckMs?: number;
+  /** Longest random delay before trying a slot after a change (default 1 s), against herds. */
+  readonly wakeJitterMs?: number;
+}
+
+/** What locksmithd needs from the world. */
+export interface DaemonDeps {
+  /** The semaphore; `undefined` for the `reboot` and `off` strategies. */
+  readonly store: LockStore | undefined;
+  /** Reboots the machine. */
+  readonly rebooter: Rebooter;
+  /** Tells when a reboot is needed. */
+  readonly need: RebootNeedSource;
+  /** Time. */
+  readonly clock: Clock;
+  /** Decision log. */
+  readonly log: DaemonLog;
+  /** Random source in [0, 1). */
+  readonly random: () => number;
+}
+
+/** How {@link runDaemonLoop} ended. */
+export type DaemonOutcome = "off" | "rebooted" | "stopped";
+
+/** Runs locksmithd until it asked for a reboot, was stopped, or has nothing to do. */
+export async function runDaemonLoop(
+  settings: DaemonSettings,
+  deps: DaemonDeps,
+  signal: AbortSignal,
+): Promise<DaemonOutcome> {
+  return await new DaemonRun(settings, deps, signal).run();
+}
+
+class DaemonRun {
+  readonly #s: DaemonSettings;
+  readonly #d: DaemonDeps;
+  readonly #signal: AbortSignal;
+
+  constructor(settings: DaemonSettings, deps: DaemonDeps, signal: AbortSignal) {
+    this.#s = settings;
+    this.#d = deps;
+    this.#signal = signal;
+  }
+
+  get #stopped(): boolean {
+    return this.#signal.aborted;
+  }
+
+  async run(): Promise<DaemonOutcome> {
+    const { strategy, machineId, window } = this.#s;
+    const { log, need } = this.#d;
+    if (strategy === "off") {
+      log.info("strategy is off: locksmithd has nothing to do, exiting");
+      return "off";
+    }
+    log.info(
+      `starting: strategy ${strategy}, machine ${machineId}, ${
+        window
+          ? `reboot window ${formatRebootWindow(window)}`
+          : "no reboot window"
+      }, reboot-needed source ${need.name}`,
+    );
+    const pending = await this.#isNeeded();
+    // Release runs beside the wait for a reboot; it is stopped before taking a slot.
+    const releaseStop = new AbortController();
+    const onStop = () => releaseStop.abort();
+    this.#signal.addEventListener("abort", onStop);
+    // With a reboot pending there is nothing to release: a held slot is kept
+    // and the lock step recognises it.
+    const release = this.#d.store && usesLock(strategy) && !pending
+      ? this.#startupRelease(this.#d.store, pending, releaseStop.signal)
+      : Promise.resolve();
+    try {
+      if (!pending) {
+        log.info(`waiting for a reboot to be needed (${need.name})`);
+        if (!await need.waitUntilNeeded(this.#signal)) return "stopped";
+      }
+      log.info(`reboot needed (${need.name})`);
+      releaseStop.abort();
+      await release;
+      return await this.#rebootWhenAllowed();
+    } finally {
+      releaseStop.abort();
+      this.#signal.removeEventListener("abort", onStop);
+      await release;
+    }
+  }
+
+  async #isNeeded(): Promise<boolean> {
+    try {
+      return await this.#d.need.isNeeded();
+    } catch (error) {
+      this.#d.log.warn(
+        `cannot tell whether a reboot is needed: ${oneLine(error)}`,
+      );
+      return false;
+    }
+  }
+
+  async #startupRelease(
+    store: LockStore,
+    pending: boolean,
+    stop: AbortSignal,
+  ): Promise<void> {
+    const { log, clock, random } = this.#d;
+    const id = this.#s.machineId;
+    for (let attempt = 1; !stop.aborted; attempt++) {
+      try {
+        const { doc } = await store.read();
+        const action = startupAction(isHolder(doc, id), pending);
+        if (action === "keep") {
+          log.info(
+            `keeping the slot held by ${id}: its reboot is still pending`,
+          );
+        } else if (action === "release") {
+          if (stop.aborted) return;
+          await unlockSlot(store, id);
+          log.info(`released the slot held by ${id}: the reboot has happened`);
+        }
+        return;
+      } catch (error) {
+        if (error instanceof SemaphoreRefusedError) return; // released by someone else
+        const delay = backoffMs(attempt, random);
+        log.warn(
+          `cannot check or release this machine's slot: ${
+            oneLine(error)
+          }; retrying in ${formatDuration(delay)}`,
+        );
+        if (!await clock.sleep(delay, stop)) return;
+      }
+    }
+  }
+
+  /** Loops: window, slot, login delay, reboot. */
+  async #rebootWhenAllowed(): Promise<DaemonOutcome> {
+    const { strategy, window } = this.#s;
+    const { log, clock, store } = this.#d;
+    while (!this.#stopped) {
+      const state = windowState(window, clock.now());
+      if (!state.open) {
+        log.info(
+          `waiting for the reboot window ${
+            formatRebootWindow(window!)
+          }: it opens at ${state.opensAt.toISOString()}`,
+        );
+        if (!await this.#sleepUntil(state.opensAt)) return "stopped";
+        continue;
+      }
+      let holding = false;
+      if (store && usesLock(strategy)) {
+        const got = await this.#acquire(store, state.closesAt);
+        if (got === "stopped") return "stopped";
+        if (got === "window-closed") continue;
+        holding = got === "held";
+      }
+      if (!await this.#waitForUsers()) return "stopped";
+      if (!windowState(window, clock.now()).open) {
+        if (holding && store) await this.#giveBack(store);
+        continue;
+      }
+      return await this.#reboot(holding);
+    }
+    return "stopped";
+  }
+
+  async #sleepUntil(when: Date): Promise<boolean> {
+    const ms = when.getTime() - this.#d.clock.now().getTime();
+    return ms <= 0
+      ? !this.#stopped
+      : await this.#d.clock.sleep(ms, this.#signal);
+  }
+
+  async #acquire(
+    store: LockStore,
+    closesAt: Date | undefined,
+  ): Promise<"held" | "no-slot" | "window-closed" | "stopped"> {
+    const { strategy, machineId } = this.#s;
+    const { log, clock, random } = this.#d;
+    const recheckMs = this.#s.safetyRecheckMs ?? 300_000;
+    const jitterMs = this.#s.wakeJitterMs ?? 1_000;
+    let failures = 0;
+    let lastFull = "";
+    while (!this.#stopped) {
+      if (closesAt && clock.now() >= closesAt) {
+        log.info(
+          "the reboot window closed before a slot was free; waiting for the next one",
+        );
+        return "window-closed";
+      }
+      try {
+        const { after } = await lockSlot(store, machineId);
+        log.info(
+          `took a slot: ${after.holders.length} of ${after.max} held (${
+            after.holders.join(", ")
+          })`,
+        );
+        break;
+      } catch (error) {
+        const action = onLockFailure(strategy, error);
+        if (action === "holding") {
+          log.info(`this machine (${machineId}) already holds a slot`);
+          break;
+        }
+        if (action === "reboot-without-slot") {
+          log.warn(
+            `etcd does not answer (${
+              oneLine(error)
+            }); best-effort: rebooting without a slot`,
+          );
+          return "no-slot";
+        }
+        if (action === "wait-for-slot") {
+          failures = 0;
+          const doc = store.peek();
+          const summary = doc
+            ? `max ${doc.max}, held by ${doc.holders.join(", ") || "nobody"}`
+            : oneLine(error);
+          if (summary !== lastFull) {
+            log.info(`no slot free (${summary}); waiting for one`);
+            lastFull = summary;
+          }
+          if (
+            !await this.#waitForFreeSlot(store, closesAt, recheckMs, jitterMs)
+          ) {
+            return "stopped";
+          }
+          continue;
+        }
+        failures++;
+        lastFull = "";
+        const delay = backoffMs(failures, random);
+        log.warn(
+          `cannot take a slot: ${oneLine(error)}; retrying in ${
+            formatDuration(delay)
+          }`,
+        );
+        if (!await clock.sleep(delay, this.#signal)) return "stopped";
+      }
+    }
+    if (this.#stopped) return "stopped";
+    if (closesAt && clock.now() >= closesAt) {
+      log.info("the reboot window closed while taking a slot");
+      await this.#giveBack(store);
+      return "window-closed";
+    }
+    return "held";
+  }
+
+  /** Waits for the watched document to show a free slot (or the window to close). */
+  async #waitForFreeSlot(
+    store: LockStore,
+    closesAt: Date | undefined,
+    recheckMs: number,
+    jitterMs: number,
+  ): Promise<boolean> {
+    const { clock, random } = this.#d;
+    const deadline = clock.now().getTime() + recheckMs;
+    while (!this.#stopped) {
+      const now = clock.now().getTime();
+      const until = Math.min(deadline, closesAt?.getTime() ?? Infinity);
+      if (now >= until) return true;
+      const changed = await store.waitForChange(
+        store.revision,
+        until - now,
+        this.#signal,
+      );
+      if (this.#stopped) return false;
+      if (!changed) return true; // safety re-check, or the window closed
+      if (worthTrying(store.peek(), this.#s.machineId)) {
+        // Spread a herd of waiters; whoever wins first is seen by the others' watch.
+        if (
+          jitterMs > 0 && !await clock.sleep(random() * jitterMs, this.#signal)
+        ) return false;
+        if (worthTrying(store.peek(), this.#s.machineId)) return true;
+      }
+    }
+    return false;
+  }
+
+  async #giveBack(store: LockStore): Promise<void> {
+    const { log, clock, random } = this.#d;
+    for (let attempt = 1; attempt <= 5; attempt++) {
+      try {
+        await unlockSlot(store, this.#s.machineId);
+        log.info(
+          "released the slot: the reboot window closed before rebooting",
+        );
+        return;
+      } catch (error) {
+        if (error instanceof SemaphoreRefusedError) return;
+        log.warn(`cannot release the slot: ${oneLine(error)}`);
+        if (!await clock.sleep(backoffMs(attempt, random), this.#signal)) {
+          return;
+        }
+      }
+    }
+  }
+
+  /** Waits the login delay when users are logged in; `false` when stopped. */
+  async #waitForUsers(): Promise<boolean> {
+    const delay = this.#s.loginDelayMs;
+    if (delay <= 0) return !this.#stopped;
+    let sessions = 0;
+    try {
+      sessions = await this.#d.rebooter.activeSessions();
+    } catch (error) {
+      this.#d.log.warn(`cannot list logged-in sessions: ${oneLine(error)}`);
+    }
+    if (sessions === 0) return !this.#stopped;
+    this.#d.log.info(
+      `${sessions} user session(s) logged in: rebooting in ${
+        formatDuration(delay)
+      }`,
+    );
+    return await this.#d.clock.sleep(delay, this.#signal);
+  }
+
+  async #reboot(holding: boolean): Promise<DaemonOutcome> {
+    const { log, clock, random, rebooter } = this.#d;
+    for (let attempt = 1; !this.#stopped; attempt++) {
+      try {
+        log.info(
+          `rebooting: asking logind to reboot${
+            holding ? " (holding a slot)" : " (no slot)"
+          }`,
+        );
+        await rebooter.reboot();
+        log.info("reboot requested");
+        return "rebooted";
+      } catch (error) {
+        const delay = backoffMs(attempt, random);
+        log.warn(
+          `reboot request failed: ${oneLine(error)}; retrying in ${
+            formatDuration(delay)
+          }`,
+        );
+        if (!await clock.sleep(delay, this.#signal)) return "stopped";
+      }
+    }
+    return "stopped";
+  }
+}
