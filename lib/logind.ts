@@ -1,0 +1,125 @@
+/**
+ * Rebooting through systemd-logind over D-Bus (`org.freedesktop.login1`), and
+ * counting logged-in sessions.
+ *
+ * @module
+ */
+
+import {
+  DbusCallError,
+  INVALID_SIGNATURE_ERROR,
+  type MethodCall,
+  type SystemBus,
+} from "./system_bus.ts";
+
+/** logind's well-known bus name. */
+export const LOGIND_NAME = "org.freedesktop.login1";
+/** logind's manager object. */
+export const LOGIND_PATH = "/org/freedesktop/login1";
+/** logind's manager interface. */
+export const LOGIND_INTERFACE = "org.freedesktop.login1.Manager";
+
+/** Reboots the machine; sized to the calls locksmithd and locksmithctl make. */
+export interface Rebooter {
+  /** Asks for a reboot; resolves once the request was accepted. */
+  reboot(): Promise<void>;
+  /** Number of logged-in sessions. */
+  activeSessions(): Promise<number>;
+}
+
+/** One logged-in session, as `ListSessions` describes it. */
+export interface LoginSession {
+  /** Session id, e.g. `c1` or `3`. */
+  readonly id: string;
+  /** User id. */
+  readonly uid: number;
+  /** User name. */
+  readonly user: string;
+  /** Seat id, empty for sessions without a seat (e.g. ssh). */
+  readonly seat: string;
+  /** Object path of the session. */
+  readonly path: string;
+}
+
+/** Options of {@link LogindRebooter}. */
+export interface LogindOptions {
+  /** Time a call may take (default the connection's call timeout). */
+  readonly timeoutMs?: number;
+}
+
+/**
+ * systemd-logind over D-Bus. `reboot()` calls `Reboot(false)` (no
+ * interactive authorization: root, or a polkit rule, is needed). Failures are
+ * {@link DbusCallError}s naming the method and the D-Bus error name.
+ */
+export class LogindRebooter implements Rebooter {
+  readonly #bus: SystemBus;
+  readonly #timeoutMs: number | undefined;
+
+  /**
+   * @param bus an open system bus connection (the caller closes it)
+   * @param options timeout
+   */
+  constructor(bus: SystemBus, options: LogindOptions = {}) {
+    this.#bus = bus;
+    this.#timeoutMs = options.timeoutMs;
+  }
+
+  #request(
+    member: string,
+    signature = "",
+    body: unknown[] = [],
+  ): MethodCall {
+    return {
+      destination: LOGIND_NAME,
+      path: LOGIND_PATH,
+      interface: LOGIND_INTERFACE,
+      member,
+      signature,
+      body,
+      ...(this.#timeoutMs === undefined ? {} : { timeoutMs: this.#timeoutMs }),
+    };
+  }
+
+  /** Calls `org.freedesktop.login1.Manager.Reboot(false)`. */
+  async reboot(): Promise<void> {
+    await this.#bus.call(this.#request("Reboot", "b", [false]));
+  }
+
+  /** Calls `ListSessions()`; throws a {@link DbusCallError} when the reply is not `a(susso)`. */
+  async listSessions(): Promise<LoginSession[]> {
+    const reply = await this.#bus.call(this.#request("ListSessions"));
+    const malformed = (what: string): DbusCallError =>
+      new DbusCallError(
+        `${LOGIND_INTERFACE}.ListSessions`,
+        INVALID_SIGNATURE_ERROR,
+        `reply ${what}`,
+      );
+    if (reply.signature !== "a(susso)") {
+      throw malformed(
+        `has signature ${JSON.stringify(reply.signature)}, expected "a(susso)"`,
+      );
+    }
+    const rows: unknown = reply.body[0];
+    if (!Array.isArray(rows)) throw malformed("is not an array");
+    return rows.map((row: unknown) => {
+      if (!Array.isArray(row) || row.length !== 5) {
+        throw malformed("has a session that is not 5 fields");
+      }
+      const [id, uid, user, seat, path] = row as unknown[];
+      if (
+        typeof id !== "string" || typeof uid !== "number" ||
+        typeof user !== "string" || typeof seat !== "string" ||
+        typeof path !== "string"
+      ) {
+        throw malformed("has a session with fields of the wrong types");
+      }
+      return { id, uid, user, seat, path };
+    });
+  }
+
+  /** Number of sessions `ListSessions()` returns. */
+  async activeSessions(): Promise<number> {
+    return (await this.listSessions()).length;
+  }
+}
