@@ -1,13 +1,18 @@
 /**
- * locksmithd: the reboot daemon (being built).
+ * locksmithd: the reboot daemon. When a reboot is needed (update_engine's
+ * StatusUpdate signal, or a sentinel file), it waits for the reboot window,
+ * takes a slot of the fleet's semaphore in etcd, and reboots through
+ * systemd-logind; after boot it releases the slot.
+ *
+ * Run it with the narrow permissions of the `daemon` set in `deno.json`:
+ * `deno run -q -P=daemon daemon.ts` (or `deno task daemon`).
  *
  * @module
  */
 
-/** Runs locksmithd; returns its exit status. */
-export function runDaemon(_args: readonly string[]): Promise<number> {
-  return Promise.resolve(1);
-}
+import { runDaemon } from "./lib/daemon_main.ts";
+
+export { runDaemon };
 
 if (import.meta.main) {
   Deno.exit(await runDaemon(Deno.args));

@@ -21,24 +21,10 @@ import { formatDuration } from "./duration.ts";
 import { isHolder } from "./semaphore.ts";
 import { lockSlot, type LockStore, unlockSlot } from "./lock_store.ts";
 import { formatRebootWindow, type RebootWindow } from "./reboot_window.ts";
+import type { Rebooter } from "./logind.ts";
+import type { RebootNeed } from "./update_engine.ts";
 
-/** Tells whether this machine needs a reboot (update_engine, or a sentinel file). */
-export interface RebootNeedSource {
-  /** For log lines, e.g. `update_engine` or `sentinel file /run/reboot-required`. */
-  readonly name: string;
-  /** Whether a reboot is needed now. */
-  isNeeded(): Promise<boolean>;
-  /** Resolves `true` once a reboot is needed (at once if it already is), `false` on abort. */
-  waitUntilNeeded(signal: AbortSignal): Promise<boolean>;
-}
-
-/** Reboots the machine (systemd-logind); sized to the calls locksmithd makes. */
-export interface Rebooter {
-  /** Number of logged-in user sessions. */
-  activeSessions(): Promise<number>;
-  /** Asks for a reboot; resolves once the request was accepted. */
-  reboot(): Promise<void>;
-}
+export type { Rebooter, RebootNeed };
 
 /** Time, injectable for tests. */
 export interface Clock {
@@ -79,7 +65,7 @@ export interface DaemonDeps {
   /** Reboots the machine. */
   readonly rebooter: Rebooter;
   /** Tells when a reboot is needed. */
-  readonly need: RebootNeedSource;
+  readonly need: RebootNeed;
   /** Time. */
   readonly clock: Clock;
   /** Decision log. */

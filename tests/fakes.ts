@@ -4,7 +4,7 @@ import type {
   Clock,
   DaemonLog,
   Rebooter,
-  RebootNeedSource,
+  RebootNeed,
 } from "../lib/daemon_loop.ts";
 import type {
   Change,
@@ -154,7 +154,7 @@ export class FakeRebooter implements Rebooter {
 }
 
 /** A reboot-needed source the test flips. */
-export class FakeNeed implements RebootNeedSource {
+export class FakeNeed implements RebootNeed {
   readonly name = "fake";
   #waiters: (() => void)[] = [];
   constructor(public needed = false) {}

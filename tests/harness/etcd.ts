@@ -7,6 +7,18 @@
 import { freePorts } from "./ports.ts";
 import { requireProgram } from "./tools.ts";
 
+/** GETs `url` and returns its body, giving up after `timeoutMs` (a paused member never answers). */
+async function fetchText(url: string, timeoutMs: number): Promise<string> {
+  const controller = new AbortController();
+  const timer = setTimeout(() => controller.abort(), timeoutMs);
+  try {
+    const res = await fetch(url, { signal: controller.signal });
+    return await res.text();
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
 /** TLS files for an etcd server. */
 export interface EtcdTls {
   /** CA certificate file. */
@@ -29,6 +41,8 @@ export interface EtcdMember {
   readonly metricsUrl: string;
   /** Whether the process is running (not killed; it may be paused). */
   readonly running: boolean;
+  /** Whether the process is frozen by {@link EtcdMember.pause}. */
+  readonly paused: boolean;
   /** Stops the member with SIGKILL. */
   kill(): Promise<void>;
   /** Stops the member with SIGTERM. */
@@ -37,7 +51,10 @@ export interface EtcdMember {
   pause(): void;
   /** Thaws a paused member with SIGCONT. */
   resume(): void;
-  /** Starts a stopped member again from its data dir. */
+  /**
+   * Starts the member; after a kill or stop, starts it again from its data
+   * dir (without `--initial-cluster-state`: etcd rejoins with its own WAL).
+   */
   start(): Promise<void>;
 }
 
@@ -51,10 +68,21 @@ export interface EtcdCluster {
   readonly endpoint: string;
   /** Root of the data dirs. */
   readonly dir: string;
-  /** Waits until every running member answers `/health` with a leader. */
+  /** Waits until every running, unpaused member answers `/health` with a leader. */
   waitHealthy(timeoutMs?: number): Promise<void>;
-  /** The current leader, found through the metrics endpoint. */
+  /** The current leader, found through the metrics endpoint (paused members are skipped). */
   leader(): Promise<EtcdMember>;
+  /**
+   * Waits until one running, unpaused member reports itself leader and
+   * returns it (after a leader is killed or paused, the new one).
+   */
+  waitLeader(timeoutMs?: number): Promise<EtcdMember>;
+  /** The running, unpaused members that are not the current leader. */
+  followers(): Promise<EtcdMember[]>;
+  /** Stops every member with SIGTERM (in parallel); the data dirs stay. */
+  stopAll(): Promise<void>;
+  /** Starts every stopped member from its data dir and waits until healthy. */
+  startAll(timeoutMs?: number): Promise<void>;
   /** Kills every member and removes the data dirs. */
   close(): Promise<void>;
 }
@@ -93,6 +121,7 @@ export async function startEtcd(
   const members = specs.map((spec) => {
     let child: Deno.ChildProcess | undefined;
     let started = false;
+    let paused = false;
     const args = [
       `--name=${spec.name}`,
       `--data-dir=${dir}/${spec.name}`,
@@ -129,6 +158,9 @@ export async function startEtcd(
       get running() {
         return child !== undefined;
       },
+      get paused() {
+        return paused;
+      },
       start() {
         if (child) return Promise.resolve();
         const log = Deno.openSync(`${dir}/${spec.name}.log`, {
@@ -151,6 +183,7 @@ export async function startEtcd(
         if (!child) return;
         const c = child;
         child = undefined;
+        paused = false;
         try {
           c.kill("SIGCONT");
           c.kill("SIGKILL");
@@ -161,6 +194,7 @@ export async function startEtcd(
         if (!child) return;
         const c = child;
         child = undefined;
+        paused = false;
         try {
           c.kill("SIGCONT");
           c.kill("SIGTERM");
@@ -168,10 +202,14 @@ export async function startEtcd(
         await c.status;
       },
       pause() {
-        child?.kill("SIGSTOP");
+        if (!child) return;
+        child.kill("SIGSTOP");
+        paused = true;
       },
       resume() {
-        child?.kill("SIGCONT");
+        if (!child) return;
+        child.kill("SIGCONT");
+        paused = false;
       },
     };
     return member;
@@ -184,11 +222,12 @@ export async function startEtcd(
     dir,
     async waitHealthy(timeoutMs = 20_000) {
       const deadline = Date.now() + timeoutMs;
-      for (const m of members.filter((m) => m.running)) {
+      for (const m of members.filter((m) => m.running && !m.paused)) {
         while (true) {
           try {
-            const res = await fetch(`${m.metricsUrl}/health`);
-            const body = await res.json() as { health?: string };
+            const body = JSON.parse(
+              await fetchText(`${m.metricsUrl}/health`, 1_000),
+            ) as { health?: string };
             if (body.health === "true") break;
           } catch { /* not up yet */ }
           if (Date.now() > deadline) {
@@ -206,11 +245,34 @@ export async function startEtcd(
       }
     },
     async leader() {
-      for (const m of members.filter((m) => m.running)) {
-        const text = await (await fetch(`${m.metricsUrl}/metrics`)).text();
+      for (const m of members.filter((m) => m.running && !m.paused)) {
+        const text = await fetchText(`${m.metricsUrl}/metrics`, 2_000)
+          .catch(() => "");
         if (/^etcd_server_is_leader 1$/m.test(text)) return m;
       }
       throw new Error("no etcd member is leader");
+    },
+    async waitLeader(timeoutMs = 20_000) {
+      const deadline = Date.now() + timeoutMs;
+      while (true) {
+        try {
+          return await cluster.leader();
+        } catch (error) {
+          if (Date.now() > deadline) throw error;
+        }
+        await new Promise((r) => setTimeout(r, 50));
+      }
+    },
+    async followers() {
+      const leader = await cluster.leader();
+      return members.filter((m) => m.running && !m.paused && m !== leader);
+    },
+    async stopAll() {
+      await Promise.all(members.map((m) => m.stop()));
+    },
+    async startAll(timeoutMs = 20_000) {
+      await Promise.all(members.map((m) => m.start()));
+      await cluster.waitHealthy(timeoutMs);
     },
     async close() {
       await Promise.all(members.map((m) => m.kill()));

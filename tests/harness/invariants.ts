@@ -31,11 +31,19 @@ export interface HistoryReport {
  * exactly one holder is added or removed. When `seen` is given, the lock and
  * unlock transitions per id must match what the clients saw succeed: every
  * success is in the history and every failure left no trace.
+ *
+ * `uncertain` lists operations whose outcome the client could not know (etcd
+ * timed out or failed after the request may have been sent, so the write may
+ * or may not have committed). Each may be present or absent: per id and per
+ * operation, the history count must lie between the successes seen and the
+ * successes plus the uncertain ones. Successes must all be present and
+ * refusals (not listed in either) must all be absent.
  */
 export function checkHistory(
   key: string,
   history: readonly KeyVersion[],
   seen?: readonly SeenOperation[],
+  uncertain: readonly SeenOperation[] = [],
 ): HistoryReport {
   const violations: string[] = [];
   const transitions = new Map<string, { lock: number; unlock: number }>();
@@ -86,18 +94,34 @@ export function checkHistory(
     previous = doc;
   }
   if (seen) {
-    const expected = new Map<string, { lock: number; unlock: number }>();
-    for (const { op, id } of seen) {
-      let c = expected.get(id);
-      if (!c) expected.set(id, c = { lock: 0, unlock: 0 });
-      c[op]++;
-    }
-    for (const id of new Set([...expected.keys(), ...transitions.keys()])) {
-      const e = expected.get(id) ?? { lock: 0, unlock: 0 };
-      const h = transitions.get(id) ?? { lock: 0, unlock: 0 };
-      if (e.lock !== h.lock || e.unlock !== h.unlock) {
+    const tally = (ops: readonly SeenOperation[]) => {
+      const counts = new Map<string, { lock: number; unlock: number }>();
+      for (const { op, id } of ops) {
+        let c = counts.get(id);
+        if (!c) counts.set(id, c = { lock: 0, unlock: 0 });
+        c[op]++;
+      }
+      return counts;
+    };
+    const expected = tally(seen);
+    const maybe = tally(uncertain);
+    const none = { lock: 0, unlock: 0 };
+    const ids = new Set([
+      ...expected.keys(),
+      ...maybe.keys(),
+      ...transitions.keys(),
+    ]);
+    for (const id of ids) {
+      const e = expected.get(id) ?? none;
+      const u = maybe.get(id) ?? none;
+      const h = transitions.get(id) ?? none;
+      const fits = (op: "lock" | "unlock") =>
+        e[op] <= h[op] && h[op] <= e[op] + u[op];
+      if (!fits("lock") || !fits("unlock")) {
         violations.push(
-          `${id}: clients saw ${e.lock} lock(s) and ${e.unlock} unlock(s) succeed, history has ${h.lock} and ${h.unlock}`,
+          u.lock + u.unlock === 0
+            ? `${id}: clients saw ${e.lock} lock(s) and ${e.unlock} unlock(s) succeed, history has ${h.lock} and ${h.unlock}`
+            : `${id}: clients saw ${e.lock} lock(s) and ${e.unlock} unlock(s) succeed and ${u.lock} and ${u.unlock} with unknown outcome, history has ${h.lock} and ${h.unlock}`,
         );
       }
     }
