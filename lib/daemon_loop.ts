@@ -314,13 +314,14 @@ class DaemonRun {
       const now = clock.now().getTime();
       const until = Math.min(deadline, closesAt?.getTime() ?? Infinity);
       if (now >= until) return true;
-      const changed = await store.waitForChange(
+      const result = await store.waitForChange(
         store.revision,
         until - now,
         this.#signal,
       );
-      if (this.#stopped) return false;
-      if (!changed) return true; // safety re-check, or the window closed
+      if (this.#stopped || result === "aborted") return false;
+      // A safety re-check, the window closing, or a lost watch: ask etcd.
+      if (result !== "changed") return true;
       if (worthTrying(store.peek(), this.#s.machineId)) {
         // Spread a herd of waiters; whoever wins first is seen by the others' watch.
         if (

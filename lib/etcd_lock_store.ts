@@ -32,6 +32,7 @@ import type {
   LockStore,
   Snapshot,
   UpdateOutcome,
+  WaitResult,
 } from "./lock_store.ts";
 
 /** Tuning of {@link EtcdLockStore}; defaults suit both the tools and the daemon. */
@@ -66,7 +67,8 @@ export class EtcdLockStore implements LockStore {
   readonly #options: EtcdLockStoreOptions;
   #cache: Cached | undefined;
   #watcher: Promise<Watcher> | undefined;
-  #waiters = new Set<() => void>();
+  #waiters = new Set<(event: "change" | "disconnected") => void>();
+  #watchConnected = false;
 
   /**
    * @param client an etcd client; closed by {@link EtcdLockStore.close}
@@ -227,8 +229,8 @@ export class EtcdLockStore implements LockStore {
     }
   }
 
-  #notify(): void {
-    for (const wake of this.#waiters) wake();
+  #notify(event: "change" | "disconnected" = "change"): void {
+    for (const wake of this.#waiters) wake(event);
   }
 
   #watch(fromRevision: number): Promise<Watcher> {
@@ -236,6 +238,14 @@ export class EtcdLockStore implements LockStore {
       const builder = this.#client.watch().key(this.key);
       if (fromRevision > 0) builder.startRevision(String(fromRevision + 1));
       const watcher = await builder.create();
+      this.#watchConnected = true;
+      watcher.on("connected", () => {
+        this.#watchConnected = true;
+      });
+      watcher.on("disconnected", () => {
+        this.#watchConnected = false;
+        this.#notify("disconnected");
+      });
       watcher.on("put", (kv) => this.#remember(cachedFrom(kv)));
       watcher.on("delete", (kv) => {
         this.#remember({ raw: undefined, revision: Number(kv.mod_revision) });
@@ -255,29 +265,34 @@ export class EtcdLockStore implements LockStore {
     revision: number,
     timeoutMs: number,
     signal?: AbortSignal,
-  ): Promise<boolean> {
-    if (this.revision > revision) return true;
-    if (signal?.aborted) return false;
-    return await new Promise<boolean>((resolve) => {
+  ): Promise<WaitResult> {
+    if (this.revision > revision) return "changed";
+    if (signal?.aborted) return "aborted";
+    return await new Promise<WaitResult>((resolve) => {
       let done = false;
-      const finish = (changed: boolean) => {
+      const finish = (result: WaitResult) => {
         if (done) return;
         done = true;
         clearTimeout(timer);
-        this.#waiters.delete(check);
+        clearTimeout(connectTimer);
+        this.#waiters.delete(wake);
         signal?.removeEventListener("abort", onAbort);
-        resolve(changed);
+        resolve(result);
       };
-      const check = () => {
-        if (this.revision > revision) finish(true);
+      const wake = (event: "change" | "disconnected") => {
+        if (this.revision > revision) finish("changed");
+        else if (event === "disconnected") finish("disconnected");
       };
-      const onAbort = () => finish(false);
-      const timer = setTimeout(() => finish(false), timeoutMs);
-      this.#waiters.add(check);
+      const onAbort = () => finish("aborted");
+      const timer = setTimeout(() => finish("timeout"), timeoutMs);
+      // A watch that is not up within the store's timeout (etcd down) tells
+      // nothing: say so, and let the caller check with a request.
+      const connectTimer = setTimeout(() => {
+        if (!this.#watchConnected) finish("disconnected");
+      }, Math.min(timeoutMs, this.#options.timeoutMs));
+      this.#waiters.add(wake);
       signal?.addEventListener("abort", onAbort);
-      // A watch that cannot be set up now is retried by the next wait;
-      // the timeout still bounds this one.
-      this.#watch(revision).catch(() => {});
+      this.#watch(revision).catch(() => finish("disconnected"));
     });
   }
 

@@ -7,6 +7,9 @@
 
 import { lock, type Semaphore, setMax, unlock } from "./semaphore.ts";
 
+/** Why {@link LockStore.waitForChange} returned. */
+export type WaitResult = "changed" | "timeout" | "disconnected" | "aborted";
+
 /** What an {@link LockStore.update} did. */
 export interface UpdateOutcome {
   /** The document the change was applied to. */
@@ -44,14 +47,17 @@ export interface LockStore {
   /** Applies `change` atomically, retrying on conflicts. */
   update(change: Change): Promise<UpdateOutcome>;
   /**
-   * Resolves `true` once the key has changed after `revision`, or `false` when
-   * `timeoutMs` passes or `signal` aborts first. Never throws for etcd outages.
+   * Waits until the key changes after `revision` (`"changed"`), `timeoutMs`
+   * passes (`"timeout"`), the watch of the key is lost or cannot be set up
+   * within the store's timeout, e.g. because etcd is down (`"disconnected"`:
+   * waiting learns nothing then, so re-check with a request), or `signal`
+   * aborts (`"aborted"`). Never throws.
    */
   waitForChange(
     revision: number,
     timeoutMs: number,
     signal?: AbortSignal,
-  ): Promise<boolean>;
+  ): Promise<WaitResult>;
   /** The key's `mod_revision` as last seen by this store (`0` before any read). */
   readonly revision: number;
   /**

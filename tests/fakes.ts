@@ -11,6 +11,7 @@ import type {
   LockStore,
   Snapshot,
   UpdateOutcome,
+  WaitResult,
 } from "../lib/lock_store.ts";
 import {
   formatSemaphore,
@@ -119,13 +120,14 @@ export class FakeStore implements LockStore {
     revision: number,
     timeoutMs: number,
     signal?: AbortSignal,
-  ): Promise<boolean> {
-    if (this.revision > revision) return Promise.resolve(true);
+  ): Promise<WaitResult> {
+    if (this.revision > revision) return Promise.resolve("changed");
     this.onWait();
-    if (signal?.aborted) return Promise.resolve(false);
-    if (this.revision > revision) return Promise.resolve(true);
+    if (signal?.aborted) return Promise.resolve("aborted");
+    if (this.revision > revision) return Promise.resolve("changed");
+    if (this.down) return Promise.resolve("disconnected");
     this.clock.advance(timeoutMs);
-    return Promise.resolve(false);
+    return Promise.resolve("timeout");
   }
   close(): Promise<void> {
     return Promise.resolve();

@@ -137,11 +137,11 @@ Deno.test("EtcdLockStore against a real etcd", async (t) => {
           await lockSlot(other, "holder");
           await assert.rejects(lockSlot(waiter, "me"), SemaphoreRefusedError);
           const seen = waiter.revision;
-          assert.equal(await waiter.waitForChange(seen, 200), false);
+          assert.equal(await waiter.waitForChange(seen, 200), "timeout");
           const woke = waiter.waitForChange(seen, 10_000);
           await unlockSlot(other, "holder");
           const started = Date.now();
-          assert.equal(await woke, true);
+          assert.equal(await woke, "changed");
           assert.ok(Date.now() - started < 2_000);
           await lockSlot(waiter, "me");
           const aborter = new AbortController();
@@ -151,7 +151,7 @@ Deno.test("EtcdLockStore against a real etcd", async (t) => {
             aborter.signal,
           );
           aborter.abort();
-          assert.equal(await aborted, false);
+          assert.equal(await aborted, "aborted");
         } finally {
           await waiter.close();
           await other.close();

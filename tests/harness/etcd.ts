@@ -79,7 +79,7 @@ export interface EtcdCluster {
   waitLeader(timeoutMs?: number): Promise<EtcdMember>;
   /** The running, unpaused members that are not the current leader. */
   followers(): Promise<EtcdMember[]>;
-  /** Stops every member with SIGTERM (in parallel); the data dirs stay. */
+  /** Stops every member with SIGTERM, the leader last; the data dirs stay. */
   stopAll(): Promise<void>;
   /** Starts every stopped member from its data dir and waits until healthy. */
   startAll(timeoutMs?: number): Promise<void>;
@@ -268,7 +268,11 @@ export async function startEtcd(
       return members.filter((m) => m.running && !m.paused && m !== leader);
     },
     async stopAll() {
-      await Promise.all(members.map((m) => m.stop()));
+      // One by one, the leader last: a leader stopped while its peers stop
+      // too waits seconds for a leadership transfer that cannot happen.
+      const leader = await cluster.leader().catch(() => undefined);
+      for (const m of members.filter((m) => m !== leader)) await m.stop();
+      await leader?.stop();
     },
     async startAll(timeoutMs = 20_000) {
       await Promise.all(members.map((m) => m.start()));

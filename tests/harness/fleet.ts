@@ -1,0 +1,130 @@
+/**
+ * A fleet of simulated machines rolling through a reboot: every machine is
+ * told that a reboot is needed; each one that asks logind to reboot is
+ * "rebooted" (its daemon restarted with no reboot pending, which releases its
+ * slot). Shared by the fleet test and `deno task demo`.
+ */
+
+import { type Machine, startMachine } from "./machine.ts";
+
+/** Something that happened in the fleet, for a live view. */
+export type FleetEvent =
+  | { kind: "log"; machine: string; line: string }
+  | { kind: "reboot-requested"; machine: string }
+  | { kind: "rebooted"; machine: string }
+  | { kind: "done"; reboots: Record<string, number> };
+
+/** Options of {@link rollFleet}. */
+export interface FleetOptions {
+  /** Number of machines. */
+  readonly machines: number;
+  /** etcd endpoints, comma separated. */
+  readonly endpoint: string;
+  /** Semaphore group of the fleet (`LOCKSMITHD_GROUP`). */
+  readonly group?: string;
+  /** How long a simulated reboot takes, in ms (default 500). */
+  readonly rebootMs?: number;
+  /** Give up after this long, in ms (default 120 s). */
+  readonly timeoutMs?: number;
+  /** Called for each event as it happens. */
+  readonly onEvent?: (event: FleetEvent) => void;
+  /** Extra update.conf keys for every machine. */
+  readonly config?: Record<string, string>;
+}
+
+/** The outcome of a rolling reboot. */
+export interface FleetResult {
+  /** Reboot requests per machine id. */
+  readonly reboots: Record<string, number>;
+  /** Machine ids in the order they asked to reboot. */
+  readonly order: string[];
+}
+
+/** Machine ids of a fleet: `machine-01`, `machine-02`, ... */
+export function fleetIds(n: number): string[] {
+  return Array.from(
+    { length: n },
+    (_, i) => `machine-${String(i + 1).padStart(2, "0")}`,
+  );
+}
+
+/**
+ * Starts the machines, tells all of them to reboot, reboots each one when it
+ * asks, and returns once every machine has rebooted and its restarted daemon
+ * has released its slot. Always stops every machine.
+ */
+export async function rollFleet(options: FleetOptions): Promise<FleetResult> {
+  const emit = options.onEvent ?? (() => {});
+  const reboots: Record<string, number> = {};
+  const order: string[] = [];
+  const released = new Set<string>();
+  const rebooting: Promise<void>[] = [];
+  let fail: (e: Error) => void = () => {};
+  let allDone: () => void = () => {};
+  const failed = new Promise<never>((_, reject) => (fail = reject));
+  const finished = new Promise<void>((resolve) => (allDone = resolve));
+  const ids = fleetIds(options.machines);
+  const checkDone = () => {
+    if (ids.every((id) => released.has(id))) allDone();
+  };
+
+  const onLine = (line: string, machine: Machine) => {
+    emit({ kind: "log", machine: machine.id, line });
+    if (/reboot requested$/.test(line)) {
+      reboots[machine.id] = (reboots[machine.id] ?? 0) + 1;
+      order.push(machine.id);
+      emit({ kind: "reboot-requested", machine: machine.id });
+      rebooting.push(
+        (async () => {
+          await new Promise((r) => setTimeout(r, options.rebootMs ?? 500));
+          await machine.reboot();
+          emit({ kind: "rebooted", machine: machine.id });
+        })().catch((e) => fail(e)),
+      );
+    }
+    if (/released the slot held by .*: the reboot has happened/.test(line)) {
+      released.add(machine.id);
+      checkDone();
+    }
+  };
+
+  const machines: Machine[] = [];
+  try {
+    for (const id of ids) {
+      machines.push(
+        await startMachine({
+          id,
+          endpoint: options.endpoint,
+          config: {
+            ...(options.group ? { LOCKSMITHD_GROUP: options.group } : {}),
+            ...options.config,
+          },
+          onLine,
+        }),
+      );
+    }
+    for (const m of machines) m.startDaemon();
+    await Promise.all(
+      machines.map((m) => m.waitForLine(/waiting for a reboot to be needed/)),
+    );
+    await Promise.all(machines.map((m) => m.needReboot()));
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(
+        () =>
+          reject(new Error(`fleet did not finish: ${JSON.stringify(reboots)}`)),
+        options.timeoutMs ?? 120_000,
+      );
+    });
+    try {
+      await Promise.race([finished, failed, timeout]);
+    } finally {
+      clearTimeout(timer);
+    }
+    await Promise.all(rebooting);
+    emit({ kind: "done", reboots });
+    return { reboots, order };
+  } finally {
+    await Promise.all(machines.map((m) => m.close()));
+  }
+}

@@ -1,0 +1,197 @@
+/**
+ * A simulated machine: a private system bus (logind mock, update_engine
+ * stand-in) and a real locksmithd subprocess started with the `daemon`
+ * permission set of deno.json, plus the machine's temp dir (bus socket,
+ * config, sentinel). "Rebooting" it means: stop the daemon, clear the
+ * need-reboot status and the recorded Reboot calls, start the daemon again.
+ * Used by the daemon tests, the fleet test and `deno task demo`.
+ */
+
+import { type DbusHarness, startDbus } from "./dbus.ts";
+import { permissionFlags, REPO_ROOT } from "./permissions.ts";
+import { IDLE, NEED_REBOOT } from "../../lib/update_engine.ts";
+
+/** Options of {@link startMachine}. */
+export interface MachineOptions {
+  /** Holder id (`LOCKSMITHD_MACHINE_ID`). */
+  readonly id: string;
+  /** Comma-separated etcd endpoints (`LOCKSMITHD_ENDPOINT`). */
+  readonly endpoint: string;
+  /** Extra config keys for the machine's update.conf (e.g. REBOOT_STRATEGY). */
+  readonly config?: Record<string, string>;
+  /** Start with update_engine on the bus (default true). */
+  readonly updateEngine?: boolean;
+  /** Called with each log line of the daemon, as it comes. */
+  readonly onLine?: (line: string, machine: Machine) => void;
+}
+
+/** One simulated machine. */
+export interface Machine {
+  /** Holder id. */
+  readonly id: string;
+  /** The machine's private bus and mocks. */
+  readonly bus: DbusHarness;
+  /** Path of the update.conf the daemon reads. */
+  readonly configFile: string;
+  /** Path of the reboot sentinel file. */
+  readonly sentinel: string;
+  /** Every log line of every daemon run, in order. */
+  readonly lines: string[];
+  /** Whether a daemon process runs. */
+  readonly running: boolean;
+  /** Starts the daemon (no-op when it runs). */
+  startDaemon(extraArgs?: string[]): void;
+  /** Stops the daemon with `signal` (default SIGTERM) and returns its exit code. */
+  stopDaemon(signal?: Deno.Signal): Promise<number>;
+  /** Resolves with the daemon's exit code once it exits on its own. */
+  exited(): Promise<number>;
+  /** Resolves with the first line (from now on, or already seen when `past`) matching `pattern`. */
+  waitForLine(
+    pattern: RegExp,
+    timeoutMs?: number,
+    past?: boolean,
+  ): Promise<string>;
+  /** Makes update_engine report that a reboot is needed (status and signal). */
+  needReboot(): Promise<void>;
+  /** Number of Reboot calls logind received so far. */
+  reboots(): Promise<number>;
+  /** Simulates the reboot: stop the daemon, clear need-reboot and reboot calls, start it again. */
+  reboot(): Promise<void>;
+  /** Stops everything and removes the temp dir. */
+  close(): Promise<void>;
+}
+
+/** Starts a machine's bus; the daemon is started by {@link Machine.startDaemon}. */
+export async function startMachine(options: MachineOptions): Promise<Machine> {
+  const bus = await startDbus({ updateEngine: options.updateEngine ?? true });
+  const configFile = `${bus.dir}/update.conf`;
+  const sentinel = `${bus.dir}/reboot-required`;
+  const config = {
+    REBOOT_STRATEGY: "etcd-lock",
+    LOCKSMITHD_LOGIN_DELAY: "0",
+    ...options.config,
+  };
+  await Deno.writeTextFile(
+    configFile,
+    Object.entries(config).map(([k, v]) => `${k}=${v}\n`).join(""),
+  );
+  const lines: string[] = [];
+  const listeners = new Set<(line: string) => void>();
+  let child: Deno.ChildProcess | undefined;
+  let pump: Promise<void> = Promise.resolve();
+
+  const machine: Machine = {
+    id: options.id,
+    bus,
+    configFile,
+    sentinel,
+    lines,
+    get running() {
+      return child !== undefined;
+    },
+    startDaemon(extraArgs: string[] = []) {
+      if (child) return;
+      child = new Deno.Command(Deno.execPath(), {
+        args: [
+          "run",
+          ...permissionFlags("daemon", { read: [bus.dir], write: [bus.dir] }),
+          `${REPO_ROOT}daemon.ts`,
+          "--config",
+          configFile,
+          ...extraArgs,
+        ],
+        cwd: REPO_ROOT,
+        clearEnv: true,
+        env: {
+          PATH: Deno.env.get("PATH") ?? "/usr/bin:/bin",
+          NO_COLOR: "1",
+          ...bus.env,
+          LOCKSMITHD_MACHINE_ID: options.id,
+          LOCKSMITHD_ENDPOINT: options.endpoint,
+          LOCKSMITHD_REBOOT_SENTINEL: sentinel,
+        },
+        stdin: "null",
+        stdout: "null",
+        stderr: "piped",
+      }).spawn();
+      const stream = child.stderr.pipeThrough(new TextDecoderStream());
+      pump = (async () => {
+        let buffer = "";
+        for await (const chunk of stream) {
+          buffer += chunk;
+          let nl;
+          while ((nl = buffer.indexOf("\n")) >= 0) {
+            const line = buffer.slice(0, nl);
+            buffer = buffer.slice(nl + 1);
+            lines.push(line);
+            options.onLine?.(line, machine);
+            for (const l of listeners) l(line);
+          }
+        }
+        if (buffer) lines.push(buffer);
+      })();
+    },
+    async stopDaemon(signal: Deno.Signal = "SIGTERM") {
+      if (!child) return 0;
+      const c = child;
+      try {
+        c.kill(signal);
+      } catch { /* already exited */ }
+      const status = await c.status;
+      await pump;
+      child = undefined;
+      return status.code;
+    },
+    async exited() {
+      if (!child) throw new Error("no daemon runs");
+      const c = child;
+      const status = await c.status;
+      await pump;
+      if (child === c) child = undefined;
+      return status.code;
+    },
+    waitForLine(pattern: RegExp, timeoutMs = 20_000, past = false) {
+      if (past) {
+        const seen = lines.find((l) => pattern.test(l));
+        if (seen !== undefined) return Promise.resolve(seen);
+      }
+      return new Promise((resolve, reject) => {
+        const timer = setTimeout(() => {
+          listeners.delete(listener);
+          reject(
+            new Error(
+              `${options.id}: no log line matching ${pattern} within ${timeoutMs} ms; log:\n${
+                lines.join("\n")
+              }`,
+            ),
+          );
+        }, timeoutMs);
+        const listener = (line: string) => {
+          if (!pattern.test(line)) return;
+          clearTimeout(timer);
+          listeners.delete(listener);
+          resolve(line);
+        };
+        listeners.add(listener);
+      });
+    },
+    async needReboot() {
+      await bus.updateEngine.emit({ currentOperation: NEED_REBOOT });
+    },
+    async reboots() {
+      return (await bus.logind.rebootCalls()).length;
+    },
+    async reboot() {
+      await machine.stopDaemon();
+      bus.updateEngine.setStatus({ currentOperation: IDLE });
+      await Deno.remove(sentinel).catch(() => {});
+      await bus.logind.clearCalls();
+      machine.startDaemon();
+    },
+    async close() {
+      await machine.stopDaemon("SIGKILL").catch(() => 0);
+      await bus.close();
+    },
+  };
+  return machine;
+}
