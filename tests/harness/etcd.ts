@@ -97,16 +97,28 @@ export interface StartEtcdOptions {
   readonly extraArgs?: readonly string[];
 }
 
+/**
+ * A fresh directory for the members' data: in `/dev/shm` (RAM, so etcd's
+ * fsyncs cost nothing) when Deno may write there, which takes `--allow-all`
+ * (Deno guards every path under `/dev`); else in the default temp dir, as
+ * under the `deno task test` flags.
+ */
+async function makeDataDir(): Promise<string> {
+  const prefix = "locksmith-etcd-";
+  try {
+    return await Deno.makeTempDir({ dir: "/dev/shm", prefix });
+  } catch {
+    return await Deno.makeTempDir({ prefix });
+  }
+}
+
 /** Starts an etcd cluster on loopback; throws with an install hint when etcd is missing. */
 export async function startEtcd(
   options: StartEtcdOptions = {},
 ): Promise<EtcdCluster> {
   await requireProgram("etcd");
   const n = options.members ?? 1;
-  const dir = await Deno.makeTempDir({
-    dir: "/dev/shm",
-    prefix: "locksmith-etcd-",
-  });
+  const dir = await makeDataDir();
   const ports = freePorts(3 * n);
   const scheme = options.tls ? "https" : "http";
   const specs = Array.from({ length: n }, (_, i) => ({
