@@ -46,6 +46,7 @@ type State =
   | "waiting"
   | "HOLDS SLOT"
   | "REBOOTING"
+  | "booting"
   | "rebooted";
 const states = new Map<string, State>(
   fleetIds(machines).map((id) => [id, "idle"]),
@@ -77,7 +78,7 @@ function onEvent(event: FleetEvent): void {
     return set(event.machine, "REBOOTING", "asked logind to reboot");
   }
   if (event.kind === "rebooted") {
-    return set(event.machine, "rebooted", "back up, daemon restarted");
+    return set(event.machine, "booting", "back up, daemon restarting");
   }
   if (event.kind !== "log") return;
   const { machine, line } = event;
@@ -88,7 +89,7 @@ function onEvent(event: FleetEvent): void {
   } else if (/took a slot/.test(line)) {
     set(machine, "HOLDS SLOT", "took a slot");
   } else if (/released the slot held by/.test(line)) {
-    console.log(`${stamp()} ${machine}  released its slot after boot`);
+    set(machine, "rebooted", "released its slot after boot");
   } else if (/WARN/.test(line)) console.log(`${stamp()} ${machine}  ${line}`);
 }
 
