@@ -18,6 +18,8 @@ export interface CtlProcessOptions {
   readonly env?: Record<string, string>;
   /** Extra read paths (e.g. a temp dir of TLS files) added to the `ctl` set. */
   readonly extraRead?: string[];
+  /** Extra write paths (e.g. a private bus socket's dir) added to the `ctl` set. */
+  readonly extraWrite?: string[];
 }
 
 /** Runs `deno run <ctl permissions> ctl.ts ...args` and collects its output. */
@@ -28,7 +30,10 @@ export async function runCtlProcess(
   const out = await new Deno.Command(Deno.execPath(), {
     args: [
       "run",
-      ...permissionFlags("ctl", { read: options.extraRead ?? [] }),
+      ...permissionFlags("ctl", {
+        read: options.extraRead ?? [],
+        write: options.extraWrite ?? [],
+      }),
       `${REPO_ROOT}ctl.ts`,
       ...args,
     ],

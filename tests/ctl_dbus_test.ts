@@ -1,0 +1,128 @@
+/** locksmithctl's D-Bus commands on a private system bus, and a daemon woken by them. */
+
+import assert from "node:assert/strict";
+import { Etcd3 } from "etcd3";
+import { startEtcd } from "./harness/etcd.ts";
+import { runCtlProcess } from "./harness/ctl_process.ts";
+import { startMachine } from "./harness/machine.ts";
+import { semaphoreKey } from "../lib/keys.ts";
+
+Deno.test("locksmithctl on the system bus", async (t) => {
+  const etcd = await startEtcd();
+  const client = new Etcd3({ hosts: etcd.endpoints });
+  const m = await startMachine({
+    id: "ctl-dbus",
+    endpoint: etcd.endpoint,
+    config: { LOCKSMITHD_GROUP: "ctl-dbus" },
+  });
+  const ctl = (args: string[]) =>
+    runCtlProcess([...args, "--endpoint", etcd.endpoint], {
+      env: m.bus.env,
+      extraRead: [m.bus.dir],
+      extraWrite: [m.bus.dir],
+    });
+  try {
+    await t.step(
+      "send-need-reboot wakes a waiting locksmithd, which reboots",
+      async () => {
+        m.startDaemon();
+        await m.waitForLine(/waiting for a reboot to be needed/);
+        const r = await ctl(["send-need-reboot"]);
+        assert.deepEqual([r.code, r.stdout, r.stderr], [0, "", ""]);
+        await m.waitForLine(/reboot requested$/);
+        assert.equal(await m.reboots(), 1);
+        await m.stopDaemon();
+        await m.bus.logind.clearCalls();
+      },
+    );
+
+    await t.step(
+      "reboot takes this machine's slot, then asks logind to Reboot(false)",
+      async () => {
+        const machineId = (await Deno.readTextFile("/etc/machine-id")).trim();
+        assert.equal(
+          Deno.uid(),
+          0,
+          "locksmithctl reboot must be tested as root",
+        );
+        const r = await ctl(["reboot", "--group", "ctl-reboot"]);
+        assert.deepEqual([r.code, r.stderr], [0, ""]);
+        assert.deepEqual(await m.bus.logind.rebootCalls(), [false]);
+        assert.equal(
+          await client.get(semaphoreKey("ctl-reboot")).string(),
+          JSON.stringify({ semaphore: 0, max: 1, holders: [machineId] }),
+        );
+      },
+    );
+
+    await t.step(
+      "reboot refuses when the slot cannot be taken, and does not reboot",
+      async () => {
+        await m.bus.logind.clearCalls();
+        await client.put(semaphoreKey("ctl-full")).value(
+          '{"semaphore":0,"max":1,"holders":["other"]}',
+        );
+        const r = await ctl(["reboot", "--group", "ctl-full"]);
+        assert.equal(r.code, 1);
+        assert.match(r.stderr, /^Error rebooting: semaphore is at 0/);
+        assert.deepEqual(await m.bus.logind.rebootCalls(), []);
+      },
+    );
+
+    await t.step(
+      "without a system bus, D-Bus commands fail with one line",
+      async () => {
+        const r = await runCtlProcess(["send-need-reboot"], {
+          env: { DBUS_SYSTEM_BUS_ADDRESS: `unix:path=${m.bus.dir}/nope` },
+          extraRead: [m.bus.dir],
+          extraWrite: [m.bus.dir],
+        });
+        assert.equal(r.code, 1);
+        assert.match(
+          r.stderr,
+          /^Error sending need-reboot: cannot connect to the D-Bus system bus at [^\n]+\n$/,
+        );
+      },
+    );
+  } finally {
+    await m.close();
+    client.close();
+    await etcd.close();
+  }
+});
+
+Deno.test("deno.json: run and compile tasks use the same permission set", async () => {
+  const config = JSON.parse(
+    await Deno.readTextFile(new URL("../deno.json", import.meta.url)),
+  );
+  const tasks: Record<string, string> = config.tasks;
+  for (const program of ["ctl", "daemon"]) {
+    const run = tasks[program]!;
+    const compile = tasks[`compile:${program}`]!;
+    assert.match(
+      run,
+      new RegExp(`^deno run -q -P=${program} ${program}\\.ts$`),
+    );
+    assert.match(
+      compile,
+      new RegExp(
+        `^deno compile -P=${program} --output dist/locksmith${
+          program === "ctl" ? "ctl" : "d"
+        } ${program}\\.ts$`,
+      ),
+    );
+    assert.ok(
+      !/--allow-|-A\b/.test(run + compile),
+      "flags come only from the permission set",
+    );
+    const set = config.permissions[program];
+    assert.ok(set, `permission set ${program}`);
+    assert.ok(!("all" in set), "never all permissions");
+  }
+  for (const unit of ["locksmithd-deno.service"]) {
+    const text = await Deno.readTextFile(
+      new URL(`../systemd/${unit}`, import.meta.url),
+    );
+    assert.match(text, /ExecStart=.* -P=daemon /);
+  }
+});
