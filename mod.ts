@@ -9,10 +9,9 @@
  *
  * @example Take and release a slot
  * ```ts
- * import { connectEtcd, EtcdLockStore, lockSlot, semaphoreKey, unlockSlot } from "@locksmith/locksmith";
+ * import { lockSlot, openEtcdLockStore, unlockSlot } from "@locksmith/locksmith";
  *
- * const options = { endpoints: ["http://127.0.0.1:2379"], timeoutMs: 5_000 };
- * const store = new EtcdLockStore(await connectEtcd(options), semaphoreKey(), options);
+ * const store = await openEtcdLockStore({ endpoints: ["http://127.0.0.1:2379"], timeoutMs: 5_000 });
  * try {
  *   await lockSlot(store, "69d27b356a94476da859461d3a3bc6fd");
  *   // ... reboot ...
@@ -64,9 +63,7 @@ export {
 } from "./lib/machine_id.ts";
 export { DEFAULT_ENDPOINT, parseEndpoints } from "./lib/endpoints.ts";
 export {
-  connectEtcd,
   describeEtcdError,
-  etcdClientOptions,
   type EtcdConnectionOptions,
 } from "./lib/etcd_client.ts";
 export {
@@ -83,3 +80,83 @@ export {
   type UpdateOutcome,
 } from "./lib/lock_store.ts";
 export { VERSION } from "./lib/version.ts";
+export {
+  canonicalTimeZone,
+  DAY_NAMES,
+  formatRebootWindow,
+  MAX_DAILY_LENGTH_MS,
+  MAX_WEEKLY_LENGTH_MS,
+  nextWindow,
+  parseRebootWindow,
+  type RebootWindow,
+  RebootWindowError,
+  type RebootWindowField,
+  windowContaining,
+  type WindowOccurrence,
+} from "./lib/reboot_window.ts";
+export {
+  type ConfigEnv,
+  type ConfigFlags,
+  type ConfigLine,
+  type ConfigSource,
+  DAEMON_CONFIG_KEYS,
+  type DaemonArgs,
+  type DaemonConfig,
+  DEFAULT_CONFIG_FILES,
+  DEFAULT_REBOOT_STRATEGY,
+  loadDaemonConfig,
+  type LoadDaemonConfigOptions,
+  parseConfigText,
+  parseDaemonArgs,
+  REBOOT_STRATEGIES,
+  type RebootStrategy,
+  resolveDaemonConfig,
+} from "./lib/daemon_config.ts";
+export {
+  backoffMs,
+  type LockFailureAction,
+  onLockFailure,
+  type StartupAction,
+  startupAction,
+  usesLock,
+  type WindowState,
+  windowState,
+  worthTrying,
+} from "./lib/daemon_decisions.ts";
+export {
+  type Clock,
+  type DaemonDeps,
+  type DaemonLog,
+  type DaemonOutcome,
+  type DaemonSettings,
+  runDaemonLoop,
+} from "./lib/daemon_loop.ts";
+export { createDaemonLog, type DaemonLogger } from "./lib/daemon_log.ts";
+export { anyRebootNeed } from "./lib/reboot_need.ts";
+export {
+  emitNeedReboot,
+  NEED_REBOOT,
+  parseStatusUpdate,
+  type RebootNeed,
+  rebootNeedFrom,
+  SentinelFileSource,
+  type StatusDefect,
+  type StatusListener,
+  type Unsubscribe,
+  UpdateEngineClient,
+  type UpdateStatus,
+  type UpdateStatusSource,
+} from "./lib/update_engine.ts";
+export {
+  LogindRebooter,
+  type LoginSession,
+  type Rebooter,
+} from "./lib/logind.ts";
+export {
+  type ConnectOptions,
+  connectSystemBus,
+  type MessageListener,
+  type MethodCall,
+  type SystemBus,
+} from "./lib/system_bus.ts";
+export { type WaitResult } from "./lib/lock_store.ts";

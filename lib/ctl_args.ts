@@ -7,10 +7,14 @@
  */
 
 import { parseArgs } from "node:util";
-import { UsageError } from "./errors.ts";
-import { parseDuration } from "./duration.ts";
+import { quote, UsageError } from "./errors.ts";
+import {
+  MAX_DURATION_MS,
+  MAX_DURATION_TEXT,
+  parseDuration,
+} from "./duration.ts";
 import { parseEndpoints } from "./endpoints.ts";
-import { validateId } from "./machine_id.ts";
+import { idDefect, validateId } from "./machine_id.ts";
 import { MAX_SLOTS } from "./semaphore.ts";
 
 /** The subcommands of locksmithctl. */
@@ -108,21 +112,42 @@ const ARITY: Record<CtlCommand, [number, number]> = {
 function parseCommand(name: string, what: string): CtlCommand {
   if ((COMMANDS as readonly string[]).includes(name)) return name as CtlCommand;
   throw new UsageError(
-    `unknown ${what} ${
-      JSON.stringify(name)
-    }; run 'locksmithctl help' for the list`,
+    `unknown ${what} ${quote(name)}; run 'locksmithctl help' for the list`,
   );
 }
 
 function parseMax(text: string): number {
   if (!/^\d+$/.test(text) || Number(text) > MAX_SLOTS) {
     throw new UsageError(
-      `set-max: ${
-        JSON.stringify(text)
-      } is not a whole number from 0 to ${MAX_SLOTS}`,
+      `set-max: ${quote(text)} is not a whole number from 0 to ${MAX_SLOTS}`,
     );
   }
   return Number(text);
+}
+
+/** Examples for "needs a value" messages. */
+const EXAMPLES: Record<(typeof VALUE_FLAGS)[number], string> = {
+  endpoint: "http://127.0.0.1:2379",
+  "etcd-cafile": "/etc/ssl/etcd/ca.pem",
+  "etcd-certfile": "/etc/ssl/etcd/client.pem",
+  "etcd-keyfile": "/etc/ssl/etcd/client-key.pem",
+  "etcd-username": "locksmith",
+  "etcd-password": "PASSWORD",
+  group: "web",
+  timeout: "5s",
+};
+
+/** Rephrases node:util parseArgs' messages about a flag without its value. */
+function missingValue(message: string): string | undefined {
+  const flag =
+    /^Option '(--?[^' ]+)(?: <value>)?' argument (missing|is ambiguous)/
+      .exec(message);
+  if (flag === null) return undefined;
+  const name = flag[1] as string;
+  const example = EXAMPLES[name.replace(/^--/, "") as keyof typeof EXAMPLES];
+  return flag[2] === "missing"
+    ? `${name} needs a value${example ? `, e.g. ${name} ${example}` : ""}`
+    : `${name} needs a value; a value that starts with "-" must be written ${name}=VALUE`;
 }
 
 /**
@@ -167,17 +192,46 @@ export function parseCtlArgs(
     }
     throw new UsageError(
       `${
-        message.replace(/\. To specify a positional argument.*$/, "")
+        missingValue(message) ??
+          message.replace(/\. To specify a positional argument.*$/, "")
       }; run 'locksmithctl help'`,
     );
   }
   const { values, positionals } = parsed;
-  const value = (flag: (typeof VALUE_FLAGS)[number]): string | undefined => {
+  // An empty value on the command line is a mistake (`--endpoint "$UNSET"`);
+  // an empty environment variable means "not set", as for locksmithd.
+  for (const flag of VALUE_FLAGS) {
+    if (flag === "group") continue; // --group "" is the default group
+    const given = flag === "endpoint" ? values.endpoint : [values[flag]];
+    if (
+      given?.some((v) => v !== undefined && v.replaceAll(",", "").trim() === "")
+    ) {
+      throw new UsageError(
+        `--${flag} needs a value, e.g. --${flag} ${EXAMPLES[flag]}`,
+      );
+    }
+  }
+  /** The value of `flag` and where it came from, for messages. */
+  const setting = (
+    flag: (typeof VALUE_FLAGS)[number],
+  ): { text: string; source: string } | undefined => {
     const given = flag === "endpoint"
       ? values.endpoint?.join(",")
       : values[flag];
-    return given ?? env[envNameOf(flag)];
+    if (given !== undefined) return { text: given, source: `--${flag}` };
+    const name = envNameOf(flag);
+    const fromEnv = env[name];
+    return fromEnv === undefined || fromEnv === ""
+      ? undefined
+      : { text: fromEnv, source: name };
   };
+  const value = (flag: (typeof VALUE_FLAGS)[number]): string | undefined =>
+    setting(flag)?.text;
+  /** `--flag "value"` or `LOCKSMITHCTL_FLAG="value"`, for messages. */
+  const shown = (s: { text: string; source: string }): string =>
+    s.source.startsWith("--")
+      ? `${s.source} ${quote(s.text)}`
+      : `${s.source}=${quote(s.text)}`;
 
   const [first, ...rest] = positionals;
   let command: CtlCommand = first === undefined
@@ -201,18 +255,25 @@ export function parseCtlArgs(
     command = "help";
   }
 
-  const timeoutText = value("timeout");
+  const timeout = setting("timeout");
   let timeoutMs = DEFAULT_TIMEOUT_MS;
-  if (timeoutText !== undefined) {
-    const ms = parseDuration(timeoutText);
-    if (ms === undefined || ms <= 0) {
+  if (timeout !== undefined) {
+    const ms = parseDuration(timeout.text);
+    if (ms === undefined || ms <= 0 || ms > MAX_DURATION_MS) {
       throw new UsageError(
-        `--timeout ${
-          JSON.stringify(timeoutText)
-        } is not a positive duration such as 5s or 500ms`,
+        `${
+          shown(timeout)
+        } is not a positive duration up to ${MAX_DURATION_TEXT}, such as 5s or 500ms`,
       );
     }
     timeoutMs = ms;
+  }
+  const group = setting("group");
+  const groupDefect = group === undefined || group.text === ""
+    ? undefined
+    : idDefect(group.text);
+  if (group !== undefined && groupDefect !== undefined) {
+    throw new UsageError(`${shown(group)} ${groupDefect}`);
   }
   const endpointText = value("endpoint");
   const id =

@@ -13,7 +13,9 @@ import {
   CorruptDocumentError,
   EtcdUnavailableError,
   exitCodeOf,
+  isPrintable,
   oneLine,
+  quote,
   SemaphoreRefusedError,
   UsageError,
 } from "./errors.ts";
@@ -74,6 +76,23 @@ export function formatStatus(doc: Semaphore): string {
   return text;
 }
 
+/** Longest stored text that `reset --force` prints in full; `--json` always gives all of it. */
+export const REPLACED_SHOWN_CHARS = 1_000;
+
+/**
+ * The replaced text as `reset --force` prints it: as stored when it is short
+ * and printable, else as a JSON string cut to {@link REPLACED_SHOWN_CHARS}
+ * with its length, so that a huge or hostile document can neither flood nor
+ * drive the terminal.
+ */
+export function formatReplaced(raw: string | undefined): string {
+  if (raw === undefined) return "(absent)";
+  if (raw.length <= REPLACED_SHOWN_CHARS && isPrintable(raw)) return raw;
+  return `${quote(raw, REPLACED_SHOWN_CHARS)}${
+    raw.length > REPLACED_SHOWN_CHARS ? "; --json prints it all" : ""
+  }`;
+}
+
 function slotFields(key: string, doc: Semaphore): Record<string, unknown> {
   return { key, available: doc.semaphore, max: doc.max, holders: doc.holders };
 }
@@ -130,11 +149,10 @@ async function execute(
     case "reset":
       return await withStore(inv, deps, async (store) => {
         const { raw, revision } = await store.readRaw();
-        const shown = raw ?? "(absent)";
         if (!inv.force) {
           throw new UsageError(
             `reset would replace the document at ${store.key}: ${
-              JSON.stringify(shown.slice(0, 200))
+              raw === undefined ? "(absent)" : quote(raw, 200)
             }; add --force to confirm`,
           );
         }
@@ -144,7 +162,7 @@ async function execute(
           );
         }
         return {
-          text: `Replaced: ${shown}\nNew: ${
+          text: `Replaced: ${formatReplaced(raw)}\nNew: ${
             JSON.stringify(INITIAL_SEMAPHORE)
           }\n`,
           json: {

@@ -11,7 +11,6 @@ import { type CtlDeps, runCtlInvocation } from "./ctl_commands.ts";
 import { exitCodeOf, oneLine } from "./errors.ts";
 import type { LockStore } from "./lock_store.ts";
 import { readMachineId } from "./machine_id.ts";
-import { semaphoreKey } from "./keys.ts";
 
 const encoder = new TextEncoder();
 
@@ -26,14 +25,10 @@ function write(
   }
 }
 
-/** Opens the etcd-backed store for an invocation. */
+/** Opens the etcd-backed store for an invocation (the etcd client is loaded only now). */
 export async function openEtcdStore(inv: CtlInvocation): Promise<LockStore> {
-  const [{ connectEtcd }, { EtcdLockStore }] = await Promise.all([
-    import("./etcd_client.ts"),
-    import("./etcd_lock_store.ts"),
-  ]);
-  const client = await connectEtcd(inv);
-  return new EtcdLockStore(client, semaphoreKey(inv.group), inv);
+  const { openEtcdLockStore } = await import("./etcd_lock_store.ts");
+  return await openEtcdLockStore(inv, inv.group);
 }
 
 /** The real dependencies of locksmithctl. */
@@ -66,7 +61,18 @@ export async function runCtl(
   try {
     invocation = parseCtlArgs(args, env);
   } catch (error) {
-    deps.stderr(`locksmithctl: ${oneLine(error)}\n`);
+    const message = oneLine(error);
+    deps.stderr(`locksmithctl: ${message}\n`);
+    // With --json, stdout carries one object even when the command line is bad.
+    const end = args.indexOf("--");
+    const flags = end === -1 ? args : args.slice(0, end);
+    if (flags.includes("--json")) {
+      deps.stdout(
+        `${
+          JSON.stringify({ ok: false, command: null, error: "usage", message })
+        }\n`,
+      );
+    }
     return exitCodeOf(error);
   }
   return await runCtlInvocation(invocation, deps);

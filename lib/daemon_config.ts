@@ -15,8 +15,12 @@
 
 import { parseArgs } from "node:util";
 import { parse as parseDotenv } from "dotenv";
-import { UsageError } from "./errors.ts";
-import { parseDuration } from "./duration.ts";
+import { quote, UsageError } from "./errors.ts";
+import {
+  MAX_DURATION_MS,
+  MAX_DURATION_TEXT,
+  parseDuration,
+} from "./duration.ts";
 import type { EtcdConnectionOptions } from "./etcd_client.ts";
 import { parseEndpoints } from "./endpoints.ts";
 import { idDefect } from "./machine_id.ts";
@@ -157,7 +161,7 @@ const TRAILER_RE = /^\s*(?:#.*)?$/;
 function excerpt(line: string): string {
   if (/passw/i.test(line)) return "(not shown: it may hold a password)";
   const short = line.length > 80 ? `${line.slice(0, 77)}...` : line;
-  return JSON.stringify(short);
+  return quote(short);
 }
 
 /** Checks that a quoted value is closed and followed by nothing but a comment. */
@@ -231,14 +235,18 @@ function isRelevant(key: string): boolean {
 }
 
 function invalid(setting: Setting, defect: string): UsageError {
+  // Long enough to show any acceptable id (256 bytes) in full.
   return new UsageError(
     `${setting.key}=${
-      JSON.stringify(setting.value)
+      quote(setting.value, 300)
     } (from ${setting.origin}) ${defect}`,
   );
 }
 
 const DURATION_UNITS = "units ms, s, m, h, d";
+
+// deno-lint-ignore no-control-regex
+const CONTROL_RE = /[\u0000-\u001f\u007f]/;
 
 /**
  * Resolves locksmithd's configuration from config file texts (in order, a
@@ -363,7 +371,7 @@ export function resolveDaemonConfig(
   if (tlsSetting !== undefined && plainEndpoint !== undefined) {
     throw new UsageError(
       `${tlsSetting.key} (from ${tlsSetting.origin}) asks for TLS but endpoint ${
-        JSON.stringify(plainEndpoint)
+        quote(plainEndpoint)
       } (from ${
         endpointSetting?.origin ?? "the default"
       }) uses http://; use https:// endpoints in LOCKSMITHD_ENDPOINT`,
@@ -378,6 +386,9 @@ export function resolveDaemonConfig(
         timeoutSetting,
         `is not a duration longer than 0, like 5s (${DURATION_UNITS})`,
       );
+    }
+    if (ms > MAX_DURATION_MS) {
+      throw invalid(timeoutSetting, `is longer than ${MAX_DURATION_TEXT}`);
     }
     timeoutMs = ms;
   }
@@ -456,6 +467,9 @@ export function resolveDaemonConfig(
   if (sentinelSetting !== undefined && !sentinelSetting.value.startsWith("/")) {
     throw invalid(sentinelSetting, "is not an absolute path");
   }
+  if (sentinelSetting !== undefined && CONTROL_RE.test(sentinelSetting.value)) {
+    throw invalid(sentinelSetting, "contains a control character");
+  }
 
   // LOCKSMITHD_LOGIN_DELAY
   const delaySetting = get("LOCKSMITHD_LOGIN_DELAY");
@@ -467,6 +481,10 @@ export function resolveDaemonConfig(
         delaySetting,
         `is not a duration like 5m (${DURATION_UNITS}; 0 disables the delay)`,
       );
+    }
+    if (ms > MAX_DURATION_MS) {
+      // A longer timer would fire at once: no delay at all.
+      throw invalid(delaySetting, `is longer than ${MAX_DURATION_TEXT}`);
     }
     loginDelayMs = ms;
   }
@@ -529,17 +547,46 @@ export async function loadDaemonConfig(
   const paths = options.configFiles ?? DEFAULT_CONFIG_FILES;
   const sources: ConfigSource[] = [];
   for (const path of paths) {
-    let text: string;
+    let bytes: Uint8Array;
     try {
-      text = await Deno.readTextFile(path);
+      bytes = await Deno.readFile(path);
     } catch (error) {
       if (error instanceof Deno.errors.NotFound && !explicit) continue;
       const reason = (error as Error).message.replace(/: \w+ '.*'$/, "");
       throw new UsageError(`cannot read config file ${path}: ${reason}`);
     }
-    sources.push({ path, text });
+    sources.push({ path, text: decodeConfig(path, bytes) });
   }
   return resolveDaemonConfig(sources, options.env, options.flags ?? {});
+}
+
+/**
+ * Decodes a config file as UTF-8. Invalid bytes are an error naming the
+ * line, not U+FFFD: a lossy decode would silently change a value (a group
+ * name, a machine id).
+ */
+export function decodeConfig(path: string, bytes: Uint8Array): string {
+  try {
+    return new TextDecoder("utf-8", { fatal: true }).decode(bytes);
+  } catch {
+    let line = 1;
+    let start = 0;
+    for (let i = 0; i <= bytes.length; i++) {
+      if (i < bytes.length && bytes[i] !== 0x0a) continue;
+      try {
+        new TextDecoder("utf-8", { fatal: true }).decode(
+          bytes.subarray(start, i),
+        );
+      } catch {
+        break;
+      }
+      line++;
+      start = i + 1;
+    }
+    throw new UsageError(
+      `${path}:${line}: line is not valid UTF-8; save the file as UTF-8`,
+    );
+  }
 }
 
 /** locksmithd's parsed command line. */
@@ -591,7 +638,7 @@ export function parseDaemonArgs(args: readonly string[]): DaemonArgs {
   for (const token of tokens) {
     if (token.kind === "positional") {
       throw new UsageError(
-        `unexpected argument ${JSON.stringify(token.value)}; ${SEE_HELP}`,
+        `unexpected argument ${quote(token.value)}; ${SEE_HELP}`,
       );
     }
     if (token.kind === "option-terminator") continue;

@@ -22,7 +22,6 @@ import {
 import { usesLock } from "./daemon_decisions.ts";
 import { exitCodeOf, oneLine } from "./errors.ts";
 import { readMachineId } from "./machine_id.ts";
-import { semaphoreKey } from "./keys.ts";
 import { anyRebootNeed } from "./reboot_need.ts";
 import type { LockStore } from "./lock_store.ts";
 import { VERSION } from "./version.ts";
@@ -37,22 +36,33 @@ function writeStderr(text: string): void {
   }
 }
 
-/** The real clock: `setTimeout`, abortable. */
+/** Longest single timer: `setTimeout` fires at once beyond 2^31-1 ms. */
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
+/** The real clock: `setTimeout`, abortable; long sleeps are split into timers that fit. */
 export const systemClock: Clock = {
   now: () => new Date(),
-  sleep: (ms, signal) =>
-    new Promise((resolve) => {
-      if (signal.aborted) return resolve(false);
-      const timer = setTimeout(() => {
-        signal.removeEventListener("abort", onAbort);
-        resolve(true);
-      }, Math.max(0, ms));
-      const onAbort = () => {
-        clearTimeout(timer);
-        resolve(false);
-      };
-      signal.addEventListener("abort", onAbort, { once: true });
-    }),
+  sleep: async (ms, signal) => {
+    let rest = Math.max(0, ms);
+    do {
+      const step = Math.min(rest, MAX_TIMER_MS);
+      rest -= step;
+      const slept = await new Promise<boolean>((resolve) => {
+        if (signal.aborted) return resolve(false);
+        const timer = setTimeout(() => {
+          signal.removeEventListener("abort", onAbort);
+          resolve(true);
+        }, step);
+        const onAbort = () => {
+          clearTimeout(timer);
+          resolve(false);
+        };
+        signal.addEventListener("abort", onAbort, { once: true });
+      });
+      if (!slept) return false;
+    } while (rest > 0);
+    return true;
+  },
 };
 
 function readEnv(): Record<string, string | undefined> {
@@ -81,15 +91,8 @@ function stopOnSignals(
 }
 
 async function openStore(config: DaemonConfig): Promise<LockStore> {
-  const [{ connectEtcd }, { EtcdLockStore }] = await Promise.all([
-    import("./etcd_client.ts"),
-    import("./etcd_lock_store.ts"),
-  ]);
-  return new EtcdLockStore(
-    await connectEtcd(config.etcd),
-    semaphoreKey(config.group),
-    config.etcd,
-  );
+  const { openEtcdLockStore } = await import("./etcd_lock_store.ts");
+  return await openEtcdLockStore(config.etcd, config.group);
 }
 
 /**

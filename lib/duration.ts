@@ -12,6 +12,16 @@ const UNIT_MS: Record<string, number> = {
   d: 86_400_000,
 };
 
+/**
+ * Longest duration accepted for a timeout or a delay: 24 days. A timer longer
+ * than 2^31-1 ms (24.8 days) fires at once, so a longer value would not mean
+ * "wait longer" but "do not wait at all".
+ */
+export const MAX_DURATION_MS = 24 * 86_400_000;
+
+/** {@link MAX_DURATION_MS} as written in messages. */
+export const MAX_DURATION_TEXT = "24d";
+
 const DURATION_RE = /^(?:\d+(?:\.\d+)?(?:ms|s|m|h|d))+$/;
 const PART_RE = /(\d+(?:\.\d+)?)(ms|s|m|h|d)/g;
 

@@ -5,7 +5,7 @@
  * @module
  */
 
-import { UsageError } from "./errors.ts";
+import { quote, UsageError } from "./errors.ts";
 
 /** Default etcd endpoint when none is given. */
 export const DEFAULT_ENDPOINT = "http://127.0.0.1:2379";
@@ -20,7 +20,11 @@ export function parseEndpoints(values: readonly string[]): string[] {
   for (const endpoint of endpoints) {
     let url: URL | undefined;
     try {
-      url = new URL(endpoint);
+      // The URL parser silently drops tabs and newlines: refuse them instead.
+      // deno-lint-ignore no-control-regex
+      url = /[\u0000-\u001f\u007f]/.test(endpoint)
+        ? undefined
+        : new URL(endpoint);
     } catch {
       url = undefined;
     }
@@ -30,9 +34,7 @@ export function parseEndpoints(values: readonly string[]): string[] {
       url.hostname === "" || (url.pathname !== "/" && url.pathname !== "")
     ) {
       throw new UsageError(
-        `endpoint ${
-          JSON.stringify(endpoint)
-        } is not a URL like http://127.0.0.1:2379`,
+        `endpoint ${quote(endpoint)} is not a URL like http://127.0.0.1:2379`,
       );
     }
   }

@@ -11,7 +11,11 @@
 export class UsageError extends Error {
   /** Exit status that locksmithctl uses for this error. */
   readonly exitCode: number = 2;
-  /** @param message one line naming the thing at fault and what is accepted */
+  /**
+   * Creates a `UsageError`.
+   *
+   * @param message one line naming the thing at fault and what is accepted
+   */
   constructor(message: string) {
     super(message);
     this.name = "UsageError";
@@ -25,6 +29,8 @@ export class SemaphoreRefusedError extends Error {
   /** Short machine-readable reason, stable across versions. */
   readonly reason: SemaphoreRefusal;
   /**
+   * Creates a `SemaphoreRefusedError`.
+   *
    * @param reason machine-readable reason
    * @param message human-readable text, one line
    */
@@ -52,6 +58,8 @@ export class CorruptDocumentError extends Error {
   /** The raw stored value, exactly as read. */
   readonly raw: string;
   /**
+   * Creates a `CorruptDocumentError`.
+   *
    * @param key etcd key of the document
    * @param defect what is wrong with it
    * @param raw the raw stored value
@@ -70,6 +78,8 @@ export class EtcdUnavailableError extends Error {
   /** Exit status that locksmithctl uses for this error. */
   readonly exitCode: number = 1;
   /**
+   * Creates an `EtcdUnavailableError`.
+   *
    * @param message one line naming the endpoints and the cause
    * @param options standard error options (the underlying cause)
    */
@@ -83,7 +93,11 @@ export class EtcdUnavailableError extends Error {
 export class ContentionError extends Error {
   /** Exit status that locksmithctl uses for this error. */
   readonly exitCode: number = 1;
-  /** @param message one line naming the key and the number of attempts */
+  /**
+   * Creates a `ContentionError`.
+   *
+   * @param message one line naming the key and the number of attempts
+   */
   constructor(message: string) {
     super(message);
     this.name = "ContentionError";
@@ -101,8 +115,50 @@ export function exitCodeOf(error: unknown): number {
   return 1;
 }
 
-/** Returns a one-line message for any thrown value (no stack trace, no newlines). */
+/** Line breaks, including the Unicode ones a terminal or a log viewer may honour. */
+const LINE_BREAKS = /\s*[\n\r\v\f\u0085\u2028\u2029]\s*/g;
+
+/** Control characters (C0, DEL, C1) and bidirectional overrides: never printed raw. */
+const UNPRINTABLE =
+  // deno-lint-ignore no-control-regex
+  /[\u0000-\u001f\u007f-\u009f\u2028\u2029\u202a-\u202e\u2066-\u2069]/g;
+
+/** Whether `text` can be printed as it is: well-formed, no control or bidirectional characters. */
+export function isPrintable(text: string): boolean {
+  return text.search(UNPRINTABLE) === -1 && text.isWellFormed();
+}
+
+function escapeUnprintable(text: string): string {
+  return text.replace(
+    UNPRINTABLE,
+    (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`,
+  );
+}
+
+/**
+ * Returns a one-line message for any thrown value (no stack trace, no
+ * newlines). Line breaks become spaces, tabs too; other control characters
+ * are shown escaped (`\u001b`), so a hostile value cannot break the line or
+ * drive the terminal.
+ */
 export function oneLine(error: unknown): string {
   const text = error instanceof Error ? error.message : String(error);
-  return text.replace(/\s*\n\s*/g, " ").trim();
+  return escapeUnprintable(text.replace(LINE_BREAKS, " ").replaceAll("\t", " "))
+    .trim();
+}
+
+/**
+ * Quotes a value from outside (a config value, an argument, a stored field)
+ * for a one-line message: a JSON string literal with control characters,
+ * Unicode line separators and bidirectional overrides escaped, cut to `max`
+ * characters with `...` and the full length when longer.
+ */
+export function quote(value: string, max = 80): string {
+  if (value.length <= max) return escapeUnprintable(JSON.stringify(value));
+  let cut = value.slice(0, max);
+  // Do not split a surrogate pair.
+  if (/[\ud800-\udbff]$/.test(cut)) cut = cut.slice(0, -1);
+  return `${
+    escapeUnprintable(JSON.stringify(cut)).slice(0, -1)
+  }..." (${value.length} characters)`;
 }

@@ -25,7 +25,12 @@ import {
   parseSemaphore,
   type Semaphore,
 } from "./semaphore.ts";
-import { describeEtcdError } from "./etcd_client.ts";
+import {
+  connectEtcd,
+  describeEtcdError,
+  type EtcdConnectionOptions,
+} from "./etcd_client.ts";
+import { semaphoreKey } from "./keys.ts";
 import { formatDuration } from "./duration.ts";
 import type {
   Change,
@@ -50,13 +55,31 @@ export interface EtcdLockStoreOptions {
 interface Cached {
   raw: string | undefined;
   revision: number;
+  /** The key's `version` (writes since creation); `0` when absent. */
+  version: number;
+  /** The stored bytes are not valid UTF-8 (`raw` is then a lossy rendering). */
+  invalidUtf8?: boolean;
 }
 
-const decoder = new TextDecoder();
+const strictDecoder = new TextDecoder("utf-8", { fatal: true });
+const lossyDecoder = new TextDecoder();
 
 function cachedFrom(kv: IKeyValue | undefined): Cached {
-  if (kv === undefined) return { raw: undefined, revision: 0 };
-  return { raw: decoder.decode(kv.value), revision: Number(kv.mod_revision) };
+  if (kv === undefined) return { raw: undefined, revision: 0, version: 0 };
+  const revision = Number(kv.mod_revision);
+  const version = Number(kv.version);
+  try {
+    return { raw: strictDecoder.decode(kv.value), revision, version };
+  } catch {
+    // Never parse a lossy rendering: U+FFFD in a holder id would be written
+    // back as different bytes. The document is corrupt as stored.
+    return {
+      raw: lossyDecoder.decode(kv.value),
+      revision,
+      version,
+      invalidUtf8: true,
+    };
+  }
 }
 
 /** The {@link LockStore} over an etcd v3 client. */
@@ -71,6 +94,8 @@ export class EtcdLockStore implements LockStore {
   #watchConnected = false;
 
   /**
+   * Creates an `EtcdLockStore`.
+   *
    * @param client an etcd client; closed by {@link EtcdLockStore.close}
    * @param key the semaphore key (see `semaphoreKey`)
    * @param options endpoints for messages, deadline, retry tuning
@@ -87,6 +112,13 @@ export class EtcdLockStore implements LockStore {
   }
 
   #snapshot(cached: Cached): Snapshot {
+    if (cached.invalidUtf8) {
+      throw new CorruptDocumentError(
+        this.key,
+        "not valid UTF-8",
+        cached.raw ?? "",
+      );
+    }
     const doc = cached.raw === undefined
       ? INITIAL_SEMAPHORE
       : parseSemaphore(cached.raw, this.key);
@@ -101,14 +133,37 @@ export class EtcdLockStore implements LockStore {
     return cached;
   }
 
-  async #fetch(): Promise<Cached> {
-    const res = await this.#client.get(this.key).exec();
+  /**
+   * Call options for one request of an operation that must be answered by
+   * `deadline` (ms since the epoch); throws instead of sending a request
+   * after it, so nothing is written once the caller was told "timed out".
+   */
+  #callOptions(deadline: number): { deadline: Date } {
+    if (Date.now() >= deadline) throw this.#timeoutError();
+    return { deadline: new Date(deadline) };
+  }
+
+  #timeoutError(): EtcdUnavailableError {
+    const { timeoutMs, endpoints } = this.#options;
+    return new EtcdUnavailableError(
+      `etcd at ${endpoints.join(",")} did not answer within ${
+        formatDuration(timeoutMs)
+      }`,
+    );
+  }
+
+  async #fetch(deadline: number): Promise<Cached> {
+    const res = await this.#client.get(this.key).options(
+      this.#callOptions(deadline),
+    ).exec();
     return this.#remember(cachedFrom(res.kvs[0]));
   }
 
   /** Reads the current document (linearizable); never writes. */
   read(): Promise<Snapshot> {
-    return this.#guard(async () => this.#snapshot(await this.#fetch()));
+    return this.#guard(async (deadline) =>
+      this.#snapshot(await this.#fetch(deadline))
+    );
   }
 
   /** The last seen document without I/O; see {@link LockStore.peek}. */
@@ -123,28 +178,30 @@ export class EtcdLockStore implements LockStore {
 
   /** Reads the stored text without parsing it; never writes. */
   readRaw(): Promise<{ raw: string | undefined; revision: number }> {
-    return this.#guard(() => this.#fetch());
+    return this.#guard((deadline) => this.#fetch(deadline));
   }
 
   /** Writes `doc` if the key is still at `revision`; see {@link LockStore.replace}. */
   replace(revision: number, doc: Semaphore): Promise<boolean> {
-    return this.#guard(async () => {
+    return this.#guard(async (deadline) => {
       const raw = formatSemaphore(doc);
       const res = await this.#client.if(this.key, "Mod", "==", revision)
-        .then(this.#client.put(this.key).value(raw)).commit();
-      if (res.succeeded) {
-        this.#remember({ raw, revision: Number(res.header.revision) });
-      }
+        .then(this.#client.put(this.key).value(raw))
+        .options(this.#callOptions(deadline))
+        .commit();
+      // The key's version after this write is not known here: forget the
+      // cache, so the next change starts from a fresh read.
+      if (res.succeeded) this.#cache = undefined;
       return res.succeeded;
     });
   }
 
   /** Applies `change` with compare-and-swap; see {@link LockStore.update}. */
   update(change: Change): Promise<UpdateOutcome> {
-    return this.#guard(() => this.#update(change));
+    return this.#guard((deadline) => this.#update(change, deadline));
   }
 
-  async #update(change: Change): Promise<UpdateOutcome> {
+  async #update(change: Change, deadline: number): Promise<UpdateOutcome> {
     const maxAttempts = this.#options.maxAttempts ?? 64;
     const random = this.#options.random ?? Math.random;
     // A cached document may be stale: it may be used to write (the guard
@@ -152,7 +209,7 @@ export class EtcdLockStore implements LockStore {
     let state = this.#cache;
     let fresh = false;
     if (state === undefined) {
-      state = await this.#fetch();
+      state = await this.#fetch(deadline);
       fresh = true;
     }
     for (let attempt = 1; attempt <= maxAttempts; attempt++) {
@@ -162,7 +219,7 @@ export class EtcdLockStore implements LockStore {
         after = change(before);
       } catch (error) {
         if (fresh || !(error instanceof SemaphoreRefusedError)) throw error;
-        state = await this.#fetch();
+        state = await this.#fetch(deadline);
         fresh = true;
         attempt--;
         continue;
@@ -171,7 +228,7 @@ export class EtcdLockStore implements LockStore {
         if (fresh) {
           return { before, after: before, written: false, attempts: attempt };
         }
-        state = await this.#fetch();
+        state = await this.#fetch(deadline);
         fresh = true;
         attempt--;
         continue;
@@ -181,13 +238,22 @@ export class EtcdLockStore implements LockStore {
         .if(this.key, "Mod", "==", state.revision)
         .then(this.#client.put(this.key).value(raw))
         .else(this.#client.get(this.key))
+        .options(this.#callOptions(deadline))
         .commit();
+      const written = { raw, version: state.version + 1 };
       if (res.succeeded) {
-        this.#remember({ raw, revision: Number(res.header.revision) });
+        this.#remember({ ...written, revision: Number(res.header.revision) });
         return { before, after, written: true, attempts: attempt };
       }
       const range = res.responses[0]?.response_range;
-      state = this.#remember(cachedFrom(range?.kvs[0]));
+      const current = this.#remember(cachedFrom(range?.kvs[0]));
+      // The client re-sends a Txn whose answer was lost; if the first one
+      // committed, the re-sent guard fails on our own write. Exactly our
+      // bytes, exactly one write after the version we read: that write was ours.
+      if (current.raw === written.raw && current.version === written.version) {
+        return { before, after, written: true, attempts: attempt };
+      }
+      state = current;
       fresh = true;
       if (attempt > 1) {
         // Full jitter, 2 ms doubling to 250 ms: spreads out a herd of writers.
@@ -200,22 +266,24 @@ export class EtcdLockStore implements LockStore {
     );
   }
 
-  async #guard<T>(operation: () => Promise<T>): Promise<T> {
-    const { timeoutMs, endpoints } = this.#options;
+  /**
+   * Runs `operation` with one deadline for all its requests, and answers by
+   * that deadline at the latest. Requests carry the deadline and none is sent
+   * after it, so an operation reported as timed out writes nothing later
+   * (one already in flight may still have been applied: an unknown outcome,
+   * as with any timed-out write).
+   */
+  async #guard<T>(operation: (deadline: number) => Promise<T>): Promise<T> {
+    const { timeoutMs } = this.#options;
+    const deadlineAt = Date.now() + timeoutMs;
     let timer: ReturnType<typeof setTimeout> | undefined;
     const deadline = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => {
-        reject(
-          new EtcdUnavailableError(
-            `etcd at ${endpoints.join(",")} did not answer within ${
-              formatDuration(timeoutMs)
-            }`,
-          ),
-        );
-      }, timeoutMs);
+      timer = setTimeout(() => reject(this.#timeoutError()), timeoutMs);
     });
+    const running = operation(deadlineAt);
+    running.catch(() => {}); // a late failure after the deadline answered is expected
     try {
-      return await Promise.race([operation(), deadline]);
+      return await Promise.race([running, deadline]);
     } catch (error) {
       if (
         error instanceof SemaphoreRefusedError ||
@@ -248,7 +316,11 @@ export class EtcdLockStore implements LockStore {
       });
       watcher.on("put", (kv) => this.#remember(cachedFrom(kv)));
       watcher.on("delete", (kv) => {
-        this.#remember({ raw: undefined, revision: Number(kv.mod_revision) });
+        this.#remember({
+          raw: undefined,
+          revision: Number(kv.mod_revision),
+          version: 0,
+        });
       });
       // The client reconnects watchers by itself; errors must not crash us.
       watcher.on("error", () => {});
@@ -303,4 +375,31 @@ export class EtcdLockStore implements LockStore {
     if (watcher) await watcher.then((w) => w.cancel()).catch(() => {});
     this.#client.close();
   }
+}
+
+/**
+ * Connects to etcd and returns the {@link LockStore} of `group`'s semaphore
+ * (the fleet-wide one when `group` is empty or absent).
+ *
+ * @example
+ * ```ts
+ * import { lockSlot, openEtcdLockStore } from "./mod.ts";
+ *
+ * const store = await openEtcdLockStore({ endpoints: ["http://127.0.0.1:2379"], timeoutMs: 5_000 });
+ * try {
+ *   await lockSlot(store, "69d27b356a94476da859461d3a3bc6fd");
+ * } finally {
+ *   await store.close();
+ * }
+ * ```
+ */
+export async function openEtcdLockStore(
+  options: EtcdConnectionOptions,
+  group?: string,
+): Promise<LockStore> {
+  return new EtcdLockStore(
+    await connectEtcd(options),
+    semaphoreKey(group),
+    options,
+  );
 }

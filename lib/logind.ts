@@ -57,6 +57,8 @@ export class LogindRebooter implements Rebooter {
   readonly #timeoutMs: number | undefined;
 
   /**
+   * Creates a `LogindRebooter`.
+   *
    * @param bus an open system bus connection (the caller closes it)
    * @param options timeout
    */

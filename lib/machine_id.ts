@@ -4,7 +4,7 @@
  * @module
  */
 
-import { UsageError } from "./errors.ts";
+import { quote, UsageError } from "./errors.ts";
 
 /** Path of the systemd machine id file. */
 export const MACHINE_ID_PATH = "/etc/machine-id";
@@ -16,7 +16,8 @@ const encoder = new TextEncoder();
 
 /**
  * Returns what is wrong with a holder id, or `undefined` when it is acceptable:
- * non-empty, no control characters, at most {@link MAX_ID_BYTES} UTF-8 bytes.
+ * non-empty, no control characters, well-formed Unicode (no lone surrogate,
+ * which has no UTF-8 form), at most {@link MAX_ID_BYTES} UTF-8 bytes.
  */
 export function idDefect(id: unknown): string | undefined {
   if (typeof id !== "string") return `is not a string`;
@@ -25,6 +26,7 @@ export function idDefect(id: unknown): string | undefined {
   if (/[\u0000-\u001f\u007f-\u009f]/.test(id)) {
     return "contains a control character";
   }
+  if (!id.isWellFormed()) return "is not valid Unicode (a lone surrogate)";
   if (encoder.encode(id).length > MAX_ID_BYTES) {
     return `is longer than ${MAX_ID_BYTES} bytes`;
   }
@@ -35,7 +37,7 @@ export function idDefect(id: unknown): string | undefined {
 export function validateId(id: string, what = "id"): string {
   const defect = idDefect(id);
   if (defect !== undefined) {
-    throw new UsageError(`${what} ${JSON.stringify(id)} ${defect}`);
+    throw new UsageError(`${what} ${quote(id)} ${defect}`);
   }
   return id;
 }

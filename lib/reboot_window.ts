@@ -88,6 +88,8 @@ export class RebootWindowError extends UsageError {
   /** What is wrong and what is accepted, e.g. `is not a duration like 1h30m`. */
   readonly defect: string;
   /**
+   * Creates a `RebootWindowError`.
+   *
    * @param field which part of the window was rejected
    * @param value the rejected text
    * @param defect what is wrong with it and what is accepted

@@ -10,6 +10,7 @@
 
 import {
   CorruptDocumentError,
+  quote,
   SemaphoreRefusedError,
   UsageError,
 } from "./errors.ts";
@@ -43,6 +44,18 @@ export const MAX_SLOTS = 1_000_000;
 
 const KNOWN_FIELDS = new Set(["semaphore", "max", "holders"]);
 
+/** A stored value for a defect message: short, one line, never the whole (possibly huge) value. */
+function show(value: unknown): string {
+  if (typeof value === "string") return quote(value, 40);
+  if (Array.isArray(value)) return "a list";
+  if (value === null) return "null";
+  if (typeof value === "object") return "an object";
+  // Numbers as JavaScript reads them: 1e309 is Infinity, not JSON's "null".
+  return String(value);
+}
+
+const encoder = new TextEncoder();
+
 /**
  * Parses and validates a stored document. Throws {@link CorruptDocumentError}
  * naming `key` and the defect when the text is not a well-formed semaphore.
@@ -51,10 +64,14 @@ const KNOWN_FIELDS = new Set(["semaphore", "max", "holders"]);
 export function parseSemaphore(raw: string, key: string): Semaphore {
   const corrupt = (defect: string) =>
     new CorruptDocumentError(key, defect, raw);
-  if (raw.length > MAX_DOCUMENT_BYTES) {
-    throw corrupt(
-      `document is ${raw.length} bytes, more than ${MAX_DOCUMENT_BYTES}`,
-    );
+  // Each UTF-16 unit is at most 3 UTF-8 bytes: count only when it may matter.
+  if (raw.length * 3 > MAX_DOCUMENT_BYTES) {
+    const bytes = encoder.encode(raw).length;
+    if (bytes > MAX_DOCUMENT_BYTES) {
+      throw corrupt(
+        `document is ${bytes} bytes, more than ${MAX_DOCUMENT_BYTES}`,
+      );
+    }
   }
   let value: unknown;
   try {
@@ -68,14 +85,14 @@ export function parseSemaphore(raw: string, key: string): Semaphore {
   const doc = value as Record<string, unknown>;
   for (const field of Object.keys(doc)) {
     if (!KNOWN_FIELDS.has(field)) {
-      throw corrupt(`unknown field ${JSON.stringify(field)}`);
+      throw corrupt(`unknown field ${quote(field, 40)}`);
     }
   }
   for (const field of ["semaphore", "max"] as const) {
     if (!(field in doc)) throw corrupt(`missing field "${field}"`);
     const n = doc[field];
     if (typeof n !== "number" || !Number.isSafeInteger(n)) {
-      throw corrupt(`"${field}" is not an integer: ${JSON.stringify(n)}`);
+      throw corrupt(`"${field}" is not an integer: ${show(n)}`);
     }
   }
   const max = doc.max as number;
@@ -96,7 +113,7 @@ export function parseSemaphore(raw: string, key: string): Semaphore {
     if (i > 0) {
       const prev = holdersValue[i - 1] as string;
       if (prev === id) {
-        throw corrupt(`holder ${JSON.stringify(id)} appears twice`);
+        throw corrupt(`holder ${quote(id as string)} appears twice`);
       }
       if (prev > (id as string)) throw corrupt(`"holders" is not sorted`);
     }

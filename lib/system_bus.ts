@@ -47,6 +47,8 @@ export class SystemBusUnavailableError extends Error {
   /** Exit status that the command-line tools use for this error. */
   readonly exitCode: number = 1;
   /**
+   * Creates a `SystemBusUnavailableError`.
+   *
    * @param message one line naming the address and the cause
    * @param options standard error options (the underlying cause)
    */
@@ -65,6 +67,8 @@ export class DbusCallError extends Error {
   /** The D-Bus error name, e.g. `org.freedesktop.DBus.Error.ServiceUnknown`. */
   readonly errorName: string;
   /**
+   * Creates a `DbusCallError`.
+   *
    * @param method the method, as `interface.Member`
    * @param errorName the D-Bus error name
    * @param text the error text, any newlines are folded

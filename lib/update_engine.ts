@@ -8,7 +8,7 @@
  */
 
 import type { Message } from "dbus-next";
-import { oneLine } from "./errors.ts";
+import { oneLine, quote } from "./errors.ts";
 import {
   DbusCallError,
   INVALID_SIGNATURE_ERROR,
@@ -56,8 +56,13 @@ export interface StatusDefect {
   readonly error: string;
 }
 
+const INT64_MIN = -(2n ** 63n);
+const INT64_MAX = 2n ** 63n - 1n;
+
 function int64(value: unknown): bigint | undefined {
-  if (typeof value === "bigint") return value;
+  if (typeof value === "bigint") {
+    return value >= INT64_MIN && value <= INT64_MAX ? value : undefined;
+  }
   if (typeof value === "number" && Number.isSafeInteger(value)) {
     return BigInt(value);
   }
@@ -83,7 +88,7 @@ export function parseStatusUpdate(
   if (signature !== undefined && signature !== STATUS_SIGNATURE) {
     return {
       error: `signature is ${
-        JSON.stringify(signature)
+        quote(signature, 40)
       }, expected "${STATUS_SIGNATURE}"`,
     };
   }
@@ -196,6 +201,8 @@ export class UpdateEngineClient implements UpdateStatusSource {
   readonly #timeoutMs: number | undefined;
 
   /**
+   * Creates an `UpdateEngineClient`.
+   *
    * @param bus an open system bus connection (the caller closes it)
    * @param options logging and timeout
    */
@@ -368,6 +375,8 @@ export class SentinelFileSource implements UpdateStatusSource {
   readonly #log: (line: string) => void;
 
   /**
+   * Creates a `SentinelFileSource`.
+   *
    * @param path the sentinel file (default {@link DEFAULT_REBOOT_SENTINEL_PATH})
    * @param options poll interval and logging
    */
