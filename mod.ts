@@ -114,14 +114,15 @@ export {
 } from "./lib/daemon_config.ts";
 export {
   backoffMs,
+  decideTurn,
   type LockFailureAction,
   onLockFailure,
   type StartupAction,
   startupAction,
+  type Turn,
   usesLock,
   type WindowState,
   windowState,
-  worthTrying,
 } from "./lib/daemon_decisions.ts";
 export {
   type Clock,

@@ -87,8 +87,11 @@ export function onLockFailure(
   if (error instanceof EtcdUnavailableError && strategy === "best-effort") {
     return "reboot-without-slot";
   }
+  // A lost compare-and-swap (a single attempt) means someone else got there
+  // first: look at the new document and wait, without backing off.
+  if (error instanceof ContentionError) return "wait-for-slot";
   if (
-    error instanceof EtcdUnavailableError || error instanceof ContentionError ||
+    error instanceof EtcdUnavailableError ||
     error instanceof CorruptDocumentError
   ) {
     return "retry";
@@ -96,12 +99,38 @@ export function onLockFailure(
   return "retry";
 }
 
-/** Whether a waiter should send a lock request, judging by the last seen document. */
-export function worthTrying(
-  doc:
-    | { readonly semaphore: number; readonly holders: readonly string[] }
-    | undefined,
-  id: string,
-): boolean {
-  return doc === undefined || doc.semaphore > 0 || doc.holders.includes(id);
+/** What a queued waiter does next. */
+export type Turn =
+  | { readonly action: "try"; readonly evictAhead: number }
+  | {
+    readonly action: "wait";
+    /** When a free slot was first left to the waiters ahead (kept across waits). */
+    readonly freeSince: number | undefined;
+    /** Longest wait before looking again; `undefined` for the safety re-check. */
+    readonly waitMs: number | undefined;
+  };
+
+/**
+ * Decides whether a queued waiter tries for a slot: when fewer waiters are
+ * ahead of it than slots are free (it is among the first in line), or when a
+ * free slot has been left to those ahead for `handoverMs` (they are dead or
+ * stuck: it tries, and evicts up to `free` of them). Else it waits, at most
+ * until the hand-over time runs out.
+ */
+export function decideTurn(
+  free: number,
+  ahead: number,
+  freeSince: number | undefined,
+  now: number,
+  handoverMs: number,
+): Turn {
+  if (free <= 0) {
+    return { action: "wait", freeSince: undefined, waitMs: undefined };
+  }
+  if (ahead < free) return { action: "try", evictAhead: 0 };
+  const since = freeSince ?? now;
+  if (now - since >= handoverMs) {
+    return { action: "try", evictAhead: Math.min(free, ahead) };
+  }
+  return { action: "wait", freeSince: since, waitMs: since + handoverMs - now };
 }

@@ -10,16 +10,16 @@
 import type { RebootStrategy } from "./daemon_config.ts";
 import {
   backoffMs,
+  decideTurn,
   onLockFailure,
   startupAction,
   usesLock,
   windowState,
-  worthTrying,
 } from "./daemon_decisions.ts";
 import { oneLine, SemaphoreRefusedError } from "./errors.ts";
 import { formatDuration } from "./duration.ts";
-import { isHolder } from "./semaphore.ts";
-import { lockSlot, type LockStore, unlockSlot } from "./lock_store.ts";
+import { isHolder, lock } from "./semaphore.ts";
+import { type LockStore, unlockSlot } from "./lock_store.ts";
 import { formatRebootWindow, type RebootWindow } from "./reboot_window.ts";
 import type { Rebooter } from "./logind.ts";
 import type { RebootNeed } from "./update_engine.ts";
@@ -54,8 +54,11 @@ export interface DaemonSettings {
   readonly loginDelayMs: number;
   /** Longest wait for a slot between two checks when no change is seen (default 5 min). */
   readonly safetyRecheckMs?: number;
-  /** Longest random delay before trying a slot after a change (default 1 s), against herds. */
-  readonly wakeJitterMs?: number;
+  /**
+   * How long a free slot is left to the waiters ahead in the queue before the
+   * next one takes it and removes them (they are dead or stuck); default 10 s.
+   */
+  readonly handoverMs?: number;
 }
 
 /** What locksmithd needs from the world. */
@@ -161,7 +164,8 @@ class DaemonRun {
     const id = this.#s.machineId;
     for (let attempt = 1; !stop.aborted; attempt++) {
       try {
-        const { doc } = await store.read();
+        // Leaving the queue clears an entry left by a crash while waiting; it reads too.
+        const { doc } = await store.leaveQueue(id);
         const action = startupAction(isHolder(doc, id), pending);
         if (action === "keep") {
           log.info(
@@ -232,27 +236,86 @@ class DaemonRun {
     const { strategy, machineId } = this.#s;
     const { log, clock, random } = this.#d;
     const recheckMs = this.#s.safetyRecheckMs ?? 300_000;
-    const jitterMs = this.#s.wakeJitterMs ?? 1_000;
+    const handoverMs = this.#s.handoverMs ?? 10_000;
     let failures = 0;
     let lastFull = "";
+    let freeSince: number | undefined;
     while (!this.#stopped) {
-      if (closesAt && clock.now() >= closesAt) {
+      const now = clock.now().getTime();
+      if (closesAt && now >= closesAt.getTime()) {
         log.info(
           "the reboot window closed before a slot was free; waiting for the next one",
         );
+        await store.leaveQueue(machineId).catch(() => {});
         return "window-closed";
       }
       try {
-        const { after } = await lockSlot(store, machineId);
-        log.info(
-          `took a slot: ${after.holders.length} of ${after.max} held (${
-            after.holders.join(", ")
-          })`,
+        // Join (or, after an eviction, rejoin) the queue; one request that also reads.
+        if (store.waitersAhead() === undefined) {
+          await store.joinQueue(machineId);
+        }
+        const doc = store.peek() ?? (await store.read()).doc; // a corrupt one throws
+        const ahead = store.waitersAhead() ?? 0;
+        const free = doc.semaphore;
+        if (doc.holders.includes(machineId)) {
+          await store.leaveQueue(machineId);
+          log.info(`this machine (${machineId}) already holds a slot`);
+          break;
+        }
+        const turn = decideTurn(free, ahead, freeSince, now, handoverMs);
+        if (turn.action === "try") {
+          const evict = turn.evictAhead > 0
+            ? await store.readWaitersAhead(turn.evictAhead)
+            : [];
+          if (evict.length > 0) {
+            log.warn(
+              `a slot stayed free for ${formatDuration(handoverMs)} while ${
+                evict.join(", ")
+              } did not take it: taking it and removing them from the queue`,
+            );
+          }
+          const { after } = await store.update((d) => lock(d, machineId), {
+            maxAttempts: 1,
+            leaveQueue: true,
+            evict,
+          });
+          log.info(
+            `took a slot: ${after.holders.length} of ${after.max} held (${
+              after.holders.join(", ")
+            })`,
+          );
+          break;
+        }
+        freeSince = turn.freeSince;
+        failures = 0;
+        const summary = doc
+          ? `max ${doc.max}, held by ${
+            doc.holders.join(", ") || "nobody"
+          }, ${ahead} waiting ahead`
+          : "no document";
+        if (summary !== lastFull) {
+          log.info(`no slot free for this machine (${summary}); waiting`);
+          lastFull = summary;
+        }
+        const until = Math.min(
+          now + (turn.waitMs ?? recheckMs),
+          closesAt?.getTime() ?? Infinity,
         );
-        break;
+        const result = await store.waitForChange(
+          store.revision,
+          Math.max(0, until - now),
+          this.#signal,
+        );
+        if (result === "aborted") return "stopped";
+        if (result === "disconnected") {
+          // Waiting learns nothing while the watch is down: ask etcd (a read
+          // that fails is logged and backed off below).
+          await store.read();
+        }
       } catch (error) {
         const action = onLockFailure(strategy, error);
         if (action === "holding") {
+          await store.leaveQueue(machineId).catch(() => {});
           log.info(`this machine (${machineId}) already holds a slot`);
           break;
         }
@@ -264,23 +327,7 @@ class DaemonRun {
           );
           return "no-slot";
         }
-        if (action === "wait-for-slot") {
-          failures = 0;
-          const doc = store.peek();
-          const summary = doc
-            ? `max ${doc.max}, held by ${doc.holders.join(", ") || "nobody"}`
-            : oneLine(error);
-          if (summary !== lastFull) {
-            log.info(`no slot free (${summary}); waiting for one`);
-            lastFull = summary;
-          }
-          if (
-            !await this.#waitForFreeSlot(store, closesAt, recheckMs, jitterMs)
-          ) {
-            return "stopped";
-          }
-          continue;
-        }
+        if (action === "wait-for-slot") continue; // lost the race for the slot: look again
         failures++;
         lastFull = "";
         const delay = backoffMs(failures, random);
@@ -299,38 +346,6 @@ class DaemonRun {
       return "window-closed";
     }
     return "held";
-  }
-
-  /** Waits for the watched document to show a free slot (or the window to close). */
-  async #waitForFreeSlot(
-    store: LockStore,
-    closesAt: Date | undefined,
-    recheckMs: number,
-    jitterMs: number,
-  ): Promise<boolean> {
-    const { clock, random } = this.#d;
-    const deadline = clock.now().getTime() + recheckMs;
-    while (!this.#stopped) {
-      const now = clock.now().getTime();
-      const until = Math.min(deadline, closesAt?.getTime() ?? Infinity);
-      if (now >= until) return true;
-      const result = await store.waitForChange(
-        store.revision,
-        until - now,
-        this.#signal,
-      );
-      if (this.#stopped || result === "aborted") return false;
-      // A safety re-check, the window closing, or a lost watch: ask etcd.
-      if (result !== "changed") return true;
-      if (worthTrying(store.peek(), this.#s.machineId)) {
-        // Spread a herd of waiters; whoever wins first is seen by the others' watch.
-        if (
-          jitterMs > 0 && !await clock.sleep(random() * jitterMs, this.#signal)
-        ) return false;
-        if (worthTrying(store.peek(), this.#s.machineId)) return true;
-      }
-    }
-    return false;
   }
 
   async #giveBack(store: LockStore): Promise<void> {

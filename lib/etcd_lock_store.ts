@@ -9,6 +9,12 @@
  * Waiting uses one long-lived watch of the key, which also keeps the cached
  * document fresh, so an uncontended change costs one request.
  *
+ * Waiters queue under `<key>/waiters/<id>`: joining is one Txn that re-creates
+ * the waiter's key, reads the document and counts the waiters (all of whom
+ * joined earlier); the watch, with previous values, counts down those ahead
+ * as they leave. Only a waiter with fewer waiters ahead than free slots
+ * tries, so a freed slot costs one lock instead of a herd of lost ones.
+ *
  * @module
  */
 
@@ -30,12 +36,14 @@ import {
   describeEtcdError,
   type EtcdConnectionOptions,
 } from "./etcd_client.ts";
-import { semaphoreKey } from "./keys.ts";
+import { queryEscape, semaphoreKey } from "./keys.ts";
+import { Buffer } from "node:buffer";
 import { formatDuration } from "./duration.ts";
 import type {
   Change,
   LockStore,
   Snapshot,
+  UpdateOptions,
   UpdateOutcome,
   WaitResult,
 } from "./lock_store.ts";
@@ -50,6 +58,18 @@ export interface EtcdLockStoreOptions {
   readonly maxAttempts?: number;
   /** Random source in [0, 1) for the retry jitter. Default `Math.random`. */
   readonly random?: () => number;
+}
+
+/** This store's place in the wait queue. */
+interface Queued {
+  readonly id: string;
+  readonly key: string;
+  /** Revision of the join: our key's create_revision. */
+  readonly joinedAt: number;
+  /** Waiters that joined before us and have not left, as last seen. */
+  ahead: number;
+  /** Our key was deleted by someone else (evicted): join again. */
+  evicted: boolean;
 }
 
 interface Cached {
@@ -92,6 +112,8 @@ export class EtcdLockStore implements LockStore {
   #watcher: Promise<Watcher> | undefined;
   #waiters = new Set<(event: "change" | "disconnected") => void>();
   #watchConnected = false;
+  #queued: Queued | undefined;
+  #queueRevision = 0;
 
   /**
    * Creates an `EtcdLockStore`.
@@ -106,9 +128,114 @@ export class EtcdLockStore implements LockStore {
     this.#options = options;
   }
 
-  /** The key's `mod_revision` as last seen (`0` before any read or when absent). */
+  /** The latest revision of a seen change; see {@link LockStore.revision}. */
   get revision(): number {
-    return this.#cache?.revision ?? 0;
+    return Math.max(this.#cache?.revision ?? 0, this.#queueRevision);
+  }
+
+  get #waiterPrefix(): string {
+    return `${this.key}/waiters/`;
+  }
+
+  #waiterKey(id: string): string {
+    return `${this.#waiterPrefix}${queryEscape(id)}`;
+  }
+
+  /** Joins the wait queue at the back and reads the document; see {@link LockStore.joinQueue}. */
+  joinQueue(id: string): Promise<Snapshot> {
+    return this.#guard(async (deadline) => {
+      const key = this.#waiterKey(id);
+      const prefix = Buffer.from(this.#waiterPrefix);
+      const end = Buffer.from(`${this.key}/waiters0`); // "0" follows "/": the prefix's end
+      // A key left from before (a restart while waiting) is deleted first:
+      // etcd allows no delete and put of one key in a single Txn.
+      let res;
+      for (let attempt = 1;; attempt++) {
+        res = await this.#client.if(key, "Version", "==", 0)
+          .then(
+            this.#client.put(key).value(id),
+            this.#client.get(this.key),
+            {
+              request_range: { key: prefix, range_end: end, count_only: true },
+            },
+          )
+          .else(this.#client.delete().key(key))
+          .options(this.#callOptions(deadline))
+          .commit();
+        if (res.succeeded) break;
+        if (attempt === 3) {
+          throw new ContentionError(
+            `could not join the wait queue of ${this.key}`,
+          );
+        }
+      }
+      const joinedAt = Number(res.header.revision);
+      const count = Number(res.responses[2]?.response_range?.count ?? 1);
+      this.#queued = {
+        id,
+        key,
+        joinedAt,
+        ahead: Math.max(0, count - 1),
+        evicted: false,
+      };
+      return this.#snapshot(
+        this.#remember(cachedFrom(res.responses[1]?.response_range?.kvs[0])),
+      );
+    });
+  }
+
+  /** Leaves the wait queue and reads the document; see {@link LockStore.leaveQueue}. */
+  leaveQueue(id: string): Promise<Snapshot> {
+    return this.#guard(async (deadline) => {
+      const res = await this.#client.if(this.key, "Mod", ">", -1)
+        .then(
+          this.#client.delete().key(this.#waiterKey(id)),
+          this.#client.get(this.key),
+        )
+        .options(this.#callOptions(deadline))
+        .commit();
+      if (this.#queued?.id === id) this.#queued = undefined;
+      return this.#snapshot(
+        this.#remember(cachedFrom(res.responses[1]?.response_range?.kvs[0])),
+      );
+    });
+  }
+
+  /** Waiters ahead of this store's id; see {@link LockStore.waitersAhead}. */
+  waitersAhead(): number | undefined {
+    const q = this.#queued;
+    return q === undefined || q.evicted ? undefined : q.ahead;
+  }
+
+  /** Ids of the oldest waiters ahead; see {@link LockStore.readWaitersAhead}. */
+  readWaitersAhead(limit: number): Promise<string[]> {
+    return this.#guard(async (deadline) => {
+      const q = this.#queued;
+      if (q === undefined || limit <= 0) return [];
+      const res = await this.#client.getAll().prefix(this.#waiterPrefix)
+        .sort("Create", "Ascend").limit(limit + 1)
+        .options(this.#callOptions(deadline)).exec();
+      return res.kvs
+        .filter((kv) => Number(kv.create_revision) < q.joinedAt)
+        .slice(0, limit)
+        .map((kv) => lossyDecoder.decode(kv.value));
+    });
+  }
+
+  /** Counts down the waiters ahead as they leave; notices our own eviction. */
+  #waiterGone(
+    key: string,
+    revision: number,
+    createdAt: number | undefined,
+  ): void {
+    const q = this.#queued;
+    if (q === undefined || revision <= q.joinedAt) return;
+    if (key === q.key) q.evicted = true;
+    else if (createdAt !== undefined && createdAt < q.joinedAt && q.ahead > 0) {
+      q.ahead--;
+    } else return;
+    this.#queueRevision = Math.max(this.#queueRevision, revision);
+    this.#notify();
   }
 
   #snapshot(cached: Cached): Snapshot {
@@ -197,12 +324,21 @@ export class EtcdLockStore implements LockStore {
   }
 
   /** Applies `change` with compare-and-swap; see {@link LockStore.update}. */
-  update(change: Change): Promise<UpdateOutcome> {
-    return this.#guard((deadline) => this.#update(change, deadline));
+  update(change: Change, options: UpdateOptions = {}): Promise<UpdateOutcome> {
+    return this.#guard((deadline) => this.#update(change, deadline, options));
   }
 
-  async #update(change: Change, deadline: number): Promise<UpdateOutcome> {
-    const maxAttempts = this.#options.maxAttempts ?? 64;
+  async #update(
+    change: Change,
+    deadline: number,
+    options: UpdateOptions,
+  ): Promise<UpdateOutcome> {
+    const maxAttempts = options.maxAttempts ?? this.#options.maxAttempts ?? 64;
+    const queued = this.#queued;
+    const dequeue = [
+      ...(options.leaveQueue && queued ? [queued.key] : []),
+      ...(options.evict ?? []).map((id) => this.#waiterKey(id)),
+    ].map((key) => this.#client.delete().key(key));
     const random = this.#options.random ?? Math.random;
     // A cached document may be stale: it may be used to write (the guard
     // catches staleness) but never to refuse or to skip a write.
@@ -236,12 +372,15 @@ export class EtcdLockStore implements LockStore {
       const raw = formatSemaphore(after);
       const res = await this.#client
         .if(this.key, "Mod", "==", state.revision)
-        .then(this.#client.put(this.key).value(raw))
+        .then(this.#client.put(this.key).value(raw), ...dequeue)
         .else(this.#client.get(this.key))
         .options(this.#callOptions(deadline))
         .commit();
       const written = { raw, version: state.version + 1 };
       if (res.succeeded) {
+        if (options.leaveQueue && this.#queued === queued) {
+          this.#queued = undefined;
+        }
         this.#remember({ ...written, revision: Number(res.header.revision) });
         return { before, after, written: true, attempts: attempt };
       }
@@ -251,6 +390,9 @@ export class EtcdLockStore implements LockStore {
       // committed, the re-sent guard fails on our own write. Exactly our
       // bytes, exactly one write after the version we read: that write was ours.
       if (current.raw === written.raw && current.version === written.version) {
+        if (options.leaveQueue && this.#queued === queued) {
+          this.#queued = undefined;
+        }
         return { before, after, written: true, attempts: attempt };
       }
       state = current;
@@ -303,7 +445,8 @@ export class EtcdLockStore implements LockStore {
 
   #watch(fromRevision: number): Promise<Watcher> {
     this.#watcher ??= (async () => {
-      const builder = this.#client.watch().key(this.key);
+      // One watch for the document and its queue (`<key>/waiters/...`).
+      const builder = this.#client.watch().prefix(this.key).withPreviousKV();
       if (fromRevision > 0) builder.startRevision(String(fromRevision + 1));
       const watcher = await builder.create();
       this.#watchConnected = true;
@@ -314,13 +457,22 @@ export class EtcdLockStore implements LockStore {
         this.#watchConnected = false;
         this.#notify("disconnected");
       });
-      watcher.on("put", (kv) => this.#remember(cachedFrom(kv)));
-      watcher.on("delete", (kv) => {
-        this.#remember({
-          raw: undefined,
-          revision: Number(kv.mod_revision),
-          version: 0,
-        });
+      const keyOf = (kv: IKeyValue) => lossyDecoder.decode(kv.key);
+      watcher.on("put", (kv) => {
+        if (keyOf(kv) === this.key) this.#remember(cachedFrom(kv));
+      });
+      watcher.on("delete", (kv, previous) => {
+        const key = keyOf(kv);
+        const revision = Number(kv.mod_revision);
+        if (key === this.key) {
+          this.#remember({ raw: undefined, revision, version: 0 });
+        } else if (key.startsWith(this.#waiterPrefix)) {
+          this.#waiterGone(
+            key,
+            revision,
+            previous ? Number(previous.create_revision) : undefined,
+          );
+        }
       });
       // The client reconnects watchers by itself; errors must not crash us.
       watcher.on("error", () => {});

@@ -7,6 +7,16 @@
 
 import { lock, type Semaphore, setMax, unlock } from "./semaphore.ts";
 
+/** Options of {@link LockStore.update}. */
+export interface UpdateOptions {
+  /** Compare-and-swap attempts before `ContentionError` (default: the store's, 64). */
+  readonly maxAttempts?: number;
+  /** Leave the wait queue in the same write (for a queued lock). */
+  readonly leaveQueue?: boolean;
+  /** Remove these ids from the wait queue in the same write (waiters that did not act). */
+  readonly evict?: readonly string[];
+}
+
 /** Why {@link LockStore.waitForChange} returned. */
 export type WaitResult = "changed" | "timeout" | "disconnected" | "aborted";
 
@@ -44,8 +54,24 @@ export interface LockStore {
   readonly key: string;
   /** Reads the current document; never writes. */
   read(): Promise<Snapshot>;
-  /** Applies `change` atomically, retrying on conflicts. */
-  update(change: Change): Promise<UpdateOutcome>;
+  /** Applies `change` atomically, retrying on conflicts (see {@link UpdateOptions}). */
+  update(change: Change, options?: UpdateOptions): Promise<UpdateOutcome>;
+  /**
+   * Joins the wait queue of the semaphore as `id`, at the back (joining again
+   * moves it to the back), and reads the document, in one request. The queue
+   * only decides who tries first; the semaphore alone decides who holds.
+   */
+  joinQueue(id: string): Promise<Snapshot>;
+  /** Leaves the wait queue as `id` (if queued) and reads the document, in one request. */
+  leaveQueue(id: string): Promise<Snapshot>;
+  /**
+   * How many waiters joined the queue before this store's id and still wait,
+   * as last seen (no I/O); `undefined` when not queued, or when the queue
+   * entry was removed by someone else (then join again).
+   */
+  waitersAhead(): number | undefined;
+  /** Reads the ids of up to `limit` waiters ahead of this store's id, oldest first. */
+  readWaitersAhead(limit: number): Promise<string[]>;
   /**
    * Waits until the key changes after `revision` (`"changed"`), `timeoutMs`
    * passes (`"timeout"`), the watch of the key is lost or cannot be set up
@@ -58,7 +84,11 @@ export interface LockStore {
     timeoutMs: number,
     signal?: AbortSignal,
   ): Promise<WaitResult>;
-  /** The key's `mod_revision` as last seen by this store (`0` before any read). */
+  /**
+   * The latest revision at which this store saw the semaphore or the part of
+   * the queue ahead of it change (`0` before any read): the baseline for
+   * {@link LockStore.waitForChange}.
+   */
   readonly revision: number;
   /**
    * The document as last seen by this store (from a read, a write or the

@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { type DaemonSettings, runDaemonLoop } from "../lib/daemon_loop.ts";
-import { backoffMs, windowState } from "../lib/daemon_decisions.ts";
+import { backoffMs, decideTurn, windowState } from "../lib/daemon_decisions.ts";
+import { ContentionError } from "../lib/errors.ts";
 import { parseRebootWindow } from "../lib/reboot_window.ts";
 import {
   ETCD_DOWN,
@@ -32,7 +33,6 @@ function setup(
     strategy: "etcd-lock",
     machineId: ME,
     loginDelayMs: 0,
-    wakeJitterMs: 0,
     ...settings,
   };
   const run = () =>
@@ -139,7 +139,10 @@ Deno.test("a full semaphore is waited on until another machine releases", async 
     1,
     "the wait is logged once",
   );
-  assert.match(log, /no slot free \(max 1, held by other\)/);
+  assert.match(
+    log,
+    /no slot free for this machine \(max 1, held by other, 0 waiting ahead\)/,
+  );
 });
 
 Deno.test("a change that frees no slot sends no lock request", async () => {
@@ -157,7 +160,7 @@ Deno.test("a change that frees no slot sends no lock request", async () => {
     return update(change);
   };
   assert.equal(await t.run(), "rebooted");
-  assert.equal(attempts, 2, "one refused attempt, one successful");
+  assert.equal(attempts, 1, "no attempt while full, one when a slot was free");
 });
 
 Deno.test("outside the window the daemon sleeps until it opens, then reboots inside it", async () => {
@@ -273,6 +276,96 @@ Deno.test("stopping while waiting for a slot ends at once without a reboot", asy
   t.store.onWait = () => t.abort.abort();
   assert.equal(await t.run(), "stopped");
   assert.equal(t.rebooter.reboots.length, 0);
+});
+
+Deno.test("a waiter behind another leaves a free slot to it, then takes it when it has gone", async () => {
+  const t = setup({ handoverMs: 60_000 }, {
+    doc: { semaphore: 0, max: 1, holders: ["holder"] },
+  });
+  t.store.queue = ["first"];
+  let waits = 0;
+  t.store.onWait = () => {
+    waits++;
+    if (waits === 1) t.store.set({ semaphore: 1, max: 1, holders: [] }); // holder releases
+    if (waits === 2) {
+      t.store.set({ semaphore: 0, max: 1, holders: ["first"] }); // first takes it
+      t.store.dequeue("first");
+    }
+    if (waits === 3) t.store.set({ semaphore: 1, max: 1, holders: [] }); // first releases
+  };
+  assert.equal(await t.run(), "rebooted");
+  const tries = t.store.updates.filter((u) => u?.leaveQueue);
+  assert.equal(tries.length, 1, "one lock attempt, when it was our turn");
+  assert.deepEqual(tries[0]!.evict, []);
+  assert.deepEqual(t.store.queue, []);
+  assert.match(t.log.lines.join("\n"), /1 waiting ahead/);
+});
+
+Deno.test("a free slot left untaken by a dead waiter ahead is taken after the hand-over time", async () => {
+  const t = setup({ handoverMs: 10_000 }, {
+    doc: { semaphore: 1, max: 1, holders: [] },
+  });
+  t.store.queue = ["dead"];
+  const started = t.clock.now().getTime();
+  assert.equal(await t.run(), "rebooted");
+  assert.equal(t.clock.now().getTime() - started, 10_000);
+  assert.deepEqual(t.store.updates.at(-1)?.evict, ["dead"]);
+  assert.deepEqual(t.store.queue, []);
+  assert.match(
+    t.log.lines.join("\n"),
+    /dead did not take it: taking it and removing them from the queue/,
+  );
+});
+
+Deno.test("decideTurn() lets the first waiters in line try, and the next ones after the hand-over", () => {
+  assert.deepEqual(decideTurn(0, 0, undefined, 0, 10_000), {
+    action: "wait",
+    freeSince: undefined,
+    waitMs: undefined,
+  });
+  assert.deepEqual(decideTurn(1, 0, undefined, 0, 10_000), {
+    action: "try",
+    evictAhead: 0,
+  });
+  assert.deepEqual(decideTurn(2, 1, undefined, 0, 10_000), {
+    action: "try",
+    evictAhead: 0,
+  });
+  assert.deepEqual(decideTurn(1, 3, undefined, 100, 10_000), {
+    action: "wait",
+    freeSince: 100,
+    waitMs: 10_000,
+  });
+  assert.deepEqual(decideTurn(1, 3, 100, 5_100, 10_000), {
+    action: "wait",
+    freeSince: 100,
+    waitMs: 5_000,
+  });
+  assert.deepEqual(decideTurn(2, 3, 100, 10_100, 10_000), {
+    action: "try",
+    evictAhead: 2,
+  });
+});
+
+Deno.test("losing the race for a slot means waiting again, without backing off", async () => {
+  const t = setup({}, { doc: { semaphore: 1, max: 1, holders: [] } });
+  let first = true;
+  const update = t.store.update.bind(t.store);
+  t.store.update = (change, options) => {
+    if (first) {
+      first = false;
+      t.store.set({ semaphore: 0, max: 1, holders: ["fast"] });
+      return Promise.reject(
+        new ContentionError(
+          "gave up on fake/semaphore after 1 conflicting writes",
+        ),
+      );
+    }
+    return update(change, options);
+  };
+  t.store.onWait = () => t.store.set({ semaphore: 1, max: 1, holders: [] });
+  assert.equal(await t.run(), "rebooted");
+  assert.deepEqual(t.clock.sleeps, [], "no backoff");
 });
 
 Deno.test("backoffMs() doubles from 5 s to 5 min with jitter", () => {

@@ -269,7 +269,7 @@ Deno.test("locksmithd against a real etcd and a private system bus", async (t) =
           m.bus.updateEngine.setStatus({ currentOperation: NEED_REBOOT });
           m.startDaemon();
           await m.waitForLine(
-            /no slot free \(max 1, held by other\); waiting for one/,
+            /no slot free for this machine \(max 1, held by other, 0 waiting ahead\); waiting/,
           );
           const started = Date.now();
           assert.equal(await m.stopDaemon("SIGTERM"), 0);

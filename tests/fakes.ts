@@ -10,6 +10,7 @@ import type {
   Change,
   LockStore,
   Snapshot,
+  UpdateOptions,
   UpdateOutcome,
   WaitResult,
 } from "../lib/lock_store.ts";
@@ -55,6 +56,12 @@ export class FakeStore implements LockStore {
   down: Error | undefined;
   /** Every write, as stored text. */
   readonly writes: string[] = [];
+  /** The wait queue, oldest first (other machines may be put here by a test). */
+  queue: string[] = [];
+  /** The id this store queued as. */
+  me: string | undefined;
+  /** Every update's options, in order. */
+  readonly updates: (UpdateOptions | undefined)[] = [];
   /** Called on each waitForChange; may change the store (another machine). */
   onWait: () => void = () => {};
   constructor(readonly clock: FakeClock, doc?: Semaphore | string) {
@@ -83,7 +90,8 @@ export class FakeStore implements LockStore {
       revision: this.revision,
     });
   }
-  update(change: Change): Promise<UpdateOutcome> {
+  update(change: Change, options?: UpdateOptions): Promise<UpdateOutcome> {
+    this.updates.push(options);
     try {
       this.#check();
       const before = this.doc;
@@ -98,10 +106,40 @@ export class FakeStore implements LockStore {
       }
       this.set(after);
       this.writes.push(this.raw!);
+      if (options?.leaveQueue) {
+        this.queue = this.queue.filter((q) => q !== this.me);
+      }
+      for (const id of options?.evict ?? []) {
+        this.queue = this.queue.filter((q) => q !== id);
+      }
       return Promise.resolve({ before, after, written: true, attempts: 1 });
     } catch (error) {
       return Promise.reject(error);
     }
+  }
+  joinQueue(id: string): Promise<Snapshot> {
+    this.#check();
+    this.me = id;
+    this.queue = [...this.queue.filter((q) => q !== id), id];
+    return this.read();
+  }
+  leaveQueue(id: string): Promise<Snapshot> {
+    this.#check();
+    this.queue = this.queue.filter((q) => q !== id);
+    return this.read();
+  }
+  waitersAhead(): number | undefined {
+    const i = this.me === undefined ? -1 : this.queue.indexOf(this.me);
+    return i < 0 ? undefined : i;
+  }
+  readWaitersAhead(limit: number): Promise<string[]> {
+    const i = this.waitersAhead() ?? 0;
+    return Promise.resolve(this.queue.slice(0, Math.min(limit, i)));
+  }
+  /** Removes another machine from the queue, as its lock would (a change seen by the watch). */
+  dequeue(id: string): void {
+    this.queue = this.queue.filter((q) => q !== id);
+    this.revision++;
   }
   peek(): Semaphore | undefined {
     try {

@@ -160,6 +160,69 @@ Deno.test("EtcdLockStore against a real etcd", async (t) => {
     );
 
     await t.step(
+      "the wait queue counts those ahead, counts down as they leave, and notices an eviction",
+      async () => {
+        const [a, b, c] = [open("queue"), open("queue"), open("queue")];
+        try {
+          await lockSlot(a, "holder");
+          await b.joinQueue("b");
+          await c.joinQueue("c");
+          assert.equal(b.waitersAhead(), 0);
+          assert.equal(c.waitersAhead(), 1);
+          assert.deepEqual(await c.readWaitersAhead(5), ["b"]);
+          // c watches; b takes the freed slot and leaves the queue in the same write.
+          const before = c.revision;
+          const woke = c.waitForChange(before, 5_000);
+          await unlockSlot(a, "holder");
+          await b.read(); // b learns of the free slot (in the daemon, through its watch)
+          const requests = await grpcStarted(metrics, KV_METHODS);
+          await b.update(
+            (d) => ({ ...d, semaphore: d.semaphore - 1, holders: ["b"] }),
+            {
+              maxAttempts: 1,
+              leaveQueue: true,
+            },
+          );
+          assert.equal(
+            await grpcStarted(metrics, KV_METHODS) - requests,
+            1,
+            "one request for a queued lock",
+          );
+          assert.equal(await woke, "changed");
+          await c.waitForChange(before, 2_000);
+          for (let i = 0; i < 50 && c.waitersAhead() !== 0; i++) {
+            await new Promise((r) => setTimeout(r, 20));
+          }
+          assert.equal(c.waitersAhead(), 0);
+          assert.equal(b.waitersAhead(), undefined, "b left the queue");
+          // An eviction by someone else is noticed: c must join again.
+          await a.joinQueue("a");
+          await a.update(
+            (d) => ({ ...d, max: d.max + 1, semaphore: d.semaphore + 1 }),
+            { evict: ["c"] },
+          );
+          for (let i = 0; i < 50 && c.waitersAhead() !== undefined; i++) {
+            await new Promise((r) => setTimeout(r, 20));
+          }
+          assert.equal(c.waitersAhead(), undefined, "evicted");
+          const doc = await c.leaveQueue("c");
+          assert.deepEqual(doc.doc.holders, ["b"]);
+          assert.deepEqual(
+            await raw.getAll().prefix(`${semaphoreKey("queue")}/waiters/`)
+              .keys(),
+            [
+              `${semaphoreKey("queue")}/waiters/a`,
+            ],
+          );
+        } finally {
+          await a.close();
+          await b.close();
+          await c.close();
+        }
+      },
+    );
+
+    await t.step(
       "the history checker itself catches an over-full document",
       async () => {
         const key = semaphoreKey("checker");
