@@ -397,10 +397,17 @@ export class EtcdLockStore implements LockStore {
       }
       state = current;
       fresh = true;
+      // The failed guard returned the current document: the first retry goes
+      // at once; later ones spread out with full jitter (4 ms doubling to
+      // 250 ms), so that writers who lost together do not collide again.
       if (attempt > 1) {
-        // Full jitter, 2 ms doubling to 250 ms: spreads out a herd of writers.
         const cap = Math.min(250, 2 ** attempt);
         await new Promise((r) => setTimeout(r, random() * cap));
+        // The watch may have seen newer writes while we slept: start from those.
+        const cached = this.#cache;
+        if (cached !== undefined && cached.revision > state.revision) {
+          state = cached;
+        }
       }
     }
     throw new ContentionError(
