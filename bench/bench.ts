@@ -12,7 +12,7 @@ import { startEtcd } from "../tests/harness/etcd.ts";
 import { startDbus } from "../tests/harness/dbus.ts";
 import { keyHistory } from "../tests/harness/history.ts";
 import { checkHistory } from "../tests/harness/invariants.ts";
-import { permissionFlags, REPO_ROOT } from "../tests/harness/permissions.ts";
+import { programFlags, REPO_ROOT } from "../tests/harness/permissions.ts";
 import { etcdClientOptions } from "../lib/etcd_client.ts";
 import { EtcdLockStore } from "../lib/etcd_lock_store.ts";
 import {
@@ -1056,10 +1056,8 @@ function selfTimeByOrigin(p: CpuProfile): Record<string, number> {
 
 /** V8 flags tried on locksmithd, each in its own process beside the plain one. */
 const V8_VARIANTS = Deno.env.get("BENCH_V8_VARIANTS")?.split(" ") ?? [
-  "--max-old-space-size=16",
-  "--max-semi-space-size=1",
-  "--lite-mode",
   "--lite-mode,--max-semi-space-size=1",
+  "--max-old-space-size=16",
 ];
 
 async function memory(
@@ -1079,21 +1077,28 @@ async function memory(
   const bus = await startDbus();
   const dir = await Deno.makeTempDir({ prefix: "locksmith-bench-mem-" });
   await Deno.writeTextFile(`${dir}/update.conf`, "");
-  const flags = permissionFlags("daemon", {
+  // The daemon as `deno task daemon` runs it (permission set and V8 flags),
+  // plus the temp dirs; the variants below replace the V8 flags.
+  const flags = programFlags("daemon", {
     read: [dir, bus.dir],
     write: [dir, bus.dir],
   });
+  const bare = flags.filter((f) => !f.startsWith("--v8-flags="));
   const variants: Record<string, { args: string[]; daemon: boolean }> = {
     "locksmithd (daemon permission set)": {
       args: [...flags, "daemon.ts"],
       daemon: true,
     },
+    "locksmithd without V8 flags": {
+      args: [...bare, "daemon.ts"],
+      daemon: true,
+    },
     ...Object.fromEntries(V8_VARIANTS.map((v8) => [
       `locksmithd, --v8-flags=${v8}`,
-      { args: [...flags, `--v8-flags=${v8}`, "daemon.ts"], daemon: true },
+      { args: [...bare, `--v8-flags=${v8}`, "daemon.ts"], daemon: true },
     ])),
     "locksmithd in a wrapper reporting V8 heap": {
-      args: [...flags, "bench/memory/daemon_heap_report.ts"],
+      args: [...bare, "bench/memory/daemon_heap_report.ts"],
       daemon: true,
     },
     "deno, empty program that stays up": {

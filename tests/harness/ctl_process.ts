@@ -1,6 +1,6 @@
 /** Runs locksmithctl as a subprocess with its real permission flags. */
 
-import { permissionFlags, REPO_ROOT } from "./permissions.ts";
+import { programFlags, REPO_ROOT } from "./permissions.ts";
 
 /** What a locksmithctl run printed and returned. */
 export interface CtlResult {
@@ -30,7 +30,7 @@ export async function runCtlProcess(
   const out = await new Deno.Command(Deno.execPath(), {
     args: [
       "run",
-      ...permissionFlags("ctl", {
+      ...programFlags("ctl", {
         read: options.extraRead ?? [],
         write: options.extraWrite ?? [],
       }),

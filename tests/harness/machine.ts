@@ -8,7 +8,7 @@
  */
 
 import { type DbusHarness, startDbus } from "./dbus.ts";
-import { permissionFlags, REPO_ROOT } from "./permissions.ts";
+import { programFlags, REPO_ROOT } from "./permissions.ts";
 import { IDLE, NEED_REBOOT } from "../../lib/update_engine.ts";
 
 /** Options of {@link startMachine}. */
@@ -94,7 +94,7 @@ export async function startMachine(options: MachineOptions): Promise<Machine> {
       child = new Deno.Command(Deno.execPath(), {
         args: [
           "run",
-          ...permissionFlags("daemon", { read: [bus.dir], write: [bus.dir] }),
+          ...programFlags("daemon", { read: [bus.dir], write: [bus.dir] }),
           `${REPO_ROOT}daemon.ts`,
           "--config",
           configFile,

@@ -49,3 +49,19 @@ export function permissionFlags(
   }
   return flags;
 }
+
+/**
+ * The flags `deno task <program>` runs the program with: its permission set
+ * (plus `extra`, see {@link permissionFlags}) and the task's other flags
+ * (e.g. `--v8-flags=--lite-mode` for the daemon), read from deno.json.
+ */
+export function programFlags(
+  program: "ctl" | "daemon",
+  extra: Partial<Record<"read" | "write" | "env", string[]>> = {},
+): string[] {
+  const config = JSON.parse(Deno.readTextFileSync(`${REPO_ROOT}deno.json`));
+  const task: string = config.tasks[program];
+  const others = task.split(/\s+/).slice(2, -1)
+    .filter((flag) => flag !== "-q" && !flag.startsWith("-P="));
+  return [...permissionFlags(program, extra), ...others];
+}
