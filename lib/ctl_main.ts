@@ -11,6 +11,12 @@ import { type CtlDeps, runCtlInvocation } from "./ctl_commands.ts";
 import { exitCodeOf, oneLine } from "./errors.ts";
 import type { LockStore } from "./lock_store.ts";
 import { readMachineId } from "./machine_id.ts";
+import { semaphoreKey } from "./keys.ts";
+import {
+  INITIAL_SEMAPHORE,
+  parseSemaphore,
+  type Semaphore,
+} from "./semaphore.ts";
 
 const encoder = new TextEncoder();
 
@@ -31,10 +37,38 @@ export async function openEtcdStore(inv: CtlInvocation): Promise<LockStore> {
   return await openEtcdLockStore(inv, inv.group);
 }
 
+/**
+ * Reads the semaphore for `status`: through etcd's JSON gateway when the
+ * servers have it (no gRPC client to load: a few milliseconds), else through
+ * the gRPC store.
+ */
+export async function readStatus(
+  inv: CtlInvocation,
+): Promise<{ key: string; doc: Semaphore }> {
+  const key = semaphoreKey(inv.group);
+  const { readThroughGateway } = await import("./etcd_gateway.ts");
+  const read = await readThroughGateway(inv, key);
+  if (read !== undefined) {
+    return {
+      key,
+      doc: read.raw === undefined
+        ? INITIAL_SEMAPHORE
+        : parseSemaphore(read.raw, key),
+    };
+  }
+  const store = await openEtcdStore(inv);
+  try {
+    return { key, doc: (await store.read()).doc };
+  } finally {
+    await store.close();
+  }
+}
+
 /** The real dependencies of locksmithctl. */
 export function realCtlDeps(): CtlDeps {
   return {
     openStore: openEtcdStore,
+    readStatus,
     machineId: () => readMachineId(),
     isRoot: () => Deno.uid() === 0,
     reboot: async () => {

@@ -6,9 +6,10 @@
 
 import { Buffer } from "node:buffer";
 import { Etcd3, type IOptions } from "etcd3";
-import { EtcdUnavailableError, UsageError } from "./errors.ts";
+import { EtcdUnavailableError } from "./errors.ts";
 import { formatDuration } from "./duration.ts";
 import { allowIpEndpointsOverTls } from "./tls_ip_servername.ts";
+import { checkConnectionOptions, readTlsFiles } from "./etcd_tls.ts";
 
 export { DEFAULT_ENDPOINT, parseEndpoints } from "./endpoints.ts";
 
@@ -30,16 +31,6 @@ export interface EtcdConnectionOptions {
   readonly timeoutMs: number;
 }
 
-async function readPem(path: string, what: string): Promise<Buffer> {
-  try {
-    return Buffer.from(await Deno.readFile(path));
-  } catch (error) {
-    throw new UsageError(
-      `cannot read ${what} ${path}: ${(error as Error).message}`,
-    );
-  }
-}
-
 /**
  * Builds etcd3 client options: reads the TLS files (errors name the file) and
  * checks that certificate and key, user and password come in pairs.
@@ -47,24 +38,9 @@ async function readPem(path: string, what: string): Promise<Buffer> {
 export async function etcdClientOptions(
   options: EtcdConnectionOptions,
 ): Promise<IOptions> {
-  const { caFile, certFile, keyFile, username, password, timeoutMs } = options;
-  if ((certFile === undefined) !== (keyFile === undefined)) {
-    throw new UsageError(
-      "--etcd-certfile and --etcd-keyfile must be given together",
-    );
-  }
-  if ((username === undefined) !== (password === undefined)) {
-    throw new UsageError(
-      "--etcd-username and --etcd-password must be given together",
-    );
-  }
+  const { username, password, timeoutMs } = options;
+  const tls = checkConnectionOptions(options);
   const hosts = [...options.endpoints];
-  const tls = caFile !== undefined || certFile !== undefined;
-  if (tls && hosts.some((h) => h.startsWith("http:"))) {
-    throw new UsageError(
-      "TLS files are given but an endpoint uses http://; use https:// endpoints",
-    );
-  }
   const clientOptions: IOptions = {
     hosts,
     dialTimeout: timeoutMs,
@@ -75,13 +51,10 @@ export async function etcdClientOptions(
     allowIpEndpointsOverTls();
   }
   if (tls) {
-    const [ca, cert, key] = await Promise.all([
-      caFile === undefined ? undefined : readPem(caFile, "CA file"),
-      certFile === undefined
-        ? undefined
-        : readPem(certFile, "certificate file"),
-      keyFile === undefined ? undefined : readPem(keyFile, "key file"),
-    ]);
+    const files = await readTlsFiles(options);
+    const [ca, cert, key] = [files.ca, files.cert, files.key].map((pem) =>
+      pem === undefined ? undefined : Buffer.from(pem)
+    );
     clientOptions.credentials = {
       // grpc-js falls back to the system roots when no CA is given.
       rootCertificate: ca as Buffer,

@@ -6,6 +6,7 @@
 import assert from "node:assert/strict";
 import { Etcd3 } from "etcd3";
 import { startEtcd } from "./harness/etcd.ts";
+import { freePorts } from "./harness/ports.ts";
 import { runCtlProcess } from "./harness/ctl_process.ts";
 import { makeTestCertificates } from "./harness/tls.ts";
 import { DEFAULT_SEMAPHORE_KEY, semaphoreKey } from "../lib/keys.ts";
@@ -263,6 +264,24 @@ Deno.test("locksmithctl against a real etcd", async (t) => {
     });
   } finally {
     client.close();
+    await etcd.close();
+  }
+});
+
+Deno.test("locksmithctl status falls back to gRPC when etcd has no JSON gateway", async () => {
+  const etcd = await startEtcd({ extraArgs: ["--enable-grpc-gateway=false"] });
+  try {
+    const lock = await runCtlProcess([
+      "lock",
+      "nogw",
+      "--endpoint",
+      etcd.endpoint,
+    ]);
+    assert.equal(lock.code, 0, lock.stderr);
+    const r = await runCtlProcess(["status", "--endpoint", etcd.endpoint]);
+    assert.equal(r.stderr, "");
+    assert.equal(r.stdout, "Available: 0\nMax: 1\n\nMACHINE ID\nnogw\n");
+  } finally {
     await etcd.close();
   }
 });
