@@ -14,6 +14,7 @@ import {
   parseDuration,
 } from "./duration.ts";
 import { parseEndpoints } from "./endpoints.ts";
+import type { EtcdConnectionOptions } from "./etcd_client.ts";
 import { idDefect, validateId } from "./machine_id.ts";
 import { MAX_SLOTS } from "./semaphore.ts";
 
@@ -28,8 +29,11 @@ export type CtlCommand =
   | "send-need-reboot"
   | "help";
 
-/** A parsed locksmithctl invocation. */
-export interface CtlInvocation {
+/**
+ * A parsed locksmithctl invocation: the subcommand and its arguments, and how
+ * to reach etcd (`--endpoint`, `--etcd-*` flags, `--timeout`).
+ */
+export interface CtlInvocation extends EtcdConnectionOptions {
   /** The subcommand; `help` for `--help`, `help cmd` and no subcommand at all. */
   readonly command: CtlCommand;
   /** For `help`: the subcommand asked about, if any. */
@@ -44,22 +48,8 @@ export interface CtlInvocation {
   readonly json: boolean;
   /** `--force`: confirms `reset`. */
   readonly force: boolean;
-  /** etcd endpoints (defaults applied). */
-  readonly endpoints: readonly string[];
-  /** `--etcd-cafile`. */
-  readonly caFile?: string | undefined;
-  /** `--etcd-certfile`. */
-  readonly certFile?: string | undefined;
-  /** `--etcd-keyfile`. */
-  readonly keyFile?: string | undefined;
-  /** `--etcd-username`. */
-  readonly username?: string | undefined;
-  /** `--etcd-password`. */
-  readonly password?: string | undefined;
   /** `--group`: empty for the default semaphore. */
   readonly group: string;
-  /** `--timeout` in milliseconds (default 5 s). */
-  readonly timeoutMs: number;
 }
 
 /** Default of `--timeout`, in milliseconds. */

@@ -9,24 +9,16 @@ import { Etcd3, type IOptions } from "etcd3";
 import { EtcdUnavailableError } from "./errors.ts";
 import { formatDuration } from "./duration.ts";
 import { allowIpEndpointsOverTls } from "./tls_ip_servername.ts";
-import { checkConnectionOptions, readTlsFiles } from "./etcd_tls.ts";
+import {
+  checkConnectionOptions,
+  readTlsFiles,
+  type TlsOptions,
+} from "./etcd_tls.ts";
 
 export { DEFAULT_ENDPOINT, parseEndpoints } from "./endpoints.ts";
 
-/** How to reach etcd. Every field maps to one locksmithctl flag or locksmithd config key. */
-export interface EtcdConnectionOptions {
-  /** Client URLs (`http://` or `https://`), tried in turn. */
-  readonly endpoints: readonly string[];
-  /** PEM file of the CA that signed the server certificates (CA-only TLS needs just this). */
-  readonly caFile?: string | undefined;
-  /** PEM client certificate, for client-certificate authentication (needs `keyFile`). */
-  readonly certFile?: string | undefined;
-  /** PEM private key of `certFile`. */
-  readonly keyFile?: string | undefined;
-  /** etcd user name (needs `password`). */
-  readonly username?: string | undefined;
-  /** etcd password of `username`. */
-  readonly password?: string | undefined;
+/** How to reach etcd: endpoints, TLS files and credentials, and a deadline. */
+export interface EtcdConnectionOptions extends TlsOptions {
   /** Deadline of each unary etcd request, in milliseconds. */
   readonly timeoutMs: number;
 }

@@ -7,19 +7,19 @@
 
 import { UsageError } from "./errors.ts";
 
-/** What {@link checkConnectionOptions} needs of the connection options. */
+/** Where etcd is and how to authenticate. Every field maps to one locksmithctl flag or locksmithd config key. */
 export interface TlsOptions {
-  /** Endpoints (their scheme is checked against the TLS files). */
+  /** Client URLs (`http://` or `https://`), tried in turn. */
   readonly endpoints: readonly string[];
-  /** CA file. */
+  /** PEM file of the CA that signed the server certificates (CA-only TLS needs just this). */
   readonly caFile?: string | undefined;
-  /** Client certificate file. */
+  /** PEM client certificate, for client-certificate authentication (needs `keyFile`). */
   readonly certFile?: string | undefined;
-  /** Client key file. */
+  /** PEM private key of `certFile`. */
   readonly keyFile?: string | undefined;
-  /** etcd user. */
+  /** etcd user name (needs `password`). */
   readonly username?: string | undefined;
-  /** etcd password. */
+  /** etcd password of `username`. */
   readonly password?: string | undefined;
 }
 

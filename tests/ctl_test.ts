@@ -288,6 +288,23 @@ Deno.test("locksmithctl status falls back to gRPC when etcd has no JSON gateway"
 
 Deno.test("locksmithctl reports unreachable etcd within --timeout", async (t) => {
   await t.step(
+    "status over the gateway: a refused connection fails at once, naming the endpoint",
+    async () => {
+      const [port] = freePorts(1);
+      const r = await runCtlProcess([
+        "status",
+        "--endpoint",
+        `http://127.0.0.1:${port}`,
+      ]);
+      assert.equal(r.code, 1);
+      assert.equal(
+        r.stderr,
+        `Error reading status: cannot reach etcd at http://127.0.0.1:${port}: connection refused (ECONNREFUSED)\n`,
+      );
+    },
+  );
+
+  await t.step(
     "a refused connection fails at once, naming the endpoint",
     async () => {
       const started = Date.now();

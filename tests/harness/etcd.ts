@@ -163,6 +163,18 @@ export async function startEtcd(
         : []),
       ...(options.extraArgs ?? []),
     ];
+    /** Ends the process with `signal` (thawing it first, so a paused one can act on it). */
+    const end = async (signal: Deno.Signal) => {
+      if (!child) return;
+      const c = child;
+      child = undefined;
+      paused = false;
+      try {
+        c.kill("SIGCONT");
+        c.kill(signal);
+      } catch { /* already gone */ }
+      await c.status;
+    };
     const member: EtcdMember = {
       name: spec.name,
       clientUrl: spec.clientUrl,
@@ -191,28 +203,8 @@ export async function startEtcd(
         child.stderr.pipeTo(log.writable).catch(() => {});
         return Promise.resolve();
       },
-      async kill() {
-        if (!child) return;
-        const c = child;
-        child = undefined;
-        paused = false;
-        try {
-          c.kill("SIGCONT");
-          c.kill("SIGKILL");
-        } catch { /* already gone */ }
-        await c.status;
-      },
-      async stop() {
-        if (!child) return;
-        const c = child;
-        child = undefined;
-        paused = false;
-        try {
-          c.kill("SIGCONT");
-          c.kill("SIGTERM");
-        } catch { /* already gone */ }
-        await c.status;
-      },
+      kill: () => end("SIGKILL"),
+      stop: () => end("SIGTERM"),
       pause() {
         if (!child) return;
         child.kill("SIGSTOP");
