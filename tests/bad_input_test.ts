@@ -10,8 +10,11 @@ import assert from "node:assert/strict";
 import { Buffer } from "node:buffer";
 import { Etcd3 } from "etcd3";
 import { type EtcdCluster, startEtcd } from "./harness/etcd.ts";
-import { type CtlResult, runCtlProcess } from "./harness/ctl_process.ts";
-import { permissionFlags, REPO_ROOT } from "./harness/permissions.ts";
+import {
+  type CtlResult,
+  runCtlProcess,
+  runProgram,
+} from "./harness/ctl_process.ts";
 import { semaphoreKey } from "../lib/keys.ts";
 import {
   INITIAL_SEMAPHORE,
@@ -778,36 +781,13 @@ Deno.test("parseConfigText() never echoes a raw control character or line separa
   }
 });
 
-/** Runs `deno run <daemon permissions> daemon.ts ...args` with a minimal environment. */
-async function runDaemonProcess(
+/** Runs locksmithd as `deno task daemon` would, reading `readDir` too. */
+function runDaemonProcess(
   args: string[],
   readDir: string,
   env: Record<string, string> = {},
 ): Promise<CtlResult> {
-  const out = await new Deno.Command(Deno.execPath(), {
-    args: [
-      "run",
-      ...permissionFlags("daemon", { read: [readDir] }),
-      `${REPO_ROOT}daemon.ts`,
-      ...args,
-    ],
-    cwd: REPO_ROOT,
-    clearEnv: true,
-    env: {
-      PATH: Deno.env.get("PATH") ?? "/usr/bin:/bin",
-      NO_COLOR: "1",
-      ...env,
-    },
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  const decoder = new TextDecoder();
-  return {
-    code: out.code,
-    stdout: decoder.decode(out.stdout),
-    stderr: decoder.decode(out.stderr),
-  };
+  return runProgram("daemon", args, { env, extraRead: [readDir] });
 }
 
 Deno.test("locksmithd exits 2 with one locksmithd: line for hostile config files, flags and environment", async () => {

@@ -1,4 +1,4 @@
-/** Runs locksmithctl as a subprocess with its real permission flags. */
+/** Runs locksmithctl (or locksmithd) as a subprocess with its real permission flags. */
 
 import { programFlags, REPO_ROOT } from "./permissions.ts";
 
@@ -23,18 +23,31 @@ export interface CtlProcessOptions {
 }
 
 /** Runs `deno run <ctl permissions> ctl.ts ...args` and collects its output. */
-export async function runCtlProcess(
+export function runCtlProcess(
+  args: string[],
+  options: CtlProcessOptions = {},
+): Promise<CtlResult> {
+  return runProgram("ctl", args, options);
+}
+
+/**
+ * Runs `ctl.ts` or `daemon.ts` as `deno task ctl`/`daemon` would (its
+ * permission set and flags from deno.json, plus the extra paths) with a
+ * minimal environment, and collects its output.
+ */
+export async function runProgram(
+  program: "ctl" | "daemon",
   args: string[],
   options: CtlProcessOptions = {},
 ): Promise<CtlResult> {
   const out = await new Deno.Command(Deno.execPath(), {
     args: [
       "run",
-      ...programFlags("ctl", {
+      ...programFlags(program, {
         read: options.extraRead ?? [],
         write: options.extraWrite ?? [],
       }),
-      `${REPO_ROOT}ctl.ts`,
+      `${REPO_ROOT}${program}.ts`,
       ...args,
     ],
     cwd: REPO_ROOT,
