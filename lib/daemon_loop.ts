@@ -288,11 +288,9 @@ class DaemonRun {
         }
         freeSince = turn.freeSince;
         failures = 0;
-        const summary = doc
-          ? `max ${doc.max}, held by ${
-            doc.holders.join(", ") || "nobody"
-          }, ${ahead} waiting ahead`
-          : "no document";
+        const summary = `max ${doc.max}, held by ${
+          doc.holders.join(", ") || "nobody"
+        }, ${ahead} waiting ahead`;
         if (summary !== lastFull) {
           log.info(`no slot free for this machine (${summary}); waiting`);
           lastFull = summary;
