@@ -13,6 +13,7 @@ import { startDbus } from "../tests/harness/dbus.ts";
 import { keyHistory } from "../tests/harness/history.ts";
 import { checkHistory } from "../tests/harness/invariants.ts";
 import { programFlags, REPO_ROOT } from "../tests/harness/permissions.ts";
+import { daemonEnvironment } from "../tests/harness/machine.ts";
 import { etcdClientOptions } from "../lib/etcd_client.ts";
 import { EtcdLockStore } from "../lib/etcd_lock_store.ts";
 import {
@@ -1060,6 +1061,32 @@ const V8_VARIANTS = Deno.env.get("BENCH_V8_VARIANTS")?.split(" ") ?? [
   "--max-old-space-size=16",
 ];
 
+/**
+ * Waits until every daemon has exited or logged `text`; on time-out the error
+ * shows each daemon's last lines.
+ */
+async function untilEveryDaemonLogs(
+  daemons: readonly { name: string; lines: string[]; exitCode?: number }[],
+  what: string,
+  text: string,
+): Promise<void> {
+  await waitUntil(
+    what,
+    () =>
+      daemons.every((p) =>
+        p.exitCode !== undefined || p.lines.some((l) => l.includes(text))
+      ),
+    60_000,
+  ).catch((error) => {
+    throw new Error(
+      `${error.message}\n${
+        daemons.map((p) => `${p.name}:\n  ${p.lines.slice(-5).join("\n  ")}`)
+          .join("\n")
+      }`,
+    );
+  });
+}
+
 async function memory(
   endpoints: string[],
   metricsUrl: string,
@@ -1152,17 +1179,14 @@ async function memory(
         ],
         cwd: REPO_ROOT,
         clearEnv: true,
-        env: {
-          PATH: Deno.env.get("PATH") ?? "/usr/bin:/bin",
-          NO_COLOR: "1",
-          ...bus.env,
+        env: daemonEnvironment(bus, {
           LOCKSMITHD_MACHINE_ID: `bench-memory-${n++}`,
           LOCKSMITHD_ENDPOINT: endpoints.join(","),
           LOCKSMITHD_GROUP: group,
           REBOOT_STRATEGY: "etcd-lock",
           LOCKSMITHD_LOGIN_DELAY: "0",
           LOCKSMITHD_REBOOT_SENTINEL: `${dir}/reboot-required`,
-        },
+        }),
         stdin: "null",
         stdout: "piped",
         stderr: "piped",
@@ -1184,24 +1208,11 @@ async function memory(
       if (v.daemon) spawn(name, v);
     }
     const daemons = [...procs];
-    const has = (p: Proc, text: string) =>
-      p.lines.some((l) => l.includes(text));
-    await waitUntil(
+    await untilEveryDaemonLogs(
+      daemons,
       "every locksmithd waits for a reboot to be needed",
-      () =>
-        daemons.every((p) =>
-          p.exitCode !== undefined ||
-          has(p, "waiting for a reboot to be needed")
-        ),
-      60_000,
-    ).catch((error) => {
-      throw new Error(
-        `${error.message}\n${
-          daemons.map((p) => `${p.name}:\n  ${p.lines.slice(-5).join("\n  ")}`)
-            .join("\n")
-        }`,
-      );
-    });
+      "waiting for a reboot to be needed",
+    );
     await sleep(2_000); // the start-up check of a held slot runs beside that
     const s1 = await scrape(metricsUrl);
     await sleep(CONFIG.idleSeconds * 1000);
@@ -1229,21 +1240,11 @@ async function memory(
       if (!v.daemon) spawn(name, v);
     }
     await bus.updateEngine.emit({ currentOperation: NEED_REBOOT });
-    await waitUntil(
+    await untilEveryDaemonLogs(
+      daemons,
       "every locksmithd waits for a slot",
-      () =>
-        daemons.every((p) =>
-          p.exitCode !== undefined || has(p, "no slot free")
-        ),
-      60_000,
-    ).catch((error) => {
-      throw new Error(
-        `${error.message}\n${
-          daemons.map((p) => `${p.name}:\n  ${p.lines.slice(-5).join("\n  ")}`)
-            .join("\n")
-        }`,
-      );
-    });
+      "no slot free",
+    );
     await sleep(SECONDS * 1000);
     const mem: Record<string, Record<string, number>> = {};
     for (const p of procs) {

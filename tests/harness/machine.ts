@@ -11,6 +11,22 @@ import { type DbusHarness, startDbus } from "./dbus.ts";
 import { programFlags, REPO_ROOT } from "./permissions.ts";
 import { IDLE, NEED_REBOOT } from "../../lib/update_engine.ts";
 
+/**
+ * The whole environment of a locksmithd child on `bus`: a minimal base, the
+ * bus address and the given config keys.
+ */
+export function daemonEnvironment(
+  bus: Pick<DbusHarness, "env">,
+  config: Record<string, string>,
+): Record<string, string> {
+  return {
+    PATH: Deno.env.get("PATH") ?? "/usr/bin:/bin",
+    NO_COLOR: "1",
+    ...bus.env,
+    ...config,
+  };
+}
+
 /** Options of {@link startMachine}. */
 export interface MachineOptions {
   /** Holder id (`LOCKSMITHD_MACHINE_ID`). */
@@ -102,14 +118,11 @@ export async function startMachine(options: MachineOptions): Promise<Machine> {
         ],
         cwd: REPO_ROOT,
         clearEnv: true,
-        env: {
-          PATH: Deno.env.get("PATH") ?? "/usr/bin:/bin",
-          NO_COLOR: "1",
-          ...bus.env,
+        env: daemonEnvironment(bus, {
           LOCKSMITHD_MACHINE_ID: options.id,
           LOCKSMITHD_ENDPOINT: options.endpoint,
           LOCKSMITHD_REBOOT_SENTINEL: sentinel,
-        },
+        }),
         stdin: "null",
         stdout: "null",
         stderr: "piped",

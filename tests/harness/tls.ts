@@ -35,6 +35,15 @@ async function openssl(dir: string, ...args: string[]): Promise<void> {
   }
 }
 
+/** openssl arguments for a new unencrypted P-256 key. */
+const NEW_EC_KEY = [
+  "-newkey",
+  "ec",
+  "-pkeyopt",
+  "ec_paramgen_curve:prime256v1",
+  "-nodes",
+];
+
 /** Generates a fresh CA with server and client certificates in a temp dir. */
 export async function makeTestCertificates(): Promise<TestCertificates> {
   await requireProgram("openssl");
@@ -43,11 +52,7 @@ export async function makeTestCertificates(): Promise<TestCertificates> {
     dir,
     "req",
     "-x509",
-    "-newkey",
-    "ec",
-    "-pkeyopt",
-    "ec_paramgen_curve:prime256v1",
-    "-nodes",
+    ...NEW_EC_KEY,
     "-keyout",
     "ca.key",
     "-out",
@@ -69,11 +74,7 @@ export async function makeTestCertificates(): Promise<TestCertificates> {
     await openssl(
       dir,
       "req",
-      "-newkey",
-      "ec",
-      "-pkeyopt",
-      "ec_paramgen_curve:prime256v1",
-      "-nodes",
+      ...NEW_EC_KEY,
       "-keyout",
       `${who}.key`,
       "-out",
