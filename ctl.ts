@@ -7,7 +7,7 @@
  * @module
  */
 
-import { runCtl } from "./lib/ctl_main.ts";
+import { runCtl } from "./lib/ctl/main.ts";
 
 export { runCtl };
 

@@ -10,7 +10,7 @@
  * @module
  */
 
-import { runDaemon } from "./lib/daemon_main.ts";
+import { runDaemon } from "./lib/daemon/main.ts";
 
 export { runDaemon };
 

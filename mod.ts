@@ -37,12 +37,12 @@ export {
   type Semaphore,
   setMax,
   unlock,
-} from "./lib/semaphore.ts";
+} from "./lib/semaphore/document.ts";
 export {
   DEFAULT_SEMAPHORE_KEY,
   queryEscape,
   semaphoreKey,
-} from "./lib/keys.ts";
+} from "./lib/semaphore/keys.ts";
 export {
   ContentionError,
   CorruptDocumentError,
@@ -52,24 +52,24 @@ export {
   type SemaphoreRefusal,
   SemaphoreRefusedError,
   UsageError,
-} from "./lib/errors.ts";
-export { formatDuration, parseDuration } from "./lib/duration.ts";
+} from "./lib/common/errors.ts";
+export { formatDuration, parseDuration } from "./lib/common/duration.ts";
 export {
   idDefect,
   MACHINE_ID_PATH,
   MAX_ID_BYTES,
   readMachineId,
   validateId,
-} from "./lib/machine_id.ts";
-export { DEFAULT_ENDPOINT, parseEndpoints } from "./lib/endpoints.ts";
+} from "./lib/common/machine_id.ts";
+export { DEFAULT_ENDPOINT, parseEndpoints } from "./lib/etcd/endpoints.ts";
 export {
   describeEtcdError,
   type EtcdConnectionOptions,
-} from "./lib/etcd_client.ts";
+} from "./lib/etcd/grpc_client.ts";
 export {
   EtcdLockStore,
   type EtcdLockStoreOptions,
-} from "./lib/etcd_lock_store.ts";
+} from "./lib/etcd/etcd_lock_store.ts";
 export {
   type Change,
   lockSlot,
@@ -78,8 +78,8 @@ export {
   type Snapshot,
   unlockSlot,
   type UpdateOutcome,
-} from "./lib/lock_store.ts";
-export { VERSION } from "./lib/version.ts";
+} from "./lib/semaphore/lock_store.ts";
+export { VERSION } from "./lib/common/version.ts";
 export {
   canonicalTimeZone,
   DAY_NAMES,
@@ -93,7 +93,7 @@ export {
   type RebootWindowField,
   windowContaining,
   type WindowOccurrence,
-} from "./lib/reboot_window.ts";
+} from "./lib/daemon/reboot_window.ts";
 export {
   type ConfigEnv,
   type ConfigFlags,
@@ -111,7 +111,7 @@ export {
   REBOOT_STRATEGIES,
   type RebootStrategy,
   resolveDaemonConfig,
-} from "./lib/daemon_config.ts";
+} from "./lib/daemon/config.ts";
 export {
   backoffMs,
   decideTurn,
@@ -123,7 +123,7 @@ export {
   usesLock,
   type WindowState,
   windowState,
-} from "./lib/daemon_decisions.ts";
+} from "./lib/daemon/decisions.ts";
 export {
   type Clock,
   type DaemonDeps,
@@ -131,9 +131,9 @@ export {
   type DaemonOutcome,
   type DaemonSettings,
   runDaemonLoop,
-} from "./lib/daemon_loop.ts";
-export { createDaemonLog, type DaemonLogger } from "./lib/daemon_log.ts";
-export { anyRebootNeed } from "./lib/reboot_need.ts";
+} from "./lib/daemon/loop.ts";
+export { createDaemonLog, type DaemonLogger } from "./lib/daemon/log.ts";
+export { anyRebootNeed } from "./lib/daemon/reboot_need.ts";
 export {
   emitNeedReboot,
   NEED_REBOOT,
@@ -147,17 +147,17 @@ export {
   UpdateEngineClient,
   type UpdateStatus,
   type UpdateStatusSource,
-} from "./lib/update_engine.ts";
+} from "./lib/dbus/update_engine.ts";
 export {
   LogindRebooter,
   type LoginSession,
   type Rebooter,
-} from "./lib/logind.ts";
+} from "./lib/dbus/logind.ts";
 export {
   type ConnectOptions,
   connectSystemBus,
   type MessageListener,
   type MethodCall,
   type SystemBus,
-} from "./lib/system_bus.ts";
-export { type WaitResult } from "./lib/lock_store.ts";
+} from "./lib/dbus/system_bus.ts";
+export { type WaitResult } from "./lib/semaphore/lock_store.ts";

@@ -14,22 +14,22 @@ import { keyHistory } from "../tests/harness/history.ts";
 import { checkHistory } from "../tests/harness/invariants.ts";
 import { programFlags, REPO_ROOT } from "../tests/harness/permissions.ts";
 import { daemonEnvironment } from "../tests/harness/machine.ts";
-import { etcdClientOptions } from "../lib/etcd_client.ts";
-import { EtcdLockStore } from "../lib/etcd_lock_store.ts";
+import { etcdClientOptions } from "../lib/etcd/grpc_client.ts";
+import { EtcdLockStore } from "../lib/etcd/etcd_lock_store.ts";
 import {
   lockSlot,
   type LockStore,
   setMaxSlots,
   unlockSlot,
-} from "../lib/lock_store.ts";
-import { formatSemaphore } from "../lib/semaphore.ts";
-import { semaphoreKey } from "../lib/keys.ts";
-import { NEED_REBOOT } from "../lib/update_engine.ts";
+} from "../lib/semaphore/lock_store.ts";
+import { formatSemaphore } from "../lib/semaphore/document.ts";
+import { semaphoreKey } from "../lib/semaphore/keys.ts";
+import { NEED_REBOOT } from "../lib/dbus/update_engine.ts";
 import {
   ContentionError,
   EtcdUnavailableError,
   SemaphoreRefusedError,
-} from "../lib/errors.ts";
+} from "../lib/common/errors.ts";
 import {
   delta,
   formatMethods,

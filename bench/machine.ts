@@ -1,16 +1,16 @@
 /**
  * One simulated machine for the benchmark: its own etcd client (its own TCP
  * connections, as a separate machine would have) and the real locksmithd
- * loop (`runDaemonLoop` from lib/daemon_loop.ts, with the real clock), whose
+ * loop (`runDaemonLoop` from lib/daemon/loop.ts, with the real clock), whose
  * reboot is replaced by "report that the slot is held".
  */
 
 import { Etcd3 } from "etcd3";
-import { etcdClientOptions } from "../lib/etcd_client.ts";
-import { EtcdLockStore } from "../lib/etcd_lock_store.ts";
-import { runDaemonLoop } from "../lib/daemon_loop.ts";
-import type { LockStore } from "../lib/lock_store.ts";
-import { systemClock } from "../lib/daemon_main.ts";
+import { etcdClientOptions } from "../lib/etcd/grpc_client.ts";
+import { EtcdLockStore } from "../lib/etcd/etcd_lock_store.ts";
+import { runDaemonLoop } from "../lib/daemon/loop.ts";
+import type { LockStore } from "../lib/semaphore/lock_store.ts";
+import { systemClock } from "../lib/daemon/main.ts";
 
 /** etcd request deadline of the simulated machines (locksmithd's default). */
 export const TIMEOUT_MS = 5_000;

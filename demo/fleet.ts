@@ -18,7 +18,7 @@ import {
 import { runCtlProcess } from "../tests/harness/ctl_process.ts";
 import { keyHistory } from "../tests/harness/history.ts";
 import { checkHistory } from "../tests/harness/invariants.ts";
-import { semaphoreKey } from "../lib/keys.ts";
+import { semaphoreKey } from "../lib/semaphore/keys.ts";
 
 const { values } = parseArgs({
   args: Deno.args,

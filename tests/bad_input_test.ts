@@ -15,20 +15,20 @@ import {
   runCtlProcess,
   runProgram,
 } from "./harness/ctl_process.ts";
-import { semaphoreKey } from "../lib/keys.ts";
+import { semaphoreKey } from "../lib/semaphore/keys.ts";
 import {
   INITIAL_SEMAPHORE,
   MAX_DOCUMENT_BYTES,
   parseSemaphore,
-} from "../lib/semaphore.ts";
-import { CorruptDocumentError, UsageError } from "../lib/errors.ts";
+} from "../lib/semaphore/document.ts";
+import { CorruptDocumentError, UsageError } from "../lib/common/errors.ts";
 import {
   loadDaemonConfig,
   parseConfigText,
   resolveDaemonConfig,
-} from "../lib/daemon_config.ts";
-import { readMachineId, validateId } from "../lib/machine_id.ts";
-import { formatReplaced } from "../lib/ctl_commands.ts";
+} from "../lib/daemon/config.ts";
+import { readMachineId, validateId } from "../lib/common/machine_id.ts";
+import { formatReplaced } from "../lib/ctl/commands.ts";
 
 // ---------------------------------------------------------------- helpers
 

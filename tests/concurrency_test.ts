@@ -10,10 +10,14 @@ import { startEtcd } from "./harness/etcd.ts";
 import { keyHistory } from "./harness/history.ts";
 import { checkHistory, type SeenOperation } from "./harness/invariants.ts";
 import { runCtlProcess } from "./harness/ctl_process.ts";
-import { lockSlot, setMaxSlots, unlockSlot } from "../lib/lock_store.ts";
-import { EtcdLockStore } from "../lib/etcd_lock_store.ts";
-import { semaphoreKey } from "../lib/keys.ts";
-import { SemaphoreRefusedError } from "../lib/errors.ts";
+import {
+  lockSlot,
+  setMaxSlots,
+  unlockSlot,
+} from "../lib/semaphore/lock_store.ts";
+import { EtcdLockStore } from "../lib/etcd/etcd_lock_store.ts";
+import { semaphoreKey } from "../lib/semaphore/keys.ts";
+import { SemaphoreRefusedError } from "../lib/common/errors.ts";
 
 const CLIENTS = 50;
 

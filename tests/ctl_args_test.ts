@@ -1,8 +1,8 @@
 import assert from "node:assert/strict";
-import { DEFAULT_TIMEOUT_MS, parseCtlArgs } from "../lib/ctl_args.ts";
-import { UsageError } from "../lib/errors.ts";
-import { parseDuration } from "../lib/duration.ts";
-import { VERSION } from "../lib/version.ts";
+import { DEFAULT_TIMEOUT_MS, parseCtlArgs } from "../lib/ctl/args.ts";
+import { UsageError } from "../lib/common/errors.ts";
+import { parseDuration } from "../lib/common/duration.ts";
+import { VERSION } from "../lib/common/version.ts";
 
 Deno.test("parseCtlArgs() accepts global flags before or after the subcommand", () => {
   const a = parseCtlArgs([

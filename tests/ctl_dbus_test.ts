@@ -5,7 +5,7 @@ import { Etcd3 } from "etcd3";
 import { startEtcd } from "./harness/etcd.ts";
 import { runCtlProcess } from "./harness/ctl_process.ts";
 import { startMachine } from "./harness/machine.ts";
-import { semaphoreKey } from "../lib/keys.ts";
+import { semaphoreKey } from "../lib/semaphore/keys.ts";
 
 Deno.test("locksmithctl on the system bus", async (t) => {
   const etcd = await startEtcd();

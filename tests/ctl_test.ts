@@ -9,7 +9,7 @@ import { startEtcd } from "./harness/etcd.ts";
 import { freePorts } from "./harness/ports.ts";
 import { runCtlProcess } from "./harness/ctl_process.ts";
 import { makeTestCertificates } from "./harness/tls.ts";
-import { DEFAULT_SEMAPHORE_KEY, semaphoreKey } from "../lib/keys.ts";
+import { DEFAULT_SEMAPHORE_KEY, semaphoreKey } from "../lib/semaphore/keys.ts";
 
 const MACHINE_ID = (await Deno.readTextFile("/etc/machine-id").catch(() => ""))
   .trim();

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
-import { UsageError } from "../lib/errors.ts";
-import { DEFAULT_ENDPOINT } from "../lib/endpoints.ts";
+import { UsageError } from "../lib/common/errors.ts";
+import { DEFAULT_ENDPOINT } from "../lib/etcd/endpoints.ts";
 import {
   type ConfigEnv,
   type ConfigFlags,
@@ -17,7 +17,7 @@ import {
   parseConfigText,
   parseDaemonArgs,
   resolveDaemonConfig,
-} from "../lib/daemon_config.ts";
+} from "../lib/daemon/config.ts";
 
 const USR = "/usr/share/coreos/update.conf";
 const ETC = "/etc/coreos/update.conf";

@@ -1,8 +1,8 @@
 import assert from "node:assert/strict";
-import { type DaemonSettings, runDaemonLoop } from "../lib/daemon_loop.ts";
-import { backoffMs, decideTurn, windowState } from "../lib/daemon_decisions.ts";
-import { ContentionError } from "../lib/errors.ts";
-import { parseRebootWindow } from "../lib/reboot_window.ts";
+import { type DaemonSettings, runDaemonLoop } from "../lib/daemon/loop.ts";
+import { backoffMs, decideTurn, windowState } from "../lib/daemon/decisions.ts";
+import { ContentionError } from "../lib/common/errors.ts";
+import { parseRebootWindow } from "../lib/daemon/reboot_window.ts";
 import {
   ETCD_DOWN,
   FakeClock,

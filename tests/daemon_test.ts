@@ -12,8 +12,8 @@ import {
   type MachineOptions,
   startMachine,
 } from "./harness/machine.ts";
-import { semaphoreKey } from "../lib/keys.ts";
-import { NEED_REBOOT } from "../lib/update_engine.ts";
+import { semaphoreKey } from "../lib/semaphore/keys.ts";
+import { NEED_REBOOT } from "../lib/dbus/update_engine.ts";
 
 let etcd: EtcdCluster;
 let client: Etcd3;

@@ -15,7 +15,7 @@ import {
   NO_REPLY_ERROR,
   parseBusAddress,
   SystemBusUnavailableError,
-} from "../lib/system_bus.ts";
+} from "../lib/dbus/system_bus.ts";
 import {
   emitNeedReboot,
   IDLE,
@@ -25,9 +25,9 @@ import {
   SentinelFileSource,
   UpdateEngineClient,
   type UpdateStatusSource,
-} from "../lib/update_engine.ts";
-import { LogindRebooter } from "../lib/logind.ts";
-import { UsageError } from "../lib/errors.ts";
+} from "../lib/dbus/update_engine.ts";
+import { LogindRebooter } from "../lib/dbus/logind.ts";
+import { UsageError } from "../lib/common/errors.ts";
 
 /** Runs `fn` with a fresh private bus, always torn down. */
 async function withBus(
@@ -398,8 +398,8 @@ Deno.test("a process with only the narrow D-Bus permissions can send need-reboot
     const script = `${h.dir}/send.ts`;
     await Deno.writeTextFile(
       script,
-      `import { connectSystemBus } from "${REPO_ROOT}lib/system_bus.ts";
-import { emitNeedReboot } from "${REPO_ROOT}lib/update_engine.ts";
+      `import { connectSystemBus } from "${REPO_ROOT}lib/dbus/system_bus.ts";
+import { emitNeedReboot } from "${REPO_ROOT}lib/dbus/update_engine.ts";
 try {
   const bus = await connectSystemBus();
   try { await emitNeedReboot(bus); } finally { await bus.close(); }

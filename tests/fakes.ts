@@ -5,7 +5,7 @@ import type {
   DaemonLog,
   Rebooter,
   RebootNeed,
-} from "../lib/daemon_loop.ts";
+} from "../lib/daemon/loop.ts";
 import type {
   Change,
   LockStore,
@@ -13,14 +13,14 @@ import type {
   UpdateOptions,
   UpdateOutcome,
   WaitResult,
-} from "../lib/lock_store.ts";
+} from "../lib/semaphore/lock_store.ts";
 import {
   formatSemaphore,
   INITIAL_SEMAPHORE,
   parseSemaphore,
   type Semaphore,
-} from "../lib/semaphore.ts";
-import { EtcdUnavailableError } from "../lib/errors.ts";
+} from "../lib/semaphore/document.ts";
+import { EtcdUnavailableError } from "../lib/common/errors.ts";
 
 /** A virtual clock: sleeping advances time at once. */
 export class FakeClock implements Clock {

@@ -18,16 +18,20 @@ import { keyHistory, type KeyVersion } from "./harness/history.ts";
 import { checkHistory, type SeenOperation } from "./harness/invariants.ts";
 import { runCtlProcess } from "./harness/ctl_process.ts";
 import { permissionFlags, REPO_ROOT } from "./harness/permissions.ts";
-import { connectEtcd } from "../lib/etcd_client.ts";
-import { EtcdLockStore } from "../lib/etcd_lock_store.ts";
-import { lockSlot, setMaxSlots, unlockSlot } from "../lib/lock_store.ts";
-import { semaphoreKey } from "../lib/keys.ts";
-import { parseSemaphore } from "../lib/semaphore.ts";
+import { connectEtcd } from "../lib/etcd/grpc_client.ts";
+import { EtcdLockStore } from "../lib/etcd/etcd_lock_store.ts";
+import {
+  lockSlot,
+  setMaxSlots,
+  unlockSlot,
+} from "../lib/semaphore/lock_store.ts";
+import { semaphoreKey } from "../lib/semaphore/keys.ts";
+import { parseSemaphore } from "../lib/semaphore/document.ts";
 import {
   ContentionError,
   EtcdUnavailableError,
   SemaphoreRefusedError,
-} from "../lib/errors.ts";
+} from "../lib/common/errors.ts";
 
 /** Concurrent clients per scenario. */
 const CLIENTS = 24;

@@ -10,7 +10,7 @@ import { fleetIds, rollFleet } from "./harness/fleet.ts";
 import { keyHistory } from "./harness/history.ts";
 import { checkHistory } from "./harness/invariants.ts";
 import { runCtlProcess } from "./harness/ctl_process.ts";
-import { semaphoreKey } from "../lib/keys.ts";
+import { semaphoreKey } from "../lib/semaphore/keys.ts";
 
 Deno.test("a fleet of 5 daemons with max = 2 reboots each machine exactly once, never more than 2 at a time", async () => {
   const etcd = await startEtcd();

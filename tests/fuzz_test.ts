@@ -13,7 +13,7 @@ import {
   parseStatusUpdate,
   STATUS_SIGNATURE,
   UpdateEngineClient,
-} from "../lib/update_engine.ts";
+} from "../lib/dbus/update_engine.ts";
 import {
   type ConfigSource,
   DAEMON_CONFIG_KEYS,
@@ -22,10 +22,10 @@ import {
   parseConfigText,
   REBOOT_STRATEGIES,
   resolveDaemonConfig,
-} from "../lib/daemon_config.ts";
-import { UsageError } from "../lib/errors.ts";
-import { idDefect } from "../lib/machine_id.ts";
-import { MAX_DURATION_MS } from "../lib/duration.ts";
+} from "../lib/daemon/config.ts";
+import { UsageError } from "../lib/common/errors.ts";
+import { idDefect } from "../lib/common/machine_id.ts";
+import { MAX_DURATION_MS } from "../lib/common/duration.ts";
 
 // ---------------------------------------------------------------- PRNG
 

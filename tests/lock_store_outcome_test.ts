@@ -6,9 +6,9 @@
 
 import assert from "node:assert/strict";
 import type { Etcd3 } from "etcd3";
-import { EtcdLockStore } from "../lib/etcd_lock_store.ts";
-import { lockSlot, unlockSlot } from "../lib/lock_store.ts";
-import { EtcdUnavailableError } from "../lib/errors.ts";
+import { EtcdLockStore } from "../lib/etcd/etcd_lock_store.ts";
+import { lockSlot, unlockSlot } from "../lib/semaphore/lock_store.ts";
+import { EtcdUnavailableError } from "../lib/common/errors.ts";
 
 const encoder = new TextEncoder();
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));

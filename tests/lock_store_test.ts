@@ -6,10 +6,17 @@ import { startEtcd } from "./harness/etcd.ts";
 import { grpcStarted } from "./harness/metrics.ts";
 import { keyHistory } from "./harness/history.ts";
 import { checkHistory } from "./harness/invariants.ts";
-import { lockSlot, setMaxSlots, unlockSlot } from "../lib/lock_store.ts";
-import { EtcdLockStore } from "../lib/etcd_lock_store.ts";
-import { semaphoreKey } from "../lib/keys.ts";
-import { CorruptDocumentError, SemaphoreRefusedError } from "../lib/errors.ts";
+import {
+  lockSlot,
+  setMaxSlots,
+  unlockSlot,
+} from "../lib/semaphore/lock_store.ts";
+import { EtcdLockStore } from "../lib/etcd/etcd_lock_store.ts";
+import { semaphoreKey } from "../lib/semaphore/keys.ts";
+import {
+  CorruptDocumentError,
+  SemaphoreRefusedError,
+} from "../lib/common/errors.ts";
 
 const KV_METHODS = ["Range", "Txn", "Put"];
 

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { UsageError } from "../lib/errors.ts";
+import { UsageError } from "../lib/common/errors.ts";
 import {
   canonicalTimeZone,
   formatRebootWindow,
@@ -9,7 +9,7 @@ import {
   RebootWindowError,
   windowContaining,
   type WindowOccurrence,
-} from "../lib/reboot_window.ts";
+} from "../lib/daemon/reboot_window.ts";
 
 const HOUR = 3_600_000;
 const MINUTE = 60_000;

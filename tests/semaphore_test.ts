@@ -8,13 +8,13 @@ import {
   type Semaphore,
   setMax,
   unlock,
-} from "../lib/semaphore.ts";
+} from "../lib/semaphore/document.ts";
 import {
   CorruptDocumentError,
   SemaphoreRefusedError,
   UsageError,
-} from "../lib/errors.ts";
-import { queryEscape, semaphoreKey } from "../lib/keys.ts";
+} from "../lib/common/errors.ts";
+import { queryEscape, semaphoreKey } from "../lib/semaphore/keys.ts";
 
 const KEY = "coreos.com/updateengine/rebootlock/semaphore";
 const doc = (semaphore: number, max: number, holders: string[]): Semaphore => ({

@@ -6,7 +6,7 @@
  */
 
 import { getHeapSpaceStatistics } from "node:v8";
-import { runDaemon } from "../../lib/daemon_main.ts";
+import { runDaemon } from "../../lib/daemon/main.ts";
 
 const encoder = new TextEncoder();
 const timer = setInterval(() => {

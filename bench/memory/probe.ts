@@ -20,7 +20,7 @@ if (mode === "etcd3" && endpoints && key) {
 } else if (mode === "gateway-watch" && endpoints && key) {
   // Prototype: the same read and watch through etcd's JSON gateway with
   // fetch, without grpc-js and protobufjs.
-  const { parseSemaphore } = await import("../../lib/semaphore.ts");
+  const { parseSemaphore } = await import("../../lib/semaphore/document.ts");
   const base64 = (t: string) =>
     btoa(String.fromCharCode(...new TextEncoder().encode(t)));
   const endpoint = endpoints.split(",")[0]!;
@@ -38,7 +38,7 @@ if (mode === "etcd3" && endpoints && key) {
     for await (const _ of watch.body!) { /* events */ }
   })();
 } else if (mode === "dbus") {
-  const { connectSystemBus } = await import("../../lib/system_bus.ts");
+  const { connectSystemBus } = await import("../../lib/dbus/system_bus.ts");
   await connectSystemBus({});
 } else if (mode !== "idle") {
   console.error(

@@ -8,8 +8,8 @@
  * Usage: `deno run -q --allow-net bench/startup/gateway_status.ts ENDPOINT [KEY]`
  */
 
-import { parseSemaphore } from "../../lib/semaphore.ts";
-import { DEFAULT_SEMAPHORE_KEY } from "../../lib/keys.ts";
+import { parseSemaphore } from "../../lib/semaphore/document.ts";
+import { DEFAULT_SEMAPHORE_KEY } from "../../lib/semaphore/keys.ts";
 
 function base64(text: string): string {
   return btoa(String.fromCharCode(...new TextEncoder().encode(text)));

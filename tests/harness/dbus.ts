@@ -16,7 +16,7 @@ import {
   nameHasOwner,
   newSignal,
   type SystemBus,
-} from "../../lib/system_bus.ts";
+} from "../../lib/dbus/system_bus.ts";
 import {
   IDLE,
   STATUS_SIGNATURE,
@@ -26,8 +26,8 @@ import {
   UPDATE_ENGINE_NAME,
   UPDATE_ENGINE_PATH,
   type UpdateStatus,
-} from "../../lib/update_engine.ts";
-import { LOGIND_NAME, LOGIND_PATH } from "../../lib/logind.ts";
+} from "../../lib/dbus/update_engine.ts";
+import { LOGIND_NAME, LOGIND_PATH } from "../../lib/dbus/logind.ts";
 
 /** The Python that has python3-dbusmock (not another python on PATH). */
 export const PYTHON = "/usr/bin/python3";

@@ -8,10 +8,10 @@
  * (ENDPOINTS comma separated).
  */
 
-import { connectEtcd } from "../../lib/etcd_client.ts";
-import { EtcdLockStore } from "../../lib/etcd_lock_store.ts";
-import { lockSlot } from "../../lib/lock_store.ts";
-import { semaphoreKey } from "../../lib/keys.ts";
+import { connectEtcd } from "../../lib/etcd/grpc_client.ts";
+import { EtcdLockStore } from "../../lib/etcd/etcd_lock_store.ts";
+import { lockSlot } from "../../lib/semaphore/lock_store.ts";
+import { semaphoreKey } from "../../lib/semaphore/keys.ts";
 
 if (import.meta.main) {
   const [endpointList, id, group = ""] = Deno.args;

@@ -1,6 +1,9 @@
 /** Checks the semaphore's invariants over every revision of its key. */
 
-import { parseSemaphore, type Semaphore } from "../../lib/semaphore.ts";
+import {
+  parseSemaphore,
+  type Semaphore,
+} from "../../lib/semaphore/document.ts";
 import type { KeyVersion } from "./history.ts";
 
 /** A successful operation as a client saw it. */

@@ -9,7 +9,7 @@
 
 import { type DbusHarness, startDbus } from "./dbus.ts";
 import { programFlags, REPO_ROOT } from "./permissions.ts";
-import { IDLE, NEED_REBOOT } from "../../lib/update_engine.ts";
+import { IDLE, NEED_REBOOT } from "../../lib/dbus/update_engine.ts";
 
 /**
  * The whole environment of a locksmithd child on `bus`: a minimal base, the

@@ -5,9 +5,9 @@
  * @module
  */
 
-import { connectSystemBus, type SystemBus } from "./system_bus.ts";
-import { LogindRebooter } from "./logind.ts";
-import { emitNeedReboot } from "./update_engine.ts";
+import { connectSystemBus, type SystemBus } from "../dbus/system_bus.ts";
+import { LogindRebooter } from "../dbus/logind.ts";
+import { emitNeedReboot } from "../dbus/update_engine.ts";
 
 async function withBus(body: (bus: SystemBus) => Promise<void>): Promise<void> {
   const bus = await connectSystemBus();

@@ -14,7 +14,7 @@
 
 import dbus from "dbus-next";
 import type { Message, MessageBus } from "dbus-next";
-import { oneLine, UsageError } from "./errors.ts";
+import { oneLine, UsageError } from "../common/errors.ts";
 
 /** Environment variable naming the system bus address. */
 export const SYSTEM_BUS_ADDRESS_ENV = "DBUS_SYSTEM_BUS_ADDRESS";

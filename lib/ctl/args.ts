@@ -7,16 +7,16 @@
  */
 
 import { parseArgs } from "node:util";
-import { quote, UsageError } from "./errors.ts";
+import { quote, UsageError } from "../common/errors.ts";
 import {
   MAX_DURATION_MS,
   MAX_DURATION_TEXT,
   parseDuration,
-} from "./duration.ts";
-import { parseEndpoints } from "./endpoints.ts";
-import type { EtcdConnectionOptions } from "./etcd_client.ts";
-import { idDefect, validateId } from "./machine_id.ts";
-import { MAX_SLOTS } from "./semaphore.ts";
+} from "../common/duration.ts";
+import { parseEndpoints } from "../etcd/endpoints.ts";
+import type { EtcdConnectionOptions } from "../etcd/grpc_client.ts";
+import { idDefect, validateId } from "../common/machine_id.ts";
+import { MAX_SLOTS } from "../semaphore/document.ts";
 
 /** The subcommands of locksmithctl. */
 export type CtlCommand =

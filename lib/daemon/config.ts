@@ -15,15 +15,15 @@
 
 import { parseArgs } from "node:util";
 import { parse as parseDotenv } from "dotenv";
-import { quote, UsageError } from "./errors.ts";
+import { quote, UsageError } from "../common/errors.ts";
 import {
   MAX_DURATION_MS,
   MAX_DURATION_TEXT,
   parseDuration,
-} from "./duration.ts";
-import type { EtcdConnectionOptions } from "./etcd_client.ts";
-import { parseEndpoints } from "./endpoints.ts";
-import { idDefect } from "./machine_id.ts";
+} from "../common/duration.ts";
+import type { EtcdConnectionOptions } from "../etcd/grpc_client.ts";
+import { parseEndpoints } from "../etcd/endpoints.ts";
+import { idDefect } from "../common/machine_id.ts";
 import {
   canonicalTimeZone,
   parseRebootWindow,

@@ -5,13 +5,13 @@
  * @module
  */
 
-import type { RebootStrategy } from "./daemon_config.ts";
+import type { RebootStrategy } from "./config.ts";
 import {
   ContentionError,
   CorruptDocumentError,
   EtcdUnavailableError,
   SemaphoreRefusedError,
-} from "./errors.ts";
+} from "../common/errors.ts";
 import { nextWindow, type RebootWindow } from "./reboot_window.ts";
 
 /** First delay after a failed attempt to take or release a slot: 5 s. */

@@ -9,10 +9,10 @@
  * @module
  */
 
-import type { EtcdConnectionOptions } from "./etcd_client.ts";
-import { EtcdUnavailableError } from "./errors.ts";
-import { formatDuration } from "./duration.ts";
-import { checkConnectionOptions, readTlsFiles } from "./etcd_tls.ts";
+import type { EtcdConnectionOptions } from "./grpc_client.ts";
+import { EtcdUnavailableError } from "../common/errors.ts";
+import { formatDuration } from "../common/duration.ts";
+import { checkConnectionOptions, readTlsFiles } from "./tls.ts";
 
 /** A stored value as read through the gateway. */
 export interface GatewayRead {

@@ -6,17 +6,17 @@
  * @module
  */
 
-import { ctlEnvNames, type CtlInvocation, parseCtlArgs } from "./ctl_args.ts";
-import { type CtlDeps, runCtlInvocation } from "./ctl_commands.ts";
-import { exitCodeOf, oneLine } from "./errors.ts";
-import type { LockStore } from "./lock_store.ts";
-import { readMachineId } from "./machine_id.ts";
-import { semaphoreKey } from "./keys.ts";
+import { ctlEnvNames, type CtlInvocation, parseCtlArgs } from "./args.ts";
+import { type CtlDeps, runCtlInvocation } from "./commands.ts";
+import { exitCodeOf, oneLine } from "../common/errors.ts";
+import type { LockStore } from "../semaphore/lock_store.ts";
+import { readMachineId } from "../common/machine_id.ts";
+import { semaphoreKey } from "../semaphore/keys.ts";
 import {
   INITIAL_SEMAPHORE,
   parseSemaphore,
   type Semaphore,
-} from "./semaphore.ts";
+} from "../semaphore/document.ts";
 
 const encoder = new TextEncoder();
 
@@ -33,7 +33,7 @@ function write(
 
 /** Opens the etcd-backed store for an invocation (the etcd client is loaded only now). */
 export async function openEtcdStore(inv: CtlInvocation): Promise<LockStore> {
-  const { openEtcdLockStore } = await import("./etcd_lock_store.ts");
+  const { openEtcdLockStore } = await import("../etcd/etcd_lock_store.ts");
   return await openEtcdLockStore(inv, inv.group);
 }
 
@@ -46,7 +46,7 @@ export async function readStatus(
   inv: CtlInvocation,
 ): Promise<{ key: string; doc: Semaphore }> {
   const key = semaphoreKey(inv.group);
-  const { readThroughGateway } = await import("./etcd_gateway.ts");
+  const { readThroughGateway } = await import("../etcd/gateway_read.ts");
   const read = await readThroughGateway(inv, key);
   if (read !== undefined) {
     return {
@@ -72,11 +72,11 @@ export function realCtlDeps(): CtlDeps {
     machineId: () => readMachineId(),
     isRoot: () => Deno.uid() === 0,
     reboot: async () => {
-      const { rebootThroughLogind } = await import("./ctl_dbus.ts");
+      const { rebootThroughLogind } = await import("./dbus.ts");
       await rebootThroughLogind();
     },
     sendNeedReboot: async () => {
-      const { sendNeedRebootSignal } = await import("./ctl_dbus.ts");
+      const { sendNeedRebootSignal } = await import("./dbus.ts");
       await sendNeedRebootSignal();
     },
     stdout: (text) => write(Deno.stdout, text),

@@ -24,21 +24,21 @@ import {
   CorruptDocumentError,
   EtcdUnavailableError,
   SemaphoreRefusedError,
-} from "./errors.ts";
+} from "../common/errors.ts";
 import {
   formatSemaphore,
   INITIAL_SEMAPHORE,
   parseSemaphore,
   type Semaphore,
-} from "./semaphore.ts";
+} from "../semaphore/document.ts";
 import {
   connectEtcd,
   describeEtcdError,
   type EtcdConnectionOptions,
-} from "./etcd_client.ts";
-import { queryEscape, semaphoreKey } from "./keys.ts";
+} from "./grpc_client.ts";
+import { queryEscape, semaphoreKey } from "../semaphore/keys.ts";
 import { Buffer } from "node:buffer";
-import { formatDuration } from "./duration.ts";
+import { formatDuration } from "../common/duration.ts";
 import type {
   Change,
   LockStore,
@@ -46,7 +46,7 @@ import type {
   UpdateOptions,
   UpdateOutcome,
   WaitResult,
-} from "./lock_store.ts";
+} from "../semaphore/lock_store.ts";
 
 /** Tuning of {@link EtcdLockStore}; defaults suit both the tools and the daemon. */
 export interface EtcdLockStoreOptions {
@@ -542,7 +542,7 @@ export class EtcdLockStore implements LockStore {
  *
  * @example
  * ```ts
- * import { lockSlot, openEtcdLockStore } from "./mod.ts";
+ * import { lockSlot, openEtcdLockStore } from "../mod.ts";
  *
  * const store = await openEtcdLockStore({ endpoints: ["http://127.0.0.1:2379"], timeoutMs: 5_000 });
  * try {

@@ -4,8 +4,8 @@
  * @module
  */
 
-import type { CtlCommand } from "./ctl_args.ts";
-import { DEFAULT_ENDPOINT } from "./endpoints.ts";
+import type { CtlCommand } from "./args.ts";
+import { DEFAULT_ENDPOINT } from "../etcd/endpoints.ts";
 
 const GLOBAL_FLAGS = `Global flags (before or after the command):
   --endpoint URL        etcd endpoint; repeat or comma-separate for several

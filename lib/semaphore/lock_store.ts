@@ -5,7 +5,7 @@
  * @module
  */
 
-import { lock, type Semaphore, setMax, unlock } from "./semaphore.ts";
+import { lock, type Semaphore, setMax, unlock } from "./document.ts";
 
 /** Options of {@link LockStore.update}. */
 export interface UpdateOptions {

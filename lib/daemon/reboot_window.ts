@@ -21,8 +21,8 @@
  * @module
  */
 
-import { UsageError } from "./errors.ts";
-import { formatDuration, parseDuration } from "./duration.ts";
+import { UsageError } from "../common/errors.ts";
+import { formatDuration, parseDuration } from "../common/duration.ts";
 
 /** Milliseconds in 24 hours: daily windows must be shorter. */
 export const MAX_DAILY_LENGTH_MS = 24 * 3_600_000;

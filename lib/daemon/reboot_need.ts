@@ -6,7 +6,7 @@
  * @module
  */
 
-import type { RebootNeed } from "./update_engine.ts";
+import type { RebootNeed } from "../dbus/update_engine.ts";
 
 /** A {@link RebootNeed} that is needed as soon as any of `sources` is. */
 export function anyRebootNeed(sources: readonly RebootNeed[]): RebootNeed {

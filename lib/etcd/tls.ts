@@ -5,7 +5,7 @@
  * @module
  */
 
-import { UsageError } from "./errors.ts";
+import { UsageError } from "../common/errors.ts";
 
 /** Where etcd is and how to authenticate. Every field maps to one locksmithctl flag or locksmithd config key. */
 export interface TlsOptions {

@@ -7,7 +7,7 @@
  * @module
  */
 
-import type { RebootStrategy } from "./daemon_config.ts";
+import type { RebootStrategy } from "./config.ts";
 import {
   backoffMs,
   decideTurn,
@@ -15,14 +15,14 @@ import {
   startupAction,
   usesLock,
   windowState,
-} from "./daemon_decisions.ts";
-import { oneLine, SemaphoreRefusedError } from "./errors.ts";
-import { formatDuration } from "./duration.ts";
-import { isHolder, lock } from "./semaphore.ts";
-import { type LockStore, unlockSlot } from "./lock_store.ts";
+} from "./decisions.ts";
+import { oneLine, SemaphoreRefusedError } from "../common/errors.ts";
+import { formatDuration } from "../common/duration.ts";
+import { isHolder, lock } from "../semaphore/document.ts";
+import { type LockStore, unlockSlot } from "../semaphore/lock_store.ts";
 import { formatRebootWindow, type RebootWindow } from "./reboot_window.ts";
-import type { Rebooter } from "./logind.ts";
-import type { RebootNeed } from "./update_engine.ts";
+import type { Rebooter } from "../dbus/logind.ts";
+import type { RebootNeed } from "../dbus/update_engine.ts";
 
 export type { Rebooter, RebootNeed };
 

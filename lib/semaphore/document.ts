@@ -13,8 +13,8 @@ import {
   quote,
   SemaphoreRefusedError,
   UsageError,
-} from "./errors.ts";
-import { idDefect } from "./machine_id.ts";
+} from "../common/errors.ts";
+import { idDefect } from "../common/machine_id.ts";
 
 /** A counting semaphore: `semaphore` slots free out of `max`, taken by `holders`. */
 export interface Semaphore {

@@ -8,7 +8,7 @@
  */
 
 import type { Message } from "dbus-next";
-import { oneLine, quote } from "./errors.ts";
+import { oneLine, quote } from "../common/errors.ts";
 import {
   DbusCallError,
   INVALID_SIGNATURE_ERROR,

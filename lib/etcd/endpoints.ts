@@ -5,7 +5,7 @@
  * @module
  */
 
-import { quote, UsageError } from "./errors.ts";
+import { quote, UsageError } from "../common/errors.ts";
 
 /** Default etcd endpoint when none is given. */
 export const DEFAULT_ENDPOINT = "http://127.0.0.1:2379";

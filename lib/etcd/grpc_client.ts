@@ -6,14 +6,14 @@
 
 import { Buffer } from "node:buffer";
 import { Etcd3, type IOptions } from "etcd3";
-import { EtcdUnavailableError } from "./errors.ts";
-import { formatDuration } from "./duration.ts";
+import { EtcdUnavailableError } from "../common/errors.ts";
+import { formatDuration } from "../common/duration.ts";
 import { allowIpEndpointsOverTls } from "./tls_ip_servername.ts";
 import {
   checkConnectionOptions,
   readTlsFiles,
   type TlsOptions,
-} from "./etcd_tls.ts";
+} from "./tls.ts";
 
 export { DEFAULT_ENDPOINT, parseEndpoints } from "./endpoints.ts";
 

@@ -7,7 +7,7 @@
  * @module
  */
 
-import type { DaemonLog } from "./daemon_loop.ts";
+import type { DaemonLog } from "./loop.ts";
 
 /** A {@link DaemonLog} that can also report fatal errors. */
 export interface DaemonLogger extends DaemonLog {

@@ -12,19 +12,15 @@ import {
   type DaemonConfig,
   loadDaemonConfig,
   parseDaemonArgs,
-} from "./daemon_config.ts";
-import { createDaemonLog, type DaemonLogger } from "./daemon_log.ts";
-import {
-  type Clock,
-  type DaemonOutcome,
-  runDaemonLoop,
-} from "./daemon_loop.ts";
-import { usesLock } from "./daemon_decisions.ts";
-import { exitCodeOf, oneLine } from "./errors.ts";
-import { readMachineId } from "./machine_id.ts";
+} from "./config.ts";
+import { createDaemonLog, type DaemonLogger } from "./log.ts";
+import { type Clock, type DaemonOutcome, runDaemonLoop } from "./loop.ts";
+import { usesLock } from "./decisions.ts";
+import { exitCodeOf, oneLine } from "../common/errors.ts";
+import { readMachineId } from "../common/machine_id.ts";
 import { anyRebootNeed } from "./reboot_need.ts";
-import type { LockStore } from "./lock_store.ts";
-import { VERSION } from "./version.ts";
+import type { LockStore } from "../semaphore/lock_store.ts";
+import { VERSION } from "../common/version.ts";
 
 const encoder = new TextEncoder();
 
@@ -91,7 +87,7 @@ function stopOnSignals(
 }
 
 async function openStore(config: DaemonConfig): Promise<LockStore> {
-  const { openEtcdLockStore } = await import("./etcd_lock_store.ts");
+  const { openEtcdLockStore } = await import("../etcd/etcd_lock_store.ts");
   return await openEtcdLockStore(config.etcd, config.group);
 }
 
@@ -136,9 +132,9 @@ export async function runDaemon(args: readonly string[]): Promise<number> {
     const machineId = config.machineId ?? await readMachineId();
     const [{ connectSystemBus }, { LogindRebooter }, updateEngine] =
       await Promise.all([
-        import("./system_bus.ts"),
-        import("./logind.ts"),
-        import("./update_engine.ts"),
+        import("../dbus/system_bus.ts"),
+        import("../dbus/logind.ts"),
+        import("../dbus/update_engine.ts"),
       ]);
     const bus = await connectSystemBus({ log: (line) => log.warn(line) });
     closers.push(() => bus.close());

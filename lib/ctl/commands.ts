@@ -6,8 +6,8 @@
  * @module
  */
 
-import type { CtlCommand, CtlInvocation } from "./ctl_args.ts";
-import { ctlHelp } from "./ctl_help.ts";
+import type { CtlCommand, CtlInvocation } from "./args.ts";
+import { ctlHelp } from "./help.ts";
 import {
   ContentionError,
   CorruptDocumentError,
@@ -18,15 +18,15 @@ import {
   quote,
   SemaphoreRefusedError,
   UsageError,
-} from "./errors.ts";
+} from "../common/errors.ts";
 import {
   lockSlot,
   type LockStore,
   setMaxSlots,
   unlockSlot,
-} from "./lock_store.ts";
-import { INITIAL_SEMAPHORE, type Semaphore } from "./semaphore.ts";
-import { VERSION } from "./version.ts";
+} from "../semaphore/lock_store.ts";
+import { INITIAL_SEMAPHORE, type Semaphore } from "../semaphore/document.ts";
+import { VERSION } from "../common/version.ts";
 
 /** Everything locksmithctl needs from the outside world. */
 export interface CtlDeps {
