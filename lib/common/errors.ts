@@ -89,6 +89,55 @@ export class EtcdUnavailableError extends Error {
   }
 }
 
+/** etcd refused the credentials (wrong user or password, or none given where auth is on). Exit status 1. */
+export class EtcdAuthenticationError extends Error {
+  /** Exit status that locksmithctl uses for this error. */
+  readonly exitCode: number = 1;
+  /**
+   * Creates an `EtcdAuthenticationError`.
+   *
+   * @param message one line naming the endpoint and what etcd said
+   */
+  constructor(message: string) {
+    super(message);
+    this.name = "EtcdAuthenticationError";
+  }
+}
+
+/** The etcd user may not read or write the semaphore's keys (etcd RBAC). Exit status 1. */
+export class EtcdPermissionDeniedError extends Error {
+  /** Exit status that locksmithctl uses for this error. */
+  readonly exitCode: number = 1;
+  /**
+   * Creates an `EtcdPermissionDeniedError`.
+   *
+   * @param message one line naming the endpoint and what etcd said
+   */
+  constructor(message: string) {
+    super(message);
+    this.name = "EtcdPermissionDeniedError";
+  }
+}
+
+/** etcd answered a request with an error that is neither unavailability nor access (e.g. a lease not found). Exit status 1. */
+export class EtcdRequestError extends Error {
+  /** Exit status that locksmithctl uses for this error. */
+  readonly exitCode: number = 1;
+  /** The gRPC status code etcd answered with (5 not found, 3 invalid argument, ...). */
+  readonly code: number;
+  /**
+   * Creates an `EtcdRequestError`.
+   *
+   * @param code gRPC status code
+   * @param message one line naming the endpoint and what etcd said
+   */
+  constructor(code: number, message: string) {
+    super(message);
+    this.name = "EtcdRequestError";
+    this.code = code;
+  }
+}
+
 /** Too many compare-and-swap conflicts in a row; the update was not applied. Exit status 1. */
 export class ContentionError extends Error {
   /** Exit status that locksmithctl uses for this error. */

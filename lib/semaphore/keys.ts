@@ -39,3 +39,49 @@ export function queryEscape(text: string): string {
     )
     .replace(/%20/g, "+");
 }
+
+/**
+ * Companion keys live under `<semaphore key>/`, so that the document keeps
+ * the original's format: `<key>/holders/<id>` (holder records),
+ * `<key>/waiters/<id>` (the wait queue), with ids escaped as in
+ * {@link queryEscape}.
+ */
+export const HOLDERS_DIR = "/holders/";
+
+/** See {@link HOLDERS_DIR}. */
+export const WAITERS_DIR = "/waiters/";
+
+/** Key of the holder record of `id` under the semaphore at `key`. */
+export function holderRecordKey(key: string, id: string): string {
+  return `${key}${HOLDERS_DIR}${queryEscape(id)}`;
+}
+
+/** Prefix of the wait queue's keys under the semaphore at `key`. */
+export function waitersPrefix(key: string): string {
+  return `${key}${WAITERS_DIR}`;
+}
+
+/** Key of the wait-queue entry of `id` under the semaphore at `key`. */
+export function waiterKey(key: string, id: string): string {
+  return `${waitersPrefix(key)}${queryEscape(id)}`;
+}
+
+/**
+ * The id a companion key under `prefix` names, or `undefined` when the rest
+ * of the key is not the escaped form of an id (a key that no client of
+ * locksmith writes).
+ */
+export function idOfCompanionKey(
+  prefix: string,
+  key: string,
+): string | undefined {
+  if (!key.startsWith(prefix)) return undefined;
+  const escaped = key.slice(prefix.length);
+  let id: string;
+  try {
+    id = decodeURIComponent(escaped.replaceAll("+", " "));
+  } catch {
+    return undefined;
+  }
+  return queryEscape(id) === escaped ? id : undefined;
+}

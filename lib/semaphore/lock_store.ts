@@ -1,24 +1,45 @@
 /**
- * The semaphore storage interface that locksmithctl and locksmithd use, and
- * the three operations on it. The etcd implementation is `EtcdLockStore`.
+ * The semaphore storage interface that locksmithctl, locksmithd and the
+ * FleetLock server use, and the operations on it. The etcd implementation
+ * is `EtcdLockStore`.
  *
  * @module
  */
 
 import { lock, type Semaphore, setMax, unlock } from "./document.ts";
+import { formatHolderRecord, type HolderRecord } from "./holder_record.ts";
+import { holderRecordKey } from "./keys.ts";
+
+/**
+ * Another key written in the same compare-and-swap as the document, only
+ * when the document's write applies (holder records, the wait queue).
+ */
+export type Companion =
+  | {
+    /** Key to write. */
+    readonly put: string;
+    /** Text to write. */
+    readonly value: string;
+    /** etcd lease to attach the key to (it is deleted when the lease expires). */
+    readonly lease?: string | undefined;
+  }
+  | {
+    /** Key to delete. */
+    readonly delete: string;
+    /** Delete only the key created at this revision (not a newer key of the same name). */
+    readonly ifCreatedAt?: number | undefined;
+  };
 
 /** Options of {@link LockStore.update}. */
 export interface UpdateOptions {
   /** Compare-and-swap attempts before `ContentionError` (default: the store's, 64). */
   readonly maxAttempts?: number;
-  /** Leave the wait queue in the same write (for a queued lock). */
-  readonly leaveQueue?: boolean;
-  /** Remove these ids from the wait queue in the same write (waiters that did not act). */
-  readonly evict?: readonly string[];
+  /** Companion writes for a change from `before` to `after`, applied in the same transaction. */
+  readonly companions?: (
+    before: Semaphore,
+    after: Semaphore,
+  ) => readonly Companion[];
 }
-
-/** Why {@link LockStore.waitForChange} returned. */
-export type WaitResult = "changed" | "timeout" | "disconnected" | "aborted";
 
 /** What an {@link LockStore.update} did. */
 export interface UpdateOutcome {
@@ -30,6 +51,8 @@ export interface UpdateOutcome {
   readonly written: boolean;
   /** Compare-and-swap attempts made (1 when there was no conflict). */
   readonly attempts: number;
+  /** The revision of the write, or of the read that showed nothing was to be written. */
+  readonly revision: number;
 }
 
 /** A document as read, with the raw text and revision it was read at. */
@@ -54,47 +77,17 @@ export interface LockStore {
   readonly key: string;
   /** Reads the current document; never writes. */
   read(): Promise<Snapshot>;
-  /** Applies `change` atomically, retrying on conflicts (see {@link UpdateOptions}). */
+  /**
+   * Applies `change` atomically, retrying on conflicts. A cached document
+   * may be used to compute a write (the revision guard catches staleness),
+   * never to refuse or to skip one: those are confirmed by a fresh read.
+   */
   update(change: Change, options?: UpdateOptions): Promise<UpdateOutcome>;
   /**
-   * Joins the wait queue of the semaphore as `id`, at the back (joining again
-   * moves it to the back), and reads the document, in one request. The queue
-   * only decides who tries first; the semaphore alone decides who holds.
-   */
-  joinQueue(id: string): Promise<Snapshot>;
-  /** Leaves the wait queue as `id` (if queued) and reads the document, in one request. */
-  leaveQueue(id: string): Promise<Snapshot>;
-  /**
-   * How many waiters joined the queue before this store's id and still wait,
-   * as last seen (no I/O); `undefined` when not queued, or when the queue
-   * entry was removed by someone else (then join again).
-   */
-  waitersAhead(): number | undefined;
-  /** Reads the ids of up to `limit` waiters ahead of this store's id, oldest first. */
-  readWaitersAhead(limit: number): Promise<string[]>;
-  /**
-   * Waits until the key changes after `revision` (`"changed"`), `timeoutMs`
-   * passes (`"timeout"`), the watch of the key is lost or cannot be set up
-   * within the store's timeout, e.g. because etcd is down (`"disconnected"`:
-   * waiting learns nothing then, so re-check with a request), or `signal`
-   * aborts (`"aborted"`). Never throws.
-   */
-  waitForChange(
-    revision: number,
-    timeoutMs: number,
-    signal?: AbortSignal,
-  ): Promise<WaitResult>;
-  /**
-   * The latest revision at which this store saw the semaphore or the part of
-   * the queue ahead of it change (`0` before any read): the baseline for
-   * {@link LockStore.waitForChange}.
-   */
-  readonly revision: number;
-  /**
-   * The document as last seen by this store (from a read, a write or the
-   * watch), without I/O; `undefined` before the first read or when the last
-   * seen document does not parse. May be stale: use it to decide whether a
-   * request is worth sending, never to refuse.
+   * The document as last seen by this store (from a read, a write or a
+   * watch), without I/O; `undefined` before the first read or when it does
+   * not parse. May be stale: use it to decide whether a request is worth
+   * sending, never to refuse.
    */
   peek(): Semaphore | undefined;
   /** Reads the stored text without parsing it (`raw` undefined when absent); never writes. */
@@ -108,17 +101,49 @@ export interface LockStore {
   close(): Promise<void>;
 }
 
-/** Takes a slot for `id`; refuses when full or when `id` already holds one. */
-export function lockSlot(store: LockStore, id: string): Promise<UpdateOutcome> {
-  return store.update((doc) => lock(doc, id));
+/** Options of {@link lockSlot}. */
+export interface LockSlotOptions {
+  /** The holder record to store beside the document (when taken, by what, which boot). */
+  readonly record?: HolderRecord | undefined;
+  /** More companion writes (e.g. leaving the wait queue). */
+  readonly companions?: readonly Companion[] | undefined;
+  /** Compare-and-swap attempts (default: the store's). */
+  readonly maxAttempts?: number | undefined;
 }
 
-/** Releases the slot of `id`; refuses when `id` holds none. */
+/**
+ * Takes a slot for `id`; refuses when full or when `id` already holds one.
+ * With a record, the holder record is written in the same transaction.
+ */
+export function lockSlot(
+  store: LockStore,
+  id: string,
+  options: LockSlotOptions = {},
+): Promise<UpdateOutcome> {
+  const { record, companions = [], maxAttempts } = options;
+  const all: Companion[] = [
+    ...(record
+      ? [{
+        put: holderRecordKey(store.key, id),
+        value: formatHolderRecord(record),
+      }]
+      : []),
+    ...companions,
+  ];
+  return store.update((doc) => lock(doc, id), {
+    ...(maxAttempts === undefined ? {} : { maxAttempts }),
+    ...(all.length > 0 ? { companions: () => all } : {}),
+  });
+}
+
+/** Releases the slot of `id` and deletes its holder record; refuses when `id` holds none. */
 export function unlockSlot(
   store: LockStore,
   id: string,
 ): Promise<UpdateOutcome> {
-  return store.update((doc) => unlock(doc, id));
+  return store.update((doc) => unlock(doc, id), {
+    companions: () => [{ delete: holderRecordKey(store.key, id) }],
+  });
 }
 
 /** Sets the number of slots; writes nothing when it is already `max`. */

@@ -1,0 +1,380 @@
+/**
+ * The {@link EtcdPort} over etcd's JSON gateway (`POST /v3/kv/range`,
+ * `/v3/kv/txn`, `/v3/watch`, `/v3/lease/*`) with `fetch`: no gRPC client to
+ * load, so a command starts in milliseconds and a waiting daemon stays
+ * small. Requests go to the members as {@link EndpointSet} decides (failover
+ * and hedging); with a user and password, each member's token is fetched
+ * once and renewed when etcd says it expired. A server without the gateway
+ * makes the first request fail with {@link NoGatewayError}, so that the
+ * caller can fall back to gRPC.
+ *
+ * @module
+ */
+
+import {
+  EtcdAuthenticationError,
+  EtcdPermissionDeniedError,
+  EtcdRequestError,
+  EtcdUnavailableError,
+} from "../common/errors.ts";
+import {
+  EndpointFailure,
+  EndpointSet,
+  NoEndpointAnswered,
+} from "./endpoint_set.ts";
+import {
+  type Json,
+  rangeJson,
+  rangeResultFrom,
+  txnJson,
+  txnResultFrom,
+} from "./gateway_json.ts";
+import { GatewayWatch } from "./gateway_watch.ts";
+import type {
+  CallOptions,
+  EtcdPort,
+  PortStats,
+  RangeRequest,
+  RangeResult,
+  TxnRequest,
+  TxnResult,
+  WatchHandlers,
+  WatchRequest,
+  WatchStream,
+} from "./port.ts";
+import { checkConnectionOptions, readTlsFiles, type TlsOptions } from "./tls.ts";
+
+/** The servers have no JSON gateway (disabled, or too old): use gRPC. */
+export class NoGatewayError extends Error {
+  /**
+   * Creates a `NoGatewayError`.
+   *
+   * @param endpoint the endpoint that answered without a gateway
+   */
+  constructor(endpoint: string) {
+    super(`etcd at ${endpoint} has no JSON gateway (/v3/...)`);
+    this.name = "NoGatewayError";
+  }
+}
+
+/** How to reach etcd through its gateway. */
+export interface GatewayOptions extends TlsOptions {
+  /** Longest wait for a watch stream to be set up, in ms. */
+  readonly timeoutMs: number;
+  /** Ask another member too after this long without an answer (default: a quarter of `timeoutMs`, 100 ms to 1 s). */
+  readonly hedgeAfterMs?: number;
+}
+
+/** gRPC status codes etcd uses, as the gateway reports them. */
+const UNAVAILABLE_CODES = new Set([1, 4, 10, 13, 14]);
+const UNAUTHENTICATED = 16;
+const PERMISSION_DENIED = 7;
+
+/** Why `fetch` failed, in words an operator recognises. */
+export function describeFetchError(error: unknown): string {
+  const cause = error instanceof Error && error.cause instanceof Error
+    ? `: ${error.cause.message}`
+    : "";
+  const text = error instanceof Error
+    ? `${error.message}${cause}`
+    : String(error);
+  if (/Connection refused|ECONNREFUSED/i.test(text)) {
+    return "connection refused";
+  }
+  if (/certificate|tls|handshake/i.test(text)) {
+    return `TLS failed: ${text.replace(/\s+/g, " ")}`;
+  }
+  return text.replace(/\s+/g, " ").replace(/^error sending request.*?: /, "");
+}
+
+/** Opens the gateway port: checks the options and reads the TLS files (errors name the file). */
+export async function openGatewayPort(
+  options: GatewayOptions,
+): Promise<GatewayPort> {
+  const tls = checkConnectionOptions(options);
+  let client: Deno.HttpClient | undefined;
+  if (tls) {
+    const files = await readTlsFiles(options);
+    const text = (b: Uint8Array | undefined) =>
+      b === undefined ? undefined : new TextDecoder().decode(b);
+    client = Deno.createHttpClient({
+      ...(files.ca ? { caCerts: [text(files.ca)!] } : {}),
+      ...(files.cert && files.key
+        ? { cert: text(files.cert)!, key: text(files.key)! }
+        : {}),
+    });
+  }
+  return new GatewayPort(options, client);
+}
+
+/** The {@link EtcdPort} over etcd's JSON gateway; see the module documentation. */
+export class GatewayPort implements EtcdPort {
+  /** The endpoints, for messages. */
+  readonly endpoints: readonly string[];
+  /** Always `"gateway"`. */
+  readonly transport = "gateway" as const;
+  readonly #options: GatewayOptions;
+  readonly #client: Deno.HttpClient | undefined;
+  readonly #set: EndpointSet;
+  readonly #tokens = new Map<string, Promise<string>>();
+  readonly #streams = new Set<WatchStream>();
+  readonly #requests: Record<string, number> = {};
+
+  /**
+   * Creates a `GatewayPort`; see {@link openGatewayPort}.
+   *
+   * @param options endpoints, credentials and timeouts
+   * @param client an HTTP client carrying the TLS settings, closed by {@link GatewayPort.close}
+   */
+  constructor(options: GatewayOptions, client?: Deno.HttpClient) {
+    this.endpoints = options.endpoints;
+    this.#options = options;
+    this.#client = client;
+    this.#set = new EndpointSet(options.endpoints, {
+      hedgeAfterMs: options.hedgeAfterMs ??
+        Math.min(1_000, Math.max(100, options.timeoutMs / 4)),
+    });
+  }
+
+  #count(kind: string): void {
+    this.#requests[kind] = (this.#requests[kind] ?? 0) + 1;
+  }
+
+  /** One POST to one endpoint; throws {@link EndpointFailure} when the member did not answer usefully. */
+  async #post(
+    endpoint: string,
+    path: string,
+    body: Json,
+    signal: AbortSignal,
+    token?: string,
+  ): Promise<Json> {
+    let res: Response;
+    let text: string;
+    try {
+      res = await fetch(new URL(path, endpoint), {
+        method: "POST",
+        headers: {
+          "content-type": "application/json",
+          ...(token ? { authorization: token } : {}),
+        },
+        body: JSON.stringify(body),
+        signal,
+        ...(this.#client ? { client: this.#client } : {}),
+      });
+      text = await res.text();
+    } catch (error) {
+      if (signal.aborted) {
+        throw new EndpointFailure(endpoint, "timeout", "no answer");
+      }
+      throw new EndpointFailure(endpoint, "refused", describeFetchError(error));
+    }
+    let json: Json;
+    try {
+      json = JSON.parse(text);
+    } catch {
+      if (res.status === 404 || res.status === 405 || res.status === 501) {
+        throw new NoGatewayError(endpoint);
+      }
+      throw new EndpointFailure(
+        endpoint,
+        "unavailable",
+        `answered HTTP ${res.status} without JSON`,
+      );
+    }
+    if (res.ok) return json;
+    const code = typeof json.code === "number" ? json.code : 2;
+    const message = typeof json.message === "string"
+      ? json.message
+      : text.slice(0, 200);
+    if (UNAVAILABLE_CODES.has(code)) {
+      throw new EndpointFailure(endpoint, "unavailable", message);
+    }
+    if (code === UNAUTHENTICATED) throw new TokenExpired(message);
+    if (code === PERMISSION_DENIED) {
+      throw new EtcdPermissionDeniedError(
+        `etcd at ${endpoint} denied access: ${message}`,
+      );
+    }
+    if (/authentication failed|user name is empty|invalid auth/.test(message)) {
+      throw new EtcdAuthenticationError(
+        `etcd at ${endpoint} refused the credentials: ${message}`,
+      );
+    }
+    throw new EtcdRequestError(code, `etcd at ${endpoint}: ${message}`);
+  }
+
+  /** The auth token of `endpoint` (tokens are per member), or `undefined` without credentials. */
+  token(endpoint: string, signal: AbortSignal): Promise<string | undefined> {
+    const { username, password } = this.#options;
+    if (username === undefined) return Promise.resolve(undefined);
+    let token = this.#tokens.get(endpoint);
+    if (token === undefined) {
+      this.#count("authenticate");
+      token = this.#post(endpoint, "/v3/auth/authenticate", {
+        name: username,
+        password,
+      }, signal).then((json) => {
+        if (typeof json.token !== "string") {
+          throw new EtcdAuthenticationError(
+            `etcd at ${endpoint} gave no token for user ${username}: is auth enabled?`,
+          );
+        }
+        return json.token;
+      });
+      this.#tokens.set(endpoint, token);
+      token.catch(() => this.#tokens.delete(endpoint));
+    }
+    return token;
+  }
+
+  /** Forgets `endpoint`'s token (etcd said it expired). */
+  dropToken(endpoint: string): void {
+    this.#tokens.delete(endpoint);
+  }
+
+  /** An authenticated POST, renewing an expired token once. */
+  async #authed(
+    endpoint: string,
+    path: string,
+    body: Json,
+    signal: AbortSignal,
+  ): Promise<Json> {
+    for (let attempt = 1;; attempt++) {
+      const token = await this.token(endpoint, signal);
+      try {
+        return await this.#post(endpoint, path, body, signal, token);
+      } catch (error) {
+        if (!(error instanceof TokenExpired)) throw error;
+        this.dropToken(endpoint);
+        if (attempt === 2 || token === undefined) {
+          throw new EtcdAuthenticationError(
+            `etcd at ${endpoint} refused the request: ${error.message}${
+              token === undefined
+                ? " (auth is on: give a user name and password)"
+                : ""
+            }`,
+          );
+        }
+      }
+    }
+  }
+
+  async #call(kind: string, path: string, body: Json, options: CallOptions) {
+    try {
+      return await this.#set.call((endpoint, signal) => {
+        this.#count(kind);
+        return this.#authed(endpoint, path, body, signal);
+      }, options);
+    } catch (error) {
+      if (error instanceof NoEndpointAnswered) {
+        throw new EtcdUnavailableError(error.message, { cause: error });
+      }
+      throw error;
+    }
+  }
+
+  /** Reads keys; see {@link EtcdPort.range}. */
+  async range(
+    request: RangeRequest,
+    options: CallOptions,
+  ): Promise<RangeResult> {
+    return rangeResultFrom(
+      await this.#call("range", "/v3/kv/range", rangeJson(request), options),
+    );
+  }
+
+  /** Runs a guarded transaction; see {@link EtcdPort.txn}. */
+  async txn(request: TxnRequest, options: CallOptions): Promise<TxnResult> {
+    return txnResultFrom(
+      await this.#call("txn", "/v3/kv/txn", txnJson(request), options),
+    );
+  }
+
+  /** Grants a lease; see {@link EtcdPort.leaseGrant}. */
+  async leaseGrant(
+    ttlSeconds: number,
+    options: CallOptions,
+  ): Promise<{ id: string; ttl: number }> {
+    const json = await this.#call("leaseGrant", "/v3/lease/grant", {
+      TTL: String(ttlSeconds),
+    }, options);
+    if (typeof json.ID !== "string") {
+      throw new EtcdRequestError(
+        2,
+        `etcd granted no lease: ${
+          typeof json.error === "string" ? json.error : "no ID"
+        }`,
+      );
+    }
+    return { id: json.ID, ttl: Number(json.TTL ?? ttlSeconds) };
+  }
+
+  /** Renews a lease; see {@link EtcdPort.leaseKeepAlive}. */
+  async leaseKeepAlive(id: string, options: CallOptions): Promise<number> {
+    const json = await this.#call("leaseKeepAlive", "/v3/lease/keepalive", {
+      ID: id,
+    }, options);
+    const result = (json.result ?? {}) as Json;
+    return Number(result.TTL ?? 0);
+  }
+
+  /** Revokes a lease; see {@link EtcdPort.leaseRevoke}. */
+  async leaseRevoke(id: string, options: CallOptions): Promise<void> {
+    try {
+      await this.#call("leaseRevoke", "/v3/lease/revoke", { ID: id }, options);
+    } catch (error) {
+      if (error instanceof EtcdRequestError && error.code === 5) return;
+      throw error;
+    }
+  }
+
+  /** Opens a watch stream; see {@link EtcdPort.watch}. */
+  watch(
+    requests: readonly WatchRequest[],
+    handlers: WatchHandlers,
+    endpoint?: string,
+  ): WatchStream {
+    this.#count("watch");
+    const at = endpoint ?? this.#set.order()[0]!;
+    const stream = new GatewayWatch({
+      endpoint: at,
+      requests,
+      client: this.#client,
+      createTimeoutMs: this.#options.timeoutMs,
+      token: (signal) => this.token(at, signal),
+      dropToken: () => this.dropToken(at),
+      markBad: () => this.#set.markBad(at),
+      handlers: {
+        onCreated: (revision) => handlers.onCreated?.(revision),
+        onEvents: (index, events) => handlers.onEvents(index, events),
+        onEnd: (end) => {
+          this.#streams.delete(stream);
+          handlers.onEnd(end);
+        },
+      },
+    });
+    this.#streams.add(stream);
+    return stream;
+  }
+
+  /** The endpoints in the order they would be tried now. */
+  endpointOrder(): string[] {
+    return this.#set.order();
+  }
+
+  /** Requests sent so far, by kind. */
+  stats(): PortStats {
+    return { requests: { ...this.#requests } };
+  }
+
+  /** Ends every watch stream and the HTTP client. */
+  close(): Promise<void> {
+    for (const stream of this.#streams) stream.cancel();
+    this.#streams.clear();
+    this.#client?.close();
+    return Promise.resolve();
+  }
+}
+
+/** etcd answered UNAUTHENTICATED: the token expired or was never valid. */
+class TokenExpired extends Error {}

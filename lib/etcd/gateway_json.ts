@@ -1,0 +1,236 @@
+/**
+ * The JSON mapping of etcd's protobuf messages, as its gRPC gateway speaks
+ * it: bytes are base64, int64 fields are decimal strings, fields at their
+ * default value are left out. Pure conversions between the port's types
+ * (`port.ts`) and those JSON bodies.
+ *
+ * @module
+ */
+
+import type {
+  Compare,
+  KeyValue,
+  RangeRequest,
+  RangeResult,
+  TxnOp,
+  TxnOpResult,
+  TxnRequest,
+  TxnResult,
+  WatchEvent,
+  WatchRequest,
+} from "./port.ts";
+
+/** A JSON object as the gateway returns it. */
+export type Json = Record<string, unknown>;
+
+const EMPTY = new Uint8Array(0);
+
+/** Base64 of `data`. */
+export function b64(data: Uint8Array): string {
+  return data.toBase64();
+}
+
+function fromB64(text: unknown): Uint8Array {
+  return typeof text === "string" && text !== ""
+    ? Uint8Array.fromBase64(text)
+    : EMPTY;
+}
+
+function int(value: unknown): number {
+  if (typeof value === "number") return value;
+  if (typeof value === "string" && value !== "") return Number(value);
+  return 0;
+}
+
+function object(value: unknown): Json {
+  return typeof value === "object" && value !== null && !Array.isArray(value)
+    ? value as Json
+    : {};
+}
+
+function list(value: unknown): unknown[] {
+  return Array.isArray(value) ? value : [];
+}
+
+/** The revision in a response's `header`. */
+export function headerRevision(json: Json): number {
+  return int(object(json.header).revision);
+}
+
+/** A `KeyValue` from its JSON. */
+export function keyValueFrom(json: unknown): KeyValue {
+  const kv = object(json);
+  return {
+    key: fromB64(kv.key),
+    value: fromB64(kv.value),
+    createRevision: int(kv.create_revision),
+    modRevision: int(kv.mod_revision),
+    version: int(kv.version),
+    lease: typeof kv.lease === "string" && kv.lease !== "" ? kv.lease : "0",
+  };
+}
+
+/** The JSON of a range request. */
+export function rangeJson(r: RangeRequest): Json {
+  return {
+    key: b64(r.key),
+    ...(r.rangeEnd ? { range_end: b64(r.rangeEnd) } : {}),
+    ...(r.limit ? { limit: String(r.limit) } : {}),
+    ...(r.sortOrder
+      ? { sort_order: r.sortOrder, sort_target: r.sortTarget ?? "KEY" }
+      : {}),
+    ...(r.keysOnly ? { keys_only: true } : {}),
+    ...(r.countOnly ? { count_only: true } : {}),
+    ...(r.maxCreateRevision
+      ? { max_create_revision: String(r.maxCreateRevision) }
+      : {}),
+  };
+}
+
+/** A range result from its JSON. */
+export function rangeResultFrom(json: unknown): RangeResult {
+  const r = object(json);
+  return {
+    kvs: list(r.kvs).map(keyValueFrom),
+    count: int(r.count),
+    revision: headerRevision(r),
+  };
+}
+
+function compareJson(c: Compare): Json {
+  const base = { key: b64(c.key), target: c.target, result: c.result };
+  switch (c.target) {
+    case "VALUE":
+      return { ...base, value: b64(c.value) };
+    case "VERSION":
+      return { ...withEnd(base, c.rangeEnd), version: String(c.value) };
+    case "CREATE":
+      return {
+        ...withEnd(base, c.rangeEnd),
+        create_revision: String(c.value),
+      };
+    case "MOD":
+      return { ...withEnd(base, c.rangeEnd), mod_revision: String(c.value) };
+  }
+}
+
+function withEnd(base: Json, end: Uint8Array | undefined): Json {
+  return end ? { ...base, range_end: b64(end) } : base;
+}
+
+function opJson(op: TxnOp): Json {
+  if ("put" in op) {
+    return {
+      request_put: {
+        key: b64(op.put.key),
+        value: b64(op.put.value),
+        ...(op.put.lease && op.put.lease !== "0"
+          ? { lease: op.put.lease }
+          : {}),
+      },
+    };
+  }
+  if ("deleteRange" in op) {
+    return {
+      request_delete_range: withEnd(
+        { key: b64(op.deleteRange.key) },
+        op.deleteRange.rangeEnd,
+      ),
+    };
+  }
+  if ("range" in op) return { request_range: rangeJson(op.range) };
+  return { request_txn: txnJson(op.txn) };
+}
+
+/** The JSON of a transaction. */
+export function txnJson(t: TxnRequest): Json {
+  return {
+    compare: t.compare.map(compareJson),
+    success: t.success.map(opJson),
+    failure: t.failure.map(opJson),
+  };
+}
+
+function opResultFrom(json: unknown): TxnOpResult {
+  const r = object(json);
+  if ("response_range" in r) return { range: rangeResultFrom(r.response_range) };
+  if ("response_delete_range" in r) {
+    return { deleted: int(object(r.response_delete_range).deleted) };
+  }
+  if ("response_txn" in r) return { txn: txnResultFrom(r.response_txn) };
+  return { put: true };
+}
+
+/** A transaction's result from its JSON. */
+export function txnResultFrom(json: unknown): TxnResult {
+  const r = object(json);
+  return {
+    succeeded: r.succeeded === true,
+    revision: headerRevision(r),
+    responses: list(r.responses).map(opResultFrom),
+  };
+}
+
+/** The JSON of one watch create request. */
+export function watchCreateJson(w: WatchRequest): Json {
+  return {
+    create_request: {
+      ...withEnd({ key: b64(w.key) }, w.rangeEnd),
+      ...(w.startRevision ? { start_revision: String(w.startRevision) } : {}),
+      ...(w.prevKv ? { prev_kv: true } : {}),
+    },
+  };
+}
+
+/** One message of a watch stream, decoded. */
+export type WatchMessage =
+  | { readonly kind: "created"; readonly watchId: number; readonly revision: number }
+  | {
+    readonly kind: "events";
+    readonly watchId: number;
+    readonly revision: number;
+    readonly events: readonly WatchEvent[];
+  }
+  | {
+    readonly kind: "canceled";
+    readonly watchId: number;
+    readonly compactRevision: number;
+    readonly reason: string;
+  }
+  | { readonly kind: "progress"; readonly revision: number }
+  | { readonly kind: "error"; readonly message: string };
+
+/** Decodes one line of a watch stream (`{"result": {...}}` or `{"error": {...}}`). */
+export function watchMessageFrom(json: Json): WatchMessage {
+  if (!("result" in json)) {
+    const error = object(json.error);
+    const message = typeof error.message === "string"
+      ? error.message
+      : JSON.stringify(json).slice(0, 200);
+    return { kind: "error", message };
+  }
+  const r = object(json.result);
+  const watchId = int(r.watch_id);
+  const revision = headerRevision(r);
+  if (r.canceled === true) {
+    return {
+      kind: "canceled",
+      watchId,
+      compactRevision: int(r.compact_revision),
+      reason: typeof r.cancel_reason === "string" ? r.cancel_reason : "",
+    };
+  }
+  if (r.created === true) return { kind: "created", watchId, revision };
+  const events = list(r.events).map((e): WatchEvent => {
+    const event = object(e);
+    return {
+      type: event.type === "DELETE" ? "DELETE" : "PUT",
+      kv: keyValueFrom(event.kv),
+      prevKv: event.prev_kv === undefined
+        ? undefined
+        : keyValueFrom(event.prev_kv),
+    };
+  });
+  if (events.length === 0) return { kind: "progress", revision };
+  return { kind: "events", watchId, revision, events };
+}

@@ -1,0 +1,190 @@
+/**
+ * One watch stream over etcd's JSON gateway: `POST /v3/watch` with one
+ * `create_request` per watched key or range in the body, answered by a
+ * never-ending stream of JSON lines. The header `Grpc-Metadata-hasleader`
+ * asks the member to cancel the stream when it loses its leader, so that a
+ * member cut off from the cluster does not leave its watchers deaf. A stream
+ * that is not set up within its create timeout (a frozen member) ends as
+ * disconnected.
+ *
+ * @module
+ */
+
+import { formatDuration } from "../common/duration.ts";
+import { describeFetchError } from "./gateway.ts";
+import { type Json, watchCreateJson, watchMessageFrom } from "./gateway_json.ts";
+import type {
+  WatchEnd,
+  WatchHandlers,
+  WatchRequest,
+  WatchStream,
+} from "./port.ts";
+
+/** What a {@link GatewayWatch} needs. */
+export interface GatewayWatchOptions {
+  /** The member to watch on. */
+  readonly endpoint: string;
+  /** The watches of the stream, in order. */
+  readonly requests: readonly WatchRequest[];
+  /** HTTP client with the TLS settings, if any. */
+  readonly client: Deno.HttpClient | undefined;
+  /** End as disconnected when not every watch was created within this long (ms). */
+  readonly createTimeoutMs: number;
+  /** The member's auth token, if auth is used. */
+  token(signal: AbortSignal): Promise<string | undefined>;
+  /** Forgets the token (etcd said it is invalid). */
+  dropToken(): void;
+  /** Tells the endpoint set that this member failed. */
+  markBad(): void;
+  /** Where events and the end go. */
+  readonly handlers: WatchHandlers;
+}
+
+/** A running gateway watch stream; see the module documentation. */
+export class GatewayWatch implements WatchStream {
+  /** The member that serves the stream. */
+  readonly endpoint: string;
+  readonly #options: GatewayWatchOptions;
+  readonly #abort = new AbortController();
+  #ended = false;
+  #createTimer: ReturnType<typeof setTimeout> | undefined;
+  readonly #ids: number[] = [];
+
+  /**
+   * Starts the stream.
+   *
+   * @param options member, watches, handlers
+   */
+  constructor(options: GatewayWatchOptions) {
+    this.endpoint = options.endpoint;
+    this.#options = options;
+    this.#createTimer = setTimeout(() => {
+      options.markBad();
+      this.#end({
+        kind: "disconnected",
+        reason: `${this.endpoint} set up no watch within ${
+          formatDuration(options.createTimeoutMs)
+        }`,
+      });
+    }, options.createTimeoutMs);
+    this.#run().catch((error) => {
+      this.#end({
+        kind: "disconnected",
+        reason: `${this.endpoint}: ${describeFetchError(error)}`,
+      });
+    });
+  }
+
+  /** Ends the stream; no handler is called afterwards. */
+  cancel(): void {
+    this.#ended = true;
+    clearTimeout(this.#createTimer);
+    this.#abort.abort();
+  }
+
+  #end(end: WatchEnd): void {
+    if (this.#ended) return;
+    this.#ended = true;
+    clearTimeout(this.#createTimer);
+    this.#abort.abort();
+    this.#options.handlers.onEnd(end);
+  }
+
+  async #run(): Promise<void> {
+    const { requests, client, handlers } = this.#options;
+    const signal = this.#abort.signal;
+    const token = await this.#options.token(signal);
+    const res = await fetch(new URL("/v3/watch", this.endpoint), {
+      method: "POST",
+      headers: {
+        "content-type": "application/json",
+        "grpc-metadata-hasleader": "true",
+        ...(token ? { authorization: token } : {}),
+      },
+      body: requests.map((r) => JSON.stringify(watchCreateJson(r))).join("\n"),
+      signal,
+      ...(client ? { client } : {}),
+    });
+    if (!res.ok || res.body === null) {
+      const text = await res.text().catch(() => "");
+      if (res.status === 401 || /auth token/.test(text)) {
+        this.#options.dropToken();
+      }
+      this.#end({
+        kind: "disconnected",
+        reason: `${this.endpoint} answered HTTP ${res.status}: ${
+          text.slice(0, 200).replace(/\s+/g, " ")
+        }`,
+      });
+      return;
+    }
+    let buffer = "";
+    const decoder = new TextDecoder();
+    for await (const chunk of res.body) {
+      if (this.#ended) return;
+      buffer += decoder.decode(chunk, { stream: true });
+      let nl: number;
+      while ((nl = buffer.indexOf("\n")) >= 0) {
+        const line = buffer.slice(0, nl).trim();
+        buffer = buffer.slice(nl + 1);
+        if (line !== "") this.#line(line);
+        if (this.#ended) return;
+      }
+    }
+    const rest = buffer.trim();
+    if (rest !== "") this.#line(rest);
+    this.#end({
+      kind: "disconnected",
+      reason: `${this.endpoint} ended the watch stream`,
+    });
+    void handlers;
+  }
+
+  #line(line: string): void {
+    let json: Json;
+    try {
+      json = JSON.parse(line);
+    } catch {
+      this.#end({
+        kind: "disconnected",
+        reason: `${this.endpoint} sent a watch line that is not JSON`,
+      });
+      return;
+    }
+    const message = watchMessageFrom(json);
+    const { handlers, requests } = this.#options;
+    switch (message.kind) {
+      case "created":
+        this.#ids.push(message.watchId);
+        if (this.#ids.length === requests.length) {
+          clearTimeout(this.#createTimer);
+          handlers.onCreated?.(message.revision);
+        }
+        return;
+      case "events": {
+        const index = this.#ids.indexOf(message.watchId);
+        if (index >= 0) handlers.onEvents(index, message.events);
+        return;
+      }
+      case "canceled":
+        this.#end(
+          message.compactRevision > 0
+            ? { kind: "compacted", compactRevision: message.compactRevision }
+            : {
+              kind: "canceled",
+              reason: message.reason || "cancelled by the server",
+            },
+        );
+        return;
+      case "progress":
+        return;
+      case "error":
+        if (/auth token/.test(message.message)) this.#options.dropToken();
+        this.#end({
+          kind: "disconnected",
+          reason: `${this.endpoint}: ${message.message}`,
+        });
+        return;
+    }
+  }
+}

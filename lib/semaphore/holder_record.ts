@@ -1,0 +1,56 @@
+/**
+ * Holder records: what is known about each slot's holder, stored beside the
+ * document at `<key>/holders/<id>` (the document keeps the original's
+ * format). Written in the same transaction as the lock, deleted with the
+ * unlock. Pure.
+ *
+ * @module
+ */
+
+import { idDefect } from "../common/machine_id.ts";
+
+/** Who took a slot, when, and on which boot. */
+export interface HolderRecord {
+  /** The holder id. */
+  readonly id: string;
+  /** When the slot was taken (ISO 8601). */
+  readonly since: string;
+  /** What took it: `locksmithd`, `locksmithctl`, `fleetlock`. */
+  readonly by: string;
+  /** The holder's boot id (`/proc/sys/kernel/random/boot_id`) when it took the slot, if known. */
+  readonly boot?: string | undefined;
+}
+
+/** The stored text of a record. */
+export function formatHolderRecord(record: HolderRecord): string {
+  return JSON.stringify({
+    id: record.id,
+    since: record.since,
+    by: record.by,
+    ...(record.boot === undefined ? {} : { boot: record.boot }),
+  });
+}
+
+/** Parses a stored record; `undefined` when it is not one (a record is advisory: never an error). */
+export function parseHolderRecord(raw: string): HolderRecord | undefined {
+  let value: unknown;
+  try {
+    value = JSON.parse(raw);
+  } catch {
+    return undefined;
+  }
+  if (typeof value !== "object" || value === null) return undefined;
+  const r = value as Record<string, unknown>;
+  if (idDefect(r.id) !== undefined) return undefined;
+  if (typeof r.since !== "string" || Number.isNaN(Date.parse(r.since))) {
+    return undefined;
+  }
+  if (typeof r.by !== "string") return undefined;
+  if (r.boot !== undefined && typeof r.boot !== "string") return undefined;
+  return {
+    id: r.id as string,
+    since: r.since,
+    by: r.by,
+    ...(typeof r.boot === "string" ? { boot: r.boot } : {}),
+  };
+}

@@ -1,0 +1,69 @@
+/**
+ * The wait queue in front of the semaphore, as locksmithd uses it: the port
+ * that the etcd wait queue implements. The queue only decides who tries
+ * first; the semaphore alone decides who holds.
+ *
+ * @module
+ */
+
+import type { Semaphore } from "./document.ts";
+import type { HolderRecord } from "./holder_record.ts";
+import type { UpdateOutcome } from "./lock_store.ts";
+
+/**
+ * Where this machine stands in the queue, as far as it knows for sure:
+ * `head` (first in line), `second` (right behind the head: it watches the
+ * document too, and may hand a slot over when the head does not act),
+ * `behind` (further back: it watches only the waiter ahead of it), `out`
+ * (not queued: never joined, left, or its entry was removed).
+ */
+export type QueuePlace = "head" | "second" | "behind" | "out";
+
+/** What the queue knows now, without I/O. */
+export interface QueueState {
+  /** This machine's place. */
+  readonly place: QueuePlace;
+  /** The document as last seen; fresh (watched) for `head` and `second`. */
+  readonly doc: Semaphore | undefined;
+  /** For `second`: the id of the head. */
+  readonly headId?: string | undefined;
+  /** Waiters ahead as last counted (exact for `head` and `second`). */
+  readonly ahead: number;
+}
+
+/** Why {@link SlotQueue.waitForChange} returned. */
+export type WaitResult = "changed" | "timeout" | "disconnected" | "aborted";
+
+/** Options of {@link SlotQueue.take}. */
+export interface TakeOptions {
+  /** Also remove the head from the queue (hand-over: it left a free slot untaken). */
+  readonly evictHead?: boolean;
+  /** The holder record written with the slot. */
+  readonly record?: HolderRecord | undefined;
+}
+
+/** The wait queue of one semaphore, for one machine. */
+export interface SlotQueue {
+  /** Joins at the back (or finds this machine's live entry) and learns its place. */
+  join(): Promise<QueueState>;
+  /** The current state, without I/O. */
+  state(): QueueState;
+  /** Reads the document and the queue again (after a lost watch, or as a safety re-check). */
+  refresh(): Promise<QueueState>;
+  /**
+   * Takes a slot and leaves the queue in one transaction (one attempt).
+   * Throws `SemaphoreRefusedError` (full, or already a holder) or
+   * `ContentionError` (the document changed meanwhile: look again).
+   */
+  take(options: TakeOptions): Promise<UpdateOutcome>;
+  /** Leaves the queue (if queued). */
+  leave(): Promise<void>;
+  /**
+   * Waits until something that can change this machine's turn happens
+   * (`"changed"`), `timeoutMs` passes, the watch is lost (`"disconnected"`:
+   * call {@link SlotQueue.refresh}), or `signal` aborts. Never throws.
+   */
+  waitForChange(timeoutMs: number, signal?: AbortSignal): Promise<WaitResult>;
+  /** Leaves the queue at once (revoking its lease) and stops watching. */
+  close(): Promise<void>;
+}
