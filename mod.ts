@@ -62,14 +62,12 @@ export {
   validateId,
 } from "./lib/common/machine_id.ts";
 export { DEFAULT_ENDPOINT, parseEndpoints } from "./lib/etcd/endpoints.ts";
-export {
-  describeEtcdError,
-  type EtcdConnectionOptions,
-} from "./lib/etcd/grpc_client.ts";
+export type { EtcdConnectionOptions } from "./lib/etcd/options.ts";
 export {
   EtcdLockStore,
   type EtcdLockStoreOptions,
 } from "./lib/etcd/etcd_lock_store.ts";
+export { openEtcdLockStore, openEtcdPort } from "./lib/etcd/open.ts";
 export {
   type Change,
   lockSlot,
@@ -116,43 +114,47 @@ export {
   backoffMs,
   decideTurn,
   type LockFailureAction,
+  type LockMode,
+  lockMode,
   onLockFailure,
+  type StartupFacts,
   type StartupAction,
   startupAction,
   type Turn,
+  type TurnFacts,
   usesLock,
   type WindowState,
   windowState,
 } from "./lib/daemon/decisions.ts";
 export {
+  type BootInfo,
   type Clock,
   type DaemonDeps,
   type DaemonLog,
   type DaemonOutcome,
   type DaemonSettings,
+  type Rebooter,
+  type RebootNeed,
   runDaemonLoop,
 } from "./lib/daemon/loop.ts";
 export { createDaemonLog, type DaemonLogger } from "./lib/daemon/log.ts";
-export { anyRebootNeed } from "./lib/daemon/reboot_need.ts";
 export {
-  emitNeedReboot,
+  anyRebootNeed,
   NEED_REBOOT,
-  parseStatusUpdate,
-  type RebootNeed,
   rebootNeedFrom,
-  SentinelFileSource,
-  type StatusDefect,
   type StatusListener,
   type Unsubscribe,
+  type UpdateStatusSource,
+} from "./lib/daemon/reboot_need.ts";
+export { SentinelFileSource } from "./lib/daemon/sentinel.ts";
+export {
+  emitNeedReboot,
+  parseStatusUpdate,
+  type StatusDefect,
   UpdateEngineClient,
   type UpdateStatus,
-  type UpdateStatusSource,
 } from "./lib/dbus/update_engine.ts";
-export {
-  LogindRebooter,
-  type LoginSession,
-  type Rebooter,
-} from "./lib/dbus/logind.ts";
+export { LogindRebooter, type LoginSession } from "./lib/dbus/logind.ts";
 export {
   type ConnectOptions,
   connectSystemBus,
@@ -160,4 +162,10 @@ export {
   type MethodCall,
   type SystemBus,
 } from "./lib/dbus/system_bus.ts";
-export { type WaitResult } from "./lib/semaphore/lock_store.ts";
+export type {
+  QueuePlace,
+  QueueState,
+  SlotQueue,
+  TakeOptions,
+  WaitResult,
+} from "./lib/semaphore/slot_queue.ts";

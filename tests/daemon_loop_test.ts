@@ -1,12 +1,20 @@
+/** locksmithd's loop with fakes and a virtual clock (pure unit tests). */
+
 import assert from "node:assert/strict";
 import { type DaemonSettings, runDaemonLoop } from "../lib/daemon/loop.ts";
-import { backoffMs, decideTurn, windowState } from "../lib/daemon/decisions.ts";
+import {
+  backoffMs,
+  decideTurn,
+  startupAction,
+  windowState,
+} from "../lib/daemon/decisions.ts";
 import { ContentionError } from "../lib/common/errors.ts";
 import { parseRebootWindow } from "../lib/daemon/reboot_window.ts";
 import {
   ETCD_DOWN,
   FakeClock,
   FakeNeed,
+  FakeQueue,
   FakeRebooter,
   FakeStore,
   MemoryLog,
@@ -14,6 +22,7 @@ import {
 
 const ME = "0123456789abcdef0123456789abcdef";
 const T0 = new Date("2026-03-05T10:00:00Z"); // a Thursday
+const BOOT = { id: "boot-2", time: new Date("2026-03-05T09:00:00Z") };
 
 function setup(
   settings: Partial<DaemonSettings> = {},
@@ -25,6 +34,7 @@ function setup(
 ) {
   const clock = new FakeClock(T0);
   const store = new FakeStore(clock, options.doc);
+  const queue = new FakeQueue(store, ME);
   const rebooter = new FakeRebooter(clock);
   const need = new FakeNeed(options.needed ?? true);
   const log = new MemoryLog();
@@ -33,26 +43,32 @@ function setup(
     strategy: "etcd-lock",
     machineId: ME,
     loginDelayMs: 0,
+    endpoints: ["http://10.0.0.1:2379", "http://10.0.0.2:2379"],
     ...settings,
   };
   const run = () =>
     runDaemonLoop(full, {
       store: options.noStore ? undefined : store,
+      queue: options.noStore ? undefined : queue,
       rebooter,
       need,
       clock,
       log,
       random: () => 0.5,
+      boot: BOOT,
     }, abort.signal);
-  return { clock, store, rebooter, need, log, abort, run };
+  const text = () => log.lines.join("\n");
+  return { clock, store, queue, rebooter, need, log, abort, run, text };
 }
+
+const tick = () => new Promise((r) => setTimeout(r, 10));
 
 Deno.test("strategy off logs and ends without touching etcd or logind", async () => {
   const t = setup({ strategy: "off" });
   assert.equal(await t.run(), "off");
   assert.equal(t.rebooter.reboots.length, 0);
   assert.equal(t.store.writes.length, 0);
-  assert.match(t.log.lines.join("\n"), /strategy is off/);
+  assert.match(t.text(), /strategy is off/);
 });
 
 Deno.test("strategy reboot reboots at once without a slot", async () => {
@@ -62,24 +78,38 @@ Deno.test("strategy reboot reboots at once without a slot", async () => {
   assert.equal(t.store.writes.length, 0);
 });
 
-Deno.test("etcd-lock takes a free slot, then reboots", async () => {
+Deno.test("the start line names the strategy, the endpoints, the group and the source", async () => {
+  const t = setup({ group: "web" });
+  await t.run();
+  assert.match(
+    t.log.lines[0]!,
+    /^info: starting: strategy etcd-lock, machine 0123.*, etcd http:\/\/10\.0\.0\.1:2379,http:\/\/10\.0\.0\.2:2379, group web, no reboot window, reboot-needed source fake$/,
+  );
+  assert.match(t.text(), /reboot needed \(fake\)/);
+});
+
+Deno.test("etcd-lock takes a free slot with a holder record of this boot, then reboots", async () => {
   const t = setup();
   assert.equal(await t.run(), "rebooted");
   assert.deepEqual(t.store.doc.holders, [ME]);
   assert.equal(t.rebooter.reboots.length, 1);
-  assert.match(t.log.lines.join("\n"), /took a slot: 1 of 1 held/);
+  assert.match(t.text(), /took a slot: 1 of 1 held/);
+  const record = t.store.records.get(ME);
+  assert.equal(record?.boot, "boot-2");
+  assert.equal(record?.by, "locksmithd");
+  assert.equal(record?.since, T0.toISOString());
 });
 
-Deno.test("at start a held slot with no reboot pending is released, then the daemon waits", async () => {
+Deno.test("at start a held slot with no reboot pending and no record is released, then the daemon waits", async () => {
   const t = setup({}, {
     needed: false,
     doc: { semaphore: 0, max: 1, holders: [ME] },
   });
   const running = t.run();
-  await new Promise((r) => setTimeout(r, 10));
+  await tick();
   assert.deepEqual(t.store.doc.holders, []);
   assert.match(
-    t.log.lines.join("\n"),
+    t.text(),
     /released the slot held by .*: the reboot has happened/,
   );
   t.abort.abort();
@@ -87,18 +117,85 @@ Deno.test("at start a held slot with no reboot pending is released, then the dae
   assert.equal(t.rebooter.reboots.length, 0);
 });
 
-Deno.test("at start a held slot with a reboot still pending is kept and used", async () => {
+Deno.test("at start a slot taken on another boot is released even with a new reboot pending, then taken again", async () => {
   const t = setup({}, {
     needed: true,
     doc: { semaphore: 0, max: 1, holders: [ME] },
   });
+  t.store.records.set(ME, {
+    id: ME,
+    since: "2026-03-05T08:00:00Z",
+    by: "locksmithd",
+    boot: "boot-1",
+  });
+  assert.equal(await t.run(), "rebooted");
+  const log = t.text();
+  assert.match(
+    log,
+    /released the slot held by .*: the reboot has happened \(the boot id changed\)/,
+  );
+  assert.match(log, /took a slot/);
+  assert.equal(t.store.records.get(ME)?.boot, "boot-2");
+});
+
+Deno.test("at start a slot taken on this boot with its reboot still pending is kept and used", async () => {
+  const t = setup({}, {
+    needed: true,
+    doc: { semaphore: 0, max: 1, holders: [ME] },
+  });
+  t.store.records.set(ME, {
+    id: ME,
+    since: "2026-03-05T09:30:00Z",
+    by: "locksmithd",
+    boot: "boot-2",
+  });
   assert.equal(await t.run(), "rebooted");
   assert.deepEqual(t.store.doc.holders, [ME]);
   assert.equal(t.store.writes.length, 0);
-  assert.match(t.log.lines.join("\n"), /already holds a slot/);
+  assert.match(
+    t.text(),
+    /keeping the slot held by .*: this boot took it and its reboot is still pending/,
+  );
 });
 
-Deno.test("startup release retries with backoff while etcd is down", async () => {
+Deno.test("at start a slot taken on this boot with nothing pending is released", async () => {
+  const t = setup({}, {
+    needed: false,
+    doc: { semaphore: 0, max: 1, holders: [ME] },
+  });
+  t.store.records.set(ME, {
+    id: ME,
+    since: "2026-03-05T09:30:00Z",
+    by: "locksmithd",
+    boot: "boot-2",
+  });
+  const running = t.run();
+  await tick();
+  assert.deepEqual(t.store.doc.holders, []);
+  assert.match(t.text(), /this boot took it but no reboot is pending any more/);
+  t.abort.abort();
+  await running;
+});
+
+Deno.test("startupAction() decides by the boot id, and by the pending reboot without one", () => {
+  const f = (
+    holding: boolean,
+    rebootPending: boolean,
+    recordedBoot?: string,
+    currentBoot?: string,
+  ) =>
+    startupAction({ holding, rebootPending, recordedBoot, currentBoot }).action;
+  assert.equal(f(false, true, "a", "b"), "none");
+  assert.equal(f(true, true, "a", "b"), "release");
+  assert.equal(f(true, false, "a", "b"), "release");
+  assert.equal(f(true, true, "b", "b"), "keep");
+  assert.equal(f(true, false, "b", "b"), "release");
+  assert.equal(f(true, true, undefined, "b"), "keep");
+  assert.equal(f(true, false, undefined, "b"), "release");
+  assert.equal(f(true, true, "a", undefined), "keep");
+});
+
+Deno.test("startup release retries with doubling backoff while etcd is down", async () => {
   const t = setup({}, {
     needed: false,
     doc: { semaphore: 0, max: 1, holders: [ME] },
@@ -109,17 +206,34 @@ Deno.test("startup release retries with backoff while etcd is down", async () =>
     if (++sleeps === 3) t.store.down = undefined;
   };
   const running = t.run();
-  await new Promise((r) => setTimeout(r, 10));
+  await tick();
   assert.deepEqual(t.store.doc.holders, []);
   assert.deepEqual(t.clock.sleeps, [3_750, 7_500, 15_000]);
   t.abort.abort();
   assert.equal(await running, "stopped");
 });
 
+Deno.test("a release whose answer was lost but which applied is logged as a release", async () => {
+  const t = setup({}, {
+    needed: false,
+    doc: { semaphore: 0, max: 1, holders: [ME] },
+  });
+  t.store.lostUnlockAnswers = 1;
+  const running = t.run();
+  await tick();
+  assert.deepEqual(t.store.doc.holders, []);
+  assert.match(
+    t.text(),
+    /released the slot held by .*: the reboot has happened \(it is free now: an earlier attempt whose answer was lost applied/,
+  );
+  t.abort.abort();
+  await running;
+});
+
 Deno.test("a reboot signal after start leads to a reboot", async () => {
   const t = setup({}, { needed: false });
   const running = t.run();
-  await new Promise((r) => setTimeout(r, 5));
+  await tick();
   assert.equal(t.rebooter.reboots.length, 0);
   t.need.trigger();
   assert.equal(await running, "rebooted");
@@ -128,12 +242,12 @@ Deno.test("a reboot signal after start leads to a reboot", async () => {
 Deno.test("a full semaphore is waited on until another machine releases", async () => {
   const t = setup({}, { doc: { semaphore: 0, max: 1, holders: ["other"] } });
   let waits = 0;
-  t.store.onWait = () => {
+  t.queue.onWait = () => {
     if (++waits === 2) t.store.set({ semaphore: 1, max: 1, holders: [] });
   };
   assert.equal(await t.run(), "rebooted");
   assert.deepEqual(t.store.doc.holders, [ME]);
-  const log = t.log.lines.join("\n");
+  const log = t.text();
   assert.equal(
     log.match(/no slot free/g)?.length,
     1,
@@ -141,39 +255,33 @@ Deno.test("a full semaphore is waited on until another machine releases", async 
   );
   assert.match(
     log,
-    /no slot free for this machine \(max 1, held by other, 0 waiting ahead\)/,
+    /no slot free for this machine \(max 1, held by other; first in line\)/,
   );
 });
 
 Deno.test("a change that frees no slot sends no lock request", async () => {
   const t = setup({}, { doc: { semaphore: 0, max: 2, holders: ["a", "b"] } });
   let waits = 0;
-  t.store.onWait = () => {
+  t.queue.onWait = () => {
     waits++;
-    if (waits === 1) t.store.set({ semaphore: 0, max: 2, holders: ["a", "c"] }); // b -> c
+    if (waits === 1) t.store.set({ semaphore: 0, max: 2, holders: ["a", "c"] });
     if (waits === 2) t.store.set({ semaphore: 1, max: 2, holders: ["c"] });
   };
-  let attempts = 0;
-  const update = t.store.update.bind(t.store);
-  t.store.update = (change) => {
-    attempts++;
-    return update(change);
-  };
   assert.equal(await t.run(), "rebooted");
-  assert.equal(attempts, 1, "no attempt while full, one when a slot was free");
+  assert.equal(t.queue.takes.length, 1, "no attempt while full, one when free");
 });
 
 Deno.test("outside the window the daemon sleeps until it opens, then reboots inside it", async () => {
-  const window = parseRebootWindow("Thu 22:00", "1h", "UTC");
+  const window = parseRebootWindow("Thu 22:00", "1h", "Europe/Berlin");
   const t = setup({ window });
   assert.equal(await t.run(), "rebooted");
   assert.equal(
     t.rebooter.reboots[0]!.toISOString(),
-    "2026-03-05T22:00:00.000Z",
+    "2026-03-05T21:00:00.000Z",
   );
   assert.match(
-    t.log.lines.join("\n"),
-    /waiting for the reboot window Thu 22:00 for 1h \(UTC\): it opens at 2026-03-05T22:00:00.000Z/,
+    t.text(),
+    /waiting for the reboot window Thu 22:00 for 1h \(Europe\/Berlin\): it opens at 2026-03-05 22:00 Europe\/Berlin \(2026-03-05T21:00:00.000Z\)/,
   );
 });
 
@@ -183,19 +291,15 @@ Deno.test("a window that closes while waiting for a slot is never used late", as
     doc: { semaphore: 0, max: 1, holders: ["other"] },
   });
   let waits = 0;
-  t.store.onWait = () => {
+  t.queue.onWait = () => {
     // The slot frees only after the window has closed.
     if (++waits === 4) t.store.set({ semaphore: 1, max: 1, holders: [] });
   };
   assert.equal(await t.run(), "rebooted");
   const at = t.rebooter.reboots[0]!;
-  assert.equal(
-    windowState(window, at).open,
-    true,
-    `rebooted at ${at.toISOString()}`,
-  );
+  assert.equal(windowState(window, at).open, true, at.toISOString());
   assert.equal(at.toISOString(), "2026-03-06T10:00:00.000Z");
-  assert.match(t.log.lines.join("\n"), /window closed before a slot was free/);
+  assert.match(t.text(), /window closed before a slot was free/);
 });
 
 Deno.test("a window that closes during the login delay returns the slot", async () => {
@@ -207,36 +311,145 @@ Deno.test("a window that closes during the login delay returns the slot", async 
     if (++sleeps === 1) t.rebooter.sessions = 0; // users log out overnight
   };
   assert.equal(await t.run(), "rebooted");
-  const log = t.log.lines.join("\n");
+  const log = t.text();
   assert.match(log, /2 user session\(s\) logged in: rebooting in 15m/);
-  assert.match(log, /released the slot: the reboot window closed/);
+  assert.match(log, /released the slot held by .*: the reboot window closed/);
   assert.equal(
     t.rebooter.reboots[0]!.toISOString(),
     "2026-03-06T10:00:00.000Z",
   );
-  assert.deepEqual(t.store.doc.holders, [ME]);
 });
 
-Deno.test("best-effort reboots without a slot when etcd does not answer", async () => {
+Deno.test("a reboot that logind refuses until the window closed is not made late: the slot is returned", async () => {
+  const window = parseRebootWindow("10:00", "1m", "UTC");
+  const t = setup({ window });
+  t.rebooter.failures = 5; // retries after 3.75 s, 7.5 s, 15 s, 30 s, 1 min: past 10:01
+  assert.equal(await t.run(), "rebooted");
+  const at = t.rebooter.reboots[0]!;
+  assert.equal(windowState(window, at).open, true, at.toISOString());
+  assert.equal(at.toISOString().slice(0, 16), "2026-03-06T10:00");
+  const log = t.text();
+  assert.match(log, /the reboot window closed before the reboot was accepted/);
+  assert.match(
+    log,
+    /released the slot held by .*: the reboot window closed before rebooting/,
+  );
+});
+
+Deno.test("a reboot that logind keeps refusing gives the slot back after the retry limit, and queues again", async () => {
+  const t = setup({ rebootRetryLimitMs: 60_000 });
+  t.rebooter.failures = 6; // the 6th failure comes 1m56s after the first
+  assert.equal(await t.run(), "rebooted");
+  const log = t.text();
+  assert.match(
+    log,
+    /the reboot request has failed for 1m56s250ms \(.*\); giving the slot back/,
+  );
+  assert.match(
+    log,
+    /released the slot held by .*: the reboot request kept failing/,
+  );
+  assert.equal(log.match(/took a slot/g)?.length, 2);
+});
+
+Deno.test("best-effort reboots without a slot only when no endpoint ever answered, naming them", async () => {
   const t = setup({ strategy: "best-effort" });
   t.store.down = ETCD_DOWN;
   assert.equal(await t.run(), "rebooted");
-  assert.match(t.log.lines.join("\n"), /best-effort: rebooting without a slot/);
+  assert.equal(t.store.writes.length, 0);
+  assert.match(
+    t.text(),
+    /best-effort: no etcd endpoint \(http:\/\/10\.0\.0\.1:2379,http:\/\/10\.0\.0\.2:2379\) has answered since locksmithd started, nor within 30s .*rebooting without a slot/,
+  );
+  // It kept trying for the whole budget.
+  assert.ok(t.clock.now().getTime() - T0.getTime() >= 30_000);
 });
 
-Deno.test("etcd-lock survives an etcd outage, logging once per backoff step", async () => {
+Deno.test("best-effort uses the semaphore when etcd answers within the start-up budget", async () => {
+  const t = setup({ strategy: "best-effort" });
+  t.store.down = ETCD_DOWN;
+  t.clock.onSleep = () => {
+    if (t.clock.sleeps.length === 2) t.store.down = undefined;
+  };
+  assert.equal(await t.run(), "rebooted");
+  assert.deepEqual(t.store.doc.holders, [ME]);
+  assert.doesNotMatch(t.text(), /without a slot/);
+});
+
+Deno.test("best-effort that reached etcd once never reboots without a slot during an outage", async () => {
+  const t = setup({ strategy: "best-effort" }, {
+    needed: false,
+    doc: { semaphore: 0, max: 1, holders: ["holder-1"] },
+  });
+  const running = t.run();
+  await tick(); // the start-up check reached etcd
+  t.store.down = ETCD_DOWN;
+  t.need.trigger();
+  t.clock.onSleep = () => {
+    if (t.clock.sleeps.length === 6) {
+      t.store.down = undefined;
+      t.store.set({ semaphore: 1, max: 1, holders: [] });
+    }
+  };
+  assert.equal(await running, "rebooted");
+  assert.deepEqual(t.store.doc.holders, [ME], "it rebooted holding a slot");
+  assert.doesNotMatch(t.text(), /without a slot/);
+});
+
+Deno.test("etcd-lock survives an etcd outage, backing off with doubling delays", async () => {
   const t = setup();
   t.store.down = ETCD_DOWN;
   t.clock.onSleep = () => {
-    if (t.clock.sleeps.length === 4) t.store.down = undefined;
+    if (t.clock.sleeps.length === 5) t.store.down = undefined;
+  };
+  assert.equal(await t.run(), "rebooted");
+  assert.deepEqual(t.clock.sleeps, [3_750, 7_500, 15_000, 30_000, 60_000]);
+  const warns = t.log.lines.filter((l) =>
+    l.startsWith("warn: cannot check this machine's slot")
+  );
+  assert.equal(warns.length, 5);
+  assert.match(warns[0]!, /cannot reach etcd/);
+  assert.deepEqual(t.store.doc.holders, [ME]);
+});
+
+Deno.test("an outage while waiting keeps doubling the backoff, and the wait is not shown from the stale document", async () => {
+  const t = setup({}, { doc: { semaphore: 0, max: 1, holders: ["holder-1"] } });
+  let waits = 0;
+  t.queue.onWait = () => {
+    if (++waits === 1) t.store.down = ETCD_DOWN;
+  };
+  t.clock.onSleep = () => {
+    if (t.clock.sleeps.length === 4) {
+      t.store.down = undefined;
+      t.store.set({ semaphore: 1, max: 1, holders: [] });
+    }
   };
   assert.equal(await t.run(), "rebooted");
   assert.deepEqual(t.clock.sleeps, [3_750, 7_500, 15_000, 30_000]);
-  assert.equal(
-    t.log.lines.filter((l) => l.startsWith("warn: cannot take a slot")).length,
-    4,
+  const lines = t.log.lines;
+  const outage = lines.findIndex((l) =>
+    l.startsWith("warn: cannot take a slot")
   );
-  assert.deepEqual(t.store.doc.holders, [ME]);
+  assert.ok(outage > 0);
+  assert.match(lines[outage]!, /cannot reach etcd/);
+  assert.ok(
+    !lines.slice(outage).some((l) => /held by holder-1/.test(l)),
+    "the stale document is not shown as current after the outage began",
+  );
+});
+
+Deno.test("the safety re-check reads the queue again every interval even when nothing is seen", async () => {
+  const t = setup({ safetyRecheckMs: 60_000 }, {
+    doc: { semaphore: 0, max: 1, holders: ["other"] },
+  });
+  t.queue.onWait = () => {
+    if (t.queue.refreshes === 3) {
+      t.store.set({ semaphore: 1, max: 1, holders: [] });
+    }
+  };
+  assert.equal(await t.run(), "rebooted");
+  assert.equal(t.queue.refreshes, 3);
+  assert.equal(t.clock.now().getTime() - T0.getTime(), 180_000);
 });
 
 Deno.test("a corrupt document is retried, never overwritten", async () => {
@@ -248,8 +461,8 @@ Deno.test("a corrupt document is retried, never overwritten", async () => {
   };
   assert.equal(await t.run(), "rebooted");
   assert.match(
-    t.log.lines.join("\n"),
-    /cannot take a slot: semaphore document at fake\/semaphore is corrupt: not valid JSON/,
+    t.text(),
+    /cannot check this machine's slot: semaphore document at fake\/semaphore is corrupt: not valid JSON/,
   );
   assert.equal(t.store.writes.length, 1);
 });
@@ -273,85 +486,109 @@ Deno.test("a failed reboot request is retried", async () => {
 
 Deno.test("stopping while waiting for a slot ends at once without a reboot", async () => {
   const t = setup({}, { doc: { semaphore: 0, max: 1, holders: ["other"] } });
-  t.store.onWait = () => t.abort.abort();
+  t.queue.onWait = () => t.abort.abort();
   assert.equal(await t.run(), "stopped");
   assert.equal(t.rebooter.reboots.length, 0);
 });
 
-Deno.test("a waiter behind another leaves a free slot to it, then takes it when it has gone", async () => {
+Deno.test("the second in line leaves a free slot to the head, then takes it when the head has gone", async () => {
   const t = setup({ handoverMs: 60_000 }, {
     doc: { semaphore: 0, max: 1, holders: ["holder"] },
   });
-  t.store.queue = ["first"];
+  t.queue.queue = ["first"];
   let waits = 0;
-  t.store.onWait = () => {
+  t.queue.onWait = () => {
     waits++;
     if (waits === 1) t.store.set({ semaphore: 1, max: 1, holders: [] }); // holder releases
     if (waits === 2) {
       t.store.set({ semaphore: 0, max: 1, holders: ["first"] }); // first takes it
-      t.store.dequeue("first");
+      t.queue.dequeue("first");
     }
     if (waits === 3) t.store.set({ semaphore: 1, max: 1, holders: [] }); // first releases
   };
   assert.equal(await t.run(), "rebooted");
-  const tries = t.store.updates.filter((u) => u?.leaveQueue);
-  assert.equal(tries.length, 1, "one lock attempt, when it was our turn");
-  assert.deepEqual(tries[0]!.evict, []);
-  assert.deepEqual(t.store.queue, []);
-  assert.match(t.log.lines.join("\n"), /1 waiting ahead/);
+  assert.equal(
+    t.queue.takes.length,
+    1,
+    "one lock attempt, when it was our turn",
+  );
+  assert.equal(t.queue.takes[0]!.evictHead, false);
+  assert.deepEqual(t.queue.queue, []);
+  assert.match(t.text(), /second in line, behind first/);
 });
 
-Deno.test("a free slot left untaken by a dead waiter ahead is taken after the hand-over time", async () => {
+Deno.test("a free slot left untaken by a silent head is taken by the second after the hand-over time", async () => {
   const t = setup({ handoverMs: 10_000 }, {
     doc: { semaphore: 1, max: 1, holders: [] },
   });
-  t.store.queue = ["dead"];
-  const started = t.clock.now().getTime();
+  t.queue.queue = ["dead"];
   assert.equal(await t.run(), "rebooted");
-  assert.equal(t.clock.now().getTime() - started, 10_000);
-  assert.deepEqual(t.store.updates.at(-1)?.evict, ["dead"]);
-  assert.deepEqual(t.store.queue, []);
+  assert.equal(t.clock.now().getTime() - T0.getTime(), 10_000);
+  assert.equal(t.queue.takes.at(-1)?.evictHead, true);
+  assert.deepEqual(t.queue.queue, []);
   assert.match(
-    t.log.lines.join("\n"),
-    /dead did not take it: taking it and removing them from the queue/,
+    t.text(),
+    /while dead, first in line, did not take it: taking it and removing dead from the queue/,
   );
 });
 
-Deno.test("decideTurn() lets the first waiters in line try, and the next ones after the hand-over", () => {
-  assert.deepEqual(decideTurn(0, 0, undefined, 0, 10_000), {
-    action: "wait",
-    freeSince: undefined,
-    waitMs: undefined,
+Deno.test("a waiter further back never tries, even when slots are free", async () => {
+  const t = setup({ safetyRecheckMs: 60_000 }, {
+    doc: { semaphore: 2, max: 2, holders: [] },
   });
-  assert.deepEqual(decideTurn(1, 0, undefined, 0, 10_000), {
-    action: "try",
-    evictAhead: 0,
-  });
-  assert.deepEqual(decideTurn(2, 1, undefined, 0, 10_000), {
-    action: "try",
-    evictAhead: 0,
-  });
-  assert.deepEqual(decideTurn(1, 3, undefined, 100, 10_000), {
-    action: "wait",
-    freeSince: 100,
-    waitMs: 10_000,
-  });
-  assert.deepEqual(decideTurn(1, 3, 100, 5_100, 10_000), {
-    action: "wait",
-    freeSince: 100,
-    waitMs: 5_000,
-  });
-  assert.deepEqual(decideTurn(2, 3, 100, 10_100, 10_000), {
-    action: "try",
-    evictAhead: 2,
-  });
+  t.queue.queue = ["a", "b"];
+  let waits = 0;
+  t.queue.onWait = () => {
+    if (++waits === 3) {
+      t.queue.queue = [];
+      t.store.revision++;
+    }
+  };
+  assert.equal(await t.run(), "rebooted");
+  assert.equal(t.queue.takes.length, 1);
 });
 
-Deno.test("losing the race for a slot means waiting again, without backing off", async () => {
+Deno.test("decideTurn() lets the head take, the second after the hand-over, nobody else", () => {
+  const base = { freeSince: undefined, now: 0, handoverMs: 10_000 };
+  const wait = { action: "wait", freeSince: undefined, waitMs: undefined };
+  assert.deepEqual(decideTurn({ ...base, place: "head", free: 0 }), wait);
+  assert.deepEqual(decideTurn({ ...base, place: "head", free: 1 }), {
+    action: "take",
+    evictHead: false,
+  });
+  assert.deepEqual(decideTurn({ ...base, place: "behind", free: 3 }), wait);
+  assert.deepEqual(decideTurn({ ...base, place: "out", free: 3 }), wait);
+  assert.deepEqual(
+    decideTurn({ ...base, place: "second", free: 1, now: 100 }),
+    { action: "wait", freeSince: 100, waitMs: 10_000 },
+  );
+  assert.deepEqual(
+    decideTurn({
+      ...base,
+      place: "second",
+      free: 1,
+      freeSince: 100,
+      now: 5_100,
+    }),
+    { action: "wait", freeSince: 100, waitMs: 5_000 },
+  );
+  assert.deepEqual(
+    decideTurn({
+      ...base,
+      place: "second",
+      free: 1,
+      freeSince: 100,
+      now: 10_100,
+    }),
+    { action: "take", evictHead: true },
+  );
+});
+
+Deno.test("losing the race for a slot means looking again, without backing off", async () => {
   const t = setup({}, { doc: { semaphore: 1, max: 1, holders: [] } });
   let first = true;
-  const update = t.store.update.bind(t.store);
-  t.store.update = (change, options) => {
+  const take = t.queue.take.bind(t.queue);
+  t.queue.take = (options) => {
     if (first) {
       first = false;
       t.store.set({ semaphore: 0, max: 1, holders: ["fast"] });
@@ -361,9 +598,9 @@ Deno.test("losing the race for a slot means waiting again, without backing off",
         ),
       );
     }
-    return update(change, options);
+    return take(options);
   };
-  t.store.onWait = () => t.store.set({ semaphore: 1, max: 1, holders: [] });
+  t.queue.onWait = () => t.store.set({ semaphore: 1, max: 1, holders: [] });
   assert.equal(await t.run(), "rebooted");
   assert.deepEqual(t.clock.sleeps, [], "no backoff");
 });

@@ -5,21 +5,32 @@ import type {
   DaemonLog,
   Rebooter,
   RebootNeed,
-} from "../lib/daemon/loop.ts";
+} from "../lib/daemon/ports.ts";
 import type {
   Change,
+  Companion,
   LockStore,
   Snapshot,
   UpdateOptions,
   UpdateOutcome,
-  WaitResult,
 } from "../lib/semaphore/lock_store.ts";
+import type {
+  QueueState,
+  SlotQueue,
+  TakeOptions,
+  WaitResult,
+} from "../lib/semaphore/slot_queue.ts";
 import {
   formatSemaphore,
   INITIAL_SEMAPHORE,
+  lock,
   parseSemaphore,
   type Semaphore,
 } from "../lib/semaphore/document.ts";
+import {
+  type HolderRecord,
+  parseHolderRecord,
+} from "../lib/semaphore/holder_record.ts";
 import { EtcdUnavailableError } from "../lib/common/errors.ts";
 
 /** A virtual clock: sleeping advances time at once. */
@@ -54,23 +65,21 @@ export class FakeStore implements LockStore {
   revision = 0;
   /** Throw this from every call while set (simulates etcd down). */
   down: Error | undefined;
+  /** Fail this many more unlocks after applying them (a lost answer). */
+  lostUnlockAnswers = 0;
   /** Every write, as stored text. */
   readonly writes: string[] = [];
-  /** The wait queue, oldest first (other machines may be put here by a test). */
-  queue: string[] = [];
-  /** The id this store queued as. */
-  me: string | undefined;
-  /** Every update's options, in order. */
-  readonly updates: (UpdateOptions | undefined)[] = [];
-  /** Called on each waitForChange; may change the store (another machine). */
-  onWait: () => void = () => {};
+  /** Holder records by id. */
+  readonly records = new Map<string, HolderRecord>();
+  /** Every update's companion writes, in order. */
+  readonly companions: (readonly Companion[])[] = [];
   constructor(readonly clock: FakeClock, doc?: Semaphore | string) {
     if (doc !== undefined) {
       this.raw = typeof doc === "string" ? doc : formatSemaphore(doc);
       this.revision = 1;
     }
   }
-  #check(): void {
+  check(): void {
     if (this.down) throw this.down;
   }
   get doc(): Semaphore {
@@ -83,17 +92,20 @@ export class FakeStore implements LockStore {
     this.revision++;
   }
   read(): Promise<Snapshot> {
-    this.#check();
-    return Promise.resolve({
-      doc: this.doc,
-      raw: this.raw,
-      revision: this.revision,
-    });
+    try {
+      this.check();
+      return Promise.resolve({
+        doc: this.doc,
+        raw: this.raw,
+        revision: this.revision,
+      });
+    } catch (error) {
+      return Promise.reject(error);
+    }
   }
   update(change: Change, options?: UpdateOptions): Promise<UpdateOutcome> {
-    this.updates.push(options);
     try {
-      this.#check();
+      this.check();
       const before = this.doc;
       const after = change(before);
       if (after === undefined) {
@@ -102,44 +114,39 @@ export class FakeStore implements LockStore {
           after: before,
           written: false,
           attempts: 1,
+          revision: this.revision,
         });
       }
       this.set(after);
       this.writes.push(this.raw!);
-      if (options?.leaveQueue) {
-        this.queue = this.queue.filter((q) => q !== this.me);
+      const companions = options?.companions?.(before, after) ?? [];
+      this.companions.push(companions);
+      for (const c of companions) {
+        if ("put" in c && c.put.includes("/holders/")) {
+          const record = parseHolderRecord(c.value);
+          if (record) this.records.set(record.id, record);
+        } else if ("delete" in c && c.delete.includes("/holders/")) {
+          this.records.delete(decodeURIComponent(c.delete.split("/").at(-1)!));
+        }
       }
-      for (const id of options?.evict ?? []) {
-        this.queue = this.queue.filter((q) => q !== id);
+      if (after.holders.length < before.holders.length) {
+        if (this.lostUnlockAnswers > 0) {
+          this.lostUnlockAnswers--;
+          throw new EtcdUnavailableError(
+            "etcd did not answer within 5s (http://127.0.0.1:2379: no answer)",
+          );
+        }
       }
-      return Promise.resolve({ before, after, written: true, attempts: 1 });
+      return Promise.resolve({
+        before,
+        after,
+        written: true,
+        attempts: 1,
+        revision: this.revision,
+      });
     } catch (error) {
       return Promise.reject(error);
     }
-  }
-  joinQueue(id: string): Promise<Snapshot> {
-    this.#check();
-    this.me = id;
-    this.queue = [...this.queue.filter((q) => q !== id), id];
-    return this.read();
-  }
-  leaveQueue(id: string): Promise<Snapshot> {
-    this.#check();
-    this.queue = this.queue.filter((q) => q !== id);
-    return this.read();
-  }
-  waitersAhead(): number | undefined {
-    const i = this.me === undefined ? -1 : this.queue.indexOf(this.me);
-    return i < 0 ? undefined : i;
-  }
-  readWaitersAhead(limit: number): Promise<string[]> {
-    const i = this.waitersAhead() ?? 0;
-    return Promise.resolve(this.queue.slice(0, Math.min(limit, i)));
-  }
-  /** Removes another machine from the queue, as its lock would (a change seen by the watch). */
-  dequeue(id: string): void {
-    this.queue = this.queue.filter((q) => q !== id);
-    this.revision++;
   }
   peek(): Semaphore | undefined {
     try {
@@ -154,17 +161,111 @@ export class FakeStore implements LockStore {
   replace(): Promise<boolean> {
     return Promise.reject(new Error("not used"));
   }
-  waitForChange(
-    revision: number,
-    timeoutMs: number,
-    signal?: AbortSignal,
-  ): Promise<WaitResult> {
-    if (this.revision > revision) return Promise.resolve("changed");
+  close(): Promise<void> {
+    return Promise.resolve();
+  }
+}
+
+/** An in-memory {@link SlotQueue} over a {@link FakeStore}. */
+export class FakeQueue implements SlotQueue {
+  /** The wait queue, oldest first (other machines may be put here by a test). */
+  queue: string[] = [];
+  /** Every take's options, in order. */
+  readonly takes: TakeOptions[] = [];
+  /** Called on each waitForChange; may change the store (another machine). */
+  onWait: () => void = () => {};
+  /** Number of refreshes (re-reads). */
+  refreshes = 0;
+  #seenRevision = -1;
+  #joined = false;
+  constructor(readonly store: FakeStore, readonly me: string) {}
+  startupRead(): Promise<{ doc: Semaphore; record: HolderRecord | undefined }> {
+    try {
+      this.store.check();
+      this.queue = this.queue.filter((q) => q !== this.me);
+      return Promise.resolve({
+        doc: this.store.doc,
+        record: this.store.records.get(this.me),
+      });
+    } catch (error) {
+      return Promise.reject(error);
+    }
+  }
+  state(): QueueState {
+    this.#seenRevision = this.store.revision;
+    const i = this.#joined ? this.queue.indexOf(this.me) : -1;
+    const place = i < 0
+      ? "out"
+      : i === 0
+      ? "head"
+      : i === 1
+      ? "second"
+      : "behind";
+    return {
+      place,
+      doc: this.store.peek(),
+      headId: place === "second" ? this.queue[0] : undefined,
+      ahead: Math.max(0, i),
+    };
+  }
+  join(): Promise<QueueState> {
+    try {
+      this.store.check();
+      this.queue = [...this.queue.filter((q) => q !== this.me), this.me];
+      this.#joined = true;
+      return Promise.resolve(this.state());
+    } catch (error) {
+      return Promise.reject(error);
+    }
+  }
+  refresh(): Promise<QueueState> {
+    this.refreshes++;
+    try {
+      this.store.check();
+      return Promise.resolve(this.state());
+    } catch (error) {
+      return Promise.reject(error);
+    }
+  }
+  async take(options: TakeOptions): Promise<UpdateOutcome> {
+    this.takes.push(options);
+    const outcome = await this.store.update((doc) => lock(doc, this.me), {
+      companions: () =>
+        options.record
+          ? [{
+            put: `fake/semaphore/holders/${options.record.id}`,
+            value: JSON.stringify(options.record),
+          }]
+          : [],
+    });
+    const head = this.queue[0];
+    this.queue = this.queue.filter((q) =>
+      q !== this.me && !(options.evictHead && q === head)
+    );
+    this.#joined = false;
+    return outcome;
+  }
+  leave(): Promise<void> {
+    this.queue = this.queue.filter((q) => q !== this.me);
+    this.#joined = false;
+    return Promise.resolve();
+  }
+  /** Removes another machine from the queue, as its lock would (a change seen by the watch). */
+  dequeue(id: string): void {
+    this.queue = this.queue.filter((q) => q !== id);
+    this.store.revision++;
+  }
+  waitForChange(timeoutMs: number, signal?: AbortSignal): Promise<WaitResult> {
+    if (this.store.revision !== this.#seenRevision) {
+      return Promise.resolve("changed");
+    }
     this.onWait();
     if (signal?.aborted) return Promise.resolve("aborted");
-    if (this.revision > revision) return Promise.resolve("changed");
-    if (this.down) return Promise.resolve("disconnected");
-    this.clock.advance(timeoutMs);
+    if (this.store.revision !== this.#seenRevision) {
+      return Promise.resolve("changed");
+    }
+    if (this.store.down) return Promise.resolve("disconnected");
+    this.store.clock.advance(timeoutMs);
     return Promise.resolve("timeout");
   }
   close(): Promise<void> {
@@ -198,18 +299,20 @@ export class FakeNeed implements RebootNeed {
   readonly name = "fake";
   #waiters: (() => void)[] = [];
   constructor(public needed = false) {}
-  isNeeded(): Promise<boolean> {
-    return Promise.resolve(this.needed);
+  neededBy(): Promise<string | undefined> {
+    return Promise.resolve(this.needed ? this.name : undefined);
   }
   trigger(): void {
     this.needed = true;
     for (const w of this.#waiters.splice(0)) w();
   }
-  waitUntilNeeded(signal: AbortSignal): Promise<boolean> {
-    if (this.needed) return Promise.resolve(true);
+  waitUntilNeeded(signal: AbortSignal): Promise<string | undefined> {
+    if (this.needed) return Promise.resolve(this.name);
     return new Promise((resolve) => {
-      this.#waiters.push(() => resolve(true));
-      signal.addEventListener("abort", () => resolve(false), { once: true });
+      this.#waiters.push(() => resolve(this.name));
+      signal.addEventListener("abort", () => resolve(undefined), {
+        once: true,
+      });
     });
   }
 }
@@ -227,5 +330,5 @@ export class MemoryLog implements DaemonLog {
 
 /** The error a store throws while etcd is down. */
 export const ETCD_DOWN: EtcdUnavailableError = new EtcdUnavailableError(
-  "cannot reach etcd at http://127.0.0.1:2379: connect ECONNREFUSED",
+  "cannot reach etcd (http://127.0.0.1:2379: connection refused)",
 );

@@ -11,6 +11,8 @@ import { ctlHelp } from "./help.ts";
 import {
   ContentionError,
   CorruptDocumentError,
+  EtcdAuthenticationError,
+  EtcdPermissionDeniedError,
   EtcdUnavailableError,
   exitCodeOf,
   isPrintable,
@@ -66,6 +68,10 @@ export function errorKind(error: unknown): string {
   if (error instanceof SemaphoreRefusedError) return error.reason;
   if (error instanceof CorruptDocumentError) return "corrupt_document";
   if (error instanceof EtcdUnavailableError) return "etcd_unavailable";
+  if (error instanceof EtcdAuthenticationError) return "etcd_auth_failed";
+  if (error instanceof EtcdPermissionDeniedError) {
+    return "etcd_permission_denied";
+  }
   if (error instanceof ContentionError) return "contention";
   if (error instanceof UsageError) return "usage";
   return "failed";
@@ -131,9 +137,12 @@ async function execute(
     case "lock":
     case "unlock": {
       const id = inv.id ?? await deps.machineId();
-      const change = inv.command === "lock" ? lockSlot : unlockSlot;
       return await withStore(inv, deps, async (store) => {
-        const { after } = await change(store, id);
+        const { after } = inv.command === "lock"
+          ? await lockSlot(store, id, {
+            record: { id, since: new Date().toISOString(), by: "locksmithctl" },
+          })
+          : await unlockSlot(store, id);
         return { text: "", json: { id, ...slotFields(store.key, after) } };
       });
     }

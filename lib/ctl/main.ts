@@ -11,12 +11,7 @@ import { type CtlDeps, runCtlInvocation } from "./commands.ts";
 import { exitCodeOf, oneLine } from "../common/errors.ts";
 import type { LockStore } from "../semaphore/lock_store.ts";
 import { readMachineId } from "../common/machine_id.ts";
-import { semaphoreKey } from "../semaphore/keys.ts";
-import {
-  INITIAL_SEMAPHORE,
-  parseSemaphore,
-  type Semaphore,
-} from "../semaphore/document.ts";
+import type { Semaphore } from "../semaphore/document.ts";
 
 const encoder = new TextEncoder();
 
@@ -31,34 +26,19 @@ function write(
   }
 }
 
-/** Opens the etcd-backed store for an invocation (the etcd client is loaded only now). */
+/** Opens the etcd-backed store for an invocation (through etcd's JSON gateway, falling back to gRPC). */
 export async function openEtcdStore(inv: CtlInvocation): Promise<LockStore> {
-  const { openEtcdLockStore } = await import("../etcd/etcd_lock_store.ts");
+  const { openEtcdLockStore } = await import("../etcd/open.ts");
   return await openEtcdLockStore(inv, inv.group);
 }
 
-/**
- * Reads the semaphore for `status`: through etcd's JSON gateway when the
- * servers have it (no gRPC client to load: a few milliseconds), else through
- * the gRPC store.
- */
+/** Reads the semaphore for `status`. */
 export async function readStatus(
   inv: CtlInvocation,
 ): Promise<{ key: string; doc: Semaphore }> {
-  const key = semaphoreKey(inv.group);
-  const { readThroughGateway } = await import("../etcd/gateway_read.ts");
-  const read = await readThroughGateway(inv, key);
-  if (read !== undefined) {
-    return {
-      key,
-      doc: read.raw === undefined
-        ? INITIAL_SEMAPHORE
-        : parseSemaphore(read.raw, key),
-    };
-  }
   const store = await openEtcdStore(inv);
   try {
-    return { key, doc: (await store.read()).doc };
+    return { key: store.key, doc: (await store.read()).doc };
   } finally {
     await store.close();
   }

@@ -6,13 +6,9 @@
  */
 
 import type { RebootStrategy } from "./config.ts";
-import {
-  ContentionError,
-  CorruptDocumentError,
-  EtcdUnavailableError,
-  SemaphoreRefusedError,
-} from "../common/errors.ts";
+import { ContentionError, SemaphoreRefusedError } from "../common/errors.ts";
 import { nextWindow, type RebootWindow } from "./reboot_window.ts";
+import type { QueuePlace } from "../semaphore/slot_queue.ts";
 
 /** First delay after a failed attempt to take or release a slot: 5 s. */
 export const BACKOFF_MIN_MS = 5_000;
@@ -54,83 +50,135 @@ export function windowState(
   return { open: false, opensAt: next.start };
 }
 
-/** What to do at start about a slot this machine holds. */
-export type StartupAction = "release" | "keep" | "none";
+/** What to do at start about a slot this machine holds, and why (for the log). */
+export type StartupAction =
+  | { readonly action: "none" }
+  | { readonly action: "keep"; readonly reason: string }
+  | { readonly action: "release"; readonly reason: string };
+
+/** What the start-up check knows. */
+export interface StartupFacts {
+  /** Whether this machine holds a slot. */
+  readonly holding: boolean;
+  /** Whether a reboot is pending now. */
+  readonly rebootPending: boolean;
+  /** The boot id recorded with the slot, if any. */
+  readonly recordedBoot: string | undefined;
+  /** This boot's id, if known. */
+  readonly currentBoot: string | undefined;
+}
 
 /**
- * At start: a slot held while no reboot is pending means the reboot happened,
- * so release it; a slot held while a reboot is still pending is kept.
+ * At start, a held slot is released when the boot id recorded with it
+ * differs from this boot's (the reboot happened), and kept when it is the
+ * same boot with a reboot still pending (a daemon restart: go on and
+ * reboot). The same boot with nothing pending releases. Without a recorded
+ * boot id (a slot taken by an older version, or by `locksmithctl lock`),
+ * a pending reboot keeps the slot and no pending reboot releases it.
  */
-export function startupAction(
-  holding: boolean,
-  rebootPending: boolean,
-): StartupAction {
-  if (!holding) return "none";
-  return rebootPending ? "keep" : "release";
+export function startupAction(facts: StartupFacts): StartupAction {
+  if (!facts.holding) return { action: "none" };
+  const { recordedBoot, currentBoot, rebootPending } = facts;
+  if (recordedBoot !== undefined && currentBoot !== undefined) {
+    if (recordedBoot !== currentBoot) {
+      return {
+        action: "release",
+        reason: "the reboot has happened (the boot id changed)",
+      };
+    }
+    return rebootPending
+      ? {
+        action: "keep",
+        reason:
+          "this boot took it and its reboot is still pending (locksmithd restarted)",
+      }
+      : {
+        action: "release",
+        reason: "this boot took it but no reboot is pending any more",
+      };
+  }
+  return rebootPending
+    ? { action: "keep", reason: "its reboot is still pending" }
+    : { action: "release", reason: "the reboot has happened" };
 }
 
 /** What a failed attempt to take a slot means. */
 export type LockFailureAction =
   | "holding" // this machine already holds a slot: go on to reboot
-  | "wait-for-slot" // the semaphore is full: watch it
-  | "retry" // etcd trouble or a corrupt document: back off and retry
-  | "reboot-without-slot"; // best-effort and etcd does not answer
+  | "look-again" // the semaphore was full or changed meanwhile: look again, no backoff
+  | "retry"; // etcd trouble or a corrupt document: back off and retry
 
-/** Decides what a failed lock attempt means under `strategy`. */
-export function onLockFailure(
-  strategy: RebootStrategy,
-  error: unknown,
-): LockFailureAction {
+/**
+ * Decides what a failed attempt to take a slot means. Once locksmithd uses
+ * the semaphore for a reboot, no failure ever means "reboot without a
+ * slot": outages, timeouts and hung members are waited out.
+ */
+export function onLockFailure(error: unknown): LockFailureAction {
   if (error instanceof SemaphoreRefusedError) {
-    return error.reason === "holder_exists" ? "holding" : "wait-for-slot";
-  }
-  if (error instanceof EtcdUnavailableError && strategy === "best-effort") {
-    return "reboot-without-slot";
+    return error.reason === "holder_exists" ? "holding" : "look-again";
   }
   // A lost compare-and-swap (a single attempt) means someone else got there
   // first: look at the new document and wait, without backing off.
-  if (error instanceof ContentionError) return "wait-for-slot";
-  if (
-    error instanceof EtcdUnavailableError ||
-    error instanceof CorruptDocumentError
-  ) {
-    return "retry";
-  }
+  if (error instanceof ContentionError) return "look-again";
   return "retry";
 }
 
 /** What a queued waiter does next. */
 export type Turn =
-  | { readonly action: "try"; readonly evictAhead: number }
+  | { readonly action: "take"; readonly evictHead: boolean }
   | {
     readonly action: "wait";
-    /** When a free slot was first left to the waiters ahead (kept across waits). */
+    /** When a free slot was first left to the head (kept across waits). */
     readonly freeSince: number | undefined;
     /** Longest wait before looking again; `undefined` for the safety re-check. */
     readonly waitMs: number | undefined;
   };
 
+/** What {@link decideTurn} looks at. */
+export interface TurnFacts {
+  /** This machine's place in the queue. */
+  readonly place: QueuePlace;
+  /** Free slots in the document (fresh for the head and the second). */
+  readonly free: number;
+  /** When a free slot was first seen left to the head, if it still is. */
+  readonly freeSince: number | undefined;
+  /** Now, in ms since the epoch. */
+  readonly now: number;
+  /** How long a free slot is left to a head that does not take it. */
+  readonly handoverMs: number;
+}
+
 /**
- * Decides whether a queued waiter tries for a slot: when fewer waiters are
- * ahead of it than slots are free (it is among the first in line), or when a
- * free slot has been left to those ahead for `handoverMs` (they are dead or
- * stuck: it tries, and evicts up to `free` of them). Else it waits, at most
- * until the hand-over time runs out.
+ * The head takes a free slot. The second takes it too, removing the head
+ * from the queue, once a slot has stayed free for `handoverMs` while the
+ * head did nothing (it is dead or stuck); until then it waits, at most
+ * until the hand-over time runs out. Everybody else waits for its turn.
  */
-export function decideTurn(
-  free: number,
-  ahead: number,
-  freeSince: number | undefined,
-  now: number,
-  handoverMs: number,
-): Turn {
-  if (free <= 0) {
-    return { action: "wait", freeSince: undefined, waitMs: undefined };
-  }
-  if (ahead < free) return { action: "try", evictAhead: 0 };
+export function decideTurn(facts: TurnFacts): Turn {
+  const { place, free, freeSince, now, handoverMs } = facts;
+  const wait = { action: "wait", freeSince: undefined, waitMs: undefined };
+  if (free <= 0 || place === "behind" || place === "out") return wait as Turn;
+  if (place === "head") return { action: "take", evictHead: false };
   const since = freeSince ?? now;
-  if (now - since >= handoverMs) {
-    return { action: "try", evictAhead: Math.min(free, ahead) };
-  }
+  if (now - since >= handoverMs) return { action: "take", evictHead: true };
   return { action: "wait", freeSince: since, waitMs: since + handoverMs - now };
+}
+
+/** How locksmithd gets its slot for one reboot. */
+export type LockMode = "etcd-lock" | "no-slot";
+
+/**
+ * The seed's rule for `best-effort` ("if etcd is running, etcd-lock;
+ * otherwise reboot"), decided once per reboot: the semaphore is used when
+ * etcd has answered at any time since locksmithd started, or answers
+ * within the start-up budget; only a machine that never reached any
+ * endpoint reboots without a slot.
+ */
+export function lockMode(
+  strategy: RebootStrategy,
+  etcdAnswered: boolean,
+): LockMode | "probe" {
+  if (strategy === "etcd-lock") return "etcd-lock";
+  if (strategy !== "best-effort") return "no-slot";
+  return etcdAnswered ? "etcd-lock" : "probe";
 }

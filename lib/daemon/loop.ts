@@ -1,84 +1,39 @@
 /**
- * locksmithd's main loop: wait until a reboot is needed, wait for the reboot
+ * locksmithd's main loop: check this machine's slot at start, wait until a
+ * reboot is needed, then (again after any setback) wait for the reboot
  * window, take a slot, wait for logged-in users, reboot. Every dependency
- * (lock store, rebooter, reboot-needed source, clock, log) is a parameter,
- * so the loop is tested with fakes and a fake clock as well as for real.
+ * is a parameter (see `ports.ts`), so the loop is tested with fakes and a
+ * fake clock as well as for real. Each phase is its own module:
+ * `startup.ts`, `acquire.ts`, `reboot.ts`, `release.ts`.
  *
  * @module
  */
 
-import type { RebootStrategy } from "./config.ts";
+import { formatDuration } from "../common/duration.ts";
+import { oneLine } from "../common/errors.ts";
+import { acquireSlot } from "./acquire.ts";
 import {
   backoffMs,
-  decideTurn,
-  onLockFailure,
-  startupAction,
-  usesLock,
+  type LockMode,
+  lockMode,
   windowState,
 } from "./decisions.ts";
-import { oneLine, SemaphoreRefusedError } from "../common/errors.ts";
-import { formatDuration } from "../common/duration.ts";
-import { isHolder, lock } from "../semaphore/document.ts";
-import { type LockStore, unlockSlot } from "../semaphore/lock_store.ts";
-import { formatRebootWindow, type RebootWindow } from "./reboot_window.ts";
-import type { Rebooter } from "../dbus/logind.ts";
-import type { RebootNeed } from "../dbus/update_engine.ts";
+import type { DaemonDeps, DaemonOutcome, DaemonSettings } from "./ports.ts";
+import { rebootNow, waitForUsers } from "./reboot.ts";
+import { formatRebootWindow } from "./reboot_window.ts";
+import { Run } from "./run.ts";
+import { startupCheck } from "./startup.ts";
 
-export type { Rebooter, RebootNeed };
-
-/** Time, injectable for tests. */
-export interface Clock {
-  /** The current time. */
-  now(): Date;
-  /** Sleeps `ms`; resolves `false` early when `signal` aborts. */
-  sleep(ms: number, signal: AbortSignal): Promise<boolean>;
-}
-
-/** Where locksmithd's decisions are logged, one line each. */
-export interface DaemonLog {
-  /** A decision or a state change. */
-  info(message: string): void;
-  /** Something went wrong and is being retried. */
-  warn(message: string): void;
-}
-
-/** What locksmithd was configured to do. */
-export interface DaemonSettings {
-  /** The reboot strategy. */
-  readonly strategy: RebootStrategy;
-  /** This machine's id, the holder id in the semaphore. */
-  readonly machineId: string;
-  /** Reboot only inside this window, if any. */
-  readonly window?: RebootWindow | undefined;
-  /** Delay before rebooting while users are logged in; 0 disables. */
-  readonly loginDelayMs: number;
-  /** Longest wait for a slot between two checks when no change is seen (default 5 min). */
-  readonly safetyRecheckMs?: number;
-  /**
-   * How long a free slot is left to the waiters ahead in the queue before the
-   * next one takes it and removes them (they are dead or stuck); default 10 s.
-   */
-  readonly handoverMs?: number;
-}
-
-/** What locksmithd needs from the world. */
-export interface DaemonDeps {
-  /** The semaphore; `undefined` for the `reboot` and `off` strategies. */
-  readonly store: LockStore | undefined;
-  /** Reboots the machine. */
-  readonly rebooter: Rebooter;
-  /** Tells when a reboot is needed. */
-  readonly need: RebootNeed;
-  /** Time. */
-  readonly clock: Clock;
-  /** Decision log. */
-  readonly log: DaemonLog;
-  /** Random source in [0, 1). */
-  readonly random: () => number;
-}
-
-/** How {@link runDaemonLoop} ended. */
-export type DaemonOutcome = "off" | "rebooted" | "stopped";
+export type {
+  BootInfo,
+  Clock,
+  DaemonDeps,
+  DaemonLog,
+  DaemonOutcome,
+  DaemonSettings,
+  Rebooter,
+  RebootNeed,
+} from "./ports.ts";
 
 /** Runs locksmithd until it asked for a reboot, was stopped, or has nothing to do. */
 export async function runDaemonLoop(
@@ -86,326 +41,154 @@ export async function runDaemonLoop(
   deps: DaemonDeps,
   signal: AbortSignal,
 ): Promise<DaemonOutcome> {
-  return await new DaemonRun(settings, deps, signal).run();
+  const run = new Run(settings, deps, signal);
+  const { strategy, machineId, window, group } = settings;
+  const { log, need } = deps;
+  if (strategy === "off") {
+    log.info("strategy is off: locksmithd has nothing to do, exiting");
+    return "off";
+  }
+  log.info(
+    `starting: strategy ${strategy}, machine ${machineId}, ${
+      deps.store ? `etcd ${run.endpoints}, group ${group || "(default)"}, ` : ""
+    }${
+      window
+        ? `reboot window ${formatRebootWindow(window)}`
+        : "no reboot window"
+    }, reboot-needed source ${need.name}`,
+  );
+  const pending = await neededBy(run);
+  // The start-up check runs beside the wait for a reboot; it is stopped
+  // before taking a slot (the lock step then finds a slot still held).
+  const checkStop = new AbortController();
+  const onStop = () => checkStop.abort();
+  signal.addEventListener("abort", onStop);
+  const check = startupCheck(run, pending !== undefined, checkStop.signal);
+  try {
+    let source = pending;
+    if (source === undefined) {
+      log.info(`waiting for a reboot to be needed (${need.name})`);
+      source = await need.waitUntilNeeded(signal);
+      if (source === undefined) return "stopped";
+    }
+    log.info(`reboot needed (${source})`);
+    return await rebootWhenAllowed(run, check, checkStop);
+  } finally {
+    checkStop.abort();
+    signal.removeEventListener("abort", onStop);
+    await check;
+  }
 }
 
-class DaemonRun {
-  readonly #s: DaemonSettings;
-  readonly #d: DaemonDeps;
-  readonly #signal: AbortSignal;
-
-  constructor(settings: DaemonSettings, deps: DaemonDeps, signal: AbortSignal) {
-    this.#s = settings;
-    this.#d = deps;
-    this.#signal = signal;
-  }
-
-  get #stopped(): boolean {
-    return this.#signal.aborted;
-  }
-
-  async run(): Promise<DaemonOutcome> {
-    const { strategy, machineId, window } = this.#s;
-    const { log, need } = this.#d;
-    if (strategy === "off") {
-      log.info("strategy is off: locksmithd has nothing to do, exiting");
-      return "off";
-    }
-    log.info(
-      `starting: strategy ${strategy}, machine ${machineId}, ${
-        window
-          ? `reboot window ${formatRebootWindow(window)}`
-          : "no reboot window"
-      }, reboot-needed source ${need.name}`,
+async function neededBy(run: Run): Promise<string | undefined> {
+  try {
+    return await run.deps.need.neededBy();
+  } catch (error) {
+    run.deps.log.warn(
+      `cannot tell whether a reboot is needed: ${oneLine(error)}`,
     );
-    const pending = await this.#isNeeded();
-    // Release runs beside the wait for a reboot; it is stopped before taking a slot.
-    const releaseStop = new AbortController();
-    const onStop = () => releaseStop.abort();
-    this.#signal.addEventListener("abort", onStop);
-    // With a reboot pending there is nothing to release: a held slot is kept
-    // and the lock step recognises it.
-    const release = this.#d.store && usesLock(strategy) && !pending
-      ? this.#startupRelease(this.#d.store, pending, releaseStop.signal)
-      : Promise.resolve();
+    return undefined;
+  }
+}
+
+/** best-effort: uses the semaphore when etcd answered since start, or answers within the budget. */
+async function decideLockMode(run: Run): Promise<LockMode> {
+  const { store, log, clock } = run.deps;
+  const mode = lockMode(run.settings.strategy, run.etcdAnswered);
+  if (mode !== "probe") return store ? mode : "no-slot";
+  if (store === undefined) return "no-slot";
+  const budget = run.tuning("bestEffortBudgetMs");
+  const until = clock.now().getTime() + budget;
+  let last: unknown;
+  for (let attempt = 1; !run.stopped; attempt++) {
     try {
-      if (!pending) {
-        log.info(`waiting for a reboot to be needed (${need.name})`);
-        if (!await need.waitUntilNeeded(this.#signal)) return "stopped";
-      }
-      log.info(`reboot needed (${need.name})`);
-      releaseStop.abort();
-      await release;
-      return await this.#rebootWhenAllowed();
-    } finally {
-      releaseStop.abort();
-      this.#signal.removeEventListener("abort", onStop);
-      await release;
+      await run.etcd(() => store.read());
+      log.info("etcd answers: best-effort takes a slot of the semaphore");
+      return "etcd-lock";
+    } catch (error) {
+      if (run.etcdAnswered) return "etcd-lock"; // it answered, with a refusal
+      last = error;
+    }
+    const left = until - clock.now().getTime();
+    if (left <= 0) break;
+    if (!await run.sleep(Math.min(left, backoffMs(attempt, run.deps.random)))) {
+      break;
     }
   }
+  if (!run.stopped) {
+    log.warn(
+      `best-effort: no etcd endpoint (${run.endpoints}) has answered since locksmithd started, nor within ${
+        formatDuration(budget)
+      } (${
+        oneLine(last)
+      }): this machine is not part of an etcd cluster; rebooting without a slot`,
+    );
+  }
+  return "no-slot";
+}
 
-  async #isNeeded(): Promise<boolean> {
-    try {
-      return await this.#d.need.isNeeded();
-    } catch (error) {
-      this.#d.log.warn(
-        `cannot tell whether a reboot is needed: ${oneLine(error)}`,
+/**
+ * Loops: window, slot, login delay, reboot; again after a window closed or
+ * a refused reboot. The start-up check must be done before a slot is
+ * taken (a slot of an earlier boot is released first); without the
+ * semaphore it is abandoned.
+ */
+async function rebootWhenAllowed(
+  run: Run,
+  check: Promise<void>,
+  checkStop: AbortController,
+): Promise<DaemonOutcome> {
+  const { window } = run.settings;
+  const { log, clock, queue } = run.deps;
+  let mode: LockMode | undefined;
+  let setbacks = 0;
+  while (!run.stopped) {
+    const state = windowState(window, clock.now());
+    if (!state.open) {
+      log.info(
+        `waiting for the reboot window ${
+          formatRebootWindow(window!)
+        }: it opens at ${formatInZone(state.opensAt, window!.timeZone)}`,
       );
-      return false;
+      if (!await sleepUntil(run, state.opensAt)) return "stopped";
+      continue;
+    }
+    mode ??= await decideLockMode(run);
+    if (run.stopped) return "stopped";
+    if (mode === "no-slot") checkStop.abort();
+    await check;
+    let holding = false;
+    if (mode === "etcd-lock" && queue) {
+      const got = await acquireSlot(run, queue, state.closesAt);
+      if (got === "stopped") return "stopped";
+      if (got === "window-closed") continue;
+      holding = true;
+    }
+    if (!await waitForUsers(run)) return "stopped";
+    const outcome = await rebootNow(run, holding);
+    if (outcome === "rebooted") return "rebooted";
+    if (outcome === "stopped") return "stopped";
+    if (outcome === "gave-up") {
+      const delay = backoffMs(++setbacks + 3, run.deps.random);
+      log.info(`trying again in ${formatDuration(delay)}`);
+      if (!await run.sleep(delay)) return "stopped";
     }
   }
+  return "stopped";
+}
 
-  async #startupRelease(
-    store: LockStore,
-    pending: boolean,
-    stop: AbortSignal,
-  ): Promise<void> {
-    const { log, clock, random } = this.#d;
-    const id = this.#s.machineId;
-    for (let attempt = 1; !stop.aborted; attempt++) {
-      try {
-        // Leaving the queue clears an entry left by a crash while waiting; it reads too.
-        const { doc } = await store.leaveQueue(id);
-        const action = startupAction(isHolder(doc, id), pending);
-        if (action === "keep") {
-          log.info(
-            `keeping the slot held by ${id}: its reboot is still pending`,
-          );
-        } else if (action === "release") {
-          if (stop.aborted) return;
-          await unlockSlot(store, id);
-          log.info(`released the slot held by ${id}: the reboot has happened`);
-        }
-        return;
-      } catch (error) {
-        if (error instanceof SemaphoreRefusedError) return; // released by someone else
-        const delay = backoffMs(attempt, random);
-        log.warn(
-          `cannot check or release this machine's slot: ${
-            oneLine(error)
-          }; retrying in ${formatDuration(delay)}`,
-        );
-        if (!await clock.sleep(delay, stop)) return;
-      }
-    }
-  }
+async function sleepUntil(run: Run, when: Date): Promise<boolean> {
+  const ms = when.getTime() - run.deps.clock.now().getTime();
+  return ms <= 0 ? !run.stopped : await run.sleep(ms);
+}
 
-  /** Loops: window, slot, login delay, reboot. */
-  async #rebootWhenAllowed(): Promise<DaemonOutcome> {
-    const { strategy, window } = this.#s;
-    const { log, clock, store } = this.#d;
-    while (!this.#stopped) {
-      const state = windowState(window, clock.now());
-      if (!state.open) {
-        log.info(
-          `waiting for the reboot window ${
-            formatRebootWindow(window!)
-          }: it opens at ${state.opensAt.toISOString()}`,
-        );
-        if (!await this.#sleepUntil(state.opensAt)) return "stopped";
-        continue;
-      }
-      let holding = false;
-      if (store && usesLock(strategy)) {
-        const got = await this.#acquire(store, state.closesAt);
-        if (got === "stopped") return "stopped";
-        if (got === "window-closed") continue;
-        holding = got === "held";
-      }
-      if (!await this.#waitForUsers()) return "stopped";
-      if (!windowState(window, clock.now()).open) {
-        if (holding && store) await this.#giveBack(store);
-        continue;
-      }
-      return await this.#reboot(holding);
-    }
-    return "stopped";
-  }
-
-  async #sleepUntil(when: Date): Promise<boolean> {
-    const ms = when.getTime() - this.#d.clock.now().getTime();
-    return ms <= 0
-      ? !this.#stopped
-      : await this.#d.clock.sleep(ms, this.#signal);
-  }
-
-  async #acquire(
-    store: LockStore,
-    closesAt: Date | undefined,
-  ): Promise<"held" | "no-slot" | "window-closed" | "stopped"> {
-    const { strategy, machineId } = this.#s;
-    const { log, clock, random } = this.#d;
-    const recheckMs = this.#s.safetyRecheckMs ?? 300_000;
-    const handoverMs = this.#s.handoverMs ?? 10_000;
-    let failures = 0;
-    let lastFull = "";
-    let freeSince: number | undefined;
-    while (!this.#stopped) {
-      const now = clock.now().getTime();
-      if (closesAt && now >= closesAt.getTime()) {
-        log.info(
-          "the reboot window closed before a slot was free; waiting for the next one",
-        );
-        await store.leaveQueue(machineId).catch(() => {});
-        return "window-closed";
-      }
-      try {
-        // Join (or, after an eviction, rejoin) the queue; one request that also reads.
-        if (store.waitersAhead() === undefined) {
-          await store.joinQueue(machineId);
-        }
-        const doc = store.peek() ?? (await store.read()).doc; // a corrupt one throws
-        const ahead = store.waitersAhead() ?? 0;
-        const free = doc.semaphore;
-        if (doc.holders.includes(machineId)) {
-          await store.leaveQueue(machineId);
-          log.info(`this machine (${machineId}) already holds a slot`);
-          break;
-        }
-        const turn = decideTurn(free, ahead, freeSince, now, handoverMs);
-        if (turn.action === "try") {
-          const evict = turn.evictAhead > 0
-            ? await store.readWaitersAhead(turn.evictAhead)
-            : [];
-          if (evict.length > 0) {
-            log.warn(
-              `a slot stayed free for ${formatDuration(handoverMs)} while ${
-                evict.join(", ")
-              } did not take it: taking it and removing them from the queue`,
-            );
-          }
-          const { after } = await store.update((d) => lock(d, machineId), {
-            maxAttempts: 1,
-            leaveQueue: true,
-            evict,
-          });
-          log.info(
-            `took a slot: ${after.holders.length} of ${after.max} held (${
-              after.holders.join(", ")
-            })`,
-          );
-          break;
-        }
-        freeSince = turn.freeSince;
-        failures = 0;
-        const summary = `max ${doc.max}, held by ${
-          doc.holders.join(", ") || "nobody"
-        }, ${ahead} waiting ahead`;
-        if (summary !== lastFull) {
-          log.info(`no slot free for this machine (${summary}); waiting`);
-          lastFull = summary;
-        }
-        const until = Math.min(
-          now + (turn.waitMs ?? recheckMs),
-          closesAt?.getTime() ?? Infinity,
-        );
-        const result = await store.waitForChange(
-          store.revision,
-          Math.max(0, until - now),
-          this.#signal,
-        );
-        if (result === "aborted") return "stopped";
-        if (result === "disconnected") {
-          // Waiting learns nothing while the watch is down: ask etcd (a read
-          // that fails is logged and backed off below).
-          await store.read();
-        }
-      } catch (error) {
-        const action = onLockFailure(strategy, error);
-        if (action === "holding") {
-          await store.leaveQueue(machineId).catch(() => {});
-          log.info(`this machine (${machineId}) already holds a slot`);
-          break;
-        }
-        if (action === "reboot-without-slot") {
-          log.warn(
-            `etcd does not answer (${
-              oneLine(error)
-            }); best-effort: rebooting without a slot`,
-          );
-          return "no-slot";
-        }
-        if (action === "wait-for-slot") continue; // lost the race for the slot: look again
-        failures++;
-        lastFull = "";
-        const delay = backoffMs(failures, random);
-        log.warn(
-          `cannot take a slot: ${oneLine(error)}; retrying in ${
-            formatDuration(delay)
-          }`,
-        );
-        if (!await clock.sleep(delay, this.#signal)) return "stopped";
-      }
-    }
-    if (this.#stopped) return "stopped";
-    if (closesAt && clock.now() >= closesAt) {
-      log.info("the reboot window closed while taking a slot");
-      await this.#giveBack(store);
-      return "window-closed";
-    }
-    return "held";
-  }
-
-  async #giveBack(store: LockStore): Promise<void> {
-    const { log, clock, random } = this.#d;
-    for (let attempt = 1; attempt <= 5; attempt++) {
-      try {
-        await unlockSlot(store, this.#s.machineId);
-        log.info(
-          "released the slot: the reboot window closed before rebooting",
-        );
-        return;
-      } catch (error) {
-        if (error instanceof SemaphoreRefusedError) return;
-        log.warn(`cannot release the slot: ${oneLine(error)}`);
-        if (!await clock.sleep(backoffMs(attempt, random), this.#signal)) {
-          return;
-        }
-      }
-    }
-  }
-
-  /** Waits the login delay when users are logged in; `false` when stopped. */
-  async #waitForUsers(): Promise<boolean> {
-    const delay = this.#s.loginDelayMs;
-    if (delay <= 0) return !this.#stopped;
-    let sessions = 0;
-    try {
-      sessions = await this.#d.rebooter.activeSessions();
-    } catch (error) {
-      this.#d.log.warn(`cannot list logged-in sessions: ${oneLine(error)}`);
-    }
-    if (sessions === 0) return !this.#stopped;
-    this.#d.log.info(
-      `${sessions} user session(s) logged in: rebooting in ${
-        formatDuration(delay)
-      }`,
-    );
-    return await this.#d.clock.sleep(delay, this.#signal);
-  }
-
-  async #reboot(holding: boolean): Promise<DaemonOutcome> {
-    const { log, clock, random, rebooter } = this.#d;
-    for (let attempt = 1; !this.#stopped; attempt++) {
-      try {
-        log.info(
-          `rebooting: asking logind to reboot${
-            holding ? " (holding a slot)" : " (no slot)"
-          }`,
-        );
-        await rebooter.reboot();
-        log.info("reboot requested");
-        return "rebooted";
-      } catch (error) {
-        const delay = backoffMs(attempt, random);
-        log.warn(
-          `reboot request failed: ${oneLine(error)}; retrying in ${
-            formatDuration(delay)
-          }`,
-        );
-        if (!await clock.sleep(delay, this.#signal)) return "stopped";
-      }
-    }
-    return "stopped";
-  }
+/** `2026-03-05 04:00 Europe/Berlin (03:00 UTC)`: a time in the window's zone. */
+export function formatInZone(when: Date, timeZone: string): string {
+  const local = Temporal.Instant.fromEpochMilliseconds(when.getTime())
+    .toZonedDateTimeISO(timeZone);
+  const pad = (n: number) => String(n).padStart(2, "0");
+  const text = `${local.year}-${pad(local.month)}-${pad(local.day)} ${
+    pad(local.hour)
+  }:${pad(local.minute)}`;
+  return `${text} ${timeZone} (${when.toISOString()})`;
 }

@@ -14,12 +14,15 @@ import {
   parseDaemonArgs,
 } from "./config.ts";
 import { createDaemonLog, type DaemonLogger } from "./log.ts";
-import { type Clock, type DaemonOutcome, runDaemonLoop } from "./loop.ts";
+import { type DaemonOutcome, runDaemonLoop } from "./loop.ts";
+import type { BootInfo, Clock } from "./ports.ts";
 import { usesLock } from "./decisions.ts";
-import { exitCodeOf, oneLine } from "../common/errors.ts";
+import { exitCodeOf, oneLine, UsageError } from "../common/errors.ts";
 import { readMachineId } from "../common/machine_id.ts";
-import { anyRebootNeed } from "./reboot_need.ts";
+import { anyRebootNeed, rebootNeedFrom } from "./reboot_need.ts";
+import { SentinelFileSource } from "./sentinel.ts";
 import type { LockStore } from "../semaphore/lock_store.ts";
+import type { SlotQueue } from "../semaphore/slot_queue.ts";
 import { VERSION } from "../common/version.ts";
 
 const encoder = new TextEncoder();
@@ -67,16 +70,25 @@ function readEnv(): Record<string, string | undefined> {
   return env;
 }
 
-/** Stops on SIGTERM or SIGINT: aborts the returned signal; `dispose` removes the handlers. */
+/**
+ * Stops on SIGTERM or SIGINT: aborts the returned signal; SIGHUP is logged
+ * and ignored (the configuration is read at start only); `dispose` removes
+ * the handlers.
+ */
 function stopOnSignals(
   log: DaemonLogger,
 ): { signal: AbortSignal; dispose(): void } {
   const stop = new AbortController();
-  const handlers = (["SIGTERM", "SIGINT"] as const).map((name) => {
-    const handler = () => {
-      if (!stop.signal.aborted) log.info(`${name} received: stopping`);
-      stop.abort();
-    };
+  const handlers = (["SIGTERM", "SIGINT", "SIGHUP"] as const).map((name) => {
+    const handler = name === "SIGHUP"
+      ? () =>
+        log.info(
+          "SIGHUP received: locksmithd reads its configuration at start only; restart it to apply changes",
+        )
+      : () => {
+        if (!stop.signal.aborted) log.info(`${name} received: stopping`);
+        stop.abort();
+      };
     Deno.addSignalListener(name, handler);
     return () => Deno.removeSignalListener(name, handler);
   });
@@ -86,9 +98,65 @@ function stopOnSignals(
   };
 }
 
-async function openStore(config: DaemonConfig): Promise<LockStore> {
-  const { openEtcdLockStore } = await import("../etcd/etcd_lock_store.ts");
-  return await openEtcdLockStore(config.etcd, config.group);
+/** The etcd store and this machine's wait queue. */
+async function openSemaphore(
+  config: DaemonConfig,
+  machineId: string,
+  log: DaemonLogger,
+): Promise<{ store: LockStore; queue: SlotQueue }> {
+  const [{ openEtcdLockStore }, { LeaseSession }, { EtcdWaitQueue }] =
+    await Promise.all([
+      import("../etcd/open.ts"),
+      import("../etcd/lease_session.ts"),
+      import("../etcd/wait_queue.ts"),
+    ]);
+  const store = await openEtcdLockStore(config.etcd, config.group);
+  const session = new LeaseSession(store.port, {
+    timeoutMs: config.etcd.timeoutMs,
+    log: (line) => log.warn(line),
+  });
+  const queue = new EtcdWaitQueue(store, {
+    id: machineId,
+    session,
+    log: (line) => log.info(line),
+  });
+  return { store, queue };
+}
+
+/** The kernel's boot id file. */
+export const BOOT_ID_PATH = "/proc/sys/kernel/random/boot_id";
+
+/** This boot's id and start time, or `undefined` (with a warning) when they cannot be read. */
+async function readBoot(log: DaemonLogger): Promise<BootInfo | undefined> {
+  try {
+    const id = (await Deno.readTextFile(BOOT_ID_PATH)).trim();
+    const time = new Date(Date.now() - Deno.osUptime() * 1_000);
+    return { id, time };
+  } catch (error) {
+    log.warn(
+      `cannot read this boot's id (${BOOT_ID_PATH}, uptime): ${
+        oneLine(error)
+      }; slots are released after boot when no reboot is pending`,
+    );
+    return undefined;
+  }
+}
+
+/** Checks at start that the sentinel file can be checked: missing is fine, forbidden is a configuration error. */
+async function checkSentinel(path: string): Promise<void> {
+  try {
+    await Deno.stat(path);
+  } catch (error) {
+    if (error instanceof Deno.errors.NotFound) return;
+    const hint = error instanceof Deno.errors.NotCapable
+      ? `; add --allow-read=${path}`
+      : "";
+    throw new UsageError(
+      `LOCKSMITHD_REBOOT_SENTINEL=${path} cannot be checked: ${
+        oneLine(error)
+      }${hint}`,
+    );
+  }
 }
 
 /**
@@ -126,11 +194,19 @@ export async function runDaemon(args: readonly string[]): Promise<number> {
     return 0;
   }
 
+  try {
+    await checkSentinel(config.rebootSentinel);
+  } catch (error) {
+    writeStderr(`locksmithd: ${oneLine(error)}\n`);
+    return exitCodeOf(error);
+  }
+
   const { signal, dispose } = stopOnSignals(log);
   const closers: (() => Promise<void>)[] = [];
   try {
     const machineId = config.machineId ?? await readMachineId();
-    const [{ connectSystemBus }, { LogindRebooter }, updateEngine] =
+    const boot = await readBoot(log);
+    const [{ connectSystemBus }, { LogindRebooter }, { UpdateEngineClient }] =
       await Promise.all([
         import("../dbus/system_bus.ts"),
         import("../dbus/logind.ts"),
@@ -138,23 +214,24 @@ export async function runDaemon(args: readonly string[]): Promise<number> {
       ]);
     const bus = await connectSystemBus({ log: (line) => log.warn(line) });
     closers.push(() => bus.close());
-    const engine = new updateEngine.UpdateEngineClient(bus, {
+    const engine = new UpdateEngineClient(bus, {
       log: (line) => log.warn(line),
     });
-    const sentinel = new updateEngine.SentinelFileSource(
-      config.rebootSentinel,
-      {
-        log: (line) => log.warn(line),
-      },
-    );
+    const sentinel = new SentinelFileSource(config.rebootSentinel, {
+      log: (line) => log.warn(line),
+      bootTime: boot?.time,
+    });
     const need = anyRebootNeed([
-      updateEngine.rebootNeedFrom(engine),
-      updateEngine.rebootNeedFrom(sentinel),
+      rebootNeedFrom(engine),
+      rebootNeedFrom(sentinel),
     ]);
-    const store = usesLock(config.strategy)
-      ? await openStore(config)
+    const semaphore = usesLock(config.strategy)
+      ? await openSemaphore(config, machineId, log)
       : undefined;
-    if (store) closers.push(() => store.close());
+    if (semaphore) {
+      closers.push(() => semaphore.store.close());
+      closers.push(() => semaphore.queue.close());
+    }
     // A lost system bus cannot be recovered in-process: stop, and let systemd restart us.
     const busLost = new AbortController();
     bus.closed.then(() => {
@@ -171,8 +248,12 @@ export async function runDaemon(args: readonly string[]): Promise<number> {
       machineId,
       window: config.rebootWindow,
       loginDelayMs: config.loginDelayMs,
+      endpoints: config.etcd.endpoints,
+      group: config.group,
     }, {
-      store,
+      store: semaphore?.store,
+      queue: semaphore?.queue,
+      boot,
       rebooter: new LogindRebooter(bus),
       need,
       clock: systemClock,

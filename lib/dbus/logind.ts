@@ -11,6 +11,7 @@ import {
   type MethodCall,
   type SystemBus,
 } from "./system_bus.ts";
+import type { Rebooter } from "../daemon/ports.ts";
 
 /** logind's well-known bus name. */
 export const LOGIND_NAME = "org.freedesktop.login1";
@@ -18,14 +19,6 @@ export const LOGIND_NAME = "org.freedesktop.login1";
 export const LOGIND_PATH = "/org/freedesktop/login1";
 /** logind's manager interface. */
 export const LOGIND_INTERFACE = "org.freedesktop.login1.Manager";
-
-/** Reboots the machine; sized to the calls locksmithd and locksmithctl make. */
-export interface Rebooter {
-  /** Asks for a reboot; resolves once the request was accepted. */
-  reboot(): Promise<void>;
-  /** Number of logged-in sessions. */
-  activeSessions(): Promise<number>;
-}
 
 /** One logged-in session, as `ListSessions` describes it. */
 export interface LoginSession {

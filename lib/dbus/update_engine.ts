@@ -1,14 +1,19 @@
 /**
- * Whether this machine needs a reboot: update_engine over D-Bus
- * (`com.coreos.update1`), or a sentinel file such as `/run/reboot-required`.
- * Both are an {@link UpdateStatusSource}. Also the `StatusUpdate` signal that
- * `locksmithctl send-need-reboot` emits.
+ * update_engine over D-Bus (`com.coreos.update1`): its status, as an
+ * {@link UpdateStatusSource} of "reboot needed", and the `StatusUpdate`
+ * signal that `locksmithctl send-need-reboot` emits.
  *
  * @module
  */
 
 import type { Message } from "dbus-next";
 import { oneLine, quote } from "../common/errors.ts";
+import {
+  NEED_REBOOT,
+  type StatusListener,
+  type Unsubscribe,
+  type UpdateStatusSource,
+} from "../daemon/reboot_need.ts";
 import {
   DbusCallError,
   INVALID_SIGNATURE_ERROR,
@@ -27,8 +32,6 @@ export const UPDATE_ENGINE_INTERFACE = "com.coreos.update1.Manager";
 export const STATUS_UPDATE_SIGNAL = "StatusUpdate";
 /** Signature of `GetStatus`'s reply and of `StatusUpdate`: last checked time, progress, operation, new version, new size. */
 export const STATUS_SIGNATURE = "xdssx";
-/** The operation that says an update is installed and waits for a reboot. */
-export const NEED_REBOOT = "UPDATE_STATUS_UPDATED_NEED_REBOOT";
 /** The operation of an update_engine with nothing to do. */
 export const IDLE = "UPDATE_STATUS_IDLE";
 
@@ -152,30 +155,6 @@ export function statusBody(status: UpdateStatus): unknown[] {
     status.newVersion,
     status.newSize,
   ];
-}
-
-/** Called with update_engine's current operation on every status change. */
-export type StatusListener = (currentOperation: string) => void;
-
-/** Stops a subscription; resolves once no more calls will be made. */
-export type Unsubscribe = () => Promise<void>;
-
-/** Where locksmithd learns that a reboot is needed. */
-export interface UpdateStatusSource {
-  /** For log lines, e.g. `update_engine` or `sentinel file /run/reboot-required`. */
-  readonly name: string;
-  /**
-   * The current operation (e.g. {@link NEED_REBOOT}), or `undefined` when the
-   * source is not there at all (update_engine not on the bus), so that the
-   * caller can fall back to another source.
-   */
-  currentOperation(): Promise<string | undefined>;
-  /**
-   * Calls `listener` on every status change from now on; resolves once the
-   * subscription is active, so a change right after it is not missed.
-   * Subscribe first, then read {@link currentOperation}, to miss nothing.
-   */
-  subscribe(listener: StatusListener): Promise<Unsubscribe>;
 }
 
 /** Options of {@link UpdateEngineClient}. */
@@ -341,161 +320,4 @@ export async function emitNeedReboot(bus: SystemBus): Promise<void> {
     newVersion: "",
     newSize: 0n,
   });
-}
-
-/** Environment variable naming the reboot sentinel file. */
-export const REBOOT_SENTINEL_ENV = "LOCKSMITHD_REBOOT_SENTINEL";
-
-/** Default reboot sentinel file (Debian and Ubuntu's). */
-export const DEFAULT_REBOOT_SENTINEL_PATH = "/run/reboot-required";
-
-/** Default interval between two checks of the sentinel file. */
-export const DEFAULT_SENTINEL_POLL_MS = 2_000;
-
-/** Options of {@link SentinelFileSource}. */
-export interface SentinelOptions {
-  /** Interval between two checks (default {@link DEFAULT_SENTINEL_POLL_MS}). */
-  readonly pollMs?: number;
-  /** Where failures to check the file are logged, one line each. */
-  readonly log?: (line: string) => void;
-}
-
-/**
- * A sentinel file as an {@link UpdateStatusSource}: while the file exists the
- * operation is {@link NEED_REBOOT}, else {@link IDLE}. Changes are found by a
- * `Deno.stat` poll, which needs only `--allow-read=<the file>` (watching the
- * parent directory would need read access to all of `/run`).
- */
-export class SentinelFileSource implements UpdateStatusSource {
-  /** For log lines. */
-  readonly name: string;
-  /** The sentinel file. */
-  readonly path: string;
-  readonly #pollMs: number;
-  readonly #log: (line: string) => void;
-
-  /**
-   * Creates a `SentinelFileSource`.
-   *
-   * @param path the sentinel file (default {@link DEFAULT_REBOOT_SENTINEL_PATH})
-   * @param options poll interval and logging
-   */
-  constructor(
-    path: string = DEFAULT_REBOOT_SENTINEL_PATH,
-    options: SentinelOptions = {},
-  ) {
-    this.path = path;
-    this.name = `sentinel file ${path}`;
-    this.#pollMs = options.pollMs ?? DEFAULT_SENTINEL_POLL_MS;
-    this.#log = options.log ?? (() => {});
-  }
-
-  async #exists(): Promise<boolean> {
-    try {
-      await Deno.stat(this.path);
-      return true;
-    } catch (error) {
-      if (error instanceof Deno.errors.NotFound) return false;
-      throw new Error(
-        `cannot check reboot sentinel ${this.path}: ${oneLine(error)}`,
-        { cause: error },
-      );
-    }
-  }
-
-  /** {@link NEED_REBOOT} while the file exists, else {@link IDLE}; throws when it cannot be checked. */
-  async currentOperation(): Promise<string> {
-    return (await this.#exists()) ? NEED_REBOOT : IDLE;
-  }
-
-  /**
-   * Calls `listener` with {@link NEED_REBOOT} when the file appears and
-   * {@link IDLE} when it goes, as seen by a poll every `pollMs`. Failures to
-   * check are logged (once per distinct message) and count as "absent".
-   */
-  async subscribe(listener: StatusListener): Promise<Unsubscribe> {
-    let lastError = "";
-    const check = async (): Promise<boolean> => {
-      try {
-        const present = await this.#exists();
-        lastError = "";
-        return present;
-      } catch (error) {
-        const text = oneLine(error);
-        if (text !== lastError) this.#log(text);
-        lastError = text;
-        return false;
-      }
-    };
-    let present = await check();
-    let stopped = false;
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    let inFlight: Promise<void> = Promise.resolve();
-    const tick = async (): Promise<void> => {
-      const now = await check();
-      if (stopped) return;
-      if (now !== present) {
-        present = now;
-        try {
-          listener(now ? NEED_REBOOT : IDLE);
-        } catch (error) {
-          this.#log(`${this.name} listener failed: ${oneLine(error)}`);
-        }
-      }
-      if (!stopped) schedule();
-    };
-    const schedule = (): void => {
-      timer = setTimeout(() => {
-        inFlight = tick();
-      }, this.#pollMs);
-    };
-    schedule();
-    return async () => {
-      stopped = true;
-      clearTimeout(timer);
-      await inFlight;
-    };
-  }
-}
-
-/** Whether a reboot is needed, in the shape locksmithd's loop asks for. */
-export interface RebootNeed {
-  /** For log lines. */
-  readonly name: string;
-  /** Whether a reboot is needed now (`false` when the source is not there). */
-  isNeeded(): Promise<boolean>;
-  /** Resolves `true` once a reboot is needed (at once if it already is), `false` when `signal` aborts. */
-  waitUntilNeeded(signal: AbortSignal): Promise<boolean>;
-}
-
-/** Adapts an {@link UpdateStatusSource} to a {@link RebootNeed}: needed means {@link NEED_REBOOT}. */
-export function rebootNeedFrom(source: UpdateStatusSource): RebootNeed {
-  return {
-    name: source.name,
-    async isNeeded(): Promise<boolean> {
-      return (await source.currentOperation()) === NEED_REBOOT;
-    },
-    async waitUntilNeeded(signal: AbortSignal): Promise<boolean> {
-      if (signal.aborted) return false;
-      let resolveNeeded = (_needed: boolean): void => {};
-      const needed = new Promise<boolean>((resolve) => {
-        resolveNeeded = resolve;
-      });
-      const onAbort = (): void => resolveNeeded(false);
-      signal.addEventListener("abort", onAbort, { once: true });
-      let unsubscribe: Unsubscribe | undefined;
-      try {
-        unsubscribe = await source.subscribe((operation) => {
-          if (operation === NEED_REBOOT) resolveNeeded(true);
-        });
-        if ((await source.currentOperation()) === NEED_REBOOT) {
-          resolveNeeded(true);
-        }
-        return await needed;
-      } finally {
-        signal.removeEventListener("abort", onAbort);
-        await unsubscribe?.();
-      }
-    },
-  };
 }

@@ -237,7 +237,9 @@ export class EtcdLockStore implements LockStore {
 
   /** Applies `change` with compare-and-swap; see {@link LockStore.update}. */
   update(change: Change, options: UpdateOptions = {}): Promise<UpdateOutcome> {
-    return this.operation((deadline) => this.#update(change, deadline, options));
+    return this.operation((deadline) =>
+      this.#update(change, deadline, options)
+    );
   }
 
   async #update(

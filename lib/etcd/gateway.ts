@@ -42,7 +42,11 @@ import type {
   WatchRequest,
   WatchStream,
 } from "./port.ts";
-import { checkConnectionOptions, readTlsFiles, type TlsOptions } from "./tls.ts";
+import {
+  checkConnectionOptions,
+  readTlsFiles,
+  type TlsOptions,
+} from "./tls.ts";
 
 /** The servers have no JSON gateway (disabled, or too old): use gRPC. */
 export class NoGatewayError extends Error {

@@ -153,7 +153,9 @@ export function txnJson(t: TxnRequest): Json {
 
 function opResultFrom(json: unknown): TxnOpResult {
   const r = object(json);
-  if ("response_range" in r) return { range: rangeResultFrom(r.response_range) };
+  if ("response_range" in r) {
+    return { range: rangeResultFrom(r.response_range) };
+  }
   if ("response_delete_range" in r) {
     return { deleted: int(object(r.response_delete_range).deleted) };
   }
@@ -184,7 +186,11 @@ export function watchCreateJson(w: WatchRequest): Json {
 
 /** One message of a watch stream, decoded. */
 export type WatchMessage =
-  | { readonly kind: "created"; readonly watchId: number; readonly revision: number }
+  | {
+    readonly kind: "created";
+    readonly watchId: number;
+    readonly revision: number;
+  }
   | {
     readonly kind: "events";
     readonly watchId: number;

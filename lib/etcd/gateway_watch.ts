@@ -12,7 +12,11 @@
 
 import { formatDuration } from "../common/duration.ts";
 import { describeFetchError } from "./gateway.ts";
-import { type Json, watchCreateJson, watchMessageFrom } from "./gateway_json.ts";
+import {
+  type Json,
+  watchCreateJson,
+  watchMessageFrom,
+} from "./gateway_json.ts";
 import type {
   WatchEnd,
   WatchHandlers,

@@ -23,7 +23,16 @@
  */
 
 import { oneLine } from "../common/errors.ts";
-import { waiterKey, waitersPrefix } from "../semaphore/keys.ts";
+import type { Semaphore } from "../semaphore/document.ts";
+import {
+  type HolderRecord,
+  parseHolderRecord,
+} from "../semaphore/holder_record.ts";
+import {
+  holderRecordKey,
+  waiterKey,
+  waitersPrefix,
+} from "../semaphore/keys.ts";
 import {
   type Companion,
   lockSlot,
@@ -43,6 +52,7 @@ import {
   bytes,
   type KeyValue,
   type RangeRequest,
+  textOf,
   type TxnOpResult,
   type WatchEvent,
 } from "./port.ts";
@@ -50,8 +60,8 @@ import {
   describeJunk,
   formatWaiterValue,
   type Placement,
-  type QueueReading,
   placeOf,
+  type QueueReading,
 } from "./queue_place.ts";
 
 /** Options of {@link EtcdWaitQueue}. */
@@ -146,6 +156,31 @@ export class EtcdWaitQueue implements SlotQueue {
       },
       { key: this.#prefixBytes, rangeEnd: this.#prefixEnd, countOnly: true },
     ];
+  }
+
+  /** Reads the document and this machine's record, clearing a stale entry; see {@link SlotQueue.startupRead}. */
+  startupRead(): Promise<{ doc: Semaphore; record: HolderRecord | undefined }> {
+    return this.#store.operation(async (deadline) => {
+      const recordKey = bytes(holderRecordKey(this.#store.key, this.#id));
+      const res = await this.#store.port.txn({
+        compare: [],
+        success: [
+          { range: { key: this.#docKey } },
+          { range: { key: recordKey } },
+          ...(this.#joinedAt === undefined
+            ? [{ deleteRange: { key: this.#myKey } }]
+            : []),
+        ],
+        failure: [],
+      }, { deadline });
+      const [doc, record] = res.responses.map(rangeOf);
+      const stored = this.#store.observe(storedFrom(doc?.kvs[0]));
+      const raw = record?.kvs[0] && textOf(record.kvs[0].value);
+      return {
+        doc: this.#store.parse(stored),
+        record: raw === undefined ? undefined : parseHolderRecord(raw),
+      };
+    });
   }
 
   /** Joins at the back; see {@link SlotQueue.join}. */
@@ -249,13 +284,17 @@ export class EtcdWaitQueue implements SlotQueue {
       const [doc, first, count, mine, predecessor] = res.responses.map(
         rangeOf,
       );
-      const state = await this.#apply({
-        doc: doc?.kvs[0],
-        first: first?.kvs ?? [],
-        predecessor: predecessor?.kvs[0],
-        mine: mine?.kvs[0],
-        count: count?.count ?? 0,
-      }, res.revision, round);
+      const state = await this.#apply(
+        {
+          doc: doc?.kvs[0],
+          first: first?.kvs ?? [],
+          predecessor: predecessor?.kvs[0],
+          mine: mine?.kvs[0],
+          count: count?.count ?? 0,
+        },
+        res.revision,
+        round,
+      );
       if (state !== undefined) return state;
     }
   }
@@ -454,9 +493,10 @@ export class EtcdWaitQueue implements SlotQueue {
 
   #companions(options: TakeOptions): Companion[] {
     const p = this.#placement;
-    const leave: Companion[] = this.#joinedAt === undefined
-      ? []
-      : [{ delete: waiterKey(this.#store.key, this.#id), ifCreatedAt: this.#joinedAt }];
+    const leave: Companion[] = this.#joinedAt === undefined ? [] : [{
+      delete: waiterKey(this.#store.key, this.#id),
+      ifCreatedAt: this.#joinedAt,
+    }];
     const evict: Companion[] = options.evictHead && p.place === "second"
       ? [{
         delete: new TextDecoder().decode(p.head.key),
@@ -535,4 +575,3 @@ export class EtcdWaitQueue implements SlotQueue {
     await this.#session.close();
   }
 }
-

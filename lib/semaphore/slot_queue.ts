@@ -44,6 +44,11 @@ export interface TakeOptions {
 
 /** The wait queue of one semaphore, for one machine. */
 export interface SlotQueue {
+  /**
+   * At start: reads the document and this machine's holder record, and
+   * removes a queue entry this machine left before a restart, in one request.
+   */
+  startupRead(): Promise<{ doc: Semaphore; record: HolderRecord | undefined }>;
   /** Joins at the back (or finds this machine's live entry) and learns its place. */
   join(): Promise<QueueState>;
   /** The current state, without I/O. */

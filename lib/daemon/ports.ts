@@ -1,0 +1,105 @@
+/**
+ * What locksmithd's loop needs from the world, as narrow interfaces (the
+ * lock store and the wait queue are in `lib/semaphore/`), and what it was
+ * configured to do. The adapters (logind, update_engine, the sentinel file,
+ * etcd) implement these; the tests use fakes.
+ *
+ * @module
+ */
+
+import type { RebootStrategy } from "./config.ts";
+import type { RebootWindow } from "./reboot_window.ts";
+import type { LockStore } from "../semaphore/lock_store.ts";
+import type { SlotQueue } from "../semaphore/slot_queue.ts";
+
+/** Time, injectable for tests. */
+export interface Clock {
+  /** The current time. */
+  now(): Date;
+  /** Sleeps `ms`; resolves `false` early when `signal` aborts. */
+  sleep(ms: number, signal: AbortSignal): Promise<boolean>;
+}
+
+/** Where locksmithd's decisions are logged, one line each. */
+export interface DaemonLog {
+  /** A decision or a state change. */
+  info(message: string): void;
+  /** Something went wrong and is being retried. */
+  warn(message: string): void;
+}
+
+/** Reboots the machine; sized to the calls locksmithd and locksmithctl make. */
+export interface Rebooter {
+  /** Asks for a reboot; resolves once the request was accepted. */
+  reboot(): Promise<void>;
+  /** Number of logged-in sessions. */
+  activeSessions(): Promise<number>;
+}
+
+/** Whether a reboot is needed, in the shape locksmithd's loop asks for. */
+export interface RebootNeed {
+  /** For log lines: the sources, e.g. `update_engine or sentinel file /run/reboot-required`. */
+  readonly name: string;
+  /** The name of a source that says a reboot is needed now, or `undefined`. */
+  neededBy(): Promise<string | undefined>;
+  /**
+   * Resolves with the name of the source that says a reboot is needed (at
+   * once if one already does), or `undefined` when `signal` aborts.
+   */
+  waitUntilNeeded(signal: AbortSignal): Promise<string | undefined>;
+}
+
+/** This boot, as the kernel names it. */
+export interface BootInfo {
+  /** `/proc/sys/kernel/random/boot_id`. */
+  readonly id: string;
+  /** When the machine booted. */
+  readonly time: Date;
+}
+
+/** What locksmithd was configured to do. */
+export interface DaemonSettings {
+  /** The reboot strategy. */
+  readonly strategy: RebootStrategy;
+  /** This machine's id, the holder id in the semaphore. */
+  readonly machineId: string;
+  /** Reboot only inside this window, if any. */
+  readonly window?: RebootWindow | undefined;
+  /** Delay before rebooting while users are logged in; 0 disables. */
+  readonly loginDelayMs: number;
+  /** The etcd endpoints, for log lines. */
+  readonly endpoints?: readonly string[] | undefined;
+  /** The semaphore group, for log lines (empty for the default group). */
+  readonly group?: string | undefined;
+  /** Longest wait for a slot between two re-reads when no change is seen (default 5 min). */
+  readonly safetyRecheckMs?: number;
+  /** How long a free slot is left to a head that does not take it before the second takes it (default 10 s). */
+  readonly handoverMs?: number;
+  /** best-effort: how long to try reaching etcd before deciding it is not there (default 30 s). */
+  readonly bestEffortBudgetMs?: number;
+  /** How long logind may refuse to reboot before the slot is released (default 30 min). */
+  readonly rebootRetryLimitMs?: number;
+}
+
+/** What locksmithd needs from the world. */
+export interface DaemonDeps {
+  /** The semaphore; `undefined` for the `reboot` and `off` strategies. */
+  readonly store: LockStore | undefined;
+  /** This machine's place in the wait queue; present with the store. */
+  readonly queue: SlotQueue | undefined;
+  /** Reboots the machine. */
+  readonly rebooter: Rebooter;
+  /** Tells when a reboot is needed. */
+  readonly need: RebootNeed;
+  /** Time. */
+  readonly clock: Clock;
+  /** Decision log. */
+  readonly log: DaemonLog;
+  /** Random source in [0, 1). */
+  readonly random: () => number;
+  /** This boot, when known (recorded with the slot). */
+  readonly boot?: BootInfo | undefined;
+}
+
+/** How the loop ended. */
+export type DaemonOutcome = "off" | "rebooted" | "stopped";

@@ -1,0 +1,104 @@
+/**
+ * The state one run of locksmithd's loop shares between its phases: the
+ * settings, the dependencies, the stop signal, and what it learned (whether
+ * etcd has ever answered).
+ *
+ * @module
+ */
+
+import { formatDuration } from "../common/duration.ts";
+import { oneLine } from "../common/errors.ts";
+import { backoffMs } from "./decisions.ts";
+import type { DaemonDeps, DaemonSettings } from "./ports.ts";
+
+/** Defaults of the tunable settings. */
+export const DEFAULTS = {
+  safetyRecheckMs: 300_000,
+  handoverMs: 10_000,
+  bestEffortBudgetMs: 30_000,
+  rebootRetryLimitMs: 1_800_000,
+} as const;
+
+/** One run of the loop; see the module documentation. */
+export class Run {
+  /** What locksmithd was configured to do. */
+  readonly settings: DaemonSettings;
+  /** The world. */
+  readonly deps: DaemonDeps;
+  /** Aborts when locksmithd must stop. */
+  readonly signal: AbortSignal;
+  /** Whether etcd has answered any request since start. */
+  etcdAnswered = false;
+
+  /**
+   * Creates a run.
+   *
+   * @param settings configuration
+   * @param deps dependencies
+   * @param signal stop signal
+   */
+  constructor(settings: DaemonSettings, deps: DaemonDeps, signal: AbortSignal) {
+    this.settings = settings;
+    this.deps = deps;
+    this.signal = signal;
+  }
+
+  /** Whether locksmithd was asked to stop. */
+  get stopped(): boolean {
+    return this.signal.aborted;
+  }
+
+  /** This machine's holder id. */
+  get id(): string {
+    return this.settings.machineId;
+  }
+
+  /** A tunable setting, or its default. */
+  tuning(name: keyof typeof DEFAULTS): number {
+    return this.settings[name] ?? DEFAULTS[name];
+  }
+
+  /** The endpoints, for log lines. */
+  get endpoints(): string {
+    return (this.settings.endpoints ?? []).join(",") || "the default endpoint";
+  }
+
+  /** Runs an etcd call; notes that etcd answered when it did (even with a refusal). */
+  async etcd<T>(call: () => Promise<T>): Promise<T> {
+    try {
+      const value = await call();
+      this.etcdAnswered = true;
+      return value;
+    } catch (error) {
+      if (
+        error instanceof Error && error.name !== "EtcdUnavailableError" &&
+        error.name !== "Error"
+      ) {
+        this.etcdAnswered = true; // refusals, corrupt documents: etcd answered
+      }
+      throw error;
+    }
+  }
+
+  /** Sleeps `ms`; `false` when stopped. */
+  sleep(ms: number, signal: AbortSignal = this.signal): Promise<boolean> {
+    return this.deps.clock.sleep(ms, signal);
+  }
+
+  /**
+   * Logs a failure and sleeps the backoff of `attempt`; `false` when stopped.
+   * `what` says what failed, e.g. "cannot take a slot".
+   */
+  async backoff(
+    what: string,
+    error: unknown,
+    attempt: number,
+    signal: AbortSignal = this.signal,
+  ): Promise<boolean> {
+    const delay = backoffMs(attempt, this.deps.random);
+    this.deps.log.warn(
+      `${what}: ${oneLine(error)}; retrying in ${formatDuration(delay)}`,
+    );
+    return await this.sleep(delay, signal);
+  }
+}
