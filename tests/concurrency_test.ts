@@ -5,7 +5,6 @@
  */
 
 import assert from "node:assert/strict";
-import { Etcd3 } from "etcd3";
 import { startEtcd } from "./harness/etcd.ts";
 import { keyHistory } from "./harness/history.ts";
 import { checkHistory, type SeenOperation } from "./harness/invariants.ts";
@@ -16,6 +15,7 @@ import {
   unlockSlot,
 } from "../lib/semaphore/lock_store.ts";
 import { EtcdLockStore } from "../lib/etcd/etcd_lock_store.ts";
+import { openEtcdPort } from "../lib/etcd/open.ts";
 import { semaphoreKey } from "../lib/semaphore/keys.ts";
 import { SemaphoreRefusedError } from "../lib/common/errors.ts";
 
@@ -25,18 +25,20 @@ function openStores(
   endpoints: string[],
   key: string,
   n: number,
-): EtcdLockStore[] {
+): Promise<EtcdLockStore[]> {
   const options = { endpoints, timeoutMs: 20_000, maxAttempts: 1_000 };
-  return Array.from(
-    { length: n },
-    () => new EtcdLockStore(new Etcd3({ hosts: endpoints }), key, options),
+  return Promise.all(
+    Array.from(
+      { length: n },
+      async () => new EtcdLockStore(await openEtcdPort(options), key, options),
+    ),
   );
 }
 
 Deno.test("50 concurrent clients against max = 3: exactly 3 win, then a storm keeps every invariant", async (t) => {
   const etcd = await startEtcd();
   const key = semaphoreKey("concurrency");
-  const stores = openStores(etcd.endpoints, key, CLIENTS);
+  const stores = await openStores(etcd.endpoints, key, CLIENTS);
   const seen: SeenOperation[] = [];
   try {
     await setMaxSlots(stores[0]!, 3);

@@ -21,11 +21,13 @@ import {
   IDLE,
   NEED_REBOOT,
   parseStatusUpdate,
-  rebootNeedFrom,
-  SentinelFileSource,
   UpdateEngineClient,
-  type UpdateStatusSource,
 } from "../lib/dbus/update_engine.ts";
+import {
+  rebootNeedFrom,
+  type UpdateStatusSource,
+} from "../lib/daemon/reboot_need.ts";
+import { SentinelFileSource } from "../lib/daemon/sentinel.ts";
 import { LogindRebooter } from "../lib/dbus/logind.ts";
 import { UsageError } from "../lib/common/errors.ts";
 
@@ -494,18 +496,18 @@ Deno.test("waitUntilNeeded resolves at once when the sentinel already exists, an
   try {
     const path = `${dir}/reboot-required`;
     const need = rebootNeedFrom(new SentinelFileSource(path, { pollMs: 20 }));
-    assert.equal(await need.isNeeded(), false);
+    assert.equal(await need.neededBy(), undefined);
     const abort = new AbortController();
     const waiting = need.waitUntilNeeded(abort.signal);
     abort.abort();
-    assert.equal(await waiting, false);
+    assert.equal(await waiting, undefined);
 
     const later = need.waitUntilNeeded(new AbortController().signal);
     await Deno.writeTextFile(path, "");
-    assert.equal(await later, true);
+    assert.equal(await later, `sentinel file ${path}`);
     assert.equal(
       await need.waitUntilNeeded(new AbortController().signal),
-      true,
+      `sentinel file ${path}`,
     );
   } finally {
     await Deno.remove(dir, { recursive: true });
@@ -516,15 +518,46 @@ Deno.test("waitUntilNeeded on update_engine resolves on the need-reboot signal",
   await withBus(async (h) => {
     const need = rebootNeedFrom(new UpdateEngineClient(await h.connect()));
     assert.equal(need.name, "update_engine");
-    assert.equal(await need.isNeeded(), false);
+    assert.equal(await need.neededBy(), undefined);
     const waiting = need.waitUntilNeeded(new AbortController().signal);
     // let the subscription and the GetStatus happen first
     while (h.updateEngine.getStatusCalls < 2) {
       await new Promise((r) => setTimeout(r, 5));
     }
     await h.updateEngine.emit({ currentOperation: NEED_REBOOT });
-    assert.equal(await waiting, true);
+    assert.equal(await waiting, "update_engine");
   }, { logind: false });
+});
+
+Deno.test("a sentinel file older than this boot is ignored, and said so once", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "locksmith-sentinel-" });
+  try {
+    const path = `${dir}/reboot-required`;
+    await Deno.writeTextFile(path, "");
+    await Deno.utime(
+      path,
+      new Date("2026-01-01T00:00:00Z"),
+      new Date("2026-01-01T00:00:00Z"),
+    );
+    const lines: string[] = [];
+    const source = new SentinelFileSource(path, {
+      pollMs: 20,
+      bootTime: new Date("2026-02-01T00:00:00Z"),
+      log: (line) => lines.push(line),
+    });
+    assert.equal(await source.currentOperation(), IDLE);
+    assert.equal(await source.currentOperation(), IDLE);
+    assert.equal(lines.length, 1);
+    assert.match(
+      lines[0]!,
+      /reboot sentinel .* was last modified at 2026-01-01T00:00:00.000Z, before this boot \(2026-02-01T00:00:00.000Z\): ignoring it/,
+    );
+    // Touched after boot: a new reboot is needed.
+    await Deno.utime(path, new Date(), new Date());
+    assert.equal(await source.currentOperation(), NEED_REBOOT);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
 });
 
 // ---------------------------------------------------------------- logind

@@ -18,7 +18,7 @@ import { keyHistory, type KeyVersion } from "./harness/history.ts";
 import { checkHistory, type SeenOperation } from "./harness/invariants.ts";
 import { runCtlProcess } from "./harness/ctl_process.ts";
 import { permissionFlags, REPO_ROOT } from "./harness/permissions.ts";
-import { connectEtcd } from "../lib/etcd/grpc_client.ts";
+import { openEtcdPort } from "../lib/etcd/open.ts";
 import { EtcdLockStore } from "../lib/etcd/etcd_lock_store.ts";
 import {
   lockSlot,
@@ -52,7 +52,7 @@ async function openStore(
   timeoutMs = TIMEOUT_MS,
 ): Promise<EtcdLockStore> {
   const options = { endpoints, timeoutMs };
-  return new EtcdLockStore(await connectEtcd(options), key, options);
+  return new EtcdLockStore(await openEtcdPort(options), key, options);
 }
 
 /** Everything the clients of one run did and saw. */

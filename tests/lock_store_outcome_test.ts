@@ -1,12 +1,20 @@
 /**
- * Unknown outcomes in EtcdLockStore, with a scripted fake etcd client (a
+ * Unknown outcomes in EtcdLockStore, with a scripted fake etcd port (a
  * pure unit test: a lost answer or a late Txn cannot be produced on demand
  * with a real server). The real-etcd behaviour is covered by the fault suite.
  */
 
 import assert from "node:assert/strict";
-import type { Etcd3 } from "etcd3";
 import { EtcdLockStore } from "../lib/etcd/etcd_lock_store.ts";
+import type {
+  CallOptions,
+  EtcdPort,
+  KeyValue,
+  RangeRequest,
+  RangeResult,
+  TxnRequest,
+  TxnResult,
+} from "../lib/etcd/port.ts";
 import { lockSlot, unlockSlot } from "../lib/semaphore/lock_store.ts";
 import { EtcdUnavailableError } from "../lib/common/errors.ts";
 
@@ -22,8 +30,8 @@ interface TxnScript {
   ): Promise<{ commit: boolean; succeeded: boolean }>;
 }
 
-/** A fake client holding one key; Txns follow `script`. */
-function fakeClient(initial: string, script: TxnScript) {
+/** A fake etcd port holding one key; Txns follow `script`. */
+function fakePort(initial: string, script: TxnScript) {
   const state = {
     value: initial,
     revision: 5,
@@ -31,65 +39,57 @@ function fakeClient(initial: string, script: TxnScript) {
     txns: 0,
     deadlines: [] as Date[],
   };
-  const kv = () => ({
+  const kv = (): KeyValue => ({
+    key: encoder.encode("k"),
     value: encoder.encode(state.value),
-    mod_revision: String(state.revision),
-    version: String(state.version),
+    createRevision: 1,
+    modRevision: state.revision,
+    version: state.version,
+    lease: "0",
   });
-  const client = {
-    get: () => {
-      const req = {
-        options: (o: { deadline: Date }) => {
-          state.deadlines.push(o.deadline);
-          return req;
-        },
-        exec: () =>
-          Promise.resolve({
-            kvs: [kv()],
-            header: { revision: String(state.revision) },
-          }),
-      };
-      return req;
+  const port = {
+    endpoints: ["http://x:2379"],
+    transport: "gateway",
+    range(_r: RangeRequest, o: CallOptions): Promise<RangeResult> {
+      state.deadlines.push(new Date(o.deadline));
+      return Promise.resolve({
+        kvs: [kv()],
+        count: 1,
+        revision: state.revision,
+      });
     },
-    put: () => ({ value: (raw: string) => raw }),
-    if: (_k: string, _f: string, _op: string, guard: number) => ({
-      then: (raw: string) => {
-        const txn = {
-          else: () => txn,
-          options: (o: { deadline: Date }) => {
-            state.deadlines.push(o.deadline);
-            return txn;
-          },
-          commit: async () => {
-            const n = ++state.txns;
-            const { commit, succeeded } = await script(n, guard, raw);
-            if (commit) {
-              state.value = raw;
-              state.revision++;
-              state.version++;
-            }
-            return {
-              succeeded,
-              header: { revision: String(state.revision) },
-              responses: succeeded ? [] : [{ response_range: { kvs: [kv()] } }],
-            };
-          },
-        };
-        return txn;
-      },
-    }),
-    close() {},
+    async txn(t: TxnRequest, o: CallOptions): Promise<TxnResult> {
+      state.deadlines.push(new Date(o.deadline));
+      const n = ++state.txns;
+      const compare = t.compare[0] as { value: number };
+      const put = t.success[0] as { put: { value: Uint8Array } };
+      const raw = new TextDecoder().decode(put.put.value);
+      const { commit, succeeded } = await script(n, compare.value, raw);
+      if (commit) {
+        state.value = raw;
+        state.revision++;
+        state.version++;
+      }
+      return {
+        succeeded,
+        revision: state.revision,
+        responses: succeeded
+          ? []
+          : [{ range: { kvs: [kv()], count: 1, revision: state.revision } }],
+      };
+    },
+    close: () => Promise.resolve(),
   };
-  return { client: client as unknown as Etcd3, state };
+  return { port: port as unknown as EtcdPort, state };
 }
 
-const open = (client: Etcd3, timeoutMs = 1_000) =>
-  new EtcdLockStore(client, "k", { endpoints: ["http://x:2379"], timeoutMs });
+const open = (port: EtcdPort, timeoutMs = 1_000) =>
+  new EtcdLockStore(port, "k", { timeoutMs });
 
 Deno.test("a write whose answer was lost and whose retry fails on it is reported as done, not refused", async () => {
   // The first Txn commits but its answer is lost; the client re-sends it, and
   // the re-sent guard fails because of our own commit.
-  const { client, state } = fakeClient(
+  const { port, state } = fakePort(
     '{"semaphore":1,"max":1,"holders":[]}',
     (n) =>
       Promise.resolve(
@@ -98,7 +98,7 @@ Deno.test("a write whose answer was lost and whose retry fails on it is reported
           : { commit: false, succeeded: false },
       ),
   );
-  const store = open(client);
+  const store = open(port);
   const outcome = await lockSlot(store, "a");
   assert.equal(outcome.written, true);
   assert.deepEqual(outcome.after.holders, ["a"]);
@@ -107,7 +107,7 @@ Deno.test("a write whose answer was lost and whose retry fails on it is reported
 });
 
 Deno.test("an identical document written by someone else after another write is not taken as ours", async () => {
-  const { client, state } = fakeClient(
+  const { port, state } = fakePort(
     '{"semaphore":1,"max":2,"holders":["b"]}',
     (n, _guard, raw) => {
       if (n === 1) {
@@ -120,12 +120,12 @@ Deno.test("an identical document written by someone else after another write is 
       return Promise.resolve({ commit: true, succeeded: true });
     },
   );
-  const store = open(client);
+  const store = open(port);
   await assert.rejects(lockSlot(store, "a"), /holder exists/);
 });
 
 Deno.test("an operation that timed out sends no request after its deadline", async () => {
-  const { client, state } = fakeClient(
+  const { port, state } = fakePort(
     '{"semaphore":1,"max":1,"holders":[]}',
     async (n) => {
       if (n === 1) {
@@ -138,7 +138,7 @@ Deno.test("an operation that timed out sends no request after its deadline", asy
       return { commit: true, succeeded: true };
     },
   );
-  const store = open(client, 1_000);
+  const store = open(port, 1_000);
   const started = Date.now();
   await assert.rejects(lockSlot(store, "a"), EtcdUnavailableError);
   assert.ok(Date.now() - started < 1_300);
@@ -151,11 +151,11 @@ Deno.test("an operation that timed out sends no request after its deadline", asy
 });
 
 Deno.test("every request of an operation carries the operation's deadline", async () => {
-  const { client, state } = fakeClient(
+  const { port, state } = fakePort(
     '{"semaphore":0,"max":1,"holders":["a"]}',
     () => Promise.resolve({ commit: true, succeeded: true }),
   );
-  const store = open(client, 2_000);
+  const store = open(port, 2_000);
   const started = Date.now();
   await unlockSlot(store, "a");
   assert.ok(state.deadlines.length >= 2, "a read and a Txn");

@@ -14,6 +14,7 @@ import {
   type Unsubscribe,
   type UpdateStatusSource,
 } from "../daemon/reboot_need.ts";
+export { NEED_REBOOT };
 import {
   DbusCallError,
   INVALID_SIGNATURE_ERROR,

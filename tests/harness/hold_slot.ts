@@ -8,10 +8,8 @@
  * (ENDPOINTS comma separated).
  */
 
-import { connectEtcd } from "../../lib/etcd/grpc_client.ts";
-import { EtcdLockStore } from "../../lib/etcd/etcd_lock_store.ts";
+import { openEtcdLockStore } from "../../lib/etcd/open.ts";
 import { lockSlot } from "../../lib/semaphore/lock_store.ts";
-import { semaphoreKey } from "../../lib/semaphore/keys.ts";
 
 if (import.meta.main) {
   const [endpointList, id, group = ""] = Deno.args;
@@ -21,11 +19,7 @@ if (import.meta.main) {
   }
   const endpoints = endpointList.split(",");
   const options = { endpoints, timeoutMs: 5_000 };
-  const store = new EtcdLockStore(
-    await connectEtcd(options),
-    semaphoreKey(group),
-    options,
-  );
+  const store = await openEtcdLockStore(options, group);
   await lockSlot(store, id);
   await Deno.stdout.write(new TextEncoder().encode("locked\n"));
   // Hold the slot (and the connection) until killed.
