@@ -8,15 +8,13 @@
 
 import { parseArgs } from "node:util";
 import { quote, UsageError } from "../common/errors.ts";
-import {
-  MAX_DURATION_MS,
-  MAX_DURATION_TEXT,
-  parseDuration,
-} from "../common/duration.ts";
-import { parseEndpoints } from "../etcd/endpoints.ts";
 import type { EtcdConnectionOptions } from "../etcd/grpc_client.ts";
-import { idDefect, validateId } from "../common/machine_id.ts";
+import { validateId } from "../common/machine_id.ts";
+import { ValueDefect } from "../common/value_parsers.ts";
 import { MAX_SLOTS } from "../semaphore/document.ts";
+import { CTL_FLAGS, envNameOf, valueFlags } from "./flags.ts";
+
+export { ctlEnvNames, DEFAULT_TIMEOUT_MS, envNameOf } from "./flags.ts";
 
 /** The subcommands of locksmithctl. */
 export type CtlCommand =
@@ -52,9 +50,6 @@ export interface CtlInvocation extends EtcdConnectionOptions {
   readonly group: string;
 }
 
-/** Default of `--timeout`, in milliseconds. */
-export const DEFAULT_TIMEOUT_MS = 5_000;
-
 const COMMANDS: readonly CtlCommand[] = [
   "status",
   "lock",
@@ -65,28 +60,6 @@ const COMMANDS: readonly CtlCommand[] = [
   "send-need-reboot",
   "help",
 ];
-
-/** Flags that take a value and may come from `LOCKSMITHCTL_<FLAG>`. */
-const VALUE_FLAGS = [
-  "endpoint",
-  "etcd-cafile",
-  "etcd-certfile",
-  "etcd-keyfile",
-  "etcd-username",
-  "etcd-password",
-  "group",
-  "timeout",
-] as const;
-
-/** The environment variables locksmithctl reads, one per value flag. */
-export function ctlEnvNames(): string[] {
-  return VALUE_FLAGS.map(envNameOf);
-}
-
-/** Returns the environment variable that fills `--flag`: `LOCKSMITHCTL_ETCD_CAFILE` for `etcd-cafile`. */
-export function envNameOf(flag: string): string {
-  return `LOCKSMITHCTL_${flag.toUpperCase().replaceAll("-", "_")}`;
-}
 
 const ARITY: Record<CtlCommand, [number, number]> = {
   status: [0, 0],
@@ -115,17 +88,19 @@ function parseMax(text: string): number {
   return Number(text);
 }
 
-/** Examples for "needs a value" messages. */
-const EXAMPLES: Record<(typeof VALUE_FLAGS)[number], string> = {
-  endpoint: "http://127.0.0.1:2379",
-  "etcd-cafile": "/etc/ssl/etcd/ca.pem",
-  "etcd-certfile": "/etc/ssl/etcd/client.pem",
-  "etcd-keyfile": "/etc/ssl/etcd/client-key.pem",
-  "etcd-username": "locksmith",
-  "etcd-password": "PASSWORD",
-  group: "web",
-  timeout: "5s",
-};
+/** Examples for "needs a value" messages, by flag name. */
+const EXAMPLES: ReadonlyMap<string, string> = new Map(
+  valueFlags().map((f) => [f.name, f.example]),
+);
+
+/** node:util parseArgs options, one per row of the flag table. */
+const ARG_OPTIONS = Object.fromEntries(
+  CTL_FLAGS.map((f) => [f.name, {
+    type: f.value === undefined ? "boolean" as const : "string" as const,
+    ...(f.short === undefined ? {} : { short: f.short }),
+    ...(f.value !== undefined && f.repeatable ? { multiple: true } : {}),
+  }]),
+);
 
 /** Rephrases node:util parseArgs' messages about a flag without its value. */
 function missingValue(message: string): string | undefined {
@@ -134,7 +109,7 @@ function missingValue(message: string): string | undefined {
       .exec(message);
   if (flag === null) return undefined;
   const name = flag[1] as string;
-  const example = EXAMPLES[name.replace(/^--/, "") as keyof typeof EXAMPLES];
+  const example = EXAMPLES.get(name.replace(/^--/, ""));
   return flag[2] === "missing"
     ? `${name} needs a value${example ? `, e.g. ${name} ${example}` : ""}`
     : `${name} needs a value; a value that starts with "-" must be written ${name}=VALUE`;
@@ -154,20 +129,7 @@ export function parseCtlArgs(
       args: [...args],
       allowPositionals: true,
       strict: true,
-      options: {
-        endpoint: { type: "string", multiple: true },
-        "etcd-cafile": { type: "string" },
-        "etcd-certfile": { type: "string" },
-        "etcd-keyfile": { type: "string" },
-        "etcd-username": { type: "string" },
-        "etcd-password": { type: "string" },
-        group: { type: "string" },
-        timeout: { type: "string" },
-        json: { type: "boolean" },
-        force: { type: "boolean" },
-        help: { type: "boolean", short: "h" },
-        version: { type: "boolean" },
-      },
+      options: ARG_OPTIONS,
     });
   } catch (error) {
     const message = (error as Error).message.split("\n")[0] ??
@@ -188,40 +150,32 @@ export function parseCtlArgs(
     );
   }
   const { values, positionals } = parsed;
-  // An empty value on the command line is a mistake (`--endpoint "$UNSET"`);
-  // an empty environment variable means "not set", as for locksmithd.
-  for (const flag of VALUE_FLAGS) {
-    if (flag === "group") continue; // --group "" is the default group
-    const given = flag === "endpoint" ? values.endpoint : [values[flag]];
+  /** What the command line gave for `--name`: repeated values joined with `,`. */
+  const given = (name: string): string | undefined => {
+    const v = values[name];
+    return Array.isArray(v)
+      ? v.join(",")
+      : typeof v === "string"
+      ? v
+      : undefined;
+  };
+  // An empty value on the command line is a mistake (`--endpoint "$UNSET"`),
+  // unless the flag says it means the default (`--group ""`); an empty
+  // environment variable means "not set", as for locksmithd.
+  for (const flag of valueFlags()) {
+    const v = values[flag.name];
+    const texts = Array.isArray(v) ? v : [v];
     if (
-      given?.some((v) => v !== undefined && v.replaceAll(",", "").trim() === "")
+      !flag.emptyMeansDefault &&
+      texts.some((t) =>
+        typeof t === "string" && t.replaceAll(",", "").trim() === ""
+      )
     ) {
       throw new UsageError(
-        `--${flag} needs a value, e.g. --${flag} ${EXAMPLES[flag]}`,
+        `--${flag.name} needs a value, e.g. --${flag.name} ${flag.example}`,
       );
     }
   }
-  /** The value of `flag` and where it came from, for messages. */
-  const setting = (
-    flag: (typeof VALUE_FLAGS)[number],
-  ): { text: string; source: string } | undefined => {
-    const given = flag === "endpoint"
-      ? values.endpoint?.join(",")
-      : values[flag];
-    if (given !== undefined) return { text: given, source: `--${flag}` };
-    const name = envNameOf(flag);
-    const fromEnv = env[name];
-    return fromEnv === undefined || fromEnv === ""
-      ? undefined
-      : { text: fromEnv, source: name };
-  };
-  const value = (flag: (typeof VALUE_FLAGS)[number]): string | undefined =>
-    setting(flag)?.text;
-  /** `--flag "value"` or `LOCKSMITHCTL_FLAG="value"`, for messages. */
-  const shown = (s: { text: string; source: string }): string =>
-    s.source.startsWith("--")
-      ? `${s.source} ${quote(s.text)}`
-      : `${s.source}=${quote(s.text)}`;
 
   const [first, ...rest] = positionals;
   let command: CtlCommand = first === undefined
@@ -245,27 +199,19 @@ export function parseCtlArgs(
     command = "help";
   }
 
-  const timeout = setting("timeout");
-  let timeoutMs = DEFAULT_TIMEOUT_MS;
-  if (timeout !== undefined) {
-    const ms = parseDuration(timeout.text);
-    if (ms === undefined || ms <= 0 || ms > MAX_DURATION_MS) {
-      throw new UsageError(
-        `${
-          shown(timeout)
-        } is not a positive duration up to ${MAX_DURATION_TEXT}, such as 5s or 500ms`,
-      );
+  const options: Record<string, unknown> = {};
+  for (const flag of CTL_FLAGS) {
+    if (flag.value === undefined) {
+      if (flag.field !== undefined) {
+        options[flag.field] = values[flag.name] === true;
+      }
+      continue;
     }
-    timeoutMs = ms;
+    const setting = settingOf(flag.name, given(flag.name), env);
+    options[flag.field] = setting === undefined || setting.text === ""
+      ? flag.default
+      : parseSetting(flag.parse, setting);
   }
-  const group = setting("group");
-  const groupDefect = group === undefined || group.text === ""
-    ? undefined
-    : idDefect(group.text);
-  if (group !== undefined && groupDefect !== undefined) {
-    throw new UsageError(`${shown(group)} ${groupDefect}`);
-  }
-  const endpointText = value("endpoint");
   const id =
     (command === "lock" || command === "unlock") && rest[0] !== undefined
       ? validateId(rest[0])
@@ -275,16 +221,42 @@ export function parseCtlArgs(
     helpTopic,
     id,
     max: command === "set-max" ? parseMax(rest[0] as string) : undefined,
-    version: values.version === true,
-    json: values.json === true,
-    force: values.force === true,
-    endpoints: parseEndpoints(endpointText === undefined ? [] : [endpointText]),
-    caFile: value("etcd-cafile"),
-    certFile: value("etcd-certfile"),
-    keyFile: value("etcd-keyfile"),
-    username: value("etcd-username"),
-    password: value("etcd-password"),
-    group: value("group") ?? "",
-    timeoutMs,
-  };
+    ...options,
+  } as CtlInvocation;
+}
+
+/** A flag's value and where it came from (`--group` or `LOCKSMITHCTL_GROUP`), for messages. */
+interface Setting {
+  readonly text: string;
+  readonly source: string;
+}
+
+/** The value of `--name` from the command line, else from its non-empty environment variable. */
+function settingOf(
+  name: string,
+  given: string | undefined,
+  env: Readonly<Record<string, string | undefined>>,
+): Setting | undefined {
+  if (given !== undefined) return { text: given, source: `--${name}` };
+  const envName = envNameOf(name);
+  const fromEnv = env[envName];
+  return fromEnv === undefined || fromEnv === ""
+    ? undefined
+    : { text: fromEnv, source: envName };
+}
+
+/** Parses a setting; a defect becomes `--flag "value" defect` or `LOCKSMITHCTL_FLAG="value" defect`. */
+function parseSetting(
+  parse: (text: string) => unknown,
+  setting: Setting,
+): unknown {
+  try {
+    return parse(setting.text);
+  } catch (error) {
+    if (!(error instanceof ValueDefect)) throw error;
+    const shown = setting.source.startsWith("--")
+      ? `${setting.source} ${quote(setting.text)}`
+      : `${setting.source}=${quote(setting.text)}`;
+    throw new UsageError(`${shown} ${error.defect}`);
+  }
 }

@@ -5,24 +5,42 @@
  */
 
 import type { CtlCommand } from "./args.ts";
-import { DEFAULT_ENDPOINT } from "../etcd/endpoints.ts";
+import {
+  HELP_WIDTH,
+  helpColumns,
+  plainText,
+  wrapWords,
+} from "../common/help_layout.ts";
+import {
+  CTL_FLAGS,
+  type CtlFlag,
+  envNameOf,
+  flagSynopsis,
+  valueFlags,
+} from "./flags.ts";
+
+/** A flag's right-hand column in the help: what it does, and its default. */
+function flagHelp(flag: CtlFlag): string {
+  const shown = flag.value === undefined || flag.shownDefault === undefined
+    ? ""
+    : `. Default: ${flag.shownDefault}`;
+  return plainText(`${flag.description}${shown}`);
+}
+
+const GLOBAL_FLAG_ROWS: [string, string][] = CTL_FLAGS
+  .filter((flag) => flag.command === undefined)
+  .map((flag) => [flagSynopsis(flag), flagHelp(flag)]);
+
+const [firstEnv, secondEnv] = valueFlags().map((f) => envNameOf(f.name));
+const ENV_NOTE = wrapWords(
+  `Each flag with a value can also be set with LOCKSMITHCTL_<FLAG>, e.g. ${firstEnv}, ${secondEnv}; a flag on the command line wins.`,
+  HELP_WIDTH,
+).join("\n");
 
 const GLOBAL_FLAGS = `Global flags (before or after the command):
-  --endpoint URL        etcd endpoint; repeat or comma-separate for several
-                        (default ${DEFAULT_ENDPOINT})
-  --etcd-cafile FILE    CA certificate (PEM) for https endpoints
-  --etcd-certfile FILE  client certificate (PEM), with --etcd-keyfile
-  --etcd-keyfile FILE   client private key (PEM)
-  --etcd-username NAME  etcd user, with --etcd-password
-  --etcd-password PASS  etcd password
-  --group NAME          semaphore of this group (default: the fleet-wide one)
-  --timeout DURATION    give up on etcd after this long (default 5s)
-  --json                print one JSON object on stdout
-  -h, --help            show help
-  --version             print the version
+${helpColumns(GLOBAL_FLAG_ROWS)}
 
-Each flag can also be set with LOCKSMITHCTL_<FLAG>, e.g. LOCKSMITHCTL_ENDPOINT,
-LOCKSMITHCTL_ETCD_CAFILE; a flag on the command line wins.
+${ENV_NOTE}
 
 Exit status: 0 success, 1 refused or failed, 2 usage error.`;
 

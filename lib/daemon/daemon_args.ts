@@ -1,0 +1,192 @@
+/**
+ * locksmithd's command line and `--help`, both derived from the key table
+ * (`config_keys.ts`): every key with a `flag` is a flag, and every key is
+ * listed in the help.
+ *
+ * @module
+ */
+
+import { parseArgs } from "node:util";
+import { quote, UsageError } from "../common/errors.ts";
+import { helpColumns, plainText } from "../common/help_layout.ts";
+import { DEFAULT_CONFIG_FILES } from "./config_file.ts";
+import { DAEMON_KEYS, type DaemonKey } from "./config_keys.ts";
+
+/** locksmithd's parsed command line. */
+export interface DaemonArgs {
+  /** `--help` or `-h` was given. */
+  readonly help: boolean;
+  /** `--version` was given. */
+  readonly version: boolean;
+  /** Files from `--config` (in order), or `undefined` to read the default config files. */
+  readonly configFiles: readonly string[] | undefined;
+  /**
+   * Overrides by config key, for `resolveDaemonConfig`: `--strategy`,
+   * `--group`, `--machine-id` and `--endpoint` (repeated ones joined with `,`),
+   * or whichever flags the key table defines.
+   */
+  readonly flags: Readonly<Record<string, string>>;
+}
+
+interface OptionSpec {
+  readonly type: "string" | "boolean";
+  readonly multiple?: boolean;
+  readonly short?: string;
+}
+
+/** The rows that have a flag, by flag name. */
+const FLAG_ROWS: ReadonlyMap<string, DaemonKey> = new Map(
+  DAEMON_KEYS.flatMap((row) =>
+    row.flag === undefined ? [] : [[row.flag.name, row]]
+  ),
+);
+
+const CONFIG_EXAMPLE = "/etc/flatcar/update.conf";
+
+const ARG_OPTIONS: Readonly<Record<string, OptionSpec>> = {
+  help: { type: "boolean", short: "h" },
+  version: { type: "boolean" },
+  config: { type: "string", multiple: true },
+  ...Object.fromEntries(
+    [...FLAG_ROWS].map(([name, row]) => [
+      name,
+      { type: "string", multiple: row.flag?.repeatable === true },
+    ]),
+  ),
+};
+
+const SEE_HELP = "see locksmithd --help";
+
+/**
+ * Parses locksmithd's arguments (without the program name). Throws a
+ * {@link UsageError} with one line for an unknown flag, a missing or empty
+ * value, a value given to `--help`/`--version`, or a positional argument.
+ * Values are not validated here: `resolveDaemonConfig` does that.
+ */
+export function parseDaemonArgs(args: readonly string[]): DaemonArgs {
+  const { tokens } = parseArgs({
+    args: [...args],
+    options: ARG_OPTIONS,
+    strict: false,
+    allowPositionals: true,
+    tokens: true,
+  });
+  let help = false;
+  let version = false;
+  const configFiles: string[] = [];
+  const repeated = new Map<string, string[]>();
+  const flags: Record<string, string> = {};
+  for (const token of tokens) {
+    if (token.kind === "positional") {
+      throw new UsageError(
+        `unexpected argument ${quote(token.value)}; ${SEE_HELP}`,
+      );
+    }
+    if (token.kind === "option-terminator") continue;
+    const name = token.name;
+    const spec = ARG_OPTIONS[name];
+    if (spec === undefined) {
+      throw new UsageError(
+        `unknown flag ${token.rawName}; ${SEE_HELP}`,
+      );
+    }
+    if (spec.type === "boolean") {
+      if (token.value !== undefined) {
+        throw new UsageError(`${token.rawName} takes no value; ${SEE_HELP}`);
+      }
+      if (name === "help") help = true;
+      else version = true;
+      continue;
+    }
+    const value = token.value;
+    if (
+      value === undefined || value === "" ||
+      (!token.inlineValue && value.startsWith("-"))
+    ) {
+      const example = FLAG_ROWS.get(name)?.flag?.example ?? CONFIG_EXAMPLE;
+      throw new UsageError(
+        `--${name} needs a value, e.g. --${name} ${example}; ${SEE_HELP}`,
+      );
+    }
+    const row = FLAG_ROWS.get(name);
+    if (row === undefined) configFiles.push(value);
+    else if (row.flag?.repeatable) {
+      repeated.set(row.key, [...repeated.get(row.key) ?? [], value]);
+    } else flags[row.key] = value;
+  }
+  for (const [key, values] of repeated) flags[key] = values.join(",");
+  return {
+    help,
+    version,
+    configFiles: configFiles.length > 0 ? configFiles : undefined,
+    flags,
+  };
+}
+
+/** The right-hand column of a key in `--help`. */
+function keyHelp(row: DaemonKey): string {
+  const fallback = row.fallback === undefined
+    ? ""
+    : `. Fallback: ${row.fallback}`;
+  const shown = row.shownDefault === undefined
+    ? ""
+    : `. Default: ${row.shownDefault}`;
+  return plainText(`${row.description}${fallback}${shown}`);
+}
+
+function flagHelp(row: DaemonKey): string {
+  return `same as ${row.key}${row.flag?.repeatable ? "; repeatable" : ""}`;
+}
+
+/** locksmithd's `--help` text. */
+export const DAEMON_USAGE: string = `\
+Usage: locksmithd [flags]
+
+Reboots this machine when update_engine says an update needs it, taking a slot
+of the etcd reboot semaphore first (unless the strategy says otherwise) and
+waiting for the reboot window, if one is set.
+
+Flags:
+${
+  helpColumns([
+    [
+      "--config FILE",
+      "read FILE instead of the default config files; repeat for more files (a later file wins); each must exist",
+    ],
+    ...DAEMON_KEYS.flatMap((row): [string, string][] =>
+      row.flag === undefined
+        ? []
+        : [[`--${row.flag.name} ${row.flag.value}`, flagHelp(row)]]
+    ),
+    ["-h, --help", "print this help and exit"],
+    ["--version", "print the version and exit"],
+  ])
+}
+
+Config files (KEY=value lines, # comments; missing files are skipped):
+  ${DEFAULT_CONFIG_FILES.join("\n  ")}
+
+Precedence: flag > environment variable > later file > earlier file > default.
+An empty value means the default.
+
+Config keys:
+${helpColumns(DAEMON_KEYS.map((row) => [row.key, keyHelp(row)]))}
+GROUP and SERVER belong to update_engine and are ignored.
+
+Exit status: 0 ok, 1 runtime failure, 2 usage or configuration error.
+`;
+
+/**
+ * locksmithd's synopsis, from the flags of the key table:
+ * `locksmithd [--config FILE]... [--strategy NAME] …`.
+ */
+export function daemonSynopsis(): string {
+  const flags = DAEMON_KEYS.flatMap((row) =>
+    row.flag === undefined ? [] : [
+      `[--${row.flag.name} ${row.flag.value}]${
+        row.flag.repeatable ? "..." : ""
+      }`,
+    ]
+  );
+  return ["locksmithd", "[--config FILE]...", ...flags].join(" ");
+}
