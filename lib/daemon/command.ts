@@ -19,7 +19,8 @@
  */
 
 import { parse } from "shell-quote";
-import { oneLine, quote, UsageError } from "../common/errors.ts";
+import { oneLine, quote } from "../common/errors.ts";
+import { ConfigValueError } from "./value_error.ts";
 import { formatDuration } from "../common/duration.ts";
 
 /** A command parsed from a config value, ready to run without a shell. */
@@ -36,17 +37,10 @@ export interface ParsedCommand {
 
 /**
  * A command value that cannot be run without a shell, or names no absolute
- * program. A {@link UsageError} (exit status 2) reading
- * `KEY="value" uses the shell operator "|", which is not allowed (…)`;
- * `key`, `value` and `defect` let configuration resolution rephrase it.
+ * program: a {@link ConfigValueError} (exit status 2) reading
+ * `KEY="value" uses the shell operator "|", which is not allowed (…)`.
  */
-export class CommandSyntaxError extends UsageError {
-  /** The config key of the command. */
-  readonly key: string;
-  /** The rejected text, exactly as given. */
-  readonly value: string;
-  /** What is wrong and what to do instead. */
-  readonly defect: string;
+export class CommandSyntaxError extends ConfigValueError {
   /**
    * Creates a `CommandSyntaxError`.
    *
@@ -55,11 +49,8 @@ export class CommandSyntaxError extends UsageError {
    * @param defect what is wrong with it and what is accepted
    */
   constructor(key: string, value: string, defect: string) {
-    super(`${key}=${quote(value, 200)} ${defect}`);
+    super(key, value, defect);
     this.name = "CommandSyntaxError";
-    this.key = key;
-    this.value = value;
-    this.defect = defect;
   }
 }
 
