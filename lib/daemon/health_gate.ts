@@ -1,0 +1,175 @@
+/**
+ * The health gate after boot: locksmithd releases its slot only once the
+ * health check (`LOCKSMITHD_HEALTH_CHECK`) exits 0. The check runs at once,
+ * then again every interval after each failure, until it passes
+ * ("healthy": release the slot) or the overall timeout has passed
+ * ("unhealthy": keep the slot, so that a broken machine stops the rollout).
+ * The last attempt starts at the deadline at the latest; none starts after it.
+ *
+ * Each failure is one warning line with the exit status and the end of the
+ * output; giving up is one error line. A program that cannot be started
+ * (not permitted, missing) counts as a failure: health that cannot be
+ * checked is not health. The clock and the runner are injected, so the
+ * decisions are tested without sleeping.
+ *
+ * @module
+ */
+
+import { formatDuration } from "../common/duration.ts";
+import { oneLine } from "../common/errors.ts";
+import { realClock, type SafetyClock } from "./clock.ts";
+import {
+  commandSucceeded,
+  describeResult,
+  type ParsedCommand,
+} from "./command.ts";
+import { type CommandRunner, runCommand } from "./command_run.ts";
+import type { CommandRunResult } from "./metrics_port.ts";
+
+/** Where the gate logs: one line per attempt that failed, one for the outcome. */
+export interface HealthGateLog {
+  /** The check passed. */
+  info(message: string): void;
+  /** An attempt failed; it will be retried. */
+  warn(message: string): void;
+  /** The gate gave up: the machine is unhealthy. */
+  error(message: string): void;
+}
+
+/** Settings of {@link runHealthGate}. */
+export interface HealthGateOptions {
+  /** The health check. */
+  readonly command: ParsedCommand;
+  /** Time between the end of a failed attempt and the next one. */
+  readonly intervalMs: number;
+  /** Overall time after which the gate gives up. */
+  readonly timeoutMs: number;
+  /** Timeout of one run of the check. */
+  readonly commandTimeoutMs: number;
+  /** The check's environment (default: the runner's, only `PATH`). */
+  readonly env?: Readonly<Record<string, string>>;
+  /** Where to log. */
+  readonly log: HealthGateLog;
+  /** Runs the check (default {@link runCommand}). */
+  readonly run?: CommandRunner;
+  /** Clock for the deadline and the waits (default: the real one). */
+  readonly clock?: SafetyClock;
+  /** Stops the gate (and a running check) early: the outcome is `aborted`. */
+  readonly signal?: AbortSignal;
+  /** Told how each attempt ended (for `locksmithd_commands_total`). */
+  readonly onAttempt?: (result: CommandRunResult) => void;
+}
+
+/** How the gate ended; `elapsedMs` is measured on the gate's clock. */
+export type HealthGateResult =
+  | {
+    /** The check exited 0: release the slot. */
+    readonly outcome: "healthy";
+    /** Runs of the check, including the one that passed. */
+    readonly attempts: number;
+    /** Time from the start of the gate. */
+    readonly elapsedMs: number;
+  }
+  | {
+    /** The check kept failing until the timeout: keep the slot. */
+    readonly outcome: "unhealthy";
+    /** Runs of the check. */
+    readonly attempts: number;
+    /** Time from the start of the gate. */
+    readonly elapsedMs: number;
+    /** How the last attempt failed, one line (exit status and the end of the output). */
+    readonly lastFailure: string;
+  }
+  | {
+    /** The signal aborted the gate. */
+    readonly outcome: "aborted";
+    /** Runs of the check started. */
+    readonly attempts: number;
+    /** Time from the start of the gate. */
+    readonly elapsedMs: number;
+  };
+
+/** One run of the check: how it ended and, when it failed, a line saying how. */
+async function attempt(
+  options: HealthGateOptions,
+  signal: AbortSignal,
+): Promise<{ failure?: string; result: CommandRunResult | "aborted" }> {
+  const run = options.run ?? runCommand;
+  try {
+    const r = await run(options.command, {
+      timeoutMs: options.commandTimeoutMs,
+      signal,
+      ...(options.env === undefined ? {} : { env: options.env }),
+    });
+    if (r.aborted || signal.aborted) return { result: "aborted" };
+    if (commandSucceeded(r)) return { result: "success" };
+    return {
+      failure: describeResult(r),
+      result: r.timedOut ? "timeout" : "failure",
+    };
+  } catch (error) {
+    if (signal.aborted) return { result: "aborted" };
+    return { failure: oneLine(error), result: "error" };
+  }
+}
+
+/**
+ * Runs the health check until it passes or `timeoutMs` has passed (see the
+ * module documentation). Never throws for a failing or missing check.
+ */
+export async function runHealthGate(
+  options: HealthGateOptions,
+): Promise<HealthGateResult> {
+  const clock = options.clock ?? realClock;
+  const signal = options.signal ?? new AbortController().signal;
+  const { log, command } = options;
+  const name = `health check ${command.key} (${command.program})`;
+  const start = clock.now().getTime();
+  const deadline = start + options.timeoutMs;
+  const elapsed = () => clock.now().getTime() - start;
+  for (let attempts = 1;; attempts++) {
+    if (signal.aborted) {
+      return {
+        outcome: "aborted",
+        attempts: attempts - 1,
+        elapsedMs: elapsed(),
+      };
+    }
+    const { failure, result } = await attempt(options, signal);
+    if (result === "aborted") {
+      return { outcome: "aborted", attempts, elapsedMs: elapsed() };
+    }
+    options.onAttempt?.(result);
+    if (failure === undefined) {
+      log.info(
+        `${name} passed (attempt ${attempts}, after ${
+          formatDuration(elapsed())
+        })`,
+      );
+      return { outcome: "healthy", attempts, elapsedMs: elapsed() };
+    }
+    const remaining = deadline - clock.now().getTime();
+    if (remaining <= 0) {
+      log.error(
+        `${name} still fails after ${
+          formatDuration(elapsed())
+        } and ${attempts} attempt(s), giving up: keeping the slot so that the rollout stops; last failure: ${failure}`,
+      );
+      return {
+        outcome: "unhealthy",
+        attempts,
+        elapsedMs: elapsed(),
+        lastFailure: failure,
+      };
+    }
+    const wait = Math.min(options.intervalMs, remaining);
+    log.warn(
+      `${name} failed (attempt ${attempts}): ${failure}; next attempt in ${
+        formatDuration(wait)
+      }, giving up in ${formatDuration(remaining)}`,
+    );
+    if (!await clock.sleep(wait, signal)) {
+      return { outcome: "aborted", attempts, elapsedMs: elapsed() };
+    }
+  }
+}
