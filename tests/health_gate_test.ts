@@ -10,6 +10,7 @@ import type { CommandRunner, RunOptions } from "../lib/daemon/command_run.ts";
 import {
   type HealthGateOptions,
   type HealthGateResult,
+  runCheck,
   runHealthGate,
 } from "../lib/daemon/health_gate.ts";
 import type { CommandRunResult } from "../lib/daemon/metrics_port.ts";
@@ -280,4 +281,31 @@ Deno.test("runHealthGate() runs a real check until a script finds the machine he
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
+});
+
+Deno.test("runCheck() as the pre-reboot check: exit 0 passes; an exit status, a timeout or a missing program means not now", async () => {
+  const key = "LOCKSMITHD_PRE_REBOOT_CHECK";
+  const check = (text: string, commandTimeoutMs = 5 * SECOND) =>
+    runCheck({ command: parseCommand(key, text), commandTimeoutMs });
+  assert.deepEqual(await check("/bin/true"), { result: "success" });
+  const vetoed = await check("/bin/sh -c 'echo maintenance running; exit 3'");
+  assert.equal(vetoed.result, "failure");
+  assert.match(
+    vetoed.failure ?? "",
+    /^exited 3 after \d+ms: output: maintenance running$/,
+  );
+  const slow = await check("/bin/sleep 10", 100);
+  assert.equal(slow.result, "timeout");
+  const missing = await check("/nonexistent/ready");
+  assert.deepEqual(missing, {
+    result: "error",
+    failure:
+      "LOCKSMITHD_PRE_REBOOT_CHECK: the program /nonexistent/ready does not exist",
+  });
+  const aborted = await runCheck({
+    command: parseCommand(key, "/bin/true"),
+    commandTimeoutMs: SECOND,
+    signal: AbortSignal.abort(),
+  });
+  assert.deepEqual(aborted, { result: "aborted" });
 });

@@ -36,26 +36,19 @@ export interface HealthGateLog {
   error(message: string): void;
 }
 
-/** Settings of {@link runHealthGate}. */
-export interface HealthGateOptions {
-  /** The health check. */
-  readonly command: ParsedCommand;
+/**
+ * Settings of {@link runHealthGate}: those of one run ({@link CheckOptions};
+ * its `signal` stops the whole gate, outcome `aborted`) and these.
+ */
+export interface HealthGateOptions extends CheckOptions {
   /** Time between the end of a failed attempt and the next one. */
   readonly intervalMs: number;
   /** Overall time after which the gate gives up. */
   readonly timeoutMs: number;
-  /** Timeout of one run of the check. */
-  readonly commandTimeoutMs: number;
-  /** The check's environment (default: the runner's, only `PATH`). */
-  readonly env?: Readonly<Record<string, string>>;
   /** Where to log. */
   readonly log: HealthGateLog;
-  /** Runs the check (default {@link runCommand}). */
-  readonly run?: CommandRunner;
   /** Clock for the deadline and the waits (default: the real one). */
   readonly clock?: SafetyClock;
-  /** Stops the gate (and a running check) early: the outcome is `aborted`. */
-  readonly signal?: AbortSignal;
   /** Told how each attempt ended (for `locksmithd_commands_total`). */
   readonly onAttempt?: (result: CommandRunResult) => void;
 }
@@ -89,12 +82,37 @@ export type HealthGateResult =
     readonly elapsedMs: number;
   };
 
-/** One run of the check: how it ended and, when it failed, a line saying how. */
-async function attempt(
-  options: HealthGateOptions,
-  signal: AbortSignal,
-): Promise<{ failure?: string; result: CommandRunResult | "aborted" }> {
+/** What one run of a check gave (see {@link runCheck}). */
+export interface CheckOutcome {
+  /** How the run ended: `success` (exit 0), `failure`, `timeout`, `error` (could not start), or `aborted`. */
+  readonly result: CommandRunResult | "aborted";
+  /** For `failure`, `timeout` and `error`: one line saying how (exit status and the end of the output, or the start error). */
+  readonly failure?: string;
+}
+
+/** Settings of {@link runCheck}. */
+export interface CheckOptions {
+  /** The check to run. */
+  readonly command: ParsedCommand;
+  /** Timeout of the run. */
+  readonly commandTimeoutMs: number;
+  /** The check's environment (default: the runner's, only `PATH`). */
+  readonly env?: Readonly<Record<string, string>>;
+  /** Runs the check (default {@link runCommand}). */
+  readonly run?: CommandRunner;
+  /** Stops the run early: the result is `aborted`. */
+  readonly signal?: AbortSignal;
+}
+
+/**
+ * Runs a check once and says whether it passed; never throws. A program
+ * that cannot be started is an `error`, not a pass. One attempt of the
+ * health gate, and the whole of the pre-reboot check
+ * (`LOCKSMITHD_PRE_REBOOT_CHECK`: anything but `success` means "not now").
+ */
+export async function runCheck(options: CheckOptions): Promise<CheckOutcome> {
   const run = options.run ?? runCommand;
+  const signal = options.signal ?? new AbortController().signal;
   try {
     const r = await run(options.command, {
       timeoutMs: options.commandTimeoutMs,
@@ -135,7 +153,7 @@ export async function runHealthGate(
         elapsedMs: elapsed(),
       };
     }
-    const { failure, result } = await attempt(options, signal);
+    const { failure, result } = await runCheck({ ...options, signal });
     if (result === "aborted") {
       return { outcome: "aborted", attempts, elapsedMs: elapsed() };
     }
