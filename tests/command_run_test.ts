@@ -7,6 +7,7 @@ import {
   parseCommand,
 } from "../lib/daemon/command.ts";
 import {
+  commandEnv,
   DEFAULT_COMMAND_ENV,
   DEFAULT_OUTPUT_LIMIT,
   runCommand,
@@ -100,6 +101,18 @@ Deno.test("runCommand() gives exactly the caller's environment, / as directory a
       env: { PATH: "/bin", LOCKSMITH_MACHINE_ID: "abc" },
     });
     assert.equal(given.output, "PATH=/bin HOME=unset MACHINE=abc\n/\nend\n");
+    const daemons = await run(show, 10_000, {
+      env: commandEnv("0123abcd", ""),
+    });
+    assert.equal(
+      daemons.output,
+      `PATH=${DEFAULT_COMMAND_ENV.PATH} HOME=unset MACHINE=0123abcd\n/\nend\n`,
+    );
+    assert.deepEqual(commandEnv("m", "prod"), {
+      PATH: DEFAULT_COMMAND_ENV.PATH,
+      LOCKSMITH_MACHINE_ID: "m",
+      LOCKSMITH_GROUP: "prod",
+    });
   });
 });
 

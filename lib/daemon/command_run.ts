@@ -40,6 +40,26 @@ export const DEFAULT_COMMAND_ENV: Readonly<Record<string, string>> = Object
     PATH: "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
   });
 
+/** Proposed default of `LOCKSMITHD_COMMAND_TIMEOUT`, the timeout of each run of a command: 5 minutes. */
+export const DEFAULT_COMMAND_TIMEOUT_MS = 300_000;
+
+/**
+ * The environment locksmithd gives its commands: {@link DEFAULT_COMMAND_ENV}
+ * plus `LOCKSMITH_MACHINE_ID` (the holder id) and `LOCKSMITH_GROUP` (the
+ * semaphore group, empty for the default one), so that one script can serve
+ * several machines and groups.
+ */
+export function commandEnv(
+  machineId: string,
+  group: string,
+): Record<string, string> {
+  return {
+    ...DEFAULT_COMMAND_ENV,
+    LOCKSMITH_MACHINE_ID: machineId,
+    LOCKSMITH_GROUP: group,
+  };
+}
+
 /** How long to wait for the end of output after the program ended. */
 const OUTPUT_DRAIN_MS = 200;
 
