@@ -169,3 +169,78 @@ export type {
   TakeOptions,
   WaitResult,
 } from "./lib/semaphore/slot_queue.ts";
+export {
+  formatInstantIn,
+  formatSchedule,
+  formatScheduleState,
+  parseSchedule,
+  type RebootSchedule,
+  SCHEDULE_HORIZON_MS,
+  type ScheduleEntry,
+  ScheduleError,
+  scheduleFromWindow,
+  type ScheduleState,
+  scheduleState,
+} from "./lib/daemon/schedule.ts";
+export { ConfigValueError } from "./lib/daemon/value_error.ts";
+export {
+  allowRunFlag,
+  type CommandResult,
+  CommandStartError,
+  type CommandStartFailure,
+  commandSucceeded,
+  CommandSyntaxError,
+  describeCommand,
+  describeResult,
+  parseCommand,
+  type ParsedCommand,
+  runPermissionError,
+} from "./lib/daemon/command.ts";
+export {
+  commandEnv,
+  type CommandRunner,
+  DEFAULT_COMMAND_ENV,
+  DEFAULT_COMMAND_TIMEOUT_MS,
+  DEFAULT_KILL_GRACE_MS,
+  DEFAULT_OUTPUT_LIMIT,
+  runCommand,
+  type RunOptions,
+} from "./lib/daemon/command_run.ts";
+export { realClock, type SafetyClock } from "./lib/daemon/clock.ts";
+export {
+  COMMAND_KINDS,
+  COMMAND_RESULTS,
+  type CommandKind,
+  type CommandRunResult,
+  type DaemonMetrics,
+  formatListenAddress,
+  type ListenAddress,
+  LOCK_ATTEMPT_RESULTS,
+  type LockAttemptResult,
+  NO_METRICS,
+  NOTIFICATION_RESULTS,
+  type NotificationResult,
+  parseListenAddress,
+  timeEtcdRequest,
+} from "./lib/daemon/metrics_port.ts";
+export {
+  type Notification,
+  Notifier,
+  type NotifierOptions,
+  NOTIFY_EVENTS,
+  notifyBackoffMs,
+  type NotifyEvent,
+  type NotifyLog,
+  parseNotifyUrl,
+} from "./lib/daemon/notify.ts";
+export {
+  type CheckOptions,
+  type CheckOutcome,
+  DEFAULT_HEALTH_CHECK_INTERVAL_MS,
+  DEFAULT_HEALTH_CHECK_TIMEOUT_MS,
+  type HealthGateLog,
+  type HealthGateOptions,
+  type HealthGateResult,
+  runCheck,
+  runHealthGate,
+} from "./lib/daemon/health_gate.ts";

@@ -66,13 +66,17 @@ export interface WindowOccurrence {
   readonly end: Date;
 }
 
-/** Which part of a reboot window's definition was rejected. */
-export type RebootWindowField = "start" | "length" | "timeZone";
+/**
+ * Which part of a reboot window's definition was rejected; `schedule` is a
+ * whole reboot schedule (see `parseSchedule` in `schedule.ts`).
+ */
+export type RebootWindowField = "start" | "length" | "timeZone" | "schedule";
 
 const FIELD_NAMES: Record<RebootWindowField, string> = {
   start: "window start",
   length: "window length",
   timeZone: "window time zone",
+  schedule: "reboot schedule",
 };
 
 /**
