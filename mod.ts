@@ -161,3 +161,15 @@ export {
   type SystemBus,
 } from "./lib/dbus/system_bus.ts";
 export { type WaitResult } from "./lib/semaphore/lock_store.ts";
+export {
+  checkProtocolHeader,
+  type ClientParams,
+  FLEETLOCK_ERROR_STATUS,
+  FLEETLOCK_HEADER,
+  FLEETLOCK_PATHS,
+  type FleetLockEndpoint,
+  FleetLockError,
+  type FleetLockErrorKind,
+  fleetLockKey,
+  parseClientParams,
+} from "./lib/fleetlock/protocol.ts";
