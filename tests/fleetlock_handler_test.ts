@@ -123,6 +123,63 @@ Deno.test("SlotBatcher hands the store's error to every call of the batch, then 
   assert.equal(store.doc.max, 4);
 });
 
+/** A store that loses `losses` compare-and-swap rounds to another writer first. */
+class ContendedStore extends FakeStore {
+  losses: number;
+  reads = 0;
+  constructor(losses: number) {
+    super(new FakeClock(new Date(0)), doc(2));
+    this.losses = losses;
+  }
+  override update(
+    ...args: Parameters<FakeStore["update"]>
+  ): ReturnType<FakeStore["update"]> {
+    assert.equal(args[1]?.maxAttempts, 2, "rounds of two attempts");
+    if (this.losses-- > 0) {
+      return Promise.reject(new ContentionError("lost 2 conflicting writes"));
+    }
+    return super.update(...args);
+  }
+  override read(): ReturnType<FakeStore["read"]> {
+    this.reads++;
+    return super.read();
+  }
+}
+
+Deno.test("SlotBatcher retries lost rounds from a fresh read, with short jittered pauses", async () => {
+  const store = new ContendedStore(5);
+  const pauses: number[] = [];
+  const reports: number[] = [];
+  const batcher = new SlotBatcher(store, {
+    random: () => 0.5,
+    sleep: (ms) => {
+      pauses.push(ms);
+      return Promise.resolve();
+    },
+    onCommit: (r) => reports.push(r.conflicts),
+  });
+  assert.equal(
+    (await batcher.submit({ op: "lock", id: "a" })).result,
+    "locked",
+  );
+  assert.deepEqual(pauses, [1, 2, 4, 8, 16]);
+  assert.equal(store.reads, 5, "one read before each new round");
+  assert.deepEqual(reports, [10]);
+});
+
+Deno.test("SlotBatcher gives up with ContentionError after maxRounds", async () => {
+  const store = new ContendedStore(Infinity);
+  const batcher = new SlotBatcher(store, {
+    maxRounds: 3,
+    sleep: () => Promise.resolve(),
+  });
+  await assert.rejects(
+    batcher.submit({ op: "lock", id: "a" }),
+    ContentionError,
+  );
+  assert.equal(store.reads, 2);
+});
+
 // ------------------------------------------------------------ registry
 
 Deno.test("GroupSemaphores opens one store per group and bounds the open groups", async () => {

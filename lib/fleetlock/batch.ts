@@ -14,6 +14,7 @@
  */
 
 import {
+  ContentionError,
   type SemaphoreRefusal,
   SemaphoreRefusedError,
 } from "../common/errors.ts";
@@ -26,7 +27,11 @@ import {
   setMax,
   unlock,
 } from "../semaphore/document.ts";
-import type { LockStore } from "../semaphore/lock_store.ts";
+import type {
+  Change,
+  LockStore,
+  UpdateOutcome,
+} from "../semaphore/lock_store.ts";
 
 /** One FleetLock call on a semaphore: take (`lock`) or release (`unlock`) the slot of `id`. */
 export interface SlotRequest {
@@ -68,6 +73,8 @@ export interface CommitReport {
   readonly ok: boolean;
   /** Whether a document was written. */
   readonly written: boolean;
+  /** Compare-and-swap attempts that lost to another writer and were retried. */
+  readonly conflicts: number;
 }
 
 /** Options of {@link SlotBatcher}. */
@@ -80,6 +87,12 @@ export interface SlotBatcherOptions {
   readonly onCommit?: (report: CommitReport) => void;
   /** Monotonic clock in ms, for {@link CommitReport.seconds}. Default `performance.now`. */
   readonly now?: () => number;
+  /** Random source in [0, 1) for the pause between conflict rounds. Default `Math.random`. */
+  readonly random?: () => number;
+  /** Sleeps `ms`. Default `setTimeout`. */
+  readonly sleep?: (ms: number) => Promise<void>;
+  /** Conflict rounds before a batch fails with `ContentionError` (default 32). */
+  readonly maxRounds?: number;
 }
 
 const REFUSAL_RESULT: Record<SemaphoreRefusal, SlotResult> = {
@@ -100,6 +113,9 @@ export class SlotBatcher {
   readonly #maxBatch: number;
   readonly #onCommit: (report: CommitReport) => void;
   readonly #now: () => number;
+  readonly #random: () => number;
+  readonly #sleep: (ms: number) => Promise<void>;
+  readonly #maxRounds: number;
   #queue: Pending[] = [];
   #running = false;
   #pendingMax: number | undefined;
@@ -117,6 +133,10 @@ export class SlotBatcher {
     this.#pendingMax = options.pendingMax;
     this.#onCommit = options.onCommit ?? (() => {});
     this.#now = options.now ?? (() => performance.now());
+    this.#random = options.random ?? Math.random;
+    this.#sleep = options.sleep ??
+      ((ms) => new Promise((resolve) => setTimeout(resolve, ms)));
+    this.#maxRounds = options.maxRounds ?? 32;
   }
 
   /** The store the batches go to. */
@@ -177,26 +197,55 @@ export class SlotBatcher {
     }
   }
 
+  /**
+   * Applies `change` in rounds of two compare-and-swap attempts (the second
+   * goes at once, on the document the failed first one returned). Between
+   * rounds it pauses briefly with jitter, then reads, so that the next round
+   * starts from a fresh document. (A store's own later retries start from
+   * the document seen before their pause, which a busy writer elsewhere has
+   * changed by then.) Fails with `ContentionError` after `maxRounds` rounds;
+   * any other error ends it at once.
+   */
+  async #update(
+    change: Change,
+  ): Promise<{ outcome: UpdateOutcome; conflicts: number }> {
+    let conflicts = 0;
+    for (let round = 1;; round++) {
+      try {
+        const outcome = await this.#store.update(change, { maxAttempts: 2 });
+        return { outcome, conflicts: conflicts + outcome.attempts - 1 };
+      } catch (error) {
+        if (!(error instanceof ContentionError) || round >= this.#maxRounds) {
+          throw error;
+        }
+        conflicts += 2;
+      }
+      await this.#sleep(this.#random() * Math.min(50, 2 ** round));
+      await this.#store.read();
+    }
+  }
+
   async #commit(batch: Pending[]): Promise<void> {
     const max = this.#pendingMax;
     const maxWaiters = this.#maxWaiters;
     this.#maxWaiters = [];
     let results: SlotResult[] = [];
     const started = this.#now();
-    const report = (ok: boolean, written: boolean) =>
+    const report = (ok: boolean, written: boolean, conflicts: number) =>
       this.#onCommit({
         calls: batch.length,
         seconds: (this.#now() - started) / 1000,
         ok,
         written,
+        conflicts,
       });
     try {
-      const outcome = await this.#store.update((doc) => {
+      const { outcome, conflicts } = await this.#update((doc) => {
         const applied = applyBatch(doc, batch, max);
         results = applied.results;
         return applied.doc;
       });
-      report(true, outcome.written);
+      report(true, outcome.written, conflicts);
       if (max !== undefined && this.#pendingMax === max) {
         this.#pendingMax = undefined;
       }
@@ -209,7 +258,7 @@ export class SlotBatcher {
         })
       );
     } catch (error) {
-      report(false, false);
+      report(false, false, 0);
       for (const waiter of maxWaiters) waiter.reject(error);
       for (const entry of batch) entry.reject(error);
     }

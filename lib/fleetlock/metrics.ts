@@ -20,6 +20,7 @@ export const METRIC_NAMES = Object.freeze(
     requestSeconds: "locksmith_fleetlock_request_duration_seconds",
     etcdSeconds: "locksmith_fleetlock_etcd_duration_seconds",
     batchCalls: "locksmith_fleetlock_batch_calls",
+    conflicts: "locksmith_fleetlock_etcd_conflicts_total",
     holders: "locksmith_fleetlock_holders",
     slots: "locksmith_fleetlock_slots",
   } as const,
@@ -49,6 +50,7 @@ export class FleetLockMetrics implements RequestObserver {
   readonly #requestSeconds: Histogram<"endpoint">;
   readonly #etcdSeconds: Histogram<"operation" | "outcome">;
   readonly #batchCalls: Histogram<string>;
+  readonly #conflicts: Counter<string>;
 
   /**
    * Creates the metrics.
@@ -82,6 +84,12 @@ export class FleetLockMetrics implements RequestObserver {
       name: METRIC_NAMES.batchCalls,
       help: "FleetLock calls applied together by one etcd update",
       buckets: [1, 2, 4, 8, 16, 32, 64, 128, 256],
+      registers,
+    });
+    this.#conflicts = new Counter({
+      name: METRIC_NAMES.conflicts,
+      help:
+        "Compare-and-swap writes that lost to another writer and were retried",
       registers,
     });
     // Both gauges are filled from one read per scrape.
@@ -136,6 +144,7 @@ export class FleetLockMetrics implements RequestObserver {
   /** Records a committed batch. */
   commit(report: CommitReport): void {
     if (report.ok) this.#batchCalls.observe(report.calls);
+    this.#conflicts.inc(report.conflicts);
   }
 
   /** The exposition text and its content type. */
