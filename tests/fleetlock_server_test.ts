@@ -633,9 +633,10 @@ Deno.test("FleetLock server against a real etcd", async (t) => {
             200,
           );
           etcd.members[0]!.pause();
+          await new Promise((r) => setTimeout(r, 100)); // SIGSTOP takes effect
           try {
             const health = await fragile.get("-/healthy");
-            assert.equal(health.status, 503);
+            assert.equal(health.status, 503, health.body);
             assert.equal(kindOf(health.body), "etcd_unavailable");
           } finally {
             etcd.members[0]!.resume();
@@ -651,10 +652,17 @@ Deno.test("FleetLock server against a real etcd", async (t) => {
           200,
         );
         etcd.members[0]!.pause();
+        await new Promise((r) => setTimeout(r, 100)); // SIGSTOP takes effect
         let inFlight: Promise<{ status: number; body: string }>;
         try {
+          let settled = false;
           inFlight = draining.call("pre-reboot", "in-flight", "drain");
+          const settle = () => {
+            settled = true;
+          };
+          inFlight.then(settle, settle);
           await new Promise((r) => setTimeout(r, 300));
+          assert.equal(settled, false, "the call waits for the frozen etcd");
           const stopping = draining.server.shutdown();
           await new Promise((r) => setTimeout(r, 200));
           await assert.rejects(
@@ -663,6 +671,7 @@ Deno.test("FleetLock server against a real etcd", async (t) => {
             ) => c.close()),
             "no new connections while draining",
           );
+          assert.equal(settled, false, "still in flight while draining");
           etcd.members[0]!.resume();
           assert.equal((await inFlight).status, 200);
           await stopping;

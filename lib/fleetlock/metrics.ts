@@ -14,7 +14,18 @@ import type { EtcdOperation } from "./semaphores.ts";
 import type { CommitReport } from "./batch.ts";
 
 /** Names of the metrics, as documented in the README. */
-export const METRIC_NAMES = Object.freeze(
+export const METRIC_NAMES: Readonly<
+  Record<
+    | "requests"
+    | "requestSeconds"
+    | "etcdSeconds"
+    | "batchCalls"
+    | "conflicts"
+    | "holders"
+    | "slots",
+    string
+  >
+> = Object.freeze(
   {
     requests: "locksmith_fleetlock_requests_total",
     requestSeconds: "locksmith_fleetlock_request_duration_seconds",
@@ -23,7 +34,7 @@ export const METRIC_NAMES = Object.freeze(
     conflicts: "locksmith_fleetlock_etcd_conflicts_total",
     holders: "locksmith_fleetlock_holders",
     slots: "locksmith_fleetlock_slots",
-  } as const,
+  },
 );
 
 const LATENCY_BUCKETS = [

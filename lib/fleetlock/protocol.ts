@@ -41,36 +41,48 @@ export const MAX_GROUP_BYTES: number = MAX_ID_BYTES;
 export const MAX_BODY_BYTES = 64 * 1024;
 
 /**
- * Every error kind the server answers with, and its HTTP status. The set is
- * small and stable: clients use `kind` as a metrics label.
+ * A FleetLock error kind, sent as `kind`. The set is small and stable:
+ * clients use `kind` as a metrics label.
+ *
+ * - `bad_request` (400): missing or wrong `fleet-lock-protocol` header, malformed body
+ * - `unauthorized` (401): the group has tokens and the request carries none of them
+ * - `unknown_group` (403): the server serves a fixed list of groups, not this one
+ * - `not_found` (404): no such path (a wrong base URL)
+ * - `method_not_allowed` (405): a method the path does not serve
+ * - `request_timeout` (408): the body did not arrive within the read timeout
+ * - `failed_lock_semaphore_full` (409): pre-reboot, every slot is held by others
+ * - `payload_too_large` (413): the body is larger than {@link MAX_BODY_BYTES}
+ * - `internal_error` (500): the stored semaphore is corrupt, or a bug
+ * - `etcd_unavailable` (503): etcd did not answer in time, or the key was too
+ *   contended to change
  */
-export const FLEETLOCK_ERROR_STATUS = Object.freeze(
-  {
-    /** Missing or wrong `fleet-lock-protocol` header, malformed body. */
-    bad_request: 400,
-    /** The group has tokens and the request carries none of them. */
-    unauthorized: 401,
-    /** The server serves a fixed list of groups and this is not one of them. */
-    unknown_group: 403,
-    /** No such path (a wrong base URL). */
-    not_found: 404,
-    /** A method the path does not serve. */
-    method_not_allowed: 405,
-    /** The body did not arrive within the server's read timeout. */
-    request_timeout: 408,
-    /** pre-reboot: every slot of the group is held by other machines. */
-    failed_lock_semaphore_full: 409,
-    /** The body is larger than {@link MAX_BODY_BYTES}. */
-    payload_too_large: 413,
-    /** The stored semaphore is corrupt, or a bug: see the server's log. */
-    internal_error: 500,
-    /** etcd did not answer in time, or the key was too contended to change. */
-    etcd_unavailable: 503,
-  } as const,
-);
+export type FleetLockErrorKind =
+  | "bad_request"
+  | "unauthorized"
+  | "unknown_group"
+  | "not_found"
+  | "method_not_allowed"
+  | "request_timeout"
+  | "failed_lock_semaphore_full"
+  | "payload_too_large"
+  | "internal_error"
+  | "etcd_unavailable";
 
-/** A FleetLock error kind (see {@link FLEETLOCK_ERROR_STATUS}). */
-export type FleetLockErrorKind = keyof typeof FLEETLOCK_ERROR_STATUS;
+/** The HTTP status of every {@link FleetLockErrorKind}. */
+export const FLEETLOCK_ERROR_STATUS: Readonly<
+  Record<FleetLockErrorKind, number>
+> = Object.freeze({
+  bad_request: 400,
+  unauthorized: 401,
+  unknown_group: 403,
+  not_found: 404,
+  method_not_allowed: 405,
+  request_timeout: 408,
+  failed_lock_semaphore_full: 409,
+  payload_too_large: 413,
+  internal_error: 500,
+  etcd_unavailable: 503,
+});
 
 /** Every error kind, in the order of {@link FLEETLOCK_ERROR_STATUS}. */
 export const FLEETLOCK_ERROR_KINDS: readonly FleetLockErrorKind[] = Object
