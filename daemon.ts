@@ -7,6 +7,9 @@
  * Run it with the narrow permissions of the `daemon` set in `deno.json`:
  * `deno run -q -P=daemon daemon.ts` (or `deno task daemon`).
  *
+ * `daemon.ts serve` runs the FleetLock server instead (see
+ * `lib/fleetlock/main.ts`), with the `serve` set: `deno task serve`.
+ *
  * @module
  */
 
@@ -15,5 +18,9 @@ import { runDaemon } from "./lib/daemon/main.ts";
 export { runDaemon };
 
 if (import.meta.main) {
+  if (Deno.args[0] === "serve") {
+    const { runServe } = await import("./lib/fleetlock/main.ts");
+    Deno.exit(await runServe(Deno.args.slice(1)));
+  }
   Deno.exit(await runDaemon(Deno.args));
 }

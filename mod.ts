@@ -244,3 +244,15 @@ export {
   runCheck,
   runHealthGate,
 } from "./lib/daemon/health_gate.ts";
+export {
+  checkProtocolHeader,
+  type ClientParams,
+  FLEETLOCK_ERROR_STATUS,
+  FLEETLOCK_HEADER,
+  FLEETLOCK_PATHS,
+  type FleetLockEndpoint,
+  FleetLockError,
+  type FleetLockErrorKind,
+  fleetLockKey,
+  parseClientParams,
+} from "./lib/fleetlock/protocol.ts";

@@ -56,12 +56,14 @@ export function permissionFlags(
  * (e.g. `--v8-flags=--lite-mode` for the daemon), read from deno.json.
  */
 export function programFlags(
-  program: "ctl" | "daemon",
+  program: "ctl" | "daemon" | "serve",
   extra: Partial<Record<"read" | "write" | "env", string[]>> = {},
 ): string[] {
   const config = JSON.parse(Deno.readTextFileSync(`${REPO_ROOT}deno.json`));
   const task: string = config.tasks[program];
-  const others = task.split(/\s+/).slice(2, -1)
+  // The flags between `deno run` and the script (`serve` has an argument after it).
+  const words = task.split(/\s+/).slice(2);
+  const others = words.slice(0, words.findIndex((w) => w.endsWith(".ts")))
     .filter((flag) => flag !== "-q" && !flag.startsWith("-P="));
   return [...permissionFlags(program, extra), ...others];
 }

@@ -1,0 +1,302 @@
+/**
+ * Group commit of FleetLock calls on one semaphore: calls that arrive while
+ * a change is in flight wait, and are then applied together, in arrival
+ * order, by one {@link LockStore.update}. So a burst of calls costs one
+ * compare-and-swap write (or one read when nothing changes), and calls of
+ * one server never conflict with each other: only writers elsewhere
+ * (locksmithd, locksmithctl, another server) can make the store retry.
+ *
+ * Verdicts are linearizable: a batch that writes was computed on the
+ * document its compare-and-swap proved current; a batch that writes nothing
+ * was computed on a fresh read (the store re-reads before "no change").
+ *
+ * @module
+ */
+
+import {
+  ContentionError,
+  type SemaphoreRefusal,
+  SemaphoreRefusedError,
+} from "../common/errors.ts";
+import {
+  formatSemaphore,
+  isHolder,
+  lock,
+  MAX_HOLDERS,
+  type Semaphore,
+  setMax,
+  unlock,
+} from "../semaphore/document.ts";
+import type {
+  Change,
+  LockStore,
+  UpdateOutcome,
+} from "../semaphore/lock_store.ts";
+
+/** One FleetLock call on a semaphore: take (`lock`) or release (`unlock`) the slot of `id`. */
+export interface SlotRequest {
+  /** `lock` for pre-reboot, `unlock` for steady-state. */
+  readonly op: "lock" | "unlock";
+  /** The holder id. */
+  readonly id: string;
+}
+
+/**
+ * What became of a call: `locked` (took a slot), `already_held` (held one
+ * before: success), `full` (no slot free), `released` (gave its slot back),
+ * `not_held` (held none: success).
+ */
+export type SlotResult =
+  | "locked"
+  | "already_held"
+  | "full"
+  | "released"
+  | "not_held";
+
+/** A call's result and the document it was decided on. */
+export interface SlotVerdict {
+  /** What became of the call. */
+  readonly result: SlotResult;
+  /** The document after the batch (as stored, or as freshly read when nothing was written). */
+  readonly doc: Semaphore;
+  /** Whether the batch wrote the document. */
+  readonly written: boolean;
+}
+
+/** What one commit did, for metrics. */
+export interface CommitReport {
+  /** Calls in the batch. */
+  readonly calls: number;
+  /** Seconds the store took. */
+  readonly seconds: number;
+  /** Whether the store answered (false: it threw, every call got the error). */
+  readonly ok: boolean;
+  /** Whether a document was written. */
+  readonly written: boolean;
+  /** Compare-and-swap attempts that lost to another writer and were retried. */
+  readonly conflicts: number;
+}
+
+/** Options of {@link SlotBatcher}. */
+export interface SlotBatcherOptions {
+  /** Most calls in one batch (default 256). */
+  readonly maxBatch?: number;
+  /** A slot count to apply with the first commit (see {@link SlotBatcher.applyMax}). */
+  readonly pendingMax?: number;
+  /** Called after each commit. */
+  readonly onCommit?: (report: CommitReport) => void;
+  /** Monotonic clock in ms, for {@link CommitReport.seconds}. Default `performance.now`. */
+  readonly now?: () => number;
+  /** Random source in [0, 1) for the pause between conflict rounds. Default `Math.random`. */
+  readonly random?: () => number;
+  /** Sleeps `ms`. Default `setTimeout`. */
+  readonly sleep?: (ms: number) => Promise<void>;
+  /** Conflict rounds before a batch fails with `ContentionError` (default 32). */
+  readonly maxRounds?: number;
+}
+
+const REFUSAL_RESULT: Record<SemaphoreRefusal, SlotResult> = {
+  holder_exists: "already_held",
+  holder_not_found: "not_held",
+  semaphore_full: "full",
+};
+
+interface Pending {
+  readonly request: SlotRequest;
+  readonly resolve: (verdict: SlotVerdict) => void;
+  readonly reject: (error: unknown) => void;
+}
+
+/** Applies the calls of one semaphore in batches; see the module documentation. */
+export class SlotBatcher {
+  readonly #store: LockStore;
+  readonly #maxBatch: number;
+  readonly #onCommit: (report: CommitReport) => void;
+  readonly #now: () => number;
+  readonly #random: () => number;
+  readonly #sleep: (ms: number) => Promise<void>;
+  readonly #maxRounds: number;
+  #queue: Pending[] = [];
+  #running = false;
+  #pendingMax: number | undefined;
+  #maxWaiters: { resolve: () => void; reject: (e: unknown) => void }[] = [];
+
+  /**
+   * Creates a batcher over `store` (which it does not close).
+   *
+   * @param store the semaphore's store
+   * @param options batch size, a slot count to apply, a commit callback
+   */
+  constructor(store: LockStore, options: SlotBatcherOptions = {}) {
+    this.#store = store;
+    this.#maxBatch = options.maxBatch ?? 256;
+    this.#pendingMax = options.pendingMax;
+    this.#onCommit = options.onCommit ?? (() => {});
+    this.#now = options.now ?? (() => performance.now());
+    this.#random = options.random ?? Math.random;
+    this.#sleep = options.sleep ??
+      ((ms) => new Promise((resolve) => setTimeout(resolve, ms)));
+    this.#maxRounds = options.maxRounds ?? 32;
+  }
+
+  /** The store the batches go to. */
+  get store(): LockStore {
+    return this.#store;
+  }
+
+  /** The slot count still to be applied, if any. */
+  get pendingMax(): number | undefined {
+    return this.#pendingMax;
+  }
+
+  /** Calls queued or in the batch in flight. */
+  get busy(): boolean {
+    return this.#running || this.#queue.length > 0;
+  }
+
+  /**
+   * Queues a call; resolves with its verdict once its batch is stored.
+   * Rejects with the store's error (`EtcdUnavailableError`,
+   * `ContentionError`, `CorruptDocumentError`) when the batch failed: then
+   * the call may or may not have been applied, as with any failed write.
+   */
+  submit(request: SlotRequest): Promise<SlotVerdict> {
+    return new Promise((resolve, reject) => {
+      this.#queue.push({ request, resolve, reject });
+      this.#kick();
+    });
+  }
+
+  /**
+   * Sets the number of slots to `max` in the next commit (one without calls
+   * when none are queued), then never again: a later change by
+   * `locksmithctl set-max` stands. Resolves once it is stored (or was
+   * already `max`); rejects when that commit fails, and then the next
+   * commit tries again.
+   */
+  applyMax(max: number): Promise<void> {
+    this.#pendingMax = max;
+    return new Promise((resolve, reject) => {
+      this.#maxWaiters.push({ resolve, reject });
+      this.#kick();
+    });
+  }
+
+  #kick(): void {
+    if (!this.#running) void this.#drain();
+  }
+
+  async #drain(): Promise<void> {
+    this.#running = true;
+    try {
+      while (this.#queue.length > 0 || this.#maxWaiters.length > 0) {
+        await this.#commit(this.#queue.splice(0, this.#maxBatch));
+      }
+    } finally {
+      this.#running = false;
+    }
+  }
+
+  /**
+   * Applies `change` in rounds of two compare-and-swap attempts (the second
+   * goes at once, on the document the failed first one returned). Between
+   * rounds it pauses briefly with jitter, then reads, so that the next round
+   * starts from a fresh document. (A store's own later retries start from
+   * the document seen before their pause, which a busy writer elsewhere has
+   * changed by then.) Fails with `ContentionError` after `maxRounds` rounds;
+   * any other error ends it at once.
+   */
+  async #update(
+    change: Change,
+  ): Promise<{ outcome: UpdateOutcome; conflicts: number }> {
+    let conflicts = 0;
+    for (let round = 1;; round++) {
+      try {
+        const outcome = await this.#store.update(change, { maxAttempts: 2 });
+        return { outcome, conflicts: conflicts + outcome.attempts - 1 };
+      } catch (error) {
+        if (!(error instanceof ContentionError) || round >= this.#maxRounds) {
+          throw error;
+        }
+        conflicts += 2;
+      }
+      await this.#sleep(this.#random() * Math.min(50, 2 ** round));
+      await this.#store.read();
+    }
+  }
+
+  async #commit(batch: Pending[]): Promise<void> {
+    const max = this.#pendingMax;
+    const maxWaiters = this.#maxWaiters;
+    this.#maxWaiters = [];
+    let results: SlotResult[] = [];
+    const started = this.#now();
+    const report = (ok: boolean, written: boolean, conflicts: number) =>
+      this.#onCommit({
+        calls: batch.length,
+        seconds: (this.#now() - started) / 1000,
+        ok,
+        written,
+        conflicts,
+      });
+    try {
+      const { outcome, conflicts } = await this.#update((doc) => {
+        const applied = applyBatch(doc, batch, max);
+        results = applied.results;
+        return applied.doc;
+      });
+      report(true, outcome.written, conflicts);
+      if (max !== undefined && this.#pendingMax === max) {
+        this.#pendingMax = undefined;
+      }
+      for (const waiter of maxWaiters) waiter.resolve();
+      batch.forEach((entry, i) =>
+        entry.resolve({
+          result: results[i] as SlotResult,
+          doc: outcome.after,
+          written: outcome.written,
+        })
+      );
+    } catch (error) {
+      report(false, false, 0);
+      for (const waiter of maxWaiters) waiter.reject(error);
+      for (const entry of batch) entry.reject(error);
+    }
+  }
+}
+
+/**
+ * Applies a slot count and then the calls, in order, to `doc`; returns the
+ * new document (`undefined` when it would store the same text) and each
+ * call's result. Never adds a holder past `MAX_HOLDERS` (the stored
+ * document's limit): such a lock is `full`.
+ */
+function applyBatch(
+  doc: Semaphore,
+  batch: readonly Pending[],
+  max: number | undefined,
+): { doc: Semaphore | undefined; results: SlotResult[] } {
+  const results: SlotResult[] = [];
+  let next = max !== undefined && doc.max !== max ? setMax(doc, max) : doc;
+  for (const { request } of batch) {
+    try {
+      if (request.op === "lock") {
+        if (next.holders.length >= MAX_HOLDERS && !isHolder(next, request.id)) {
+          results.push("full");
+          continue;
+        }
+        next = lock(next, request.id);
+        results.push("locked");
+      } else {
+        next = unlock(next, request.id);
+        results.push("released");
+      }
+    } catch (error) {
+      if (!(error instanceof SemaphoreRefusedError)) throw error;
+      results.push(REFUSAL_RESULT[error.reason]);
+    }
+  }
+  const changed = next !== doc &&
+    formatSemaphore(next) !== formatSemaphore(doc);
+  return { doc: changed ? next : undefined, results };
+}

@@ -1,0 +1,158 @@
+/**
+ * `locksmithd serve`: the FleetLock server wired to the real world: the
+ * command line and environment, locksmithd's etcd settings, TLS files, the
+ * etcd store, signals, and the log on stderr.
+ *
+ * @module
+ */
+
+import {
+  DAEMON_CONFIG_KEYS,
+  type DaemonConfig,
+  loadDaemonConfig,
+} from "../daemon/config.ts";
+import { createDaemonLog } from "../daemon/log.ts";
+import { exitCodeOf, oneLine, UsageError } from "../common/errors.ts";
+import { VERSION } from "../common/version.ts";
+import type { LockStore } from "../semaphore/lock_store.ts";
+import {
+  parseServeArgs,
+  resolveServeOptions,
+  SERVE_ENV_KEYS,
+  type ServeOptions,
+} from "./options.ts";
+import { semaphoreGroupOf } from "./protocol.ts";
+import { SERVE_USAGE } from "./help.ts";
+import type { FleetLockServer } from "./server.ts";
+
+const encoder = new TextEncoder();
+
+function writeStderr(text: string): void {
+  const bytes = encoder.encode(text);
+  let offset = 0;
+  while (offset < bytes.length) {
+    offset += Deno.stderr.writeSync(bytes.subarray(offset));
+  }
+}
+
+/** The daemon's etcd keys: the only daemon settings `serve` takes from the environment. */
+const ETCD_KEYS = DAEMON_CONFIG_KEYS.filter((key) =>
+  key === "LOCKSMITHD_ENDPOINT" || key.startsWith("LOCKSMITHD_ETCD_")
+);
+
+function readEnv(keys: readonly string[]): Record<string, string | undefined> {
+  return Object.fromEntries(keys.map((key) => [key, Deno.env.get(key)]));
+}
+
+/** Opens the etcd store of a FleetLock group: the one place `serve` knows etcd. */
+function etcdStoreFactory(
+  config: DaemonConfig,
+): (group: string) => Promise<LockStore> {
+  return async (group) => {
+    const { openEtcdLockStore } = await import("../etcd/etcd_lock_store.ts");
+    return await openEtcdLockStore(config.etcd, semaphoreGroupOf(group));
+  };
+}
+
+async function readPem(path: string, what: string): Promise<string> {
+  try {
+    return await Deno.readTextFile(path);
+  } catch (error) {
+    throw new UsageError(
+      `cannot read ${what} file ${path}: ${oneLine(error)}`,
+    );
+  }
+}
+
+/** Resolves when SIGTERM or SIGINT arrives; `dispose` removes the handlers. */
+function signalled(): { stopped: Promise<string>; dispose(): void } {
+  let resolve: (name: string) => void = () => {};
+  const stopped = new Promise<string>((r) => resolve = r);
+  const removers = (["SIGTERM", "SIGINT"] as const).map((name) => {
+    const handler = () => resolve(name);
+    Deno.addSignalListener(name, handler);
+    return () => Deno.removeSignalListener(name, handler);
+  });
+  return { stopped, dispose: () => removers.forEach((remove) => remove()) };
+}
+
+/**
+ * Runs `locksmithd serve` with `args` (the arguments after `serve`) until
+ * SIGTERM or SIGINT. Returns the exit status: 0 after a clean stop, 1 when
+ * it cannot listen, 2 on a usage or configuration error.
+ */
+export async function runServe(args: readonly string[]): Promise<number> {
+  const journal = Deno.env.get("JOURNAL_STREAM") !== undefined;
+  const log = createDaemonLog(writeStderr, journal);
+  let config: DaemonConfig;
+  let options: ServeOptions;
+  let tls: { cert: string; key: string } | undefined;
+  try {
+    const parsed = parseServeArgs(args);
+    if (parsed.help) {
+      Deno.stdout.writeSync(encoder.encode(SERVE_USAGE));
+      return 0;
+    }
+    if (parsed.version) {
+      Deno.stdout.writeSync(encoder.encode(`locksmithd ${VERSION}\n`));
+      return 0;
+    }
+    config = await loadDaemonConfig({
+      configFiles: parsed.configFiles,
+      env: readEnv(ETCD_KEYS),
+      flags: parsed.daemonFlags,
+    });
+    options = resolveServeOptions(parsed.values, readEnv(SERVE_ENV_KEYS));
+    if (options.tls) {
+      tls = {
+        cert: await readPem(options.tls.certFile, "TLS certificate"),
+        key: await readPem(options.tls.keyFile, "TLS key"),
+      };
+    }
+  } catch (error) {
+    writeStderr(`locksmithd serve: ${oneLine(error)}\n`);
+    return exitCodeOf(error);
+  }
+  for (const warning of config.warnings) log.warn(warning);
+
+  const { stopped, dispose } = signalled();
+  let server: FleetLockServer;
+  try {
+    const { startFleetLockServer } = await import("./server.ts");
+    server = await startFleetLockServer({
+      options,
+      tls,
+      openStore: etcdStoreFactory(config),
+      log,
+    });
+  } catch (error) {
+    dispose();
+    const where = `${options.listen.hostname}:${options.listen.port}`;
+    log.error(
+      tls
+        ? `cannot serve HTTPS on ${where} with ${options.tls?.certFile} and ${options.tls?.keyFile}: ${
+          oneLine(error)
+        }`
+        : `cannot listen on ${where}: ${oneLine(error)}`,
+    );
+    return 1;
+  }
+  log.info(
+    `serving FleetLock on ${server.url} (etcd ${
+      config.etcd.endpoints.join(",")
+    }${options.groups ? `; groups ${options.groups.join(", ")}` : ""}${
+      options.tokens.size > 0 ? "; tokens required" : ""
+    })`,
+  );
+  const name = await Promise.race([
+    stopped,
+    server.finished.then(() => undefined),
+  ]);
+  dispose();
+  if (name !== undefined) {
+    log.info(`${name} received: stopping after the requests in flight`);
+  }
+  await server.shutdown();
+  log.info("stopped");
+  return 0;
+}
