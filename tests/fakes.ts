@@ -71,6 +71,8 @@ export class FakeStore implements LockStore {
   readonly writes: string[] = [];
   /** Holder records by id. */
   readonly records = new Map<string, HolderRecord>();
+  /** Every update's options, in order. */
+  readonly updates: (UpdateOptions | undefined)[] = [];
   /** Every update's companion writes, in order. */
   readonly companions: (readonly Companion[])[] = [];
   constructor(readonly clock: FakeClock, doc?: Semaphore | string) {
@@ -104,6 +106,7 @@ export class FakeStore implements LockStore {
     }
   }
   update(change: Change, options?: UpdateOptions): Promise<UpdateOutcome> {
+    this.updates.push(options);
     try {
       this.check();
       const before = this.doc;

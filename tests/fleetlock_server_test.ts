@@ -28,7 +28,7 @@ import {
   resolveServeOptions,
 } from "../lib/fleetlock/options.ts";
 import { fleetLockKey, semaphoreGroupOf } from "../lib/fleetlock/protocol.ts";
-import { openEtcdLockStore } from "../lib/etcd/etcd_lock_store.ts";
+import { openEtcdLockStore } from "../lib/etcd/open.ts";
 import { lockSlot, unlockSlot } from "../lib/semaphore/lock_store.ts";
 import { parseSemaphore } from "../lib/semaphore/document.ts";
 import { SemaphoreRefusedError } from "../lib/common/errors.ts";

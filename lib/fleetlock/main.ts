@@ -15,6 +15,8 @@ import { createDaemonLog } from "../daemon/log.ts";
 import { exitCodeOf, oneLine, UsageError } from "../common/errors.ts";
 import { VERSION } from "../common/version.ts";
 import type { LockStore } from "../semaphore/lock_store.ts";
+import { semaphoreKey } from "../semaphore/keys.ts";
+import type { EtcdPort } from "../etcd/port.ts";
 import {
   parseServeArgs,
   resolveServeOptions,
@@ -44,13 +46,32 @@ function readEnv(keys: readonly string[]): Record<string, string | undefined> {
   return Object.fromEntries(keys.map((key) => [key, Deno.env.get(key)]));
 }
 
-/** Opens the etcd store of a FleetLock group: the one place `serve` knows etcd. */
-function etcdStoreFactory(
-  config: DaemonConfig,
-): (group: string) => Promise<LockStore> {
-  return async (group) => {
-    const { openEtcdLockStore } = await import("../etcd/etcd_lock_store.ts");
-    return await openEtcdLockStore(config.etcd, semaphoreGroupOf(group));
+/**
+ * Opens the etcd store of a FleetLock group: the one place `serve` knows
+ * etcd. Every group's store shares one etcd port (one set of connections);
+ * `close` closes it once the server has stopped.
+ */
+function etcdStoreFactory(config: DaemonConfig): {
+  open(group: string): Promise<LockStore>;
+  close(): Promise<void>;
+} {
+  let port: Promise<EtcdPort> | undefined;
+  return {
+    async open(group) {
+      const [{ openEtcdPort }, { EtcdLockStore }] = await Promise.all([
+        import("../etcd/open.ts"),
+        import("../etcd/etcd_lock_store.ts"),
+      ]);
+      port ??= openEtcdPort(config.etcd);
+      return new EtcdLockStore(
+        await port,
+        semaphoreKey(semaphoreGroupOf(group)),
+        { timeoutMs: config.etcd.timeoutMs, ownsPort: false },
+      );
+    },
+    async close() {
+      await (await port)?.close();
+    },
   };
 }
 
@@ -116,13 +137,14 @@ export async function runServe(args: readonly string[]): Promise<number> {
   for (const warning of config.warnings) log.warn(warning);
 
   const { stopped, dispose } = signalled();
+  const stores = etcdStoreFactory(config);
   let server: FleetLockServer;
   try {
     const { startFleetLockServer } = await import("./server.ts");
     server = await startFleetLockServer({
       options,
       tls,
-      openStore: etcdStoreFactory(config),
+      openStore: (group) => stores.open(group),
       log,
     });
   } catch (error) {
@@ -153,6 +175,7 @@ export async function runServe(args: readonly string[]): Promise<number> {
     log.info(`${name} received: stopping after the requests in flight`);
   }
   await server.shutdown();
+  await stores.close().catch(() => {});
   log.info("stopped");
   return 0;
 }

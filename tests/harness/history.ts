@@ -11,9 +11,10 @@ export interface KeyVersion {
 }
 
 /**
- * Returns every version of `key` from revision 1 to now, in order, by
- * replaying a watch from revision 1 up to the key's current mod_revision
- * (nothing is compacted in tests).
+ * Returns every version of `key` since its creation, in order, by replaying
+ * a watch from its create revision up to its current mod_revision (the
+ * tests compact only before a key is created). A key deleted and created
+ * again shows its versions since the last creation.
  */
 export async function keyHistory(
   endpoints: string[],
@@ -25,7 +26,8 @@ export async function keyHistory(
     if (current === undefined) return [];
     const head = Number(current.mod_revision);
     const versions: KeyVersion[] = [];
-    const watcher = await client.watch().key(key).startRevision("1").create();
+    const watcher = await client.watch().key(key)
+      .startRevision(String(current.create_revision)).create();
     const decoder = new TextDecoder();
     await new Promise<void>((resolve, reject) => {
       const timer = setTimeout(
