@@ -138,13 +138,16 @@ Deno.test("locksmithd against a real etcd and a private system bus", async (t) =
     await t.step(
       "best-effort reboots without a slot when etcd does not answer",
       async () => {
-        await withMachine({ REBOOT_STRATEGY: "best-effort" }, async (m) => {
+        await withMachine({
+          REBOOT_STRATEGY: "best-effort",
+          LOCKSMITHD_BEST_EFFORT_WAIT: "2s",
+        }, async (m) => {
           m.bus.updateEngine.setStatus({ currentOperation: NEED_REBOOT });
-          m.startDaemon(["--endpoint", "http://127.0.0.1:1"]);
+          m.startDaemon(["--endpoint", "http://127.0.0.1:2"]);
           await m.waitForLine(/reboot requested$/);
           assert.match(
             m.lines.join("\n"),
-            /etcd does not answer .*best-effort: rebooting without a slot/,
+            /best-effort: no etcd endpoint \(http:\/\/127\.0\.0\.1:2\) has answered since locksmithd started, nor within 2s .*rebooting without a slot/,
           );
         });
       },
@@ -269,7 +272,7 @@ Deno.test("locksmithd against a real etcd and a private system bus", async (t) =
           m.bus.updateEngine.setStatus({ currentOperation: NEED_REBOOT });
           m.startDaemon();
           await m.waitForLine(
-            /no slot free for this machine \(max 1, held by other, 0 waiting ahead\); waiting/,
+            /no slot free for this machine \(max 1, held by other; first in line\); waiting/,
           );
           const started = Date.now();
           assert.equal(await m.stopDaemon("SIGTERM"), 0);
@@ -301,7 +304,7 @@ Deno.test("locksmithd survives etcd outages", async (t) => {
           m.bus.updateEngine.setStatus({ currentOperation: NEED_REBOOT });
           m.startDaemon();
           await m.waitForLine(
-            /cannot take a slot: cannot reach etcd .*; retrying in \d/,
+            /cannot check this machine's slot: cannot reach etcd .*; retrying in \d/,
           );
           await member.start();
           await etcd.waitHealthy();
@@ -335,6 +338,32 @@ Deno.test("locksmithd survives etcd outages", async (t) => {
             fresh.close();
           }
           await m.waitForLine(/reboot requested$/, 60_000, true);
+          assert.equal(await client.get(m.key).string(), doc(0, 1, [m.id]));
+        });
+      },
+    );
+
+    await t.step(
+      "best-effort waiting on a full semaphore never reboots without a slot while etcd is stopped for 15 s, then takes the slot once free",
+      async () => {
+        await withMachine({ REBOOT_STRATEGY: "best-effort" }, async (m) => {
+          await client.put(m.key).value(doc(0, 1, ["holder-1"]));
+          m.bus.updateEngine.setStatus({ currentOperation: NEED_REBOOT });
+          m.startDaemon();
+          await m.waitForLine(/no slot free/);
+          await member.stop();
+          await new Promise((r) => setTimeout(r, 15_000));
+          assert.equal(await m.reboots(), 0, "no reboot during the outage");
+          await member.start();
+          await etcd.waitHealthy();
+          const fresh = new Etcd3({ hosts: etcd.endpoints });
+          try {
+            await fresh.put(m.key).value(doc(1, 1, []));
+          } finally {
+            fresh.close();
+          }
+          await m.waitForLine(/reboot requested$/, 90_000, true);
+          assert.doesNotMatch(m.lines.join("\n"), /without a slot/);
           assert.equal(await client.get(m.key).string(), doc(0, 1, [m.id]));
         });
       },

@@ -590,7 +590,9 @@ Deno.test("clients report an unavailable cluster as a clear error after their ti
       async () => {
         await etcd.stopAll();
         try {
-          await expectClearFailure(/etcd at /);
+          await expectClearFailure(
+            /cannot reach etcd \(http:\/\/127\.0\.0\.1:\d+: connection refused; http:\/\/127\.0\.0\.1:\d+: connection refused; /,
+          );
         } finally {
           await etcd.startAll();
         }

@@ -18,7 +18,7 @@
  */
 
 import { ValueDefect } from "../common/value_parsers.ts";
-import type { EtcdConnectionOptions } from "../etcd/grpc_client.ts";
+import type { EtcdConnectionOptions } from "../etcd/options.ts";
 import type { RebootWindow } from "./reboot_window.ts";
 import {
   type ConfigSource,
@@ -96,6 +96,12 @@ export interface DaemonConfig {
   readonly rebootSentinel: string;
   /** Delay before rebooting while users are logged in, in ms; 0 disables it (`LOCKSMITHD_LOGIN_DELAY`). */
   readonly loginDelayMs: number;
+  /** best-effort's wait for an etcd that never answered, in ms (`LOCKSMITHD_BEST_EFFORT_WAIT`). */
+  readonly bestEffortWaitMs: number;
+  /** How long a refused reboot is retried before the slot is given back, in ms (`LOCKSMITHD_REBOOT_RETRY_LIMIT`). */
+  readonly rebootRetryLimitMs: number;
+  /** This boot's id when given (`LOCKSMITHD_BOOT_ID`), else read or derived at start. */
+  readonly bootId: string | undefined;
   /** The config files that were read, in order (missing ones left out). */
   readonly configFiles: readonly string[];
   /**

@@ -15,7 +15,7 @@
  */
 
 import type { DaemonConfig } from "./config.ts";
-import type { EtcdConnectionOptions } from "../etcd/grpc_client.ts";
+import type { EtcdConnectionOptions } from "../etcd/options.ts";
 import { UsageError } from "../common/errors.ts";
 import { DEFAULT_ENDPOINT, parseEndpoints } from "../etcd/endpoints.ts";
 import { canonicalTimeZone, RebootWindowError } from "./reboot_window.ts";
@@ -48,6 +48,12 @@ export const DEFAULT_REBOOT_SENTINEL = "/run/reboot-required";
 
 /** Login delay used when `LOCKSMITHD_LOGIN_DELAY` is unset or empty: 5 minutes. */
 export const DEFAULT_LOGIN_DELAY_MS = 300_000;
+
+/** best-effort's wait for etcd when it never answered, when `LOCKSMITHD_BEST_EFFORT_WAIT` is unset: 30 seconds. */
+export const DEFAULT_BEST_EFFORT_WAIT_MS = 30_000;
+
+/** How long a refused reboot is retried, when `LOCKSMITHD_REBOOT_RETRY_LIMIT` is unset: 30 minutes. */
+export const DEFAULT_REBOOT_RETRY_LIMIT_MS = 1_800_000;
 
 /** etcd request deadline used when `LOCKSMITHD_ETCD_TIMEOUT` is unset or empty: 5 seconds. */
 export const DEFAULT_ETCD_TIMEOUT_MS = 5_000;
@@ -292,6 +298,34 @@ export const DAEMON_KEYS: readonly DaemonKey[] = Object.freeze(
       shownDefault: "`5m`",
       description:
         "how long to wait before rebooting while users are logged in; `0` disables the wait",
+    },
+    {
+      key: "LOCKSMITHD_BEST_EFFORT_WAIT",
+      field: "bestEffortWaitMs",
+      parse: duration({ example: "30s", positive: true }),
+      default: DEFAULT_BEST_EFFORT_WAIT_MS,
+      shownDefault: "`30s`",
+      description:
+        "with `best-effort`, how long to keep trying etcd before rebooting without a slot, when no endpoint has answered since locksmithd started",
+    },
+    {
+      key: "LOCKSMITHD_REBOOT_RETRY_LIMIT",
+      field: "rebootRetryLimitMs",
+      parse: duration({ example: "30m", positive: true }),
+      default: DEFAULT_REBOOT_RETRY_LIMIT_MS,
+      shownDefault: "`30m`",
+      description:
+        "how long a refused reboot is retried before the slot is given back (the machine queues again later)",
+    },
+    {
+      key: "LOCKSMITHD_BOOT_ID",
+      field: "bootId",
+      parse: holderId(),
+      default: undefined,
+      shownDefault:
+        "`/proc/sys/kernel/random/boot_id` when readable, else the boot time",
+      description:
+        "this boot's id, recorded with the slot; the systemd units set it from `%b`",
     },
   ] satisfies readonly DaemonKey[],
 );

@@ -80,7 +80,7 @@ export function startupAction(facts: StartupFacts): StartupAction {
   if (!facts.holding) return { action: "none" };
   const { recordedBoot, currentBoot, rebootPending } = facts;
   if (recordedBoot !== undefined && currentBoot !== undefined) {
-    if (recordedBoot !== currentBoot) {
+    if (!sameBoot(recordedBoot, currentBoot)) {
       return {
         action: "release",
         reason: "the reboot has happened (the boot id changed)",
@@ -100,6 +100,29 @@ export function startupAction(facts: StartupFacts): StartupAction {
   return rebootPending
     ? { action: "keep", reason: "its reboot is still pending" }
     : { action: "release", reason: "the reboot has happened" };
+}
+
+/** Prefix of a boot id derived from the boot time (when the kernel's cannot be read). */
+export const BOOT_TIME_ID_PREFIX = "boot-time:";
+
+/** A boot id derived from the boot time: `boot-time:<unix seconds>`. */
+export function bootTimeId(bootTime: Date): string {
+  return `${BOOT_TIME_ID_PREFIX}${Math.round(bootTime.getTime() / 1_000)}`;
+}
+
+/**
+ * Whether two boot ids name the same boot. Ids derived from the boot time
+ * (`now - uptime`) drift with clock corrections: within 2 minutes counts as
+ * the same boot.
+ */
+export function sameBoot(a: string, b: string): boolean {
+  if (a.startsWith(BOOT_TIME_ID_PREFIX) && b.startsWith(BOOT_TIME_ID_PREFIX)) {
+    const ta = Number(a.slice(BOOT_TIME_ID_PREFIX.length));
+    const tb = Number(b.slice(BOOT_TIME_ID_PREFIX.length));
+    return Number.isFinite(ta) && Number.isFinite(tb) &&
+      Math.abs(ta - tb) <= 120;
+  }
+  return a === b;
 }
 
 /** What a failed attempt to take a slot means. */

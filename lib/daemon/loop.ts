@@ -97,7 +97,7 @@ async function decideLockMode(run: Run): Promise<LockMode> {
   const mode = lockMode(run.settings.strategy, run.etcdAnswered);
   if (mode !== "probe") return store ? mode : "no-slot";
   if (store === undefined) return "no-slot";
-  const budget = run.tuning("bestEffortBudgetMs");
+  const budget = run.tuning("bestEffortWaitMs");
   const until = clock.now().getTime() + budget;
   let last: unknown;
   for (let attempt = 1; !run.stopped; attempt++) {

@@ -16,7 +16,7 @@ import {
 import { createDaemonLog, type DaemonLogger } from "./log.ts";
 import { type DaemonOutcome, runDaemonLoop } from "./loop.ts";
 import type { BootInfo, Clock } from "./ports.ts";
-import { usesLock } from "./decisions.ts";
+import { bootTimeId, usesLock } from "./decisions.ts";
 import { exitCodeOf, oneLine, UsageError } from "../common/errors.ts";
 import { readMachineId } from "../common/machine_id.ts";
 import { anyRebootNeed, rebootNeedFrom } from "./reboot_need.ts";
@@ -126,20 +126,35 @@ async function openSemaphore(
 /** The kernel's boot id file. */
 export const BOOT_ID_PATH = "/proc/sys/kernel/random/boot_id";
 
-/** This boot's id and start time, or `undefined` (with a warning) when they cannot be read. */
-async function readBoot(log: DaemonLogger): Promise<BootInfo | undefined> {
+/**
+ * This boot's id and start time. The id is `LOCKSMITHD_BOOT_ID` (the
+ * systemd units pass `%b`), else the kernel's (reading `/proc` takes
+ * `--allow-all` under Deno), else derived from the boot time. `undefined`
+ * (with a warning) when not even the uptime may be read.
+ */
+async function readBoot(
+  configured: string | undefined,
+  log: DaemonLogger,
+): Promise<BootInfo | undefined> {
+  let time: Date;
   try {
-    const id = (await Deno.readTextFile(BOOT_ID_PATH)).trim();
-    const time = new Date(Date.now() - Deno.osUptime() * 1_000);
-    return { id, time };
+    time = new Date(Date.now() - Deno.osUptime() * 1_000);
   } catch (error) {
     log.warn(
-      `cannot read this boot's id (${BOOT_ID_PATH}, uptime): ${
+      `cannot read the uptime: ${
         oneLine(error)
-      }; slots are released after boot when no reboot is pending`,
+      } (add --allow-sys=osUptime); slots are released after boot when no reboot is pending, and reboot sentinels are not checked against the boot time`,
     );
     return undefined;
   }
+  if (configured !== undefined) return { id: configured, time };
+  try {
+    const id = (await Deno.readTextFile(BOOT_ID_PATH)).trim();
+    if (id !== "") return { id, time };
+  } catch {
+    // Not readable here: derive an id from the boot time.
+  }
+  return { id: bootTimeId(time), time };
 }
 
 /** Checks at start that the sentinel file can be checked: missing is fine, forbidden is a configuration error. */
@@ -205,7 +220,7 @@ export async function runDaemon(args: readonly string[]): Promise<number> {
   const closers: (() => Promise<void>)[] = [];
   try {
     const machineId = config.machineId ?? await readMachineId();
-    const boot = await readBoot(log);
+    const boot = await readBoot(config.bootId, log);
     const [{ connectSystemBus }, { LogindRebooter }, { UpdateEngineClient }] =
       await Promise.all([
         import("../dbus/system_bus.ts"),
@@ -250,6 +265,8 @@ export async function runDaemon(args: readonly string[]): Promise<number> {
       loginDelayMs: config.loginDelayMs,
       endpoints: config.etcd.endpoints,
       group: config.group,
+      bestEffortWaitMs: config.bestEffortWaitMs,
+      rebootRetryLimitMs: config.rebootRetryLimitMs,
     }, {
       store: semaphore?.store,
       queue: semaphore?.queue,

@@ -76,7 +76,7 @@ export interface DaemonSettings {
   /** How long a free slot is left to a head that does not take it before the second takes it (default 10 s). */
   readonly handoverMs?: number;
   /** best-effort: how long to try reaching etcd before deciding it is not there (default 30 s). */
-  readonly bestEffortBudgetMs?: number;
+  readonly bestEffortWaitMs?: number;
   /** How long logind may refuse to reboot before the slot is released (default 30 min). */
   readonly rebootRetryLimitMs?: number;
 }

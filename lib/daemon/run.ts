@@ -15,7 +15,7 @@ import type { DaemonDeps, DaemonSettings } from "./ports.ts";
 export const DEFAULTS = {
   safetyRecheckMs: 300_000,
   handoverMs: 10_000,
-  bestEffortBudgetMs: 30_000,
+  bestEffortWaitMs: 30_000,
   rebootRetryLimitMs: 1_800_000,
 } as const;
 

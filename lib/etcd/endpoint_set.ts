@@ -180,7 +180,7 @@ export class EndpointSet {
           .map((f) => `${f.endpoint}: ${f.message}`).join("; ");
         const message = timedOut
           ? `etcd did not answer within ${
-            formatDuration(timing.deadline - started)
+            formatDuration(Math.round((timing.deadline - started) / 100) * 100)
           } (${what})`
           : `cannot reach etcd (${what})`;
         finish(() =>

@@ -170,6 +170,9 @@ export class GatewayPort implements EtcdPort {
       if (signal.aborted) {
         throw new EndpointFailure(endpoint, "timeout", "no answer");
       }
+      // fetch refuses some ports outright (the Fetch standard's "bad
+      // ports", e.g. 1 or 9): only gRPC can reach etcd there.
+      if (/are blocked/.test(String(error))) throw new NoGatewayError(endpoint);
       throw new EndpointFailure(endpoint, "refused", describeFetchError(error));
     }
     let json: Json;

@@ -71,7 +71,7 @@ export interface Machine {
   needReboot(): Promise<void>;
   /** Number of Reboot calls logind received so far. */
   reboots(): Promise<number>;
-  /** Simulates the reboot: stop the daemon, clear need-reboot and reboot calls, start it again. */
+  /** Simulates the reboot: stop the daemon, clear need-reboot and reboot calls, start it again on a new boot id. */
   reboot(): Promise<void>;
   /** Stops everything and removes the temp dir. */
   close(): Promise<void>;
@@ -95,6 +95,7 @@ export async function startMachine(options: MachineOptions): Promise<Machine> {
   const listeners = new Set<(line: string) => void>();
   let child: Deno.ChildProcess | undefined;
   let pump: Promise<void> = Promise.resolve();
+  let boot = 1;
 
   const machine: Machine = {
     id: options.id,
@@ -122,6 +123,7 @@ export async function startMachine(options: MachineOptions): Promise<Machine> {
           LOCKSMITHD_MACHINE_ID: options.id,
           LOCKSMITHD_ENDPOINT: options.endpoint,
           LOCKSMITHD_REBOOT_SENTINEL: sentinel,
+          LOCKSMITHD_BOOT_ID: `${options.id}-boot-${boot}`,
         }),
         stdin: "null",
         stdout: "null",
@@ -196,6 +198,7 @@ export async function startMachine(options: MachineOptions): Promise<Machine> {
     },
     async reboot() {
       await machine.stopDaemon();
+      boot++;
       bus.updateEngine.setStatus({ currentOperation: IDLE });
       await Deno.remove(sentinel).catch(() => {});
       await bus.logind.clearCalls();
