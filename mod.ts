@@ -62,10 +62,7 @@ export {
   validateId,
 } from "./lib/common/machine_id.ts";
 export { DEFAULT_ENDPOINT, parseEndpoints } from "./lib/etcd/endpoints.ts";
-export {
-  describeEtcdError,
-  type EtcdConnectionOptions,
-} from "./lib/etcd/grpc_client.ts";
+export type { EtcdConnectionOptions } from "./lib/etcd/options.ts";
 export {
   EtcdLockStore,
   type EtcdLockStoreOptions,
