@@ -183,17 +183,28 @@ export function describeUnavailable(details: string, secure: boolean): string {
   const text = details.replace(/\s+/g, " ")
     .replace(/\.? Resolution note:.*$/, "")
     .replace(/^No connection established\. Last error: (Error: )?/, "")
-    .replace(/ \(\d{4}-\d\d-\d\dT[\d:.]+Z\)$/, "");
+    .replace(/ \(\d{4}-\d\d-\d\dT[\d:.]+Z\)$/, "")
+    .replace(
+      /^Received RST_STREAM with code \d+ triggered by internal client error: /,
+      "",
+    )
+    .replace(
+      "This socket has been ended by the other party",
+      "closed by the member",
+    );
   if (/ECONNREFUSED|Connection refused/i.test(text)) {
     return "connection refused";
   }
   if (/certificate|tls|ssl|handshake/i.test(text)) {
     return `TLS failed: ${text}`;
   }
-  if (secure && connecting && /EPIPE|ECONNRESET|socket hang up/.test(text)) {
+  const lost =
+    /EPIPE|ECONNRESET|socket hang up|closed by the member|Connection dropped/i
+      .test(text);
+  if (lost && secure && connecting) {
     return `TLS failed: the server closed the connection (${text}); does it require a client certificate?`;
   }
-  return text;
+  return lost ? `connection lost (${text})` : text;
 }
 
 /** gRPC status codes that mean "this member cannot serve now": try another. */
