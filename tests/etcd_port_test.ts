@@ -798,6 +798,40 @@ Deno.test("a watch runs on the member asked for; killing that member ends it as 
   }
 });
 
+Deno.test("a member cut off from its leader ends its watches as disconnected, alike for both adapters", async (t) => {
+  const cluster = await startEtcd({ members: 3 });
+  try {
+    for (const { name, open } of ADAPTERS) {
+      await t.step(name, async () => {
+        const lonely = (await cluster.followers())[0]!;
+        await withPort(open, {
+          endpoints: cluster.endpoints,
+          timeoutMs: TIMEOUT_MS,
+        }, async (port) => {
+          const recorder = new Recorder();
+          port.watch([{ key: bytes("k") }], recorder, lonely.clientUrl);
+          await recorder.until("created", () => recorder.created.length > 0);
+          const others = cluster.members.filter((m) => m !== lonely);
+          for (const member of others) member.pause();
+          try {
+            await recorder.until("end", () => recorder.ends.length > 0, 15_000);
+          } finally {
+            for (const member of others) member.resume();
+          }
+          assert.deepEqual(recorder.ends, [{
+            kind: "disconnected",
+            reason: `${lonely.clientUrl}: etcdserver: no leader`,
+          }]);
+        });
+        await cluster.waitHealthy();
+        await cluster.waitLeader();
+      });
+    }
+  } finally {
+    await cluster.close();
+  }
+});
+
 Deno.test("unreachable endpoints give one-line EtcdUnavailableErrors naming them, for both adapters", async (t) => {
   const hole = startBlackHole();
   const refusing = `http://127.0.0.1:${freePort()}`;
