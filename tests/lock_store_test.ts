@@ -157,7 +157,7 @@ Deno.test("EtcdLockStore against a real etcd", async (t) => {
             }
           }
         } finally {
-          hole.close();
+          await hole.close();
         }
       },
     );

@@ -1,14 +1,378 @@
 /**
- * Placeholder until the gRPC adapter lands (work in progress).
+ * The {@link EtcdPort} over gRPC with `npm:etcd3`, for servers without the
+ * JSON gateway (`--enable-grpc-gateway=false`). It behaves as the gateway
+ * adapter (`gateway.ts`) does: one etcd3 client per member, driven through
+ * etcd3's raw RPC clients (`KVClient`, `LeaseClient`, `WatchClient`,
+ * `AuthClient`) with etcd3's own retries and circuit breakers turned off, so
+ * that the same {@link EndpointSet} decides failover and hedging; with a
+ * user and password, each member's token is fetched once and renewed when
+ * etcd says it is not valid. Loading it (grpc-js, and the protobuf
+ * definitions etcd3 parses at import) adds about 0.1 s and 30 MB to a
+ * process (`bench/startup/port_open.ts`), which is why `open.ts` loads it
+ * only when the gateway is missing.
  *
  * @module
  */
-import type { EtcdConnectionOptions } from "./options.ts";
-import type { EtcdPort } from "./port.ts";
 
-/** Opens the gRPC port. */
-export function openGrpcPort(
-  _options: EtcdConnectionOptions,
-): Promise<EtcdPort> {
-  return Promise.reject(new Error("the gRPC fallback is not built yet"));
+import type { Interceptor } from "@grpc/grpc-js";
+import type { Etcd3, IOptions } from "etcd3";
+import {
+  EtcdAuthenticationError,
+  EtcdRequestError,
+  EtcdUnavailableError,
+} from "../common/errors.ts";
+import {
+  EndpointFailure,
+  EndpointSet,
+  NoEndpointAnswered,
+} from "./endpoint_set.ts";
+import {
+  callInterceptor,
+  grpcCredentials,
+  memberClient,
+  portError,
+  TokenRejected,
+} from "./grpc_client.ts";
+import {
+  int,
+  rangeMessage,
+  rangeResultFrom,
+  txnMessage,
+  txnResultFrom,
+} from "./grpc_messages.ts";
+import { GrpcWatch } from "./grpc_watch.ts";
+import type { EtcdConnectionOptions } from "./options.ts";
+import type {
+  CallOptions,
+  EtcdPort,
+  PortStats,
+  RangeRequest,
+  RangeResult,
+  TxnRequest,
+  TxnResult,
+  WatchHandlers,
+  WatchRequest,
+  WatchStream,
+} from "./port.ts";
+
+/** How to reach etcd over gRPC. */
+export interface GrpcOptions extends EtcdConnectionOptions {
+  /** Ask another member too after this long without an answer (default: a quarter of `timeoutMs`, 100 ms to 1 s). */
+  readonly hedgeAfterMs?: number;
+}
+
+const NOT_FOUND = 5;
+
+/**
+ * The endpoint set abandons every attempt at the call's deadline (the
+ * interceptor then cancels it before anything more is sent); grpc-js's own
+ * deadline is only a backstop, this much later, so that a call that runs out
+ * of time is reported as such by the set, as for the gateway.
+ */
+const BACKSTOP_MS = 250;
+
+/**
+ * Opens the gRPC port: checks the options and reads the TLS files (errors
+ * name the file); nothing is sent before the first request.
+ */
+export async function openGrpcPort(options: GrpcOptions): Promise<GrpcPort> {
+  return new GrpcPort(options, await grpcCredentials(options));
+}
+
+/** One attempt's call options: the deadline, and the interceptor adding abandonment and the token. */
+interface AttemptCall {
+  readonly deadline: number;
+  readonly interceptors: Interceptor[];
+}
+
+/** One RPC on the client of `endpoint`. */
+type Rpc<T> = (
+  client: Etcd3,
+  options: AttemptCall,
+  endpoint: string,
+) => Promise<T>;
+
+/** The {@link EtcdPort} over gRPC; see the module documentation. */
+export class GrpcPort implements EtcdPort {
+  /** The endpoints, for messages. */
+  readonly endpoints: readonly string[];
+  /** Always `"grpc"`. */
+  readonly transport = "grpc" as const;
+  readonly #options: GrpcOptions;
+  readonly #credentials: IOptions["credentials"];
+  readonly #secure: boolean;
+  readonly #clients = new Map<string, Etcd3>();
+  readonly #set: EndpointSet;
+  readonly #tokens = new Map<string, Promise<string>>();
+  readonly #streams = new Set<WatchStream>();
+  readonly #requests: Record<string, number> = {};
+  #closed = false;
+
+  /**
+   * Creates a `GrpcPort`; see {@link openGrpcPort}.
+   *
+   * @param options endpoints, credentials and timeouts
+   * @param credentials etcd3's TLS credentials, if TLS is used
+   */
+  constructor(options: GrpcOptions, credentials: IOptions["credentials"]) {
+    this.endpoints = options.endpoints;
+    this.#options = options;
+    this.#credentials = credentials;
+    this.#secure = credentials !== undefined ||
+      options.endpoints.some((e) => e.startsWith("https:"));
+    this.#set = new EndpointSet(options.endpoints, {
+      hedgeAfterMs: options.hedgeAfterMs ??
+        Math.min(1_000, Math.max(100, options.timeoutMs / 4)),
+    });
+  }
+
+  #count(kind: string): void {
+    this.#requests[kind] = (this.#requests[kind] ?? 0) + 1;
+  }
+
+  /** The etcd3 client of `endpoint`, created on first use. */
+  #client(endpoint: string): Etcd3 {
+    if (this.#closed) throw new Error("the etcd gRPC port is closed");
+    let client = this.#clients.get(endpoint);
+    if (client === undefined) {
+      client = memberClient(endpoint, this.#credentials);
+      this.#clients.set(endpoint, client);
+    }
+    return client;
+  }
+
+  /**
+   * One RPC on one member; turns what etcd3 throws into the port's errors:
+   * {@link EndpointFailure} when the member did not answer usefully, else
+   * etcd's answer.
+   */
+  async #rpc<T>(
+    endpoint: string,
+    signal: AbortSignal,
+    deadline: number,
+    call: Rpc<T>,
+    token?: string,
+  ): Promise<T> {
+    if (signal.aborted) {
+      throw new EndpointFailure(endpoint, "timeout", "no answer");
+    }
+    try {
+      return await call(this.#client(endpoint), {
+        deadline,
+        interceptors: [callInterceptor({ signal, token })],
+      }, endpoint);
+    } catch (error) {
+      throw portError(error, endpoint, signal.aborted, this.#secure);
+    }
+  }
+
+  /** The auth token of `endpoint` (tokens are per member), or `undefined` without credentials. */
+  token(endpoint: string, signal: AbortSignal): Promise<string | undefined> {
+    const { username, password, timeoutMs } = this.#options;
+    if (username === undefined) return Promise.resolve(undefined);
+    let token = this.#tokens.get(endpoint);
+    if (token === undefined) {
+      this.#count("authenticate");
+      token = this.#rpc(
+        endpoint,
+        signal,
+        Date.now() + timeoutMs,
+        (client, options) =>
+          client.auth.authenticate({ name: username, password }, options),
+      ).then((response) => {
+        if (!response.token) {
+          throw new EtcdAuthenticationError(
+            `etcd at ${endpoint} gave no token for user ${username}: is auth enabled?`,
+          );
+        }
+        return response.token;
+      });
+      this.#tokens.set(endpoint, token);
+      token.catch(() => this.#tokens.delete(endpoint));
+    }
+    return token;
+  }
+
+  /** Forgets `endpoint`'s token (etcd said it is not valid). */
+  dropToken(endpoint: string): void {
+    this.#tokens.delete(endpoint);
+  }
+
+  /** An authenticated RPC, renewing a rejected token once. */
+  async #authed<T>(
+    endpoint: string,
+    signal: AbortSignal,
+    deadline: number,
+    call: Rpc<T>,
+  ): Promise<T> {
+    for (let attempt = 1;; attempt++) {
+      const token = await this.token(endpoint, signal);
+      try {
+        return await this.#rpc(endpoint, signal, deadline, call, token);
+      } catch (error) {
+        if (!(error instanceof TokenRejected)) throw error;
+        this.dropToken(endpoint);
+        if (attempt === 2 || token === undefined) {
+          throw new EtcdAuthenticationError(
+            `etcd at ${endpoint} refused the request: ${error.message}${
+              token === undefined
+                ? " (auth is on: give a user name and password)"
+                : ""
+            }`,
+          );
+        }
+      }
+    }
+  }
+
+  /** Runs `call` on the members as the endpoint set decides, within `options.deadline`. */
+  async #call<T>(
+    kind: string,
+    options: CallOptions,
+    call: Rpc<T>,
+  ): Promise<T> {
+    try {
+      return await this.#set.call((endpoint, signal) => {
+        this.#count(kind);
+        return this.#authed(
+          endpoint,
+          signal,
+          options.deadline + BACKSTOP_MS,
+          call,
+        );
+      }, options);
+    } catch (error) {
+      if (error instanceof NoEndpointAnswered) {
+        throw new EtcdUnavailableError(error.message, { cause: error });
+      }
+      throw error;
+    }
+  }
+
+  /** Reads keys; see {@link EtcdPort.range}. */
+  async range(
+    request: RangeRequest,
+    options: CallOptions,
+  ): Promise<RangeResult> {
+    const message = rangeMessage(request);
+    return rangeResultFrom(
+      await this.#call("range", options, (c, o) => c.kv.range(message, o)),
+    );
+  }
+
+  /** Runs a guarded transaction; see {@link EtcdPort.txn}. */
+  async txn(request: TxnRequest, options: CallOptions): Promise<TxnResult> {
+    const message = txnMessage(request);
+    return txnResultFrom(
+      await this.#call("txn", options, (c, o) => c.kv.txn(message, o)),
+    );
+  }
+
+  /** Grants a lease; see {@link EtcdPort.leaseGrant}. */
+  async leaseGrant(
+    ttlSeconds: number,
+    options: CallOptions,
+  ): Promise<{ id: string; ttl: number }> {
+    const response = await this.#call(
+      "leaseGrant",
+      options,
+      (c, o) => c.leaseClient.leaseGrant({ TTL: ttlSeconds, ID: 0 }, o),
+    );
+    if (!response.ID || response.ID === "0") {
+      throw new EtcdRequestError(
+        2,
+        `etcd granted no lease: ${response.error || "no ID"}`,
+      );
+    }
+    return { id: String(response.ID), ttl: int(response.TTL) || ttlSeconds };
+  }
+
+  /**
+   * Renews a lease; see {@link EtcdPort.leaseKeepAlive}. gRPC has only a
+   * keep-alive stream: this opens one, sends the lease id, reads the one
+   * answer and closes it (as `etcdctl lease keep-alive --once` does).
+   */
+  leaseKeepAlive(id: string, options: CallOptions): Promise<number> {
+    return this.#call("leaseKeepAlive", options, async (c, o, endpoint) => {
+      const stream = await c.leaseClient.leaseKeepAlive(o);
+      try {
+        return await new Promise<number>((resolve, reject) => {
+          stream.on("data", (r) => resolve(int(r.TTL)));
+          stream.on("error", reject);
+          stream.on("end", () =>
+            reject(
+              new EndpointFailure(endpoint, "unavailable", "ended the stream"),
+            ));
+          stream.write({ ID: id });
+        });
+      } finally {
+        stream.end();
+        stream.cancel();
+      }
+    });
+  }
+
+  /** Revokes a lease; see {@link EtcdPort.leaseRevoke}. */
+  async leaseRevoke(id: string, options: CallOptions): Promise<void> {
+    try {
+      await this.#call(
+        "leaseRevoke",
+        options,
+        (c, o) => c.leaseClient.leaseRevoke({ ID: id }, o),
+      );
+    } catch (error) {
+      if (error instanceof EtcdRequestError && error.code === NOT_FOUND) return;
+      throw error;
+    }
+  }
+
+  /** Opens a watch stream; see {@link EtcdPort.watch}. */
+  watch(
+    requests: readonly WatchRequest[],
+    handlers: WatchHandlers,
+    endpoint?: string,
+  ): WatchStream {
+    this.#count("watch");
+    const at = endpoint ?? this.#set.order()[0]!;
+    const stream = new GrpcWatch({
+      endpoint: at,
+      client: () => this.#client(at),
+      requests,
+      secure: this.#secure,
+      createTimeoutMs: this.#options.timeoutMs,
+      token: (signal) => this.token(at, signal),
+      dropToken: () => this.dropToken(at),
+      markBad: () => this.#set.markBad(at),
+      handlers: {
+        onCreated: (revision) => handlers.onCreated?.(revision),
+        onEvents: (index, events) => handlers.onEvents(index, events),
+        onEnd: (end) => {
+          this.#streams.delete(stream);
+          handlers.onEnd(end);
+        },
+      },
+    });
+    this.#streams.add(stream);
+    return stream;
+  }
+
+  /** The endpoints in the order they would be tried now. */
+  endpointOrder(): string[] {
+    return this.#set.order();
+  }
+
+  /** Requests sent so far, by kind. */
+  stats(): PortStats {
+    return { requests: { ...this.#requests } };
+  }
+
+  /** Ends every watch stream and closes every member's connections. */
+  close(): Promise<void> {
+    this.#closed = true;
+    for (const stream of this.#streams) stream.cancel();
+    this.#streams.clear();
+    for (const client of this.#clients.values()) client.close();
+    this.#clients.clear();
+    return Promise.resolve();
+  }
 }

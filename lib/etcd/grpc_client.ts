@@ -1,120 +1,270 @@
 /**
- * Connecting to etcd: endpoints, TLS files, credentials and deadlines.
+ * What the gRPC adapter (`grpc.ts`) needs from `npm:etcd3` and
+ * `@grpc/grpc-js`: a client per member built from locksmith's connection
+ * options (TLS files, the IP-servername workaround), a per-call interceptor
+ * (abandonment, auth token, leader requirement), and the port's error for
+ * what the client threw (its gRPC status, in words an operator recognises).
+ * Also the options of a plain etcd3 client, for tools and tests that use
+ * etcd3 directly. Loaded only with the gRPC adapter.
  *
  * @module
  */
 
 import { Buffer } from "node:buffer";
+import { InterceptingCall, type Interceptor, status } from "@grpc/grpc-js";
+import { noop } from "cockatiel";
 import { Etcd3, type IOptions } from "etcd3";
-import { EtcdUnavailableError } from "../common/errors.ts";
-import { formatDuration } from "../common/duration.ts";
-import { allowIpEndpointsOverTls } from "./tls_ip_servername.ts";
+import {
+  EtcdAuthenticationError,
+  EtcdPermissionDeniedError,
+  EtcdRequestError,
+} from "../common/errors.ts";
+import { EndpointFailure } from "./endpoint_set.ts";
+import type { EtcdConnectionOptions } from "./options.ts";
 import {
   checkConnectionOptions,
   readTlsFiles,
   type TlsOptions,
 } from "./tls.ts";
+import { allowIpEndpointsOverTls } from "./tls_ip_servername.ts";
 
-export { DEFAULT_ENDPOINT, parseEndpoints } from "./endpoints.ts";
+export type { EtcdConnectionOptions } from "./options.ts";
 
-/** How to reach etcd: endpoints, TLS files and credentials, and a deadline. */
-export interface EtcdConnectionOptions extends TlsOptions {
-  /** Deadline of each unary etcd request, in milliseconds. */
-  readonly timeoutMs: number;
+/**
+ * etcd3's TLS credentials from the TLS files that were given (errors name
+ * the file), or `undefined` without TLS files; installs the IP-servername
+ * workaround whenever TLS is used.
+ */
+export async function grpcCredentials(
+  options: TlsOptions,
+): Promise<IOptions["credentials"]> {
+  const tls = checkConnectionOptions(options);
+  if (tls || options.endpoints.some((h) => h.startsWith("https:"))) {
+    allowIpEndpointsOverTls();
+  }
+  if (!tls) return undefined;
+  const files = await readTlsFiles(options);
+  const [ca, cert, key] = [files.ca, files.cert, files.key].map((pem) =>
+    pem === undefined ? undefined : Buffer.from(pem)
+  );
+  return {
+    // grpc-js falls back to the system roots when no CA is given.
+    rootCertificate: ca as Buffer,
+    ...(cert && key ? { certChain: cert, privateKey: key } : {}),
+  };
 }
 
 /**
- * Builds etcd3 client options: reads the TLS files (errors name the file) and
- * checks that certificate and key, user and password come in pairs.
+ * An etcd3 client for one member with etcd3's own fault handling turned off
+ * (no retries, no circuit breaker: the port's endpoint set decides where to
+ * go) and without etcd3's auth (the port adds each member's token itself).
+ */
+export function memberClient(
+  endpoint: string,
+  credentials: IOptions["credentials"],
+): Etcd3 {
+  return new Etcd3({
+    hosts: [endpoint],
+    ...(credentials ? { credentials } : {}),
+    faultHandling: { host: () => noop, global: noop },
+  });
+}
+
+/**
+ * etcd3 options for a client over every endpoint with etcd3's own auth and
+ * failover, for tools and tests that use etcd3 directly.
  */
 export async function etcdClientOptions(
   options: EtcdConnectionOptions,
 ): Promise<IOptions> {
   const { username, password, timeoutMs } = options;
-  const tls = checkConnectionOptions(options);
-  const hosts = [...options.endpoints];
-  const clientOptions: IOptions = {
-    hosts,
+  const credentials = await grpcCredentials(options);
+  return {
+    hosts: [...options.endpoints],
     dialTimeout: timeoutMs,
     defaultCallOptions: (context) =>
       context.isStream ? {} : { deadline: Date.now() + timeoutMs },
+    ...(credentials ? { credentials } : {}),
+    ...(username !== undefined && password !== undefined
+      ? {
+        auth: {
+          username,
+          password,
+          callOptions: () => ({ deadline: Date.now() + timeoutMs }),
+        },
+      }
+      : {}),
   };
-  if (tls || hosts.some((h) => h.startsWith("https:"))) {
-    allowIpEndpointsOverTls();
-  }
-  if (tls) {
-    const files = await readTlsFiles(options);
-    const [ca, cert, key] = [files.ca, files.cert, files.key].map((pem) =>
-      pem === undefined ? undefined : Buffer.from(pem)
-    );
-    clientOptions.credentials = {
-      // grpc-js falls back to the system roots when no CA is given.
-      rootCertificate: ca as Buffer,
-      ...(cert && key ? { certChain: cert, privateKey: key } : {}),
-    };
-  }
-  if (username !== undefined && password !== undefined) {
-    clientOptions.auth = {
-      username,
-      password,
-      callOptions: { deadline: Date.now() + timeoutMs },
-    };
-  }
-  return clientOptions;
 }
 
-/** Opens an etcd client (lazily: nothing is sent until the first request). */
-export async function connectEtcd(
-  options: EtcdConnectionOptions,
-): Promise<Etcd3> {
-  return new Etcd3(await etcdClientOptions(options));
+/** What {@link callInterceptor} adds to a call. */
+export interface CallExtras {
+  /** Cancels the call when it aborts; a call started after the abort is cancelled before anything is sent. */
+  readonly signal?: AbortSignal | undefined;
+  /** The member's auth token, sent as `token` metadata. */
+  readonly token?: string | undefined;
+  /** Asks the member to refuse (or end) the call when it has no leader. */
+  readonly requireLeader?: boolean;
+}
+
+/** etcd's text for an expired or unknown token. */
+const INVALID_TOKEN = "etcdserver: invalid auth token";
+
+/**
+ * A grpc-js interceptor adding `extras` to one call. It also rewords etcd's
+ * "invalid auth token" status: etcd3 answers that one by fetching a token
+ * through its own auth and repeating the call, without limit when (as here)
+ * its auth is not configured; the port renews the token itself instead.
+ */
+export function callInterceptor(extras: CallExtras): Interceptor {
+  return (options, nextCall) => {
+    const call: InterceptingCall = new InterceptingCall(nextCall(options), {
+      start(metadata, _listener, next) {
+        if (extras.token !== undefined) metadata.set("token", extras.token);
+        if (extras.requireLeader) metadata.set("hasleader", "true");
+        next(metadata, {
+          onReceiveStatus(received, nextStatus) {
+            nextStatus(
+              received.details.includes(INVALID_TOKEN)
+                ? { ...received, details: TOKEN_REJECTED }
+                : received,
+            );
+          },
+        });
+        if (extras.signal?.aborted) abandon(call);
+      },
+    });
+    extras.signal?.addEventListener("abort", () => abandon(call), {
+      once: true,
+    });
+    return call;
+  };
+}
+
+/** How {@link callInterceptor} rewords etcd's "invalid auth token". */
+export const TOKEN_REJECTED =
+  "auth token not valid (expired, or the member restarted)";
+
+function abandon(call: InterceptingCall): void {
+  call.cancelWithStatus(status.CANCELLED, "abandoned by the caller");
+}
+
+/** A gRPC status: code and etcd's text. */
+export interface GrpcStatus {
+  /** The gRPC status code (14 unavailable, 7 permission denied, ...). */
+  readonly code: number;
+  /** The server's text, or what grpc-js says happened. */
+  readonly details: string;
 }
 
 /**
- * Wraps an error thrown by the etcd client into a one-line error naming the
- * endpoints; errors of locksmith's own pass through unchanged.
+ * The gRPC status of an error thrown by etcd3. etcd3 turns grpc-js errors
+ * into its own classes whose message is grpc-js's `"<code> <NAME>: <details>"`
+ * (one class wraps it as `"Lease <that> is expired or revoked"`); errors that
+ * are not statuses are reported as code 2 (unknown) with their message.
  */
-export function describeEtcdError(
+export function grpcStatusOf(error: unknown): GrpcStatus {
+  const message = error instanceof Error ? error.message : String(error);
+  const match = /(\d+) [A-Z_]+: ([\s\S]*)$/.exec(message);
+  if (match === null) return { code: 2, details: message };
+  const details = match[2]!.replace(/ is expired or revoked$/, "");
+  return { code: Number(match[1]), details };
+}
+
+/**
+ * What grpc-js's text for an unreachable member means, in words an operator
+ * recognises (`connection refused`, `TLS failed: ...`); other texts are kept,
+ * minus grpc-js's notes. `secure` says whether the connection uses TLS: a
+ * server that requires a client certificate often just closes the
+ * connection during the handshake, which grpc-js reports as `write EPIPE`.
+ */
+export function describeUnavailable(details: string, secure: boolean): string {
+  const connecting = details.startsWith("No connection established");
+  const text = details.replace(/\s+/g, " ")
+    .replace(/\.? Resolution note:.*$/, "")
+    .replace(/^No connection established\. Last error: (Error: )?/, "")
+    .replace(/ \(\d{4}-\d\d-\d\dT[\d:.]+Z\)$/, "")
+    .replace(
+      /^Received RST_STREAM with code \d+ triggered by internal client error: /,
+      "",
+    )
+    .replace(
+      "This socket has been ended by the other party",
+      "closed by the member",
+    );
+  if (/ECONNREFUSED|Connection refused/i.test(text)) {
+    return "connection refused";
+  }
+  if (/certificate|tls|ssl|handshake/i.test(text)) {
+    return `TLS failed: ${text}`;
+  }
+  const lost =
+    /EPIPE|ECONNRESET|socket hang up|closed by the member|Connection dropped/i
+      .test(text);
+  if (lost && secure && connecting) {
+    return `TLS failed: the server closed the connection (${text}); does it require a client certificate?`;
+  }
+  return lost ? `connection lost (${text})` : text;
+}
+
+/** gRPC status codes that mean "this member cannot serve now": try another. */
+const UNAVAILABLE_CODES = new Set([1, 4, 10, 13, 14]);
+const UNAUTHENTICATED = 16;
+const PERMISSION_DENIED = 7;
+
+/** etcd answered UNAUTHENTICATED: the token expired or was never valid. */
+export class TokenRejected extends Error {
+  /**
+   * Creates a `TokenRejected`.
+   *
+   * @param details etcd's text
+   */
+  constructor(details: string) {
+    super(details);
+    this.name = "TokenRejected";
+  }
+}
+
+/**
+ * The port's error for what one attempt on `endpoint` threw, mapped as the
+ * gateway adapter maps its answers: {@link EndpointFailure} when the member
+ * did not answer usefully (another may), {@link TokenRejected} for a token
+ * to renew, else etcd's answer as `EtcdPermissionDeniedError`,
+ * `EtcdAuthenticationError` or `EtcdRequestError` with the gRPC code.
+ * `aborted` says whether the attempt was abandoned; `secure`, whether the
+ * member is reached over TLS.
+ */
+export function portError(
   error: unknown,
-  options: Pick<EtcdConnectionOptions, "endpoints" | "timeoutMs">,
+  endpoint: string,
+  aborted: boolean,
+  secure: boolean,
 ): Error {
-  if (!(error instanceof Error)) return new Error(String(error));
-  const name = error.constructor.name;
-  const where = options.endpoints.join(",");
-  if (
-    /^GRPC(Unavailable|DeadlineExceeded|ConnectFailed|Cancelled|Internal|Unknown)Error$/
-      .test(name) ||
-    name === "ClientClosedError" || name === "BrokenCircuitError" ||
-    name === "TaskCancelledError"
-  ) {
-    const cause = error.message.replace(/\s+/g, " ")
-      .replace(/\.? Resolution note:.*$/, "")
-      .replace(/^\d+ [A-Z_]+: /, "")
-      .replace(/^No connection established\. Last error: (Error: )?/, "");
-    return new EtcdUnavailableError(`cannot reach etcd at ${where}: ${cause}`, {
-      cause: error,
-    });
+  if (error instanceof EndpointFailure) return error;
+  const { code, details } = grpcStatusOf(error);
+  if (aborted || code === 4) {
+    return new EndpointFailure(endpoint, "timeout", "no answer");
   }
-  if (
-    name === "EtcdAuthenticationFailedError" ||
-    name === "GRPCUnauthenticatedError"
-  ) {
-    return new EtcdUnavailableError(
-      `etcd at ${where} refused the credentials: ${error.message}`,
+  if (UNAVAILABLE_CODES.has(code)) {
+    // No connection at all (refused, TLS failed) counts as refused, as a
+    // failed fetch does for the gateway.
+    const refused = details.startsWith("No connection established");
+    return new EndpointFailure(
+      endpoint,
+      refused ? "refused" : "unavailable",
+      describeUnavailable(details, secure),
     );
   }
-  if (name === "EtcdPermissionDeniedError") {
-    return new EtcdUnavailableError(
-      `etcd at ${where} denied access: ${error.message}`,
+  if (code === UNAUTHENTICATED) return new TokenRejected(details);
+  if (code === PERMISSION_DENIED) {
+    return new EtcdPermissionDeniedError(
+      `etcd at ${endpoint} denied access: ${details}`,
     );
   }
-  if (name === "DeadlineError") {
-    return new EtcdUnavailableError(
-      `etcd at ${where} did not answer within ${
-        formatDuration(options.timeoutMs)
-      }`,
-      { cause: error },
+  if (/authentication failed|user name is empty|invalid auth/.test(details)) {
+    return new EtcdAuthenticationError(
+      `etcd at ${endpoint} refused the credentials: ${details}`,
     );
   }
-  return error;
+  return new EtcdRequestError(code, `etcd at ${endpoint}: ${details}`);
 }

@@ -1,36 +1,40 @@
 /**
  * A black hole: a TCP listener on loopback that accepts connections and
- * never answers (a member frozen by a pause, or a dead network path).
+ * never answers, like a member frozen or cut off behind a firewall that
+ * drops packets (a connection attempt does not fail, it just hangs).
  */
 
 /** A running black hole. */
 export interface BlackHole {
-  /** `http://127.0.0.1:<port>`. */
+  /** Its URL, for use as an etcd endpoint. */
   readonly url: string;
-  /** Closes the listener and every connection. */
-  close(): void;
+  /** Connections accepted so far. */
+  readonly accepted: number;
+  /** Closes the listener and every accepted connection. */
+  close(): Promise<void>;
 }
 
 /** Starts a black hole on a free loopback port. */
 export function startBlackHole(): BlackHole {
   const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
   const conns: Deno.Conn[] = [];
-  (async () => {
+  const accepting = (async () => {
     try {
       for await (const conn of listener) conns.push(conn);
     } catch { /* closed */ }
   })();
-  const { port } = listener.addr as Deno.NetAddr;
   return {
-    url: `http://127.0.0.1:${port}`,
-    close() {
-      try {
-        listener.close();
-      } catch { /* already closed */ }
-      for (const c of conns) {
+    url: `http://127.0.0.1:${(listener.addr as Deno.NetAddr).port}`,
+    get accepted() {
+      return conns.length;
+    },
+    async close() {
+      listener.close();
+      await accepting;
+      for (const conn of conns) {
         try {
-          c.close();
-        } catch { /* already closed */ }
+          conn.close();
+        } catch { /* closed by the peer */ }
       }
     },
   };

@@ -1,0 +1,267 @@
+/**
+ * etcd's protobuf messages as `npm:etcd3` exchanges them (its loader keeps
+ * field names, turns int64 into decimal strings, bytes into `Buffer`s and
+ * leaves unset message fields `null`), converted from and to the port's
+ * types (`port.ts`). Pure conversions, the gRPC twin of `gateway_json.ts`.
+ *
+ * @module
+ */
+
+import { Buffer } from "node:buffer";
+import {
+  CompareResult,
+  CompareTarget,
+  type ICompare,
+  type IKeyValue,
+  type IRangeRequest,
+  type IRangeResponse,
+  type IRequestOp,
+  type ITxnRequest,
+  type ITxnResponse,
+  type IWatchCreateRequest,
+  type IWatchResponse,
+  SortOrder,
+  SortTarget,
+} from "etcd3";
+import type {
+  Compare,
+  KeyValue,
+  RangeRequest,
+  RangeResult,
+  SortTarget as PortSortTarget,
+  TxnOp,
+  TxnOpResult,
+  TxnRequest,
+  TxnResult,
+  WatchEvent,
+  WatchRequest,
+} from "./port.ts";
+
+/** `data` as a `Buffer` sharing its memory (what etcd3's types ask for). */
+export function buffer(data: Uint8Array): Buffer {
+  return Buffer.from(data.buffer, data.byteOffset, data.byteLength);
+}
+
+/** A copy of `data` as a plain `Uint8Array` (etcd3 gives pooled `Buffer`s). */
+function plain(data: Uint8Array | null | undefined): Uint8Array {
+  return data ? new Uint8Array(data) : new Uint8Array(0);
+}
+
+/** A decimal int64 (or number) as a number; `0` when absent. */
+export function int(value: unknown): number {
+  if (typeof value === "number") return value;
+  if (typeof value === "string" && value !== "") return Number(value);
+  return 0;
+}
+
+/** The revision in a response's `header`. */
+export function headerRevision(
+  response: { header?: { revision?: unknown } | null },
+): number {
+  return int(response.header?.revision);
+}
+
+/** A `KeyValue` from etcd3's message. */
+export function keyValueFrom(kv: IKeyValue): KeyValue {
+  const lease = String(kv.lease ?? "0");
+  return {
+    key: plain(kv.key),
+    value: plain(kv.value),
+    createRevision: int(kv.create_revision),
+    modRevision: int(kv.mod_revision),
+    version: int(kv.version),
+    lease: lease === "" ? "0" : lease,
+  };
+}
+
+const SORT_TARGETS: Record<PortSortTarget, SortTarget> = {
+  KEY: SortTarget.Key,
+  VERSION: SortTarget.Version,
+  CREATE: SortTarget.Create,
+  MOD: SortTarget.Mod,
+  VALUE: SortTarget.Value,
+};
+
+/** etcd3's message of a range request. */
+export function rangeMessage(r: RangeRequest): IRangeRequest {
+  return {
+    key: buffer(r.key),
+    ...(r.rangeEnd ? { range_end: buffer(r.rangeEnd) } : {}),
+    ...(r.limit ? { limit: String(r.limit) } : {}),
+    ...(r.sortOrder
+      ? {
+        sort_order: r.sortOrder === "ASCEND"
+          ? SortOrder.Ascend
+          : SortOrder.Descend,
+        sort_target: SORT_TARGETS[r.sortTarget ?? "KEY"],
+      }
+      : {}),
+    ...(r.keysOnly ? { keys_only: true } : {}),
+    ...(r.countOnly ? { count_only: true } : {}),
+    ...(r.maxCreateRevision
+      ? { max_create_revision: String(r.maxCreateRevision) }
+      : {}),
+  };
+}
+
+/** A range result from etcd3's message. */
+export function rangeResultFrom(r: IRangeResponse): RangeResult {
+  return {
+    kvs: (r.kvs ?? []).map(keyValueFrom),
+    count: int(r.count),
+    revision: headerRevision(r),
+  };
+}
+
+const COMPARE_RESULTS = {
+  EQUAL: CompareResult.Equal,
+  GREATER: CompareResult.Greater,
+  LESS: CompareResult.Less,
+  NOT_EQUAL: CompareResult.NotEqual,
+} as const;
+
+function compareMessage(c: Compare): ICompare {
+  const base = { key: buffer(c.key), result: COMPARE_RESULTS[c.result] };
+  switch (c.target) {
+    case "VALUE":
+      return { ...base, target: CompareTarget.Value, value: buffer(c.value) };
+    case "VERSION":
+      return {
+        ...withEnd(base, c.rangeEnd),
+        target: CompareTarget.Version,
+        version: String(c.value),
+      };
+    case "CREATE":
+      return {
+        ...withEnd(base, c.rangeEnd),
+        target: CompareTarget.Create,
+        create_revision: String(c.value),
+      };
+    case "MOD":
+      return {
+        ...withEnd(base, c.rangeEnd),
+        target: CompareTarget.Mod,
+        mod_revision: String(c.value),
+      };
+  }
+}
+
+function withEnd<T extends object>(
+  base: T,
+  end: Uint8Array | undefined,
+): T & { range_end?: Buffer } {
+  return end ? { ...base, range_end: buffer(end) } : base;
+}
+
+function opMessage(op: TxnOp): IRequestOp {
+  if ("put" in op) {
+    return {
+      request_put: {
+        key: buffer(op.put.key),
+        value: buffer(op.put.value),
+        ...(op.put.lease && op.put.lease !== "0"
+          ? { lease: op.put.lease }
+          : {}),
+      },
+    };
+  }
+  if ("deleteRange" in op) {
+    return {
+      request_delete_range: withEnd(
+        { key: buffer(op.deleteRange.key) },
+        op.deleteRange.rangeEnd,
+      ),
+    };
+  }
+  if ("range" in op) return { request_range: rangeMessage(op.range) };
+  return { request_txn: txnMessage(op.txn) };
+}
+
+/** etcd3's message of a transaction. */
+export function txnMessage(t: TxnRequest): ITxnRequest {
+  return {
+    compare: t.compare.map(compareMessage),
+    success: t.success.map(opMessage),
+    failure: t.failure.map(opMessage),
+  };
+}
+
+/** One response of a transaction branch; etcd3 sets only the field of the op's kind. */
+interface ResponseOp {
+  readonly response_range?: IRangeResponse | null;
+  readonly response_delete_range?: { deleted?: string } | null;
+  readonly response_txn?: ITxnResponse | null;
+}
+
+function opResultFrom(r: ResponseOp): TxnOpResult {
+  if (r.response_range) return { range: rangeResultFrom(r.response_range) };
+  if (r.response_delete_range) {
+    return { deleted: int(r.response_delete_range.deleted) };
+  }
+  if (r.response_txn) return { txn: txnResultFrom(r.response_txn) };
+  return { put: true };
+}
+
+/** A transaction's result from etcd3's message. */
+export function txnResultFrom(r: ITxnResponse): TxnResult {
+  return {
+    succeeded: r.succeeded === true,
+    revision: headerRevision(r),
+    responses: ((r.responses ?? []) as ResponseOp[]).map(opResultFrom),
+  };
+}
+
+/** etcd3's message creating one watch. */
+export function watchCreateMessage(
+  w: WatchRequest,
+): { create_request: IWatchCreateRequest } {
+  return {
+    create_request: {
+      ...withEnd({ key: buffer(w.key) }, w.rangeEnd),
+      ...(w.startRevision ? { start_revision: String(w.startRevision) } : {}),
+      ...(w.prevKv ? { prev_kv: true } : {}),
+    },
+  };
+}
+
+/** One message of a watch stream, decoded (as `gateway_json.ts` decodes the gateway's). */
+export type WatchMessage =
+  | {
+    readonly kind: "created";
+    readonly watchId: string;
+    readonly revision: number;
+  }
+  | {
+    readonly kind: "events";
+    readonly watchId: string;
+    readonly events: readonly WatchEvent[];
+  }
+  | {
+    readonly kind: "canceled";
+    readonly compactRevision: number;
+    readonly reason: string;
+  }
+  | { readonly kind: "progress" };
+
+/** Decodes one response of a watch stream. */
+export function watchMessageFrom(r: IWatchResponse): WatchMessage {
+  const watchId = String(r.watch_id ?? "0");
+  if (r.canceled) {
+    return {
+      kind: "canceled",
+      compactRevision: int(r.compact_revision),
+      reason: r.cancel_reason ?? "",
+    };
+  }
+  if (r.created) {
+    return { kind: "created", watchId, revision: headerRevision(r) };
+  }
+  const events = (r.events ?? []).map((e): WatchEvent => ({
+    // etcd3's copy of the protos spells the enum `Put` / `Delete`.
+    type: String(e.type).toUpperCase() === "DELETE" ? "DELETE" : "PUT",
+    kv: keyValueFrom(e.kv),
+    prevKv: e.prev_kv ? keyValueFrom(e.prev_kv) : undefined,
+  }));
+  if (events.length === 0) return { kind: "progress" };
+  return { kind: "events", watchId, events };
+}
