@@ -316,7 +316,7 @@ Deno.test("locksmithctl reports unreachable etcd within --timeout", async (t) =>
       assert.equal(r.code, 1);
       assert.match(
         r.stderr,
-        /^Error reading status: cannot reach etcd at http:\/\/127\.0\.0\.1:1: [^\n]*ECONNREFUSED[^\n]*\n$/,
+        /^Error reading status: cannot reach etcd \(http:\/\/127\.0\.0\.1:1: connection refused\)\n$/,
       );
       assert.ok(Date.now() - started < 5_000);
     },

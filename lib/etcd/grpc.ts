@@ -16,6 +16,7 @@
 
 import type { Interceptor } from "@grpc/grpc-js";
 import type { Etcd3, IOptions } from "etcd3";
+import { DEFAULT_HEDGE_AFTER_MS } from "./gateway.ts";
 import {
   EtcdAuthenticationError,
   EtcdRequestError,
@@ -122,7 +123,7 @@ export class GrpcPort implements EtcdPort {
       options.endpoints.some((e) => e.startsWith("https:"));
     this.#set = new EndpointSet(options.endpoints, {
       hedgeAfterMs: options.hedgeAfterMs ??
-        Math.min(1_000, Math.max(100, options.timeoutMs / 4)),
+        Math.min(DEFAULT_HEDGE_AFTER_MS, options.timeoutMs / 4),
     });
   }
 

@@ -33,6 +33,7 @@ export class FallbackPort implements EtcdPort {
   #current: EtcdPort;
   #switching: Promise<EtcdPort> | undefined;
   readonly #fallback: () => Promise<EtcdPort>;
+  #before: Record<string, number> = {};
 
   /**
    * Creates a `FallbackPort`.
@@ -58,6 +59,7 @@ export class FallbackPort implements EtcdPort {
     } catch (error) {
       if (!(error instanceof NoGatewayError)) throw error;
       this.#switching ??= this.#fallback().then(async (next) => {
+        this.#before = { ...port.stats().requests };
         await port.close();
         this.#current = next;
         return next;
@@ -76,7 +78,11 @@ export class FallbackPort implements EtcdPort {
     return this.#run((p) => p.txn(request, options));
   }
 
-  /** Opens a watch stream; see {@link EtcdPort.watch}. */
+  /**
+   * Opens a watch stream; see {@link EtcdPort.watch}. A gateway watch that
+   * finds no gateway ends as disconnected; the next request switches to
+   * gRPC, so the owner's re-read and new watch go there.
+   */
   watch(
     requests: readonly WatchRequest[],
     handlers: WatchHandlers,
@@ -111,7 +117,11 @@ export class FallbackPort implements EtcdPort {
 
   /** Requests sent so far, by kind, through both ports. */
   stats(): PortStats {
-    return this.#current.stats();
+    const requests: Record<string, number> = { ...this.#before };
+    for (const [kind, n] of Object.entries(this.#current.stats().requests)) {
+      requests[kind] = (requests[kind] ?? 0) + n;
+    }
+    return { requests };
   }
 
   /** Closes the port in use. */
