@@ -70,6 +70,79 @@ Deno.test("locksmithctl on the system bus", async (t) => {
     );
 
     await t.step(
+      "reboot takes no slot when logind says CanReboot is no",
+      async () => {
+        await m.bus.logind.clearCalls();
+        await m.bus.logind.replaceMethod("CanReboot", "", "s", 'ret = "no"');
+        try {
+          const r = await ctl(["reboot", "--group", "ctl-cannot"]);
+          assert.equal(r.code, 1);
+          assert.equal(
+            r.stderr,
+            'Error rebooting: logind says CanReboot is "no": this process may not reboot the machine; no slot was taken\n',
+          );
+          assert.deepEqual(await m.bus.logind.rebootCalls(), []);
+          assert.equal(
+            await client.get(semaphoreKey("ctl-cannot")).string(),
+            null,
+          );
+        } finally {
+          await m.bus.logind.replaceMethod("CanReboot", "", "s", 'ret = "yes"');
+        }
+      },
+    );
+
+    await t.step(
+      "reboot refused by logind gives back the slot it took, and says so",
+      async () => {
+        const machineId = (await Deno.readTextFile("/etc/machine-id")).trim();
+        await m.bus.logind.refuseReboot(
+          "org.freedesktop.DBus.Error.AccessDenied",
+        );
+        try {
+          const r = await ctl(["reboot", "--group", "ctl-refused", "--json"]);
+          assert.equal(r.code, 1);
+          assert.match(
+            r.stderr,
+            new RegExp(
+              `^Error rebooting: logind refused the reboot: .*AccessDenied.*; the slot taken for ${machineId} was released\n$`,
+            ),
+          );
+          assert.equal(JSON.parse(r.stdout).error, "failed");
+          assert.equal(
+            await client.get(semaphoreKey("ctl-refused")).string(),
+            JSON.stringify({ semaphore: 1, max: 1, holders: [] }),
+          );
+        } finally {
+          await m.bus.logind.allowReboot();
+        }
+      },
+    );
+
+    await t.step(
+      "reboot without access to the system bus takes no slot",
+      async () => {
+        const r = await runCtlProcess(
+          ["reboot", "--group", "ctl-nobus", "--endpoint", etcd.endpoint],
+          {
+            env: { DBUS_SYSTEM_BUS_ADDRESS: `unix:path=${m.bus.dir}/nope` },
+            extraRead: [m.bus.dir],
+            extraWrite: [m.bus.dir],
+          },
+        );
+        assert.equal(r.code, 1);
+        assert.match(
+          r.stderr,
+          /^Error rebooting: cannot connect to the D-Bus system bus/,
+        );
+        assert.equal(
+          await client.get(semaphoreKey("ctl-nobus")).string(),
+          null,
+        );
+      },
+    );
+
+    await t.step(
       "without a system bus, D-Bus commands fail with one line",
       async () => {
         const r = await runCtlProcess(["send-need-reboot"], {

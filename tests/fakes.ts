@@ -309,7 +309,11 @@ export class FakeNeed implements RebootNeed {
     this.needed = true;
     for (const w of this.#waiters.splice(0)) w();
   }
-  waitUntilNeeded(signal: AbortSignal): Promise<string | undefined> {
+  waitUntilNeeded(
+    signal: AbortSignal,
+    onWatching?: () => void,
+  ): Promise<string | undefined> {
+    onWatching?.();
     if (this.needed) return Promise.resolve(this.name);
     return new Promise((resolve) => {
       this.#waiters.push(() => resolve(this.name));

@@ -30,6 +30,16 @@ import {
 import { INITIAL_SEMAPHORE, type Semaphore } from "../semaphore/document.ts";
 import { VERSION } from "../common/version.ts";
 
+/** systemd-logind, as `locksmithctl reboot` uses it. */
+export interface LogindSession {
+  /** logind's `CanReboot()`: `yes`, `challenge`, `no` or `na`. */
+  canReboot(): Promise<string>;
+  /** `Reboot(false)`. */
+  reboot(): Promise<void>;
+  /** Closes the bus connection. */
+  close(): Promise<void>;
+}
+
 /** Everything locksmithctl needs from the outside world. */
 export interface CtlDeps {
   /** Opens the semaphore store selected by the invocation's endpoints, TLS and group. */
@@ -42,8 +52,8 @@ export interface CtlDeps {
   machineId(): Promise<string>;
   /** Whether the process runs as root (for `reboot`). */
   isRoot(): boolean;
-  /** Asks systemd-logind to reboot (for `reboot`). */
-  reboot(): Promise<void>;
+  /** Connects to systemd-logind on the system bus (for `reboot`). */
+  connectLogind(): Promise<LogindSession>;
   /** Emits update_engine's need-reboot signal (for `send-need-reboot`). */
   sendNeedReboot(): Promise<void>;
   /** Writes to standard output. */
@@ -184,31 +194,85 @@ async function execute(
           },
         };
       });
-    case "reboot": {
-      if (!deps.isRoot()) throw new UsageError("reboot must be run as root");
-      const id = await deps.machineId();
-      await withStore(inv, deps, async (store) => {
-        try {
-          await lockSlot(store, id);
-        } catch (error) {
-          // Our own slot from an earlier attempt is ours to use.
-          if (
-            !(error instanceof SemaphoreRefusedError &&
-              error.reason === "holder_exists")
-          ) {
-            throw error;
-          }
-        }
-      });
-      await deps.reboot();
-      return { text: "", json: { id, reboot: "requested" } };
-    }
+    case "reboot":
+      return await rebootCommand(inv, deps);
     case "send-need-reboot":
       await deps.sendNeedReboot();
       return {
         text: "",
         json: { signal: "UPDATE_STATUS_UPDATED_NEED_REBOOT" },
       };
+  }
+}
+
+/**
+ * `reboot`: checks what can be checked before taking a slot (root, the
+ * bus, logind's `CanReboot`), takes this machine's slot, asks logind to
+ * reboot, and gives the slot back when logind refuses.
+ */
+async function rebootCommand(
+  inv: CtlInvocation,
+  deps: CtlDeps,
+): Promise<{ text: string; json: Record<string, unknown> }> {
+  if (!deps.isRoot()) throw new UsageError("reboot must be run as root");
+  const id = await deps.machineId();
+  const logind = await deps.connectLogind();
+  try {
+    const can = await logind.canReboot();
+    if (can !== "yes") {
+      throw new Error(
+        `logind says CanReboot is ${
+          quote(can)
+        }: this process may not reboot the machine; no slot was taken`,
+      );
+    }
+    return await withStore(inv, deps, async (store) => {
+      let took = false;
+      try {
+        await lockSlot(store, id, {
+          record: { id, since: new Date().toISOString(), by: "locksmithctl" },
+        });
+        took = true;
+      } catch (error) {
+        // Our own slot from an earlier attempt is ours to use.
+        if (
+          !(error instanceof SemaphoreRefusedError &&
+            error.reason === "holder_exists")
+        ) {
+          throw error;
+        }
+      }
+      try {
+        await logind.reboot();
+      } catch (error) {
+        if (!took) {
+          throw new Error(
+            `logind refused the reboot: ${
+              oneLine(error)
+            }; the slot ${id} held before was kept`,
+          );
+        }
+        try {
+          await unlockSlot(store, id);
+        } catch (release) {
+          throw new Error(
+            `logind refused the reboot: ${
+              oneLine(error)
+            }; releasing the slot taken for ${id} failed too (${
+              oneLine(release)
+            }): run locksmithctl unlock ${id}`,
+          );
+        }
+        throw new Error(
+          `logind refused the reboot: ${
+            oneLine(error)
+          }; the slot taken for ${id} was released`,
+        );
+      }
+      return { text: "", json: { id, reboot: "requested" } };
+    });
+  } finally {
+    await logind.close();
   }
 }
 

@@ -8,6 +8,7 @@
 import { connectSystemBus, type SystemBus } from "../dbus/system_bus.ts";
 import { LogindRebooter } from "../dbus/logind.ts";
 import { emitNeedReboot } from "../dbus/update_engine.ts";
+import type { LogindSession } from "./commands.ts";
 
 async function withBus(body: (bus: SystemBus) => Promise<void>): Promise<void> {
   const bus = await connectSystemBus();
@@ -18,9 +19,15 @@ async function withBus(body: (bus: SystemBus) => Promise<void>): Promise<void> {
   }
 }
 
-/** Asks systemd-logind to reboot this machine (`Reboot(false)`). */
-export function rebootThroughLogind(): Promise<void> {
-  return withBus((bus) => new LogindRebooter(bus).reboot());
+/** Connects to systemd-logind for `locksmithctl reboot` (the caller closes it). */
+export async function connectLogind(): Promise<LogindSession> {
+  const bus = await connectSystemBus();
+  const logind = new LogindRebooter(bus);
+  return {
+    canReboot: () => logind.canReboot(),
+    reboot: () => logind.reboot(),
+    close: () => bus.close(),
+  };
 }
 
 /** Emits update_engine's StatusUpdate(UPDATE_STATUS_UPDATED_NEED_REBOOT) signal. */

@@ -51,9 +51,9 @@ export function realCtlDeps(): CtlDeps {
     readStatus,
     machineId: () => readMachineId(),
     isRoot: () => Deno.uid() === 0,
-    reboot: async () => {
-      const { rebootThroughLogind } = await import("./dbus.ts");
-      await rebootThroughLogind();
+    connectLogind: async () => {
+      const { connectLogind } = await import("./dbus.ts");
+      return await connectLogind();
     },
     sendNeedReboot: async () => {
       const { sendNeedRebootSignal } = await import("./dbus.ts");

@@ -67,8 +67,10 @@ export async function runDaemonLoop(
   try {
     let source = pending;
     if (source === undefined) {
-      log.info(`waiting for a reboot to be needed (${need.name})`);
-      source = await need.waitUntilNeeded(signal);
+      source = await need.waitUntilNeeded(
+        signal,
+        () => log.info(`waiting for a reboot to be needed (${need.name})`),
+      );
       if (source === undefined) return "stopped";
     }
     log.info(`reboot needed (${source})`);

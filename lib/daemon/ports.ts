@@ -45,8 +45,13 @@ export interface RebootNeed {
   /**
    * Resolves with the name of the source that says a reboot is needed (at
    * once if one already does), or `undefined` when `signal` aborts.
+   * `onWatching` is called once every source listens, so that nothing
+   * that happens afterwards is missed.
    */
-  waitUntilNeeded(signal: AbortSignal): Promise<string | undefined>;
+  waitUntilNeeded(
+    signal: AbortSignal,
+    onWatching?: () => void,
+  ): Promise<string | undefined>;
 }
 
 /** This boot, as the kernel names it. */

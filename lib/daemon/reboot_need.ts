@@ -47,7 +47,10 @@ export function rebootNeedFrom(source: UpdateStatusSource): RebootNeed {
         ? source.name
         : undefined;
     },
-    async waitUntilNeeded(signal: AbortSignal): Promise<string | undefined> {
+    async waitUntilNeeded(
+      signal: AbortSignal,
+      onWatching?: () => void,
+    ): Promise<string | undefined> {
       if (signal.aborted) return undefined;
       let resolveNeeded = (_needed: boolean): void => {};
       const needed = new Promise<boolean>((resolve) => {
@@ -60,6 +63,7 @@ export function rebootNeedFrom(source: UpdateStatusSource): RebootNeed {
         unsubscribe = await source.subscribe((operation) => {
           if (operation === NEED_REBOOT) resolveNeeded(true);
         });
+        onWatching?.();
         if ((await source.currentOperation()) === NEED_REBOOT) {
           resolveNeeded(true);
         }
@@ -88,14 +92,21 @@ export function anyRebootNeed(sources: readonly RebootNeed[]): RebootNeed {
       }
       return undefined;
     },
-    async waitUntilNeeded(signal: AbortSignal): Promise<string | undefined> {
+    async waitUntilNeeded(
+      signal: AbortSignal,
+      onWatching?: () => void,
+    ): Promise<string | undefined> {
       const done = new AbortController();
       const onAbort = () => done.abort();
       signal.addEventListener("abort", onAbort, { once: true });
+      let watching = 0;
+      const oneWatching = () => {
+        if (++watching === sources.length) onWatching?.();
+      };
       try {
         return await Promise.any(
           sources.map(async (s) => {
-            const name = await s.waitUntilNeeded(done.signal);
+            const name = await s.waitUntilNeeded(done.signal, oneWatching);
             if (name !== undefined) return name;
             throw new Error("stopped");
           }),

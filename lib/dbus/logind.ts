@@ -81,6 +81,20 @@ export class LogindRebooter implements Rebooter {
     await this.#bus.call(this.#request("Reboot", "b", [false]));
   }
 
+  /** Calls `CanReboot()`: `yes`, `challenge` (needs interactive authorization), `no` or `na`. */
+  async canReboot(): Promise<string> {
+    const reply = await this.#bus.call(this.#request("CanReboot"));
+    const answer = reply.body[0];
+    if (reply.signature !== "s" || typeof answer !== "string") {
+      throw new DbusCallError(
+        `${LOGIND_INTERFACE}.CanReboot`,
+        INVALID_SIGNATURE_ERROR,
+        `reply has signature ${JSON.stringify(reply.signature)}, expected "s"`,
+      );
+    }
+    return answer;
+  }
+
   /** Calls `ListSessions()`; throws a {@link DbusCallError} when the reply is not `a(susso)`. */
   async listSessions(): Promise<LoginSession[]> {
     const reply = await this.#bus.call(this.#request("ListSessions"));

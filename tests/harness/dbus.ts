@@ -93,6 +93,21 @@ export interface LogindMock {
     user?: string;
     seat?: string;
   }): Promise<string>;
+  /**
+   * Replaces (or adds) a method of the logind manager with Python `code`
+   * (python-dbusmock's AddMethod; `args` are the arguments, `ret` the
+   * reply); calls are still recorded.
+   */
+  replaceMethod(
+    method: string,
+    inSignature: string,
+    outSignature: string,
+    code: string,
+  ): Promise<void>;
+  /** Makes `Reboot` fail with the D-Bus error `name` (as logind does while a block inhibitor is held). */
+  refuseReboot(name?: string): Promise<void>;
+  /** Makes `Reboot` succeed again (recording the call). */
+  allowReboot(): Promise<void>;
   /** Stops the mock: logind leaves the bus. */
   stop(): Promise<void>;
 }
@@ -438,6 +453,35 @@ export async function startDbus(
         ],
       });
       return reply.body[0] as string;
+    },
+    async replaceMethod(method, inSignature, outSignature, code) {
+      await control!.call({
+        destination: LOGIND_NAME,
+        path: LOGIND_PATH,
+        interface: MOCK_INTERFACE,
+        member: "AddMethod",
+        signature: "sssss",
+        body: [
+          "org.freedesktop.login1.Manager",
+          method,
+          inSignature,
+          outSignature,
+          code,
+        ],
+      });
+    },
+    async refuseReboot(
+      name = "org.freedesktop.login1.OperationInProgress",
+    ): Promise<void> {
+      await logind.replaceMethod(
+        "Reboot",
+        "b",
+        "",
+        `raise dbus.exceptions.DBusException("Operation inhibited by a block inhibitor", name="${name}")`,
+      );
+    },
+    async allowReboot(): Promise<void> {
+      await logind.replaceMethod("Reboot", "b", "", "");
     },
     async stop(): Promise<void> {
       await logindProcess?.stop();
