@@ -8,6 +8,7 @@ import { Etcd3 } from "etcd3";
 import { startEtcd } from "./harness/etcd.ts";
 import { freePorts } from "./harness/ports.ts";
 import { runCtlProcess } from "./harness/ctl_process.ts";
+import { REPO_ROOT } from "./harness/permissions.ts";
 import { makeTestCertificates } from "./harness/tls.ts";
 import { DEFAULT_SEMAPHORE_KEY, semaphoreKey } from "../lib/semaphore/keys.ts";
 
@@ -268,17 +269,31 @@ Deno.test("locksmithctl against a real etcd", async (t) => {
   }
 });
 
-Deno.test("locksmithctl status falls back to gRPC when etcd has no JSON gateway", async () => {
+Deno.test("locksmithctl falls back to gRPC when etcd has no JSON gateway, and says which file access that needs", async () => {
   const etcd = await startEtcd({ extraArgs: ["--enable-grpc-gateway=false"] });
+  const proto =
+    `${REPO_ROOT}node_modules/.deno/etcd3@1.1.2/node_modules/etcd3/proto`;
   try {
-    const lock = await runCtlProcess([
-      "lock",
-      "nogw",
+    const refused = await runCtlProcess([
+      "status",
       "--endpoint",
       etcd.endpoint,
     ]);
+    assert.equal(refused.code, 2);
+    assert.match(
+      refused.stderr,
+      new RegExp(
+        `^locksmithctl: read access to ${proto}/rpc.proto was refused \\(etcd at ${etcd.endpoint} has no JSON gateway, and the gRPC client needs its protocol files\\): add --allow-read=${proto}/rpc.proto\n$`,
+      ),
+    );
+    const lock = await runCtlProcess(
+      ["lock", "nogw", "--endpoint", etcd.endpoint],
+      { extraRead: [proto] },
+    );
     assert.equal(lock.code, 0, lock.stderr);
-    const r = await runCtlProcess(["status", "--endpoint", etcd.endpoint]);
+    const r = await runCtlProcess(["status", "--endpoint", etcd.endpoint], {
+      extraRead: [proto],
+    });
     assert.equal(r.stderr, "");
     assert.equal(r.stdout, "Available: 0\nMax: 1\n\nMACHINE ID\nnogw\n");
   } finally {
@@ -316,7 +331,7 @@ Deno.test("locksmithctl reports unreachable etcd within --timeout", async (t) =>
       assert.equal(r.code, 1);
       assert.match(
         r.stderr,
-        /^Error reading status: cannot reach etcd \(http:\/\/127\.0\.0\.1:1: connection refused\)\n$/,
+        /^Error reading status: cannot reach etcd \(http:\/\/127\.0\.0\.1:1: port 1 is one that HTTP clients refuse to contact; run etcd on another port\)\n$/,
       );
       assert.ok(Date.now() - started < 5_000);
     },

@@ -52,6 +52,8 @@ export interface CtlDeps {
   machineId(): Promise<string>;
   /** Whether the process runs as root (for `reboot`). */
   isRoot(): boolean;
+  /** Throws a one-line `UsageError` when Deno's permissions do not allow what the invocation needs. */
+  checkPermissions(invocation: CtlInvocation): Promise<void>;
   /** Connects to systemd-logind on the system bus (for `reboot`). */
   connectLogind(): Promise<LogindSession>;
   /** Emits update_engine's need-reboot signal (for `send-need-reboot`). */
@@ -294,6 +296,7 @@ export async function runCtlInvocation(
     return 0;
   }
   try {
+    await deps.checkPermissions(inv);
     const { text, json } = await execute(inv, deps);
     if (inv.json) {
       deps.stdout(

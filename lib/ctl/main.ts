@@ -9,6 +9,12 @@
 import { ctlEnvNames, type CtlInvocation, parseCtlArgs } from "./args.ts";
 import { type CtlDeps, runCtlInvocation } from "./commands.ts";
 import { exitCodeOf, oneLine } from "../common/errors.ts";
+import {
+  type PermissionNeed,
+  readGrantedEnv,
+  requirePermissions,
+} from "../common/permissions.ts";
+import { ctlPermissionNeeds } from "./permission_needs.ts";
 import type { LockStore } from "../semaphore/lock_store.ts";
 import { readMachineId } from "../common/machine_id.ts";
 import type { Semaphore } from "../semaphore/document.ts";
@@ -51,6 +57,15 @@ export function realCtlDeps(): CtlDeps {
     readStatus,
     machineId: () => readMachineId(),
     isRoot: () => Deno.uid() === 0,
+    checkPermissions: async (inv) => {
+      let bus: PermissionNeed[] = [];
+      if (inv.command === "reboot" || inv.command === "send-need-reboot") {
+        const { busPermissionNeeds, parseBusAddress, systemBusAddress } =
+          await import("../dbus/system_bus.ts");
+        bus = busPermissionNeeds(parseBusAddress(systemBusAddress()));
+      }
+      requirePermissions(ctlPermissionNeeds(inv, bus));
+    },
     connectLogind: async () => {
       const { connectLogind } = await import("./dbus.ts");
       return await connectLogind();
@@ -69,8 +84,7 @@ export async function runCtl(
   args: readonly string[],
   deps: CtlDeps = realCtlDeps(),
 ): Promise<number> {
-  const env: Record<string, string | undefined> = {};
-  for (const name of ctlEnvNames()) env[name] = Deno.env.get(name);
+  const env = readGrantedEnv(ctlEnvNames());
   let invocation: CtlInvocation;
   try {
     invocation = parseCtlArgs(args, env);

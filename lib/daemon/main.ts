@@ -21,6 +21,12 @@ import { exitCodeOf, oneLine, UsageError } from "../common/errors.ts";
 import { readMachineId } from "../common/machine_id.ts";
 import { anyRebootNeed, rebootNeedFrom } from "./reboot_need.ts";
 import { SentinelFileSource } from "./sentinel.ts";
+import { daemonPermissionNeeds } from "./permission_needs.ts";
+import {
+  envIfGranted,
+  readGrantedEnv,
+  requirePermissions,
+} from "../common/permissions.ts";
 import type { LockStore } from "../semaphore/lock_store.ts";
 import type { SlotQueue } from "../semaphore/slot_queue.ts";
 import { VERSION } from "../common/version.ts";
@@ -63,12 +69,6 @@ export const systemClock: Clock = {
     return true;
   },
 };
-
-function readEnv(): Record<string, string | undefined> {
-  const env: Record<string, string | undefined> = {};
-  for (const key of DAEMON_CONFIG_KEYS) env[key] = Deno.env.get(key);
-  return env;
-}
 
 /**
  * Stops on SIGTERM or SIGINT: aborts the returned signal; SIGHUP is logged
@@ -181,7 +181,7 @@ async function checkSentinel(path: string): Promise<void> {
  * bus), 2 on a usage or configuration error.
  */
 export async function runDaemon(args: readonly string[]): Promise<number> {
-  const journal = Deno.env.get("JOURNAL_STREAM") !== undefined;
+  const journal = envIfGranted("JOURNAL_STREAM") !== undefined;
   const log = createDaemonLog(writeStderr, journal);
   let config: DaemonConfig;
   try {
@@ -196,7 +196,7 @@ export async function runDaemon(args: readonly string[]): Promise<number> {
     }
     config = await loadDaemonConfig({
       configFiles: parsed.configFiles,
-      env: readEnv(),
+      env: readGrantedEnv(DAEMON_CONFIG_KEYS),
       flags: parsed.flags,
     });
   } catch (error) {
@@ -210,6 +210,12 @@ export async function runDaemon(args: readonly string[]): Promise<number> {
   }
 
   try {
+    const { busPermissionNeeds, parseBusAddress, systemBusAddress } =
+      await import("../dbus/system_bus.ts");
+    requirePermissions(daemonPermissionNeeds(
+      config,
+      busPermissionNeeds(parseBusAddress(systemBusAddress())),
+    ));
     await checkSentinel(config.rebootSentinel);
   } catch (error) {
     writeStderr(`locksmithd: ${oneLine(error)}\n`);

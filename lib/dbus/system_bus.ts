@@ -15,6 +15,7 @@
 import dbus from "dbus-next";
 import type { Message, MessageBus } from "dbus-next";
 import { oneLine, UsageError } from "../common/errors.ts";
+import { envIfGranted, type PermissionNeed } from "../common/permissions.ts";
 
 /** Environment variable naming the system bus address. */
 export const SYSTEM_BUS_ADDRESS_ENV = "DBUS_SYSTEM_BUS_ADDRESS";
@@ -159,22 +160,12 @@ export function parseBusAddress(address: string): BusEndpoint {
 }
 
 /**
- * The system bus address: `$DBUS_SYSTEM_BUS_ADDRESS` when set and non-empty,
- * else {@link DEFAULT_SYSTEM_BUS_ADDRESS}. Throws a
- * {@link SystemBusUnavailableError} when reading the variable is not permitted.
+ * The system bus address: `$DBUS_SYSTEM_BUS_ADDRESS` when set, non-empty and
+ * readable, else {@link DEFAULT_SYSTEM_BUS_ADDRESS}.
  */
 export function systemBusAddress(): string {
-  let value: string | undefined;
-  try {
-    value = Deno.env.get(SYSTEM_BUS_ADDRESS_ENV);
-  } catch (error) {
-    throw new SystemBusUnavailableError(
-      `cannot read ${SYSTEM_BUS_ADDRESS_ENV}: ${
-        oneLine(error)
-      } (grant --allow-env=${SYSTEM_BUS_ADDRESS_ENV})`,
-      { cause: error },
-    );
-  }
+  // An address that may not be read counts as unset (never a prompt).
+  const value = envIfGranted(SYSTEM_BUS_ADDRESS_ENV);
   return value ? value : DEFAULT_SYSTEM_BUS_ADDRESS;
 }
 
@@ -194,6 +185,28 @@ export function busPermissionFlags(endpoint: BusEndpoint): string[] {
     ];
   }
   return [`--allow-net=${endpoint.host}:${endpoint.port}`, "--allow-sys=uid"];
+}
+
+/** What a connection to `endpoint` needs from Deno's permissions (EXTERNAL authentication included). */
+export function busPermissionNeeds(endpoint: BusEndpoint): PermissionNeed[] {
+  const why = "the system bus";
+  const needs: PermissionNeed[] = [];
+  if (endpoint.transport === "unix") {
+    const p = endpoint.path;
+    needs.push(
+      { descriptor: { name: "read", path: p }, why },
+      { descriptor: { name: "write", path: p }, why },
+      { descriptor: { name: "net", host: `unix:${p}` }, why },
+    );
+  } else {
+    const host = `${endpoint.host}:${endpoint.port}`;
+    needs.push({ descriptor: { name: "net", host }, why });
+  }
+  needs.push({
+    descriptor: { name: "sys", kind: "uid" },
+    why: "D-Bus authentication sends the uid",
+  });
+  return needs;
 }
 
 function missingPermissions(endpoint: BusEndpoint): string[] {

@@ -92,6 +92,11 @@ export function describeFetchError(error: unknown): string {
   if (/Connection refused|ECONNREFUSED/i.test(text)) {
     return "connection refused";
   }
+  // The Fetch standard's "bad ports" (1, 9, 25, ...) are never contacted.
+  const blocked = /Requests to port (\d+) are blocked/.exec(text);
+  if (blocked) {
+    return `port ${blocked[1]} is one that HTTP clients refuse to contact; run etcd on another port`;
+  }
   if (/certificate|tls|handshake/i.test(text)) {
     return `TLS failed: ${text.replace(/\s+/g, " ")}`;
   }
@@ -177,9 +182,6 @@ export class GatewayPort implements EtcdPort {
       if (signal.aborted) {
         throw new EndpointFailure(endpoint, "timeout", "no answer");
       }
-      // fetch refuses some ports outright (the Fetch standard's "bad
-      // ports", e.g. 1 or 9): only gRPC can reach etcd there.
-      if (/are blocked/.test(String(error))) throw new NoGatewayError(endpoint);
       throw new EndpointFailure(endpoint, "refused", describeFetchError(error));
     }
     let json: Json;

@@ -6,6 +6,8 @@
  */
 
 import { semaphoreKey } from "../semaphore/keys.ts";
+import { UsageError } from "../common/errors.ts";
+import { describeRefusal } from "../common/permissions.ts";
 import { EtcdLockStore } from "./etcd_lock_store.ts";
 import { NoGatewayError, openGatewayPort } from "./gateway.ts";
 import type { EtcdConnectionOptions } from "./options.ts";
@@ -140,8 +142,20 @@ export async function openEtcdPort(
 ): Promise<EtcdPort> {
   const gateway = await openGatewayPort(options);
   return new FallbackPort(gateway, async () => {
-    const { openGrpcPort } = await import("./grpc.ts");
-    return await openGrpcPort(options);
+    try {
+      const { openGrpcPort } = await import("./grpc.ts");
+      return await openGrpcPort(options);
+    } catch (error) {
+      // The gRPC client reads its .proto files when it loads.
+      const refusal = describeRefusal(
+        error,
+        `etcd at ${
+          options.endpoints.join(",")
+        } has no JSON gateway, and the gRPC client needs its protocol files`,
+      );
+      if (refusal !== undefined) throw new UsageError(refusal);
+      throw error;
+    }
   });
 }
 

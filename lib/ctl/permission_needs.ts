@@ -1,0 +1,42 @@
+/**
+ * What each locksmithctl command needs from Deno's permissions, checked
+ * before anything is contacted so that a shortfall is one line with the
+ * flags to add.
+ *
+ * @module
+ */
+
+import type { PermissionNeed } from "../common/permissions.ts";
+import { MACHINE_ID_PATH } from "../common/machine_id.ts";
+import { etcdPermissionNeeds } from "../etcd/permission_needs.ts";
+import type { CtlInvocation } from "./args.ts";
+
+/** The permissions `inv` needs; `busNeeds` are those of the system bus (for the D-Bus commands). */
+export function ctlPermissionNeeds(
+  inv: CtlInvocation,
+  busNeeds: readonly PermissionNeed[],
+): PermissionNeed[] {
+  if (inv.command === "help" || inv.version) return [];
+  const needs: PermissionNeed[] = [];
+  const usesEtcd = inv.command !== "send-need-reboot";
+  const needsId = inv.command === "reboot" ||
+    ((inv.command === "lock" || inv.command === "unlock") &&
+      inv.id === undefined);
+  if (needsId) {
+    needs.push({
+      descriptor: { name: "read", path: MACHINE_ID_PATH },
+      why: "this machine's id; or give the id as an argument",
+    });
+  }
+  if (inv.command === "reboot" || inv.command === "send-need-reboot") {
+    needs.push(...busNeeds);
+  }
+  if (usesEtcd) {
+    needs.push(...etcdPermissionNeeds(inv, {
+      caFile: "--etcd-cafile",
+      certFile: "--etcd-certfile",
+      keyFile: "--etcd-keyfile",
+    }));
+  }
+  return needs;
+}

@@ -1,0 +1,43 @@
+/**
+ * What locksmithd's configuration needs from Deno's permissions, checked at
+ * start before anything is contacted, so that every shortfall is reported
+ * at once, in one line, with the flags to add.
+ *
+ * @module
+ */
+
+import type { PermissionNeed } from "../common/permissions.ts";
+import { MACHINE_ID_PATH } from "../common/machine_id.ts";
+import { etcdPermissionNeeds } from "../etcd/permission_needs.ts";
+import type { DaemonConfig } from "./config.ts";
+import { usesLock } from "./decisions.ts";
+
+/**
+ * The permissions locksmithd needs with `config`, given the needs of its
+ * system bus connection (`busNeeds`).
+ */
+export function daemonPermissionNeeds(
+  config: DaemonConfig,
+  busNeeds: readonly PermissionNeed[],
+): PermissionNeed[] {
+  const needs: PermissionNeed[] = [];
+  if (config.machineId === undefined) {
+    needs.push({
+      descriptor: { name: "read", path: MACHINE_ID_PATH },
+      why: "this machine's id; or set LOCKSMITHD_MACHINE_ID",
+    });
+  }
+  needs.push({
+    descriptor: { name: "read", path: config.rebootSentinel },
+    why: "LOCKSMITHD_REBOOT_SENTINEL",
+  });
+  needs.push(...busNeeds);
+  if (usesLock(config.strategy)) {
+    needs.push(...etcdPermissionNeeds(config.etcd, {
+      caFile: "LOCKSMITHD_ETCD_CAFILE",
+      certFile: "LOCKSMITHD_ETCD_CERTFILE",
+      keyFile: "LOCKSMITHD_ETCD_KEYFILE",
+    }));
+  }
+  return needs;
+}
