@@ -380,6 +380,43 @@ Deno.test("locksmithctl reports unreachable etcd within --timeout", async (t) =>
 Deno.test("locksmithctl speaks TLS: CA-only and client certificates", async (t) => {
   const certs = await makeTestCertificates();
   try {
+    await t.step(
+      "a CA in the system trust store (DENO_TLS_CA_STORE=system) serves every command with the ctl set alone",
+      async () => {
+        const etcd = await startEtcd({
+          tls: {
+            caFile: certs.caFile,
+            certFile: certs.serverCert,
+            keyFile: certs.serverKey,
+            clientCertAuth: false,
+          },
+        });
+        // SSL_CERT_FILE stands in for the system store (/etc/ssl/certs).
+        const env = {
+          DENO_TLS_CA_STORE: "system",
+          SSL_CERT_FILE: certs.caFile,
+        };
+        try {
+          for (
+            const args of [
+              ["lock", "sys1"],
+              ["status"],
+              ["set-max", "2"],
+              ["unlock", "sys1"],
+            ]
+          ) {
+            const r = await runCtlProcess(
+              [...args, "--endpoint", etcd.endpoint],
+              { env },
+            );
+            assert.equal(r.code, 0, `${args.join(" ")}: ${r.stderr}`);
+          }
+        } finally {
+          await etcd.close();
+        }
+      },
+    );
+
     await t.step("CA-only: --etcd-cafile is enough", async () => {
       const etcd = await startEtcd({
         tls: {
