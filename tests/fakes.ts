@@ -164,6 +164,9 @@ export class FakeStore implements LockStore {
   replace(): Promise<boolean> {
     return Promise.reject(new Error("not used"));
   }
+  waitForChange(revision: number): Promise<"changed" | "timeout"> {
+    return Promise.resolve(this.revision > revision ? "changed" : "timeout");
+  }
   close(): Promise<void> {
     return Promise.resolve();
   }

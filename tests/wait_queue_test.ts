@@ -12,7 +12,7 @@ import { keyHistory } from "./harness/history.ts";
 import { checkHistory } from "./harness/invariants.ts";
 import { REPO_ROOT } from "./harness/permissions.ts";
 import { MemoryLog } from "./fakes.ts";
-import { openEtcdLockStore } from "../lib/etcd/open.ts";
+import { openEtcdStore } from "../lib/etcd/open.ts";
 import type { EtcdLockStore } from "../lib/etcd/etcd_lock_store.ts";
 import { LeaseSession } from "../lib/etcd/lease_session.ts";
 import { EtcdWaitQueue } from "../lib/etcd/wait_queue.ts";
@@ -52,7 +52,7 @@ async function waiter(
   id: string,
   ttlSeconds = 300,
 ): Promise<Waiter> {
-  const store = await openEtcdLockStore({ endpoints, timeoutMs: 3_000 }, group);
+  const store = await openEtcdStore({ endpoints, timeoutMs: 3_000 }, group);
   const log = new MemoryLog();
   const queue = new EtcdWaitQueue(store, {
     id,

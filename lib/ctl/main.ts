@@ -80,9 +80,14 @@ export function realCtlDeps(): CtlDeps {
 }
 
 /** Runs locksmithctl with `args` and returns its exit status. */
-export async function runCtl(
+export async function runCtl(args: readonly string[]): Promise<number> {
+  return await runCtlWith(args, realCtlDeps());
+}
+
+/** {@link runCtl} with the outside world given (for tests). */
+export async function runCtlWith(
   args: readonly string[],
-  deps: CtlDeps = realCtlDeps(),
+  deps: CtlDeps,
 ): Promise<number> {
   const env = readGrantedEnv(ctlEnvNames());
   let invocation: CtlInvocation;

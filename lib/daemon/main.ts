@@ -104,13 +104,13 @@ async function openSemaphore(
   machineId: string,
   log: DaemonLogger,
 ): Promise<{ store: LockStore; queue: SlotQueue }> {
-  const [{ openEtcdLockStore }, { LeaseSession }, { EtcdWaitQueue }] =
-    await Promise.all([
+  const [{ openEtcdStore }, { LeaseSession }, { EtcdWaitQueue }] = await Promise
+    .all([
       import("../etcd/open.ts"),
       import("../etcd/lease_session.ts"),
       import("../etcd/wait_queue.ts"),
     ]);
-  const store = await openEtcdLockStore(config.etcd, config.group);
+  const store = await openEtcdStore(config.etcd, config.group);
   const session = new LeaseSession(store.port, {
     timeoutMs: config.etcd.timeoutMs,
     log: (line) => log.warn(line),

@@ -380,6 +380,50 @@ export class EtcdLockStore implements LockStore {
     }
   }
 
+  /** Waits for a change of the document; see {@link LockStore.waitForChange}. */
+  waitForChange(
+    revision: number,
+    timeoutMs: number,
+    signal?: AbortSignal,
+  ): Promise<"changed" | "timeout" | "aborted"> {
+    if (signal?.aborted) return Promise.resolve("aborted");
+    return new Promise((resolve) => {
+      let stream: { cancel(): void } | undefined;
+      let done = false;
+      const finish = (result: "changed" | "timeout" | "aborted") => {
+        if (done) return;
+        done = true;
+        clearTimeout(timer);
+        clearTimeout(retry);
+        stream?.cancel();
+        signal?.removeEventListener("abort", onAbort);
+        resolve(result);
+      };
+      const onAbort = () => finish("aborted");
+      const timer = setTimeout(() => finish("timeout"), timeoutMs);
+      let retry: ReturnType<typeof setTimeout> | undefined;
+      const watch = () => {
+        stream = this.port.watch([{
+          key: this.#keyBytes,
+          startRevision: revision + 1,
+        }], {
+          onEvents: () => finish("changed"),
+          onEnd: () => {
+            // The watch was lost: look with a read, then watch again.
+            this.readRaw().then(
+              (read) => read.revision > revision && finish("changed"),
+              () => {},
+            ).finally(() => {
+              if (!done) retry = setTimeout(watch, 1_000);
+            });
+          },
+        });
+      };
+      signal?.addEventListener("abort", onAbort, { once: true });
+      watch();
+    });
+  }
+
   /** Closes the port (when owned). */
   async close(): Promise<void> {
     if (this.#options.ownsPort ?? true) await this.port.close();

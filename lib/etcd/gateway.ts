@@ -95,7 +95,9 @@ export function describeFetchError(error: unknown): string {
   // The Fetch standard's "bad ports" (1, 9, 25, ...) are never contacted.
   const blocked = /Requests to port (\d+) are blocked/.exec(text);
   if (blocked) {
-    return `port ${blocked[1]} is one that HTTP clients refuse to contact; run etcd on another port`;
+    return `port ${
+      blocked[1]
+    } is one that HTTP clients refuse to contact; run etcd on another port`;
   }
   if (/certificate|tls|handshake/i.test(text)) {
     return `TLS failed: ${text.replace(/\s+/g, " ")}`;

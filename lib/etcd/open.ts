@@ -9,6 +9,7 @@ import { semaphoreKey } from "../semaphore/keys.ts";
 import { UsageError } from "../common/errors.ts";
 import { describeRefusal } from "../common/permissions.ts";
 import { EtcdLockStore } from "./etcd_lock_store.ts";
+import type { LockStore } from "../semaphore/lock_store.ts";
 import { NoGatewayError, openGatewayPort } from "./gateway.ts";
 import type { EtcdConnectionOptions } from "./options.ts";
 import type {
@@ -160,26 +161,11 @@ export async function openEtcdPort(
 }
 
 /**
- * Connects to etcd and returns the store of `group`'s semaphore (the
- * fleet-wide one when `group` is empty or absent).
- *
- * @example
- * ```ts
- * import { lockSlot, openEtcdLockStore, unlockSlot } from "@locksmith/locksmith";
- *
- * const store = await openEtcdLockStore({
- *   endpoints: ["http://127.0.0.1:2379"],
- *   timeoutMs: 5_000,
- * });
- * try {
- *   await lockSlot(store, "69d27b356a94476da859461d3a3bc6fd");
- *   await unlockSlot(store, "69d27b356a94476da859461d3a3bc6fd");
- * } finally {
- *   await store.close();
- * }
- * ```
+ * Connects to etcd and returns the {@link EtcdLockStore} of `group`'s
+ * semaphore (the fleet-wide one when `group` is empty or absent), for the
+ * programs, which also use its etcd port.
  */
-export async function openEtcdLockStore(
+export async function openEtcdStore(
   options: EtcdConnectionOptions,
   group?: string,
 ): Promise<EtcdLockStore> {
@@ -188,4 +174,37 @@ export async function openEtcdLockStore(
     semaphoreKey(group),
     options,
   );
+}
+
+/**
+ * Connects to etcd and returns the store of `group`'s semaphore (the
+ * fleet-wide one when `group` is empty or absent). Nothing is sent until
+ * the first operation; TLS files are read now, and a missing one is a
+ * `UsageError` naming it. Every operation has one deadline, `timeoutMs`;
+ * with several endpoints, a member that does not answer is skipped.
+ *
+ * @example
+ * ```ts
+ * import { openEtcdLockStore, setMaxSlots } from "@locksmith/locksmith";
+ *
+ * const store = await openEtcdLockStore({
+ *   endpoints: ["https://10.0.0.1:2379", "https://10.0.0.2:2379"],
+ *   caFile: "/etc/ssl/etcd/ca.pem",
+ *   username: "locksmith",
+ *   password: "secret",
+ *   timeoutMs: 5_000,
+ * }, "database");
+ * try {
+ *   const { before, after } = await setMaxSlots(store, 2);
+ *   console.log(`max ${before.max} -> ${after.max}`);
+ * } finally {
+ *   await store.close();
+ * }
+ * ```
+ */
+export async function openEtcdLockStore(
+  options: EtcdConnectionOptions,
+  group?: string,
+): Promise<LockStore> {
+  return await openEtcdStore(options, group);
 }

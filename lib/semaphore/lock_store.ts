@@ -97,6 +97,17 @@ export interface LockStore {
    * returns whether it was written. The one way to replace a corrupt document.
    */
   replace(revision: number, doc: Semaphore): Promise<boolean>;
+  /**
+   * Waits until the document changes after `revision` (e.g. a
+   * {@link Snapshot}'s), at most `timeoutMs`: `"changed"` (read it again),
+   * `"timeout"`, or `"aborted"` when `signal` aborts. Never throws: when
+   * etcd cannot be watched it checks with reads until the timeout.
+   */
+  waitForChange(
+    revision: number,
+    timeoutMs: number,
+    signal?: AbortSignal,
+  ): Promise<"changed" | "timeout" | "aborted">;
   /** Releases the connection. */
   close(): Promise<void>;
 }

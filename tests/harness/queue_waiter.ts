@@ -7,7 +7,7 @@
  * Usage: `deno run -A tests/harness/queue_waiter.ts ENDPOINTS GROUP ID TTL_SECONDS`
  */
 
-import { openEtcdLockStore } from "../../lib/etcd/open.ts";
+import { openEtcdStore } from "../../lib/etcd/open.ts";
 import { LeaseSession } from "../../lib/etcd/lease_session.ts";
 import { EtcdWaitQueue } from "../../lib/etcd/wait_queue.ts";
 
@@ -17,7 +17,7 @@ if (import.meta.main) {
     console.error("usage: queue_waiter.ts ENDPOINTS GROUP ID TTL_SECONDS");
     Deno.exit(2);
   }
-  const store = await openEtcdLockStore({
+  const store = await openEtcdStore({
     endpoints: endpoints.split(","),
     timeoutMs: 5_000,
   }, group);
