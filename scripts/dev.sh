@@ -64,7 +64,7 @@ job=${1:-test}
 install_debian_packages
 install_deno
 case "$job" in
-  test) deno task check && run_tests ;;
+  test) deno task check && run_tests && deno task compiled ;;
   demo) deno task demo "$@" ;;
   bench) deno task bench "$@" ;;
   deno) deno "$@" ;;

@@ -14,6 +14,7 @@ import {
 import { createDaemonLog } from "../daemon/log.ts";
 import { exitCodeOf, oneLine, UsageError } from "../common/errors.ts";
 import { VERSION } from "../common/version.ts";
+import { envIfGranted, readGrantedEnv } from "../common/permissions.ts";
 import type { LockStore } from "../semaphore/lock_store.ts";
 import { semaphoreKey } from "../semaphore/keys.ts";
 import type { EtcdPort } from "../etcd/port.ts";
@@ -42,9 +43,6 @@ const ETCD_KEYS = DAEMON_CONFIG_KEYS.filter((key) =>
   key === "LOCKSMITHD_ENDPOINT" || key.startsWith("LOCKSMITHD_ETCD_")
 );
 
-function readEnv(keys: readonly string[]): Record<string, string | undefined> {
-  return Object.fromEntries(keys.map((key) => [key, Deno.env.get(key)]));
-}
 
 /**
  * Opens the etcd store of a FleetLock group: the one place `serve` knows
@@ -103,7 +101,7 @@ function signalled(): { stopped: Promise<string>; dispose(): void } {
  * it cannot listen, 2 on a usage or configuration error.
  */
 export async function runServe(args: readonly string[]): Promise<number> {
-  const journal = Deno.env.get("JOURNAL_STREAM") !== undefined;
+  const journal = envIfGranted("JOURNAL_STREAM") !== undefined;
   const log = createDaemonLog(writeStderr, journal);
   let config: DaemonConfig;
   let options: ServeOptions;
@@ -120,10 +118,10 @@ export async function runServe(args: readonly string[]): Promise<number> {
     }
     config = await loadDaemonConfig({
       configFiles: parsed.configFiles,
-      env: readEnv(ETCD_KEYS),
+      env: readGrantedEnv(ETCD_KEYS),
       flags: parsed.daemonFlags,
     });
-    options = resolveServeOptions(parsed.values, readEnv(SERVE_ENV_KEYS));
+    options = resolveServeOptions(parsed.values, readGrantedEnv(SERVE_ENV_KEYS));
     if (options.tls) {
       tls = {
         cert: await readPem(options.tls.certFile, "TLS certificate"),

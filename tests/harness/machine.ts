@@ -37,6 +37,8 @@ export interface MachineOptions {
   readonly config?: Record<string, string>;
   /** Start with update_engine on the bus (default true). */
   readonly updateEngine?: boolean;
+  /** Run this command instead of `deno run daemon.ts` (a compiled locksmithd). */
+  readonly command?: readonly string[];
   /** Called with each log line of the daemon, as it comes. */
   readonly onLine?: (line: string, machine: Machine) => void;
 }
@@ -108,15 +110,15 @@ export async function startMachine(options: MachineOptions): Promise<Machine> {
     },
     startDaemon(extraArgs: string[] = []) {
       if (child) return;
-      child = new Deno.Command(Deno.execPath(), {
-        args: [
+      const [program, ...programArgs] = options.command ??
+        [
+          Deno.execPath(),
           "run",
           ...programFlags("daemon", { read: [bus.dir], write: [bus.dir] }),
           `${REPO_ROOT}daemon.ts`,
-          "--config",
-          configFile,
-          ...extraArgs,
-        ],
+        ];
+      child = new Deno.Command(program!, {
+        args: [...programArgs, "--config", configFile, ...extraArgs],
         cwd: REPO_ROOT,
         clearEnv: true,
         env: daemonEnvironment(bus, {
