@@ -3,8 +3,7 @@
  * consistent read of the queue. Pure.
  *
  * An entry is `<key>/waiters/<escaped id>` with the value
- * `{"id": <id>, "since": <ISO time>}` (plus `"head": true` once its waiter
- * announced that it is first in line); the bare id, as older versions
+ * `{"id": <id>, "since": <ISO time>}`; the bare id, as older versions
  * wrote, is accepted too. Anything else under the prefix cannot be a
  * waiter: it is junk, and is removed by its own key.
  *
@@ -24,19 +23,13 @@ export interface WaiterEntry {
   readonly since: string | undefined;
   /** Revision of the join: the queue's order. */
   readonly createRevision: number;
-  /** Revision of the last write (the head announcement, if any). */
+  /** Revision of the last write. */
   readonly modRevision: number;
-  /** Whether the waiter announced that it is first in line. */
-  readonly head: boolean;
 }
 
 /** The value of an entry. */
-export function formatWaiterValue(
-  id: string,
-  since: string,
-  head = false,
-): string {
-  return JSON.stringify({ id, since, ...(head ? { head: true } : {}) });
+export function formatWaiterValue(id: string, since: string): string {
+  return JSON.stringify({ id, since });
 }
 
 /** The entry in `kv` under `prefix`, or `undefined` when it cannot be a waiter (junk). */
@@ -56,7 +49,7 @@ export function waiterEntryFrom(
     createRevision: kv.createRevision,
     modRevision: kv.modRevision,
   };
-  if (value === id) return { ...base, since: undefined, head: false };
+  if (value === id) return { ...base, since: undefined };
   let parsed: unknown;
   try {
     parsed = JSON.parse(value);
@@ -66,19 +59,15 @@ export function waiterEntryFrom(
   if (typeof parsed !== "object" || parsed === null) return undefined;
   const v = parsed as Record<string, unknown>;
   if (v.id !== id) return undefined;
-  return {
-    ...base,
-    since: typeof v.since === "string" ? v.since : undefined,
-    head: v.head === true,
-  };
+  return { ...base, since: typeof v.since === "string" ? v.since : undefined };
 }
 
 /** One consistent read of the queue, as a waiter sees it. */
 export interface QueueReading {
   /** The first two entries by join order (keys under the prefix, any kind). */
   readonly first: readonly KeyValue[];
-  /** The entry that joined last before this waiter, if any. */
-  readonly predecessor: KeyValue | undefined;
+  /** The (up to) two entries that joined last before this waiter, nearest first. */
+  readonly predecessors: readonly KeyValue[];
   /** This waiter's entry as stored now, if any. */
   readonly mine: KeyValue | undefined;
   /** Entries in the queue (all of them, this waiter's included). */
@@ -90,7 +79,11 @@ export type Placement =
   | { readonly place: "out" }
   | { readonly place: "head" }
   | { readonly place: "second"; readonly head: WaiterEntry }
-  | { readonly place: "behind"; readonly predecessor: WaiterEntry }
+  | {
+    readonly place: "behind";
+    /** The entry just ahead, and the one ahead of it: when either leaves, the place may change. */
+    readonly ahead: readonly WaiterEntry[];
+  }
   | { readonly place: "junk"; readonly junk: readonly KeyValue[] };
 
 /**
@@ -107,8 +100,7 @@ export function placeOf(
   if (mine === undefined || mine.createRevision !== joinedAt) {
     return { place: "out" };
   }
-  const seen = [...reading.first];
-  if (reading.predecessor) seen.push(reading.predecessor);
+  const seen = [...reading.first, ...reading.predecessors];
   const junk = seen.filter((kv) => waiterEntryFrom(prefix, kv) === undefined);
   if (junk.length > 0) return { place: "junk", junk: dedupe(junk) };
   const [first, second] = reading.first.map((kv) =>
@@ -120,10 +112,9 @@ export function placeOf(
   if (second === undefined || second.createRevision === joinedAt) {
     return { place: "second", head: first };
   }
-  const predecessor = reading.predecessor &&
-    waiterEntryFrom(prefix, reading.predecessor);
-  if (predecessor === undefined) return { place: "second", head: first };
-  return { place: "behind", predecessor };
+  const ahead = reading.predecessors.map((kv) => waiterEntryFrom(prefix, kv)!);
+  if (ahead.length === 0) return { place: "second", head: first };
+  return { place: "behind", ahead };
 }
 
 function dedupe(kvs: readonly KeyValue[]): KeyValue[] {

@@ -43,7 +43,6 @@ const ETCD_KEYS = DAEMON_CONFIG_KEYS.filter((key) =>
   key === "LOCKSMITHD_ENDPOINT" || key.startsWith("LOCKSMITHD_ETCD_")
 );
 
-
 /**
  * Opens the etcd store of a FleetLock group: the one place `serve` knows
  * etcd. Every group's store shares one etcd port (one set of connections);
@@ -121,7 +120,10 @@ export async function runServe(args: readonly string[]): Promise<number> {
       env: readGrantedEnv(ETCD_KEYS),
       flags: parsed.daemonFlags,
     });
-    options = resolveServeOptions(parsed.values, readGrantedEnv(SERVE_ENV_KEYS));
+    options = resolveServeOptions(
+      parsed.values,
+      readGrantedEnv(SERVE_ENV_KEYS),
+    );
     if (options.tls) {
       tls = {
         cert: await readPem(options.tls.certFile, "TLS certificate"),

@@ -1,0 +1,102 @@
+/**
+ * Watches a semaphore and its wait queue during a fleet run, with the time
+ * each change arrived, to check what the fleet promises beyond the
+ * document's invariants: no slot stays free while a machine waits, and
+ * machines take slots in the order they joined the queue.
+ */
+
+import { Etcd3 } from "etcd3";
+import { parseSemaphore } from "../../lib/semaphore/document.ts";
+import { waitersPrefix } from "../../lib/semaphore/keys.ts";
+import { idOfCompanionKey } from "../../lib/semaphore/keys.ts";
+
+/** One change seen, at a time. */
+interface Sample {
+  readonly at: number;
+  readonly free: number;
+  readonly waiters: number;
+}
+
+/** What a run looked like. */
+export interface FleetTimeline {
+  /** Machine ids in the order they first joined the queue. */
+  readonly joinOrder: string[];
+  /** Machine ids in the order they first became holders. */
+  readonly takeOrder: string[];
+  /** The longest time (ms) a slot stayed free while a machine was queued, and when it began. */
+  readonly longestIdle: { ms: number; from: number };
+  /** Every stretch (ms) a slot stayed free while a machine was queued, longest first. */
+  readonly idle: number[];
+}
+
+/** A running monitor. */
+export interface FleetMonitor {
+  /** Stops watching and summarises. */
+  stop(): Promise<FleetTimeline>;
+}
+
+/** Starts watching the semaphore at `key` (and its queue) on `endpoints`. */
+export async function startFleetMonitor(
+  endpoints: readonly string[],
+  key: string,
+): Promise<FleetMonitor> {
+  const client = new Etcd3({ hosts: [...endpoints] });
+  const prefix = waitersPrefix(key);
+  const queued = new Set<string>();
+  const joinOrder: string[] = [];
+  const takeOrder: string[] = [];
+  const taken = new Set<string>();
+  const samples: Sample[] = [];
+  let free = 0;
+  const sample = () =>
+    samples.push({ at: performance.now(), free, waiters: queued.size });
+  const initial = await client.get(key).string();
+  if (initial !== null) free = parseSemaphore(initial, key).semaphore;
+  sample();
+  const watcher = await client.watch().prefix(key).create();
+  watcher.on("put", (kv) => {
+    const name = kv.key.toString();
+    if (name === key) {
+      const doc = parseSemaphore(kv.value.toString(), key);
+      free = doc.semaphore;
+      for (const id of doc.holders) {
+        if (!taken.has(id)) {
+          taken.add(id);
+          takeOrder.push(id);
+        }
+      }
+    } else {
+      const id = idOfCompanionKey(prefix, name);
+      if (id === undefined) return;
+      if (!queued.has(id) && !joinOrder.includes(id)) joinOrder.push(id);
+      queued.add(id);
+    }
+    sample();
+  });
+  watcher.on("delete", (kv) => {
+    const id = idOfCompanionKey(prefix, kv.key.toString());
+    if (id === undefined) return;
+    queued.delete(id);
+    sample();
+  });
+  return {
+    async stop() {
+      await watcher.cancel();
+      client.close();
+      const idle: number[] = [];
+      let from: number | undefined;
+      let longest = { ms: 0, from: 0 };
+      for (const s of samples) {
+        const stalled = s.free > 0 && s.waiters > 0;
+        if (stalled && from === undefined) from = s.at;
+        if (!stalled && from !== undefined) {
+          idle.push(s.at - from);
+          if (s.at - from > longest.ms) longest = { ms: s.at - from, from };
+          from = undefined;
+        }
+      }
+      idle.sort((a, b) => b - a);
+      return { joinOrder, takeOrder, longestIdle: longest, idle };
+    },
+  };
+}
