@@ -30,6 +30,10 @@ export interface FleetOptions {
   readonly onEvent?: (event: FleetEvent) => void;
   /** Extra update.conf keys for every machine. */
   readonly config?: Record<string, string>;
+  /** Machines killed with SIGKILL once they wait in the queue (not expected to finish). */
+  readonly dead?: readonly string[];
+  /** Runs beside the rolling reboot, from the moment every machine was told to reboot. */
+  readonly during?: (signal: AbortSignal) => Promise<void>;
 }
 
 /** The outcome of a rolling reboot. */
@@ -64,12 +68,18 @@ export async function rollFleet(options: FleetOptions): Promise<FleetResult> {
   const failed = new Promise<never>((_, reject) => (fail = reject));
   const finished = new Promise<void>((resolve) => (allDone = resolve));
   const ids = fleetIds(options.machines);
+  const dead = new Set(options.dead ?? []);
+  const live = ids.filter((id) => !dead.has(id));
   const checkDone = () => {
-    if (ids.every((id) => released.has(id))) allDone();
+    if (live.every((id) => released.has(id))) allDone();
   };
 
   const onLine = (line: string, machine: Machine) => {
     emit({ kind: "log", machine: machine.id, line });
+    if (dead.has(machine.id) && /joined the wait queue/.test(line)) {
+      machine.stopDaemon("SIGKILL").catch((e) => fail(e));
+      return;
+    }
     if (/reboot requested$/.test(line)) {
       reboots[machine.id] = (reboots[machine.id] ?? 0) + 1;
       order.push(machine.id);
@@ -108,6 +118,8 @@ export async function rollFleet(options: FleetOptions): Promise<FleetResult> {
       machines.map((m) => m.waitForLine(/waiting for a reboot to be needed/)),
     );
     await Promise.all(machines.map((m) => m.needReboot()));
+    const stopDuring = new AbortController();
+    const during = options.during?.(stopDuring.signal).catch((e) => fail(e));
     let timer: ReturnType<typeof setTimeout> | undefined;
     const timeout = new Promise<never>((_, reject) => {
       timer = setTimeout(
@@ -120,6 +132,8 @@ export async function rollFleet(options: FleetOptions): Promise<FleetResult> {
       await Promise.race([finished, failed, timeout]);
     } finally {
       clearTimeout(timer);
+      stopDuring.abort();
+      await during;
     }
     await Promise.all(rebooting);
     emit({ kind: "done", reboots });

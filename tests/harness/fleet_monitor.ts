@@ -9,6 +9,7 @@ import { Etcd3 } from "etcd3";
 import { parseSemaphore } from "../../lib/semaphore/document.ts";
 import { waitersPrefix } from "../../lib/semaphore/keys.ts";
 import { idOfCompanionKey } from "../../lib/semaphore/keys.ts";
+import type { KeyVersion } from "./history.ts";
 
 /** One change seen, at a time. */
 interface Sample {
@@ -27,6 +28,8 @@ export interface FleetTimeline {
   readonly longestIdle: { ms: number; from: number };
   /** Every stretch (ms) a slot stayed free while a machine was queued, longest first. */
   readonly idle: number[];
+  /** Every version of the document seen, in order (compactions cannot hide them from a live watch). */
+  readonly versions: KeyVersion[];
 }
 
 /** A running monitor. */
@@ -47,6 +50,7 @@ export async function startFleetMonitor(
   const takeOrder: string[] = [];
   const taken = new Set<string>();
   const samples: Sample[] = [];
+  const versions: KeyVersion[] = [];
   let free = 0;
   const sample = () =>
     samples.push({ at: performance.now(), free, waiters: queued.size });
@@ -57,6 +61,10 @@ export async function startFleetMonitor(
   watcher.on("put", (kv) => {
     const name = kv.key.toString();
     if (name === key) {
+      versions.push({
+        revision: Number(kv.mod_revision),
+        value: kv.value.toString(),
+      });
       const doc = parseSemaphore(kv.value.toString(), key);
       free = doc.semaphore;
       for (const id of doc.holders) {
@@ -96,7 +104,7 @@ export async function startFleetMonitor(
         }
       }
       idle.sort((a, b) => b - a);
-      return { joinOrder, takeOrder, longestIdle: longest, idle };
+      return { joinOrder, takeOrder, longestIdle: longest, idle, versions };
     },
   };
 }
