@@ -131,11 +131,13 @@ export {
   type Clock,
   type DaemonDeps,
   type DaemonLog,
+  type DaemonNotify,
   type DaemonOutcome,
   type DaemonSettings,
   type Rebooter,
   type RebootNeed,
   runDaemonLoop,
+  type UserWarning,
 } from "./lib/daemon/loop.ts";
 export { createDaemonLog, type DaemonLogger } from "./lib/daemon/log.ts";
 export {
