@@ -868,6 +868,23 @@ Deno.test("a reboot command failing until the window closed is not retried outsi
   );
 });
 
+Deno.test("a window that closes while notifications are flushed before the reboot is not used late", async () => {
+  const window = parseRebootWindow("10:00", "1m", "UTC");
+  const t = setup({ schedule: scheduleFromWindow(window) });
+  t.notifier.onFlush = () => {
+    if (t.notifier.flushes === 1) t.clock.advance(61_000);
+  };
+  assert.equal(await t.run(), "rebooted");
+  assert.equal(
+    t.rebooter.reboots[0]!.toISOString(),
+    "2026-03-06T10:00:00.000Z",
+  );
+  assert.match(
+    t.text(),
+    /released the slot held by .*: the reboot window closed before rebooting/,
+  );
+});
+
 Deno.test("with a schedule of two windows, the daemon waits for the next one and reboots inside it", async () => {
   const schedule = parseSchedule("Thu 08:00 1h, Thu 11:00 1h", "UTC");
   const t = setup({ schedule });

@@ -412,11 +412,14 @@ export class FakeCommands {
 export class RecordingNotifier implements DaemonNotify {
   readonly events: { event: NotifyEvent; details: unknown }[] = [];
   flushes = 0;
+  /** Called on each flush (a test may let time pass here). */
+  onFlush: () => void = () => {};
   notify(event: NotifyEvent, details: Readonly<Record<string, unknown>> = {}) {
     this.events.push({ event, details });
   }
   flush(): Promise<boolean> {
     this.flushes++;
+    this.onFlush();
     return Promise.resolve(true);
   }
   /** The event names, in order. */

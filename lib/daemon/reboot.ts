@@ -96,24 +96,32 @@ export async function rebootNow(
   const started = clock.now().getTime();
   const limit = run.tuning("rebootRetryLimitMs");
   const action = rebooter.action ?? "asking logind to reboot";
-  for (let attempt = 1; !run.stopped; attempt++) {
+  const open = () => {
     const state = windowState(run.settings.schedule, clock.now());
     run.metrics.setWindowOpen(state.open);
-    if (!state.open) {
-      log.info("the reboot window closed before the reboot was accepted");
-      if (holding) {
-        await releaseSlot(run, "the reboot window closed before rebooting");
-      }
-      return "window-closed";
+    return state.open;
+  };
+  const closed = async (): Promise<RebootOutcome> => {
+    log.info("the reboot window closed before the reboot was accepted");
+    if (holding) {
+      await releaseSlot(run, "the reboot window closed before rebooting");
     }
+    return "window-closed";
+  };
+  for (let attempt = 1; !run.stopped; attempt++) {
+    if (!open()) return await closed();
     try {
       log.info(
         `rebooting: ${action} (${holding ? "holding a slot" : "no slot"})`,
       );
       run.notify("reboot-requested", { attempt, holding });
       run.metrics.setLastRebootRequest(clock.now());
-      // Events could be lost once the system goes down: a short wait, never a block.
-      if (notifier) await notifier.flush(NOTIFY_FLUSH_MS).catch(() => false);
+      if (notifier) {
+        // Events could be lost once the system goes down: a short wait,
+        // never a block; the window is checked again after it.
+        await notifier.flush(NOTIFY_FLUSH_MS).catch(() => false);
+        if (!open()) return await closed();
+      }
       await rebooter.reboot(run.signal);
       log.info("reboot requested");
       run.metrics.setWaitingSince(null);
