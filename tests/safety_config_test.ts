@@ -201,3 +201,12 @@ Deno.test("the commands, metrics and notifications have flags", () => {
   });
   assert.equal(config.notifyUrl, "http://127.0.0.1:8080/hook");
 });
+
+Deno.test("the daemon permission set runs nothing: commands need --allow-run added for their programs", async () => {
+  const config = JSON.parse(
+    await Deno.readTextFile(new URL("../deno.json", import.meta.url)),
+  );
+  assert.ok(config.permissions.daemon, "permission set daemon");
+  assert.equal(config.permissions.daemon.run, undefined);
+  assert.doesNotMatch(config.tasks.daemon, /--allow-run/);
+});

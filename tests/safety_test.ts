@@ -15,6 +15,7 @@ import {
   startMachine,
 } from "./harness/machine.ts";
 import { freePorts } from "./harness/ports.ts";
+import { startBlackHole } from "./harness/black_hole.ts";
 import { semaphoreKey, waitersPrefix } from "../lib/semaphore/keys.ts";
 import { VERSION } from "../lib/common/version.ts";
 
@@ -430,6 +431,32 @@ Deno.test("locksmithd's safe reboots against a real etcd, private buses and a re
           assert.doesNotMatch(m.lines.join("\n"), /token=secret/);
         } finally {
           await hook.close();
+        }
+      },
+    );
+
+    await t.step(
+      "a receiver that never answers does not block the reboot: the flush before it waits 2 s at most",
+      async () => {
+        const hole = startBlackHole();
+        try {
+          const m = track(
+            await machine({ LOCKSMITHD_NOTIFY_URL: `${hole.url}/hook` }),
+          );
+          m.startDaemon();
+          await m.waitForLine(/waiting for a reboot to be needed/);
+          const asked = Date.now();
+          await m.needReboot();
+          await m.waitForLine(/reboot requested$/);
+          const took = Date.now() - asked;
+          // It waited for the stuck POST (2 s at most), then rebooted anyway.
+          assert.ok(
+            took >= 1_500 && took < 4_000,
+            `the reboot took ${took} ms`,
+          );
+          assert.deepEqual(await m.bus.logind.rebootCalls(), [false]);
+        } finally {
+          hole.close();
         }
       },
     );
