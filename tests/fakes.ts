@@ -414,7 +414,10 @@ export class RecordingNotifier implements DaemonNotify {
   flushes = 0;
   /** Called on each flush (a test may let time pass here). */
   onFlush: () => void = () => {};
-  notify(event: NotifyEvent, details: Readonly<Record<string, unknown>> = {}) {
+  notify(
+    event: NotifyEvent,
+    details: Readonly<Record<string, unknown>> = {},
+  ): void {
     this.events.push({ event, details });
   }
   flush(): Promise<boolean> {

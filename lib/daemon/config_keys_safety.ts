@@ -8,7 +8,7 @@
  * @module
  */
 
-import { parseCommand } from "./command.ts";
+import { parseCommand, type ParsedCommand } from "./command.ts";
 import { DEFAULT_COMMAND_TIMEOUT_MS } from "./command_run.ts";
 import type { DaemonKey } from "./config_keys.ts";
 import {
@@ -39,7 +39,7 @@ function scheduleSyntax(): ValueParser<string> {
 }
 
 /** A command row: run without a shell, split and checked by `parseCommand`. */
-function command(key: string) {
+function command(key: string): ValueParser<ParsedCommand> {
   return keyed(key, parseCommand);
 }
 

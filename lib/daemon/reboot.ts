@@ -96,7 +96,7 @@ export async function rebootNow(
   const started = clock.now().getTime();
   const limit = run.tuning("rebootRetryLimitMs");
   const action = rebooter.action ?? "asking logind to reboot";
-  const open = () => {
+  const open = (): boolean => {
     const state = windowState(run.settings.schedule, clock.now());
     run.metrics.setWindowOpen(state.open);
     return state.open;
