@@ -193,3 +193,23 @@ Deno.test("describeResult() says how much output was cut and escapes control cha
     "exited 2 after 15ms: output (last 4096 of 10000 bytes): tail \\u001b[31m",
   );
 });
+
+Deno.test("describeResult() without the duration reads alike for runs that ended alike", () => {
+  const slow = result({ exitCode: 3, output: "busy", durationMs: 9_000 });
+  const fast = result({ exitCode: 3, output: "busy", durationMs: 4 });
+  assert.equal(
+    describeResult(slow, { duration: false }),
+    "exited 3: output: busy",
+  );
+  assert.equal(
+    describeResult(slow, { duration: false }),
+    describeResult(fast, { duration: false }),
+  );
+  assert.equal(
+    describeResult(
+      result({ exitCode: null, signal: "SIGTERM", timedOut: true }),
+      { duration: false },
+    ),
+    "timed out (ended by SIGTERM), no output",
+  );
+});

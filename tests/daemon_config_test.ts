@@ -195,11 +195,20 @@ Deno.test("resolveDaemonConfig() returns the defaults when nothing is set", () =
     group: undefined,
     rebootWindow: undefined,
     machineId: undefined,
+    rebootSchedule: undefined,
     rebootSentinel: DEFAULT_REBOOT_SENTINEL,
     loginDelayMs: DEFAULT_LOGIN_DELAY_MS,
     bestEffortWaitMs: 30_000,
     rebootRetryLimitMs: 30 * 60_000,
     bootId: undefined,
+    preRebootCheck: undefined,
+    rebootCommand: undefined,
+    healthCheck: undefined,
+    healthCheckIntervalMs: 30_000,
+    healthCheckTimeoutMs: 15 * 60_000,
+    commandTimeoutMs: 5 * 60_000,
+    metricsAddress: undefined,
+    notifyUrl: undefined,
     configFiles: [],
     origins: {},
     warnings: [],
@@ -514,7 +523,7 @@ Deno.test("resolveDaemonConfig() warns when a time zone is set without a window"
   const config = resolve([file(ETC, "LOCKSMITHD_REBOOT_WINDOW_TZ=UTC")]);
   assert.equal(config.rebootWindow, undefined);
   assert.deepEqual(config.warnings, [
-    `LOCKSMITHD_REBOOT_WINDOW_TZ (from ${ETC}:1) has no effect without a reboot window`,
+    `LOCKSMITHD_REBOOT_WINDOW_TZ (from ${ETC}:1) has no effect without a reboot window or schedule`,
   ]);
 });
 

@@ -5,19 +5,35 @@ import { type DaemonSettings, runDaemonLoop } from "../lib/daemon/loop.ts";
 import {
   backoffMs,
   decideTurn,
+  lockAttemptResult,
   startupAction,
   windowState,
 } from "../lib/daemon/decisions.ts";
-import { ContentionError } from "../lib/common/errors.ts";
+import {
+  ContentionError,
+  SemaphoreRefusedError,
+} from "../lib/common/errors.ts";
 import { parseRebootWindow } from "../lib/daemon/reboot_window.ts";
+import { parseSchedule, scheduleFromWindow } from "../lib/daemon/schedule.ts";
+import { parseCommand } from "../lib/daemon/command.ts";
+import { CommandRebooter } from "../lib/daemon/command_rebooter.ts";
+import {
+  planAfterVeto,
+  releaseWaitsForHealth,
+  wallMessage,
+} from "../lib/daemon/safety_decisions.ts";
 import {
   ETCD_DOWN,
   FakeClock,
+  FakeCommands,
   FakeNeed,
   FakeQueue,
   FakeRebooter,
   FakeStore,
+  FakeWarning,
   MemoryLog,
+  RecordingMetrics,
+  RecordingNotifier,
 } from "./fakes.ts";
 
 const ME = "0123456789abcdef0123456789abcdef";
@@ -30,6 +46,8 @@ function setup(
     needed?: boolean;
     doc?: ConstructorParameters<typeof FakeStore>[1];
     noStore?: boolean;
+    /** Reboot through this LOCKSMITHD_REBOOT_COMMAND (run by the fake runner). */
+    rebootCommand?: string;
   } = {},
 ) {
   const clock = new FakeClock(T0);
@@ -38,6 +56,10 @@ function setup(
   const rebooter = new FakeRebooter(clock);
   const need = new FakeNeed(options.needed ?? true);
   const log = new MemoryLog();
+  const commands = new FakeCommands(clock);
+  const notifier = new RecordingNotifier();
+  const metrics = new RecordingMetrics();
+  const warning = new FakeWarning();
   const abort = new AbortController();
   const full: DaemonSettings = {
     strategy: "etcd-lock",
@@ -46,19 +68,48 @@ function setup(
     endpoints: ["http://10.0.0.1:2379", "http://10.0.0.2:2379"],
     ...settings,
   };
+  const rebootCommand = options.rebootCommand === undefined
+    ? undefined
+    : new CommandRebooter({
+      command: parseCommand("LOCKSMITHD_REBOOT_COMMAND", options.rebootCommand),
+      timeoutMs: 60_000,
+      env: {},
+      sessions: rebooter,
+      log,
+      run: commands.run,
+      onRun: (result) => metrics.countCommand("reboot-command", result),
+    });
   const run = () =>
     runDaemonLoop(full, {
       store: options.noStore ? undefined : store,
       queue: options.noStore ? undefined : queue,
-      rebooter,
+      rebooter: rebootCommand ?? rebooter,
       need,
       clock,
       log,
       random: () => 0.5,
       boot: BOOT,
+      runCommand: commands.run,
+      notifier,
+      metrics,
+      warning,
     }, abort.signal);
   const text = () => log.lines.join("\n");
-  return { clock, store, queue, rebooter, need, log, abort, run, text };
+  return {
+    clock,
+    store,
+    queue,
+    rebooter,
+    need,
+    log,
+    abort,
+    run,
+    text,
+    commands,
+    notifier,
+    metrics,
+    warning,
+  };
 }
 
 const tick = () => new Promise((r) => setTimeout(r, 10));
@@ -273,7 +324,7 @@ Deno.test("a change that frees no slot sends no lock request", async () => {
 
 Deno.test("outside the window the daemon sleeps until it opens, then reboots inside it", async () => {
   const window = parseRebootWindow("Thu 22:00", "1h", "Europe/Berlin");
-  const t = setup({ window });
+  const t = setup({ schedule: scheduleFromWindow(window) });
   assert.equal(await t.run(), "rebooted");
   assert.equal(
     t.rebooter.reboots[0]!.toISOString(),
@@ -287,7 +338,10 @@ Deno.test("outside the window the daemon sleeps until it opens, then reboots ins
 
 Deno.test("a window that closes while waiting for a slot is never used late", async () => {
   const window = parseRebootWindow("10:00", "30m", "UTC");
-  const t = setup({ window, safetyRecheckMs: 10 * 60_000 }, {
+  const t = setup({
+    schedule: scheduleFromWindow(window),
+    safetyRecheckMs: 10 * 60_000,
+  }, {
     doc: { semaphore: 0, max: 1, holders: ["other"] },
   });
   let waits = 0;
@@ -304,7 +358,10 @@ Deno.test("a window that closes while waiting for a slot is never used late", as
 
 Deno.test("a window that closes during the login delay returns the slot", async () => {
   const window = parseRebootWindow("10:00", "10m", "UTC");
-  const t = setup({ window, loginDelayMs: 15 * 60_000 });
+  const t = setup({
+    schedule: scheduleFromWindow(window),
+    loginDelayMs: 15 * 60_000,
+  });
   t.rebooter.sessions = 2;
   let sleeps = 0;
   t.clock.onSleep = () => {
@@ -322,7 +379,7 @@ Deno.test("a window that closes during the login delay returns the slot", async 
 
 Deno.test("a reboot that logind refuses until the window closed is not made late: the slot is returned", async () => {
   const window = parseRebootWindow("10:00", "1m", "UTC");
-  const t = setup({ window });
+  const t = setup({ schedule: scheduleFromWindow(window) });
   t.rebooter.failures = 5; // retries after 3.75 s, 7.5 s, 15 s, 30 s, 1 min: past 10:01
   assert.equal(await t.run(), "rebooted");
   const at = t.rebooter.reboots[0]!;
@@ -610,4 +667,499 @@ Deno.test("backoffMs() doubles from 5 s to 5 min with jitter", () => {
   assert.equal(backoffMs(1, () => 0.999999), 5_000);
   assert.equal(backoffMs(2, () => 0.999999), 10_000);
   assert.equal(backoffMs(20, () => 0.999999), 300_000);
+});
+
+// ------------------------------------------------------------ safe reboots
+
+const PRE = "LOCKSMITHD_PRE_REBOOT_CHECK";
+const MAY = "/usr/local/bin/may-reboot";
+const HEALTHY = "/usr/local/bin/healthy";
+const REBOOT_HOST = "/usr/local/sbin/reboot-host";
+
+/** What the semaphore and the queue say about this machine at each sleep. */
+function watchSleeps(t: ReturnType<typeof setup>) {
+  const seen: { queued: boolean; holding: boolean }[] = [];
+  t.clock.onSleep = () =>
+    seen.push({
+      queued: t.queue.queue.includes(ME),
+      holding: t.store.doc.holders.includes(ME),
+    });
+  return seen;
+}
+
+Deno.test("a vetoed machine is not queued and holds no slot; it asks again with backoff and logs the veto once", async () => {
+  const t = setup({ preRebootCheck: parseCommand(PRE, MAY) });
+  t.commands.answer(MAY, 1, 1, 0);
+  const seen = watchSleeps(t);
+  assert.equal(await t.run(), "rebooted");
+  assert.deepEqual(seen, [
+    { queued: false, holding: false },
+    { queued: false, holding: false },
+  ]);
+  assert.deepEqual(t.clock.sleeps, [3_750, 7_500]);
+  assert.equal(t.queue.takes.length, 1, "one lock, after the check said go");
+  // Twice before locking (vetoed), once before locking and once before rebooting (go).
+  assert.equal(t.commands.runsOf(MAY).length, 4);
+  const vetoes = t.log.lines.filter((l) => l.includes("says not now"));
+  assert.deepEqual(vetoes, [
+    `info: pre-reboot check LOCKSMITHD_PRE_REBOOT_CHECK (${MAY}) says not now (before taking a slot): exited 1 after 7ms: output: exit 1; not queueing; asking again with backoff (5s doubling to 5m); the same answer is not logged again`,
+  ]);
+  assert.match(t.text(), /says go now \(before taking a slot\)/);
+  assert.deepEqual(t.notifier.names, [
+    "reboot-needed",
+    "pre-reboot-check-vetoed",
+    "slot-taken",
+    "reboot-requested",
+  ]);
+  assert.deepEqual(t.notifier.events[1]!.details, {
+    stage: "before-lock",
+    command: PRE,
+    failure: "exited 1 after 7ms: output: exit 1",
+  });
+  assert.deepEqual(t.metrics.commands, [
+    "pre-reboot-check:failure",
+    "pre-reboot-check:failure",
+    "pre-reboot-check:success",
+    "pre-reboot-check:success",
+  ]);
+  assert.deepEqual(t.commands.runs[0]!.env, {
+    PATH: "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+    LOCKSMITH_MACHINE_ID: ME,
+    LOCKSMITH_GROUP: "",
+  });
+});
+
+Deno.test("a veto right before rebooting gives the slot back, and the machine queues again later", async () => {
+  const t = setup({ preRebootCheck: parseCommand(PRE, MAY) });
+  t.commands.answer(MAY, 0, 3, 0);
+  const seen = watchSleeps(t);
+  assert.equal(await t.run(), "rebooted");
+  assert.deepEqual(seen, [{ queued: false, holding: false }]);
+  assert.match(
+    t.text(),
+    /says not now \(right before rebooting\): exited 3 .*; giving the slot back and asking again/,
+  );
+  assert.match(
+    t.text(),
+    /released the slot held by .*: the pre-reboot check said not now/,
+  );
+  assert.equal(t.queue.takes.length, 2);
+  assert.equal(t.rebooter.reboots.length, 1);
+  assert.deepEqual(t.notifier.names, [
+    "reboot-needed",
+    "slot-taken",
+    "pre-reboot-check-vetoed",
+    "slot-released",
+    "slot-taken",
+    "reboot-requested",
+  ]);
+  assert.deepEqual(t.metrics.slotHeldHistory, [false, true, false, true]);
+});
+
+Deno.test("a veto gives back a slot kept from before a restart", async () => {
+  const t = setup({ preRebootCheck: parseCommand(PRE, MAY) }, {
+    doc: { semaphore: 0, max: 1, holders: [ME] },
+  });
+  t.store.records.set(ME, {
+    id: ME,
+    since: "2026-03-05T09:30:00Z",
+    by: "locksmithd",
+    boot: "boot-2",
+  });
+  t.commands.answer(MAY, 1, 0);
+  const seen = watchSleeps(t);
+  assert.equal(await t.run(), "rebooted");
+  assert.deepEqual(seen, [{ queued: false, holding: false }]);
+  assert.match(t.text(), /keeping the slot held by/);
+  assert.match(t.text(), /giving the slot back and asking again/);
+  assert.deepEqual(t.store.doc.holders, [ME]);
+});
+
+Deno.test("each new answer of the pre-reboot check is logged once", async () => {
+  const t = setup({ preRebootCheck: parseCommand(PRE, MAY) });
+  t.commands.answer(MAY, 1, 1, 2, 2, 2, 0);
+  assert.equal(await t.run(), "rebooted");
+  const vetoes = t.log.lines.filter((l) => l.includes("says not now"));
+  assert.equal(vetoes.length, 2);
+  assert.match(vetoes[0]!, /exited 1/);
+  assert.match(vetoes[1]!, /exited 2/);
+  assert.deepEqual(t.clock.sleeps, [3_750, 7_500, 15_000, 30_000, 60_000]);
+  assert.equal(
+    t.notifier.names.filter((n) => n === "pre-reboot-check-vetoed").length,
+    2,
+  );
+});
+
+Deno.test("the reboot command replaces logind and runs once when it succeeds", async () => {
+  const t = setup({}, { rebootCommand: `${REBOOT_HOST} --drain` });
+  assert.equal(await t.run(), "rebooted");
+  assert.equal(t.rebooter.reboots.length, 0, "logind is not asked");
+  assert.deepEqual(t.commands.runsOf(REBOOT_HOST).map((r) => r.args), [[
+    "--drain",
+  ]]);
+  assert.match(
+    t.text(),
+    /rebooting: running LOCKSMITHD_REBOOT_COMMAND \(\/usr\/local\/sbin\/reboot-host\) \(holding a slot\)\ninfo: LOCKSMITHD_REBOOT_COMMAND \(\/usr\/local\/sbin\/reboot-host\) exited 0 after 7ms, no output\ninfo: reboot requested/,
+  );
+  assert.deepEqual(t.metrics.commands, ["reboot-command:success"]);
+});
+
+Deno.test("a failing reboot command is retried like a refused reboot, with the same backoff", async () => {
+  const t = setup({}, { rebootCommand: REBOOT_HOST });
+  t.commands.answer(REBOOT_HOST, 1, 1, 0);
+  assert.equal(await t.run(), "rebooted");
+  assert.equal(t.commands.runsOf(REBOOT_HOST).length, 3);
+  assert.deepEqual(t.clock.sleeps, [3_750, 7_500]);
+  assert.match(
+    t.text(),
+    /warn: reboot request failed: LOCKSMITHD_REBOOT_COMMAND \(\/usr\/local\/sbin\/reboot-host\) exited 1 after 7ms: output: exit 1; retrying in 3s750ms/,
+  );
+  assert.deepEqual(t.metrics.commands, [
+    "reboot-command:failure",
+    "reboot-command:failure",
+    "reboot-command:success",
+  ]);
+  assert.deepEqual(t.notifier.names, [
+    "reboot-needed",
+    "slot-taken",
+    "reboot-requested",
+    "reboot-failed",
+    "reboot-requested",
+    "reboot-requested",
+  ]);
+});
+
+Deno.test("a reboot command failing past the retry limit gives the slot back", async () => {
+  const t = setup({ rebootRetryLimitMs: 60_000 }, {
+    rebootCommand: REBOOT_HOST,
+  });
+  t.commands.answer(REBOOT_HOST, 1, 1, 1, 1, 1, 1, 0);
+  assert.equal(await t.run(), "rebooted");
+  const log = t.text();
+  assert.match(
+    log,
+    /the reboot request has failed for 1m56s250ms \(LOCKSMITHD_REBOOT_COMMAND/,
+  );
+  assert.match(
+    log,
+    /released the slot held by .*: the reboot request kept failing/,
+  );
+  assert.equal(log.match(/took a slot/g)?.length, 2);
+  assert.equal(t.commands.runsOf(REBOOT_HOST).length, 7);
+});
+
+Deno.test("a reboot command failing until the window closed is not retried outside it", async () => {
+  const window = parseRebootWindow("10:00", "1m", "UTC");
+  const t = setup({ schedule: scheduleFromWindow(window) }, {
+    rebootCommand: REBOOT_HOST,
+  });
+  t.commands.answer(REBOOT_HOST, 1, 1, 1, 1, 1, 0);
+  assert.equal(await t.run(), "rebooted");
+  for (const run of t.commands.runsOf(REBOOT_HOST)) {
+    assert.equal(windowState(window, run.at).open, true, run.at.toISOString());
+  }
+  assert.equal(
+    t.commands.runsOf(REBOOT_HOST).at(-1)!.at.toISOString().slice(0, 16),
+    "2026-03-06T10:00",
+  );
+  assert.match(
+    t.text(),
+    /released the slot held by .*: the reboot window closed/,
+  );
+});
+
+Deno.test("a window that closes while notifications are flushed before the reboot is not used late", async () => {
+  const window = parseRebootWindow("10:00", "1m", "UTC");
+  const t = setup({ schedule: scheduleFromWindow(window) });
+  t.notifier.onFlush = () => {
+    if (t.notifier.flushes === 1) t.clock.advance(61_000);
+  };
+  assert.equal(await t.run(), "rebooted");
+  assert.equal(
+    t.rebooter.reboots[0]!.toISOString(),
+    "2026-03-06T10:00:00.000Z",
+  );
+  assert.match(
+    t.text(),
+    /released the slot held by .*: the reboot window closed before rebooting/,
+  );
+});
+
+Deno.test("with a schedule of two windows, the daemon waits for the next one and reboots inside it", async () => {
+  const schedule = parseSchedule("Thu 08:00 1h, Thu 11:00 1h", "UTC");
+  const t = setup({ schedule });
+  assert.equal(await t.run(), "rebooted");
+  assert.equal(
+    t.rebooter.reboots[0]!.toISOString(),
+    "2026-03-05T11:00:00.000Z",
+  );
+  assert.match(
+    t.text(),
+    /waiting for the reboot schedule Thu 08:00 for 1h, Thu 11:00 for 1h \(UTC\): it opens at 2026-03-05 11:00 UTC \(2026-03-05T11:00:00\.000Z\)/,
+  );
+  assert.match(
+    t.log.lines[0]!,
+    /reboot schedule Thu 08:00 for 1h, Thu 11:00 for 1h \(UTC\)/,
+  );
+  assert.equal(t.metrics.windowOpen, true);
+});
+
+Deno.test("a schedule that closes while waiting for a slot is left, and the slot is taken only inside a later window", async () => {
+  const schedule = parseSchedule("10:00 30m, 10:40 10m", "UTC");
+  const t = setup({ schedule, safetyRecheckMs: 10 * 60_000 }, {
+    doc: { semaphore: 0, max: 1, holders: ["other"] },
+  });
+  const closedAt: boolean[] = [];
+  t.queue.onWait = () => {
+    closedAt.push(windowState(schedule, t.clock.now()).open);
+    // The slot frees only after both windows of the day have closed.
+    if (t.clock.now().getTime() >= Date.parse("2026-03-05T11:00:00Z")) {
+      t.store.set({ semaphore: 1, max: 1, holders: [] });
+    }
+  };
+  assert.equal(await t.run(), "rebooted");
+  const at = t.rebooter.reboots[0]!;
+  assert.equal(at.toISOString(), "2026-03-06T10:00:00.000Z");
+  assert.ok(closedAt.every((open) => open), "waits happen inside windows");
+  assert.equal(
+    t.text().match(/window closed before a slot was free/g)?.length,
+    2,
+  );
+});
+
+Deno.test("after boot the slot is kept while the health check fails, an error is logged after the timeout, and a later pass releases it", async () => {
+  const t = setup({
+    healthCheck: parseCommand("LOCKSMITHD_HEALTH_CHECK", HEALTHY),
+    healthCheckIntervalMs: 10_000,
+    healthCheckTimeoutMs: 30_000,
+  }, { needed: false, doc: { semaphore: 0, max: 1, holders: [ME] } });
+  t.store.records.set(ME, {
+    id: ME,
+    since: "2026-03-05T08:00:00Z",
+    by: "locksmithd",
+    boot: "boot-1",
+  });
+  t.commands.answer(HEALTHY, 1, 1, 1, 1, 1, 1, 0);
+  const seen = watchSleeps(t);
+  const running = t.run();
+  await tick();
+  assert.deepEqual(t.store.doc.holders, [], "released once healthy");
+  assert.ok(seen.length === 6 && seen.every((s) => s.holding), "held before");
+  assert.deepEqual(t.clock.sleeps, [
+    10_000,
+    10_000,
+    10_000,
+    10_000,
+    10_000,
+    10_000,
+  ]);
+  const lines = t.log.lines;
+  const error = lines.findIndex((l) => l.startsWith("error: "));
+  assert.match(
+    lines[error]!,
+    /^error: health check LOCKSMITHD_HEALTH_CHECK \(\/usr\/local\/bin\/healthy\) still fails after 30s and 4 attempt\(s\), giving up: keeping the slot so that the rollout stops; last failure: exited 1 after 7ms: output: exit 1$/,
+  );
+  assert.equal(
+    lines.filter((l) => l.includes("still fails (attempt")).length,
+    1,
+    "a repeated failure after the timeout is logged once",
+  );
+  assert.match(
+    lines.at(-1)!,
+    /released the slot held by .*: the reboot has happened \(the boot id changed\); the health check passed$/,
+  );
+  assert.deepEqual(t.notifier.names, [
+    "health-check-failed",
+    "health-check-passed",
+    "slot-released",
+  ]);
+  assert.deepEqual(t.notifier.events[0]!.details, {
+    attempts: 4,
+    elapsedMs: 30_000,
+    lastFailure: "exited 1 after 7ms: output: exit 1",
+  });
+  assert.equal(t.commands.runsOf(HEALTHY).length, 7);
+  t.abort.abort();
+  assert.equal(await running, "stopped");
+});
+
+Deno.test("a healthy machine releases its slot after the first health check", async () => {
+  const t = setup({
+    healthCheck: parseCommand("LOCKSMITHD_HEALTH_CHECK", HEALTHY),
+  }, { needed: false, doc: { semaphore: 0, max: 1, holders: [ME] } });
+  const running = t.run();
+  await tick();
+  assert.deepEqual(t.store.doc.holders, []);
+  assert.equal(t.commands.runsOf(HEALTHY).length, 1);
+  assert.deepEqual(t.clock.sleeps, []);
+  assert.deepEqual(t.notifier.names, ["health-check-passed", "slot-released"]);
+  assert.deepEqual(t.metrics.commands, ["health-check:success"]);
+  t.abort.abort();
+  await running;
+});
+
+Deno.test("a reboot needed while the health check holds the last slot waits for it before queueing", async () => {
+  const t = setup({
+    healthCheck: parseCommand("LOCKSMITHD_HEALTH_CHECK", HEALTHY),
+    healthCheckIntervalMs: 10_000,
+    healthCheckTimeoutMs: 30_000,
+  }, { needed: false, doc: { semaphore: 0, max: 1, holders: [ME] } });
+  t.commands.answer(HEALTHY, ...Array<number>(12).fill(1), 0);
+  t.clock.onSleep = () => {
+    if (t.clock.sleeps.length === 5) t.need.trigger();
+  };
+  assert.equal(await t.run(), "rebooted");
+  const log = t.text();
+  assert.match(
+    log,
+    /waiting for the health check to pass before queueing for this reboot/,
+  );
+  const released = log.indexOf("the health check passed");
+  assert.ok(released > 0 && released < log.indexOf("took a slot"));
+  assert.equal(t.queue.takes.length, 1);
+});
+
+Deno.test("logged-in users are warned through logind before the login delay, with the reboot time", async () => {
+  const t = setup({ loginDelayMs: 300_000 });
+  t.rebooter.sessions = 2;
+  assert.equal(await t.run(), "rebooted");
+  const at = new Date(T0.getTime() + 300_000);
+  assert.deepEqual(t.warning.warnings, [{
+    message: wallMessage(300_000, at, "UTC"),
+    at,
+  }]);
+  assert.equal(t.warning.cancels, 0, "a reboot that follows is not withdrawn");
+  assert.equal(t.rebooter.reboots[0]!.getTime(), at.getTime());
+  assert.match(
+    t.text(),
+    /warned logged-in users through logind's wall messages/,
+  );
+});
+
+Deno.test("a logind without the wall calls is logged and the reboot goes on after the delay", async () => {
+  const t = setup({ loginDelayMs: 300_000 });
+  t.rebooter.sessions = 1;
+  t.warning.missing = true;
+  assert.equal(await t.run(), "rebooted");
+  assert.match(
+    t.text(),
+    /warn: cannot warn logged-in users through logind \(org\.freedesktop\.DBus\.Error\.UnknownMethod\); rebooting after the delay without a warning/,
+  );
+  assert.equal(t.rebooter.reboots[0]!.getTime(), T0.getTime() + 300_000);
+});
+
+Deno.test("stopping during the login delay withdraws the warning", async () => {
+  const t = setup({ loginDelayMs: 300_000 });
+  t.rebooter.sessions = 1;
+  t.clock.onSleep = () => t.abort.abort();
+  assert.equal(await t.run(), "stopped");
+  assert.equal(t.warning.warnings.length, 1);
+  assert.equal(t.warning.cancels, 1);
+  assert.equal(t.rebooter.reboots.length, 0);
+});
+
+Deno.test("the loop reports its state and counts to the metrics and its events to the notifier", async () => {
+  const t = setup({}, { doc: { semaphore: 0, max: 1, holders: ["other"] } });
+  const waiting: unknown[] = [];
+  let waits = 0;
+  t.queue.onWait = () => {
+    waiting.push({
+      needed: t.metrics.rebootNeeded,
+      since: t.metrics.waitingSince?.toISOString(),
+      place: t.metrics.queuePosition,
+      held: t.metrics.slotHeld,
+    });
+    if (++waits === 2) t.store.set({ semaphore: 1, max: 1, holders: [] });
+  };
+  assert.equal(await t.run(), "rebooted");
+  assert.deepEqual(waiting[0], {
+    needed: true,
+    since: T0.toISOString(),
+    place: 0,
+    held: false,
+  });
+  assert.equal(t.metrics.slotHeld, true);
+  assert.equal(t.metrics.queuePosition, null);
+  assert.equal(t.metrics.waitingSince, null);
+  assert.ok(t.metrics.lastRebootRequest);
+  assert.deepEqual(t.metrics.lockAttempts, ["taken"]);
+  for (const op of ["startup-read", "join", "take"]) {
+    assert.ok(t.metrics.etcdOps.includes(op), op);
+  }
+  assert.deepEqual(t.notifier.names, [
+    "reboot-needed",
+    "slot-taken",
+    "reboot-requested",
+  ]);
+  assert.deepEqual(t.notifier.events[1]!.details, { available: 0, max: 1 });
+  assert.equal(t.notifier.flushes, 1, "flushed before the reboot request");
+});
+
+Deno.test("planAfterVeto() gives back a slot held, backs off by the vetoes in a row, and reports new outcomes only", () => {
+  const base = { vetoes: 1, outcome: "exited 1", random: () => 0.5 };
+  assert.deepEqual(
+    planAfterVeto({ ...base, holding: true, lastReported: undefined }),
+    { release: true, delayMs: 3_750, report: true },
+  );
+  assert.deepEqual(
+    planAfterVeto({
+      ...base,
+      holding: false,
+      vetoes: 3,
+      lastReported: "exited 1",
+    }),
+    { release: false, delayMs: 15_000, report: false },
+  );
+  assert.equal(
+    planAfterVeto({ ...base, holding: false, lastReported: "exited 2" })
+      .report,
+    true,
+  );
+});
+
+Deno.test("releaseWaitsForHealth() gates every release at start when a health check is set", () => {
+  const release = { action: "release", reason: "x" } as const;
+  assert.equal(releaseWaitsForHealth(release, true), true);
+  assert.equal(releaseWaitsForHealth(release, false), false);
+  assert.equal(
+    releaseWaitsForHealth({ action: "keep", reason: "x" }, true),
+    false,
+  );
+  assert.equal(releaseWaitsForHealth({ action: "none" }, true), false);
+});
+
+Deno.test("wallMessage() says when, in the schedule's zone", () => {
+  assert.equal(
+    wallMessage(300_000, new Date("2026-03-05T10:05:00Z"), "Europe/Berlin"),
+    "locksmithd: this machine reboots in 5m (Thu 2026-03-05 11:05+01:00 Europe/Berlin) to finish an update; save your work and log out.",
+  );
+});
+
+Deno.test("lockAttemptResult() counts refusals, conflicts and errors", () => {
+  assert.equal(
+    lockAttemptResult(new SemaphoreRefusedError("holder_exists", "x")),
+    "held",
+  );
+  assert.equal(
+    lockAttemptResult(new SemaphoreRefusedError("semaphore_full", "x")),
+    "full",
+  );
+  assert.equal(lockAttemptResult(new ContentionError("x")), "conflict");
+  assert.equal(lockAttemptResult(ETCD_DOWN), "error");
+});
+
+Deno.test("windowState() of a schedule merges adjacent windows and finds the next opening", () => {
+  const schedule = parseSchedule("Thu 09:00 1h30m, Thu 10:30 1h", "UTC");
+  assert.deepEqual(windowState(schedule, T0), {
+    open: true,
+    closesAt: new Date("2026-03-05T11:30:00Z"),
+  });
+  assert.deepEqual(
+    windowState(schedule, new Date("2026-03-05T12:00:00Z")),
+    { open: false, opensAt: new Date("2026-03-12T09:00:00Z") },
+  );
+  assert.deepEqual(windowState(undefined, T0), {
+    open: true,
+    closesAt: undefined,
+  });
 });

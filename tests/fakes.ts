@@ -3,9 +3,21 @@
 import type {
   Clock,
   DaemonLog,
+  DaemonNotify,
   Rebooter,
   RebootNeed,
+  UserWarning,
 } from "../lib/daemon/ports.ts";
+import type { CommandResult, ParsedCommand } from "../lib/daemon/command.ts";
+import type { RunOptions } from "../lib/daemon/command_run.ts";
+import type {
+  CommandKind,
+  CommandRunResult,
+  DaemonMetrics,
+  LockAttemptResult,
+  NotificationResult,
+} from "../lib/daemon/metrics_port.ts";
+import type { NotifyEvent } from "../lib/daemon/notify.ts";
 import type {
   Change,
   Companion,
@@ -336,9 +348,159 @@ export class MemoryLog implements DaemonLog {
   warn(m: string): void {
     this.lines.push(`warn: ${m}`);
   }
+  error(m: string): void {
+    this.lines.push(`error: ${m}`);
+  }
 }
 
 /** The error a store throws while etcd is down. */
 export const ETCD_DOWN: EtcdUnavailableError = new EtcdUnavailableError(
   "cannot reach etcd (http://127.0.0.1:2379: connection refused)",
 );
+
+/** One run of a fake command. */
+export interface FakeRun {
+  /** The program. */
+  readonly program: string;
+  /** Its arguments. */
+  readonly args: readonly string[];
+  /** Its environment. */
+  readonly env: Readonly<Record<string, string>> | undefined;
+  /** When it ran (fake time). */
+  readonly at: Date;
+}
+
+/**
+ * A command runner for the loop: each program answers with the exit
+ * statuses queued for it (the last one repeats; 0 when none), or throws
+ * the queued error; runs take no time.
+ */
+export class FakeCommands {
+  /** Every run, in order. */
+  readonly runs: FakeRun[] = [];
+  /** Exit statuses (or errors to throw) by program, used in order; the last one stays. */
+  readonly answers = new Map<string, (number | Error)[]>();
+  constructor(readonly clock: FakeClock) {}
+  /** Queues answers for `program`. */
+  answer(program: string, ...answers: (number | Error)[]): void {
+    this.answers.set(program, answers);
+  }
+  /** Runs of `program`. */
+  runsOf(program: string): FakeRun[] {
+    return this.runs.filter((r) => r.program === program);
+  }
+  readonly run = (
+    command: ParsedCommand,
+    options: RunOptions,
+  ): Promise<CommandResult> => {
+    this.runs.push({
+      program: command.program,
+      args: command.args,
+      env: options.env,
+      at: this.clock.now(),
+    });
+    const queue = this.answers.get(command.program) ?? [0];
+    const answer = (queue.length > 1 ? queue.shift() : queue[0]) ?? 0;
+    if (answer instanceof Error) return Promise.reject(answer);
+    return Promise.resolve({
+      exitCode: answer,
+      signal: null,
+      timedOut: false,
+      aborted: false,
+      output: answer === 0 ? "" : `exit ${answer}`,
+      outputBytes: answer === 0 ? 0 : `exit ${answer}`.length,
+      cutBytes: 0,
+      durationMs: 7,
+    });
+  };
+}
+
+/** A notifier that keeps the events. */
+export class RecordingNotifier implements DaemonNotify {
+  readonly events: { event: NotifyEvent; details: unknown }[] = [];
+  flushes = 0;
+  /** Called on each flush (a test may let time pass here). */
+  onFlush: () => void = () => {};
+  notify(
+    event: NotifyEvent,
+    details: Readonly<Record<string, unknown>> = {},
+  ): void {
+    this.events.push({ event, details });
+  }
+  flush(): Promise<boolean> {
+    this.flushes++;
+    this.onFlush();
+    return Promise.resolve(true);
+  }
+  /** The event names, in order. */
+  get names(): NotifyEvent[] {
+    return this.events.map((e) => e.event);
+  }
+}
+
+/** Metrics that keep the last value of each gauge and every count. */
+export class RecordingMetrics implements DaemonMetrics {
+  rebootNeeded = false;
+  waitingSince: Date | null = null;
+  slotHeld = false;
+  windowOpen = true;
+  queuePosition: number | null = null;
+  lastRebootRequest: Date | undefined;
+  readonly lockAttempts: LockAttemptResult[] = [];
+  readonly etcdOps: string[] = [];
+  readonly commands: `${CommandKind}:${CommandRunResult}`[] = [];
+  readonly notifications: NotificationResult[] = [];
+  /** Every slot_held value set, in order. */
+  readonly slotHeldHistory: boolean[] = [];
+  setRebootNeeded(needed: boolean): void {
+    this.rebootNeeded = needed;
+  }
+  setWaitingSince(since: Date | null): void {
+    this.waitingSince = since;
+  }
+  setSlotHeld(held: boolean): void {
+    this.slotHeld = held;
+    this.slotHeldHistory.push(held);
+  }
+  setWindowOpen(open: boolean): void {
+    this.windowOpen = open;
+  }
+  setQueuePosition(ahead: number | null): void {
+    this.queuePosition = ahead;
+  }
+  setLastRebootRequest(at: Date): void {
+    this.lastRebootRequest = at;
+  }
+  countLockAttempt(result: LockAttemptResult): void {
+    this.lockAttempts.push(result);
+  }
+  observeEtcdRequest(op: string): void {
+    this.etcdOps.push(op);
+  }
+  countCommand(command: CommandKind, result: CommandRunResult): void {
+    this.commands.push(`${command}:${result}`);
+  }
+  countNotification(result: NotificationResult): void {
+    this.notifications.push(result);
+  }
+}
+
+/** logind's wall messages, recorded; `missing` plays a logind without the calls. */
+export class FakeWarning implements UserWarning {
+  readonly warnings: { message: string; at: Date }[] = [];
+  cancels = 0;
+  missing = false;
+  warnUsers(message: string, at: Date): Promise<void> {
+    if (this.missing) {
+      return Promise.reject(
+        new Error("org.freedesktop.DBus.Error.UnknownMethod"),
+      );
+    }
+    this.warnings.push({ message, at });
+    return Promise.resolve();
+  }
+  cancelWarning(): Promise<void> {
+    this.cancels++;
+    return Promise.resolve();
+  }
+}

@@ -297,9 +297,12 @@ Deno.test("runCheck() as the pre-reboot check: exit 0 passes; an exit status, a 
   const slow = await check("/bin/sleep 10", 100);
   assert.equal(slow.result, "timeout");
   const missing = await check("/nonexistent/ready");
+  assert.equal(vetoed.sameAs, "exited 3: output: maintenance running");
   assert.deepEqual(missing, {
     result: "error",
     failure:
+      "LOCKSMITHD_PRE_REBOOT_CHECK: the program /nonexistent/ready does not exist",
+    sameAs:
       "LOCKSMITHD_PRE_REBOOT_CHECK: the program /nonexistent/ready does not exist",
   });
   const aborted = await runCheck({

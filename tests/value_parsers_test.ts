@@ -6,6 +6,7 @@ import {
   duration,
   holderId,
   hostPort,
+  keyed,
   limitText,
   oneOf,
   url,
@@ -223,4 +224,25 @@ Deno.test("helpColumns() aligns the right column two spaces after the longest le
 
 Deno.test("plainText() drops the backticks of Markdown code spans", () => {
   assert.equal(plainText("`0` disables the wait"), "0 disables the wait");
+});
+
+Deno.test("keyed() turns a keyed parser's defect into a ValueDefect, and passes other errors through", () => {
+  class KeyedError extends Error {
+    constructor(readonly key: string, readonly defect: string) {
+      super(`${key} ${defect}`);
+    }
+  }
+  const parse = keyed("LOCKSMITHD_X", (key, text) => {
+    if (text === "bug") throw new TypeError("a bug");
+    if (text !== "ok") throw new KeyedError(key, `is not ok (${key})`);
+    return text.length;
+  });
+  assert.equal(parse("ok"), 2);
+  assert.throws(
+    () => parse("no"),
+    (error: unknown) =>
+      error instanceof ValueDefect &&
+      error.defect === "is not ok (LOCKSMITHD_X)",
+  );
+  assert.throws(() => parse("bug"), TypeError);
 });

@@ -219,3 +219,39 @@ export function hostPort(example: string): ValueParser<HostPort> {
     return { hostname, port };
   };
 }
+
+/** An error that says what is wrong with a value without naming it again, as a `defect`. */
+interface HasDefect {
+  /** What is wrong and what is accepted, e.g. `is not HOST:PORT like …`. */
+  readonly defect: string;
+}
+
+function hasDefect(error: unknown): error is HasDefect {
+  return error instanceof Error &&
+    typeof (error as Partial<HasDefect>).defect === "string";
+}
+
+/**
+ * A parser from a function that takes the key as well as the text and
+ * names the key in its own errors (e.g. a command parser that must say
+ * which key a command came from): its errors' `defect` becomes a
+ * {@link ValueDefect}, so that the caller names the key, the value and
+ * where it came from, as for every other key. Errors without a `defect`
+ * pass through.
+ *
+ * @param key the key passed to `parse`
+ * @param parse the keyed parser, e.g. `parseCommand`
+ */
+export function keyed<T>(
+  key: string,
+  parse: (key: string, text: string) => T,
+): ValueParser<T> {
+  return (text) => {
+    try {
+      return parse(key, text);
+    } catch (error) {
+      if (error instanceof ValueDefect || !hasDefect(error)) throw error;
+      throw new ValueDefect(error.defect);
+    }
+  };
+}

@@ -12,7 +12,7 @@ import { formatDuration } from "../common/duration.ts";
 import { oneLine } from "../common/errors.ts";
 import type { Semaphore } from "../semaphore/document.ts";
 import type { QueueState, SlotQueue } from "../semaphore/slot_queue.ts";
-import { decideTurn, onLockFailure } from "./decisions.ts";
+import { decideTurn, lockAttemptResult, onLockFailure } from "./decisions.ts";
 import type { Run } from "./run.ts";
 
 /** How taking a slot ended. */
@@ -48,8 +48,9 @@ export async function acquireSlot(
   let freeSince: number | undefined;
   let lastRead = clock.now().getTime();
   const leave = async () => {
+    run.metrics.setQueuePosition(null);
     try {
-      await run.etcd(() => queue.leave());
+      await run.etcd(() => queue.leave(), "leave");
     } catch (error) {
       log.warn(
         `cannot leave the wait queue (its entry expires with this machine's lease): ${
@@ -71,11 +72,11 @@ export async function acquireSlot(
       let state = queue.state();
       const read = state.place === "out" || needRead;
       if (state.place === "out") {
-        state = await run.etcd(() => queue.join());
+        state = await run.etcd(() => queue.join(), "join");
         log.info(`joined the wait queue: ${describeWait(state, state.doc)}`);
       } else if (needRead) {
         // After a lost watch, a failure, or as the safety re-check.
-        state = await run.etcd(() => queue.refresh());
+        state = await run.etcd(() => queue.refresh(), "refresh");
       }
       if (read) {
         lastRead = clock.now().getTime();
@@ -83,10 +84,12 @@ export async function acquireSlot(
         failures = 0;
         state = queue.state();
       }
+      run.metrics.setQueuePosition(state.place === "out" ? null : state.ahead);
       const doc = state.doc;
       if (doc?.holders.includes(run.id)) {
         await leave();
         log.info(`this machine (${run.id}) already holds a slot`);
+        run.slotHeld = true;
         return "held";
       }
       const turn = decideTurn({
@@ -104,17 +107,22 @@ export async function acquireSlot(
             } while ${state.headId}, first in line, did not take it: taking it and removing ${state.headId} from the queue`,
           );
         }
-        const { after } = await run.etcd(() =>
-          queue.take({
-            evictHead: turn.evictHead,
-            record: {
-              id: run.id,
-              since: clock.now().toISOString(),
-              by: "locksmithd",
-              boot: boot?.id,
-            },
-          })
-        );
+        const record = {
+          id: run.id,
+          since: clock.now().toISOString(),
+          by: "locksmithd",
+          boot: boot?.id,
+        };
+        const { after } = await run.etcd(
+          () => queue.take({ evictHead: turn.evictHead, record }),
+          "take",
+        ).catch((error) => {
+          run.metrics.countLockAttempt(lockAttemptResult(error));
+          throw error;
+        });
+        run.metrics.countLockAttempt("taken");
+        run.metrics.setQueuePosition(null);
+        run.noteTaken(after);
         log.info(
           `took a slot: ${after.holders.length} of ${after.max} held (${
             after.holders.join(", ")
@@ -148,6 +156,7 @@ export async function acquireSlot(
       if (action === "holding") {
         await leave();
         log.info(`this machine (${run.id}) already holds a slot`);
+        run.slotHeld = true;
         return "held";
       }
       if (action === "look-again") continue;

@@ -310,17 +310,23 @@ export function commandSucceeded(result: CommandResult): boolean {
  * One line for a log: how the run ended and its output, e.g. `exited 1
  * after 1.2s: output (last 4096 of 10000 bytes): …`, or `exited 0 after
  * 15ms, no output`. Line breaks and control characters in the output are
- * flattened.
+ * flattened. With `duration: false`, the run time is left out (`exited 1:
+ * output: …`), so that repeated runs that ended alike read alike.
  */
-export function describeResult(result: CommandResult): string {
-  const after = `after ${formatDuration(result.durationMs)}`;
+export function describeResult(
+  result: CommandResult,
+  options: { readonly duration?: boolean } = {},
+): string {
+  const after = options.duration === false
+    ? ""
+    : ` after ${formatDuration(result.durationMs)}`;
   const how = result.timedOut
-    ? `timed out ${after} (ended by ${result.signal ?? "SIGTERM"})`
+    ? `timed out${after} (ended by ${result.signal ?? "SIGTERM"})`
     : result.aborted
-    ? `was stopped ${after}`
+    ? `was stopped${after}`
     : result.signal !== null
-    ? `was killed by ${result.signal} ${after}`
-    : `exited ${result.exitCode} ${after}`;
+    ? `was killed by ${result.signal}${after}`
+    : `exited ${result.exitCode}${after}`;
   const text = oneLine(result.output);
   if (text === "") return `${how}, no output`;
   const label = result.cutBytes > 0

@@ -20,6 +20,9 @@
 import { ValueDefect } from "../common/value_parsers.ts";
 import type { EtcdConnectionOptions } from "../etcd/options.ts";
 import type { RebootWindow } from "./reboot_window.ts";
+import type { RebootSchedule } from "./schedule.ts";
+import type { ParsedCommand } from "./command.ts";
+import type { ListenAddress } from "./metrics_port.ts";
 import {
   type ConfigSource,
   parseConfigText,
@@ -36,6 +39,7 @@ import {
 import {
   invalidSetting,
   isSecret,
+  rebootScheduleOf,
   rebootWindowOf,
   type Resolution,
   RULES,
@@ -88,8 +92,13 @@ export interface DaemonConfig {
   readonly etcd: EtcdConnectionOptions;
   /** Semaphore group (`LOCKSMITHD_GROUP`); `undefined` for the default group. */
   readonly group: string | undefined;
-  /** Reboot window, `undefined` when reboots may happen at any time. */
+  /** Reboot window (`LOCKSMITHD_REBOOT_WINDOW_*`), `undefined` when none is set. */
   readonly rebootWindow: RebootWindow | undefined;
+  /**
+   * When reboots may happen: `LOCKSMITHD_REBOOT_SCHEDULE`, or the reboot
+   * window as a one-entry schedule; `undefined` for any time.
+   */
+  readonly rebootSchedule: RebootSchedule | undefined;
   /** Holder id overriding `/etc/machine-id` (`LOCKSMITHD_MACHINE_ID`), if set. */
   readonly machineId: string | undefined;
   /** Absolute path of the file that marks a needed reboot (`LOCKSMITHD_REBOOT_SENTINEL`). */
@@ -102,6 +111,22 @@ export interface DaemonConfig {
   readonly rebootRetryLimitMs: number;
   /** This boot's id when given (`LOCKSMITHD_BOOT_ID`), else read or derived at start. */
   readonly bootId: string | undefined;
+  /** Run before taking a slot and before rebooting; non-zero means not now (`LOCKSMITHD_PRE_REBOOT_CHECK`). */
+  readonly preRebootCheck: ParsedCommand | undefined;
+  /** Run instead of logind's `Reboot` (`LOCKSMITHD_REBOOT_COMMAND`). */
+  readonly rebootCommand: ParsedCommand | undefined;
+  /** Run after boot; the slot is released once it exits 0 (`LOCKSMITHD_HEALTH_CHECK`). */
+  readonly healthCheck: ParsedCommand | undefined;
+  /** Time between failed health checks, in ms (`LOCKSMITHD_HEALTH_CHECK_INTERVAL`). */
+  readonly healthCheckIntervalMs: number;
+  /** Time after which a failing health check is reported and the slot kept, in ms (`LOCKSMITHD_HEALTH_CHECK_TIMEOUT`). */
+  readonly healthCheckTimeoutMs: number;
+  /** Limit of each command run, in ms (`LOCKSMITHD_COMMAND_TIMEOUT`). */
+  readonly commandTimeoutMs: number;
+  /** Where to serve Prometheus metrics (`LOCKSMITHD_METRICS_ADDR`); `undefined` for none. */
+  readonly metricsAddress: ListenAddress | undefined;
+  /** Where to POST notifications (`LOCKSMITHD_NOTIFY_URL`); `undefined` for none. */
+  readonly notifyUrl: string | undefined;
   /** The config files that were read, in order (missing ones left out). */
   readonly configFiles: readonly string[];
   /**
@@ -237,9 +262,11 @@ export function resolveDaemonConfig(
     warn: (warning) => warnings.push(warning),
   };
   for (const rule of RULES) rule(resolution);
+  const rebootWindow = rebootWindowOf(resolution);
   const derived: Pick<DaemonConfig, DerivedField> = {
     etcd: etcd as unknown as EtcdConnectionOptions,
-    rebootWindow: rebootWindowOf(resolution),
+    rebootWindow,
+    rebootSchedule: rebootScheduleOf(resolution, rebootWindow),
     configFiles: sources.map((s) => s.path),
     origins,
     warnings,

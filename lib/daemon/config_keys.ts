@@ -4,7 +4,8 @@
  * (`daemon_args.ts`) and the README's key table (`deno task docs`) follow.
  *
  * To add a key, add one row to {@link DAEMON_KEYS} (its parser too, in
- * `lib/common/value_parsers.ts`, if none of those fits), and nothing else.
+ * `lib/common/value_parsers.ts`, if none of those fits), and nothing else
+ * (the safe-reboot keys have their rows in `config_keys_safety.ts`).
  * If the daemon reads the value, `field` names the {@link DaemonConfig}
  * property it fills; declare that property in `DaemonConfig` (the type
  * checker insists, and checks the parser and the default against it). Keys
@@ -19,6 +20,7 @@ import type { EtcdConnectionOptions } from "../etcd/options.ts";
 import { UsageError } from "../common/errors.ts";
 import { DEFAULT_ENDPOINT, parseEndpoints } from "../etcd/endpoints.ts";
 import { canonicalTimeZone, RebootWindowError } from "./reboot_window.ts";
+import { SAFE_REBOOT_KEYS } from "./config_keys_safety.ts";
 import {
   absolutePath,
   anyText,
@@ -62,6 +64,7 @@ export const DEFAULT_ETCD_TIMEOUT_MS = 5_000;
 export type DerivedField =
   | "etcd"
   | "rebootWindow"
+  | "rebootSchedule"
   | "configFiles"
   | "origins"
   | "warnings";
@@ -327,6 +330,8 @@ export const DAEMON_KEYS: readonly DaemonKey[] = Object.freeze(
       description:
         "this boot's id, recorded with the slot; the systemd units set it from `%b`",
     },
+    // Safe reboots: schedules, commands, metrics, notifications.
+    ...SAFE_REBOOT_KEYS,
   ] satisfies readonly DaemonKey[],
 );
 

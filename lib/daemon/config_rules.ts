@@ -1,8 +1,9 @@
 /**
  * The rules of locksmithd's configuration that tie keys together (a
  * certificate and its key, TLS and https:// endpoints, a reboot window's
- * start and length), checked by `resolveDaemonConfig` after each key was
- * parsed on its own; and the reboot window built from its three keys.
+ * start and length, a schedule or a window), checked by
+ * `resolveDaemonConfig` after each key was parsed on its own; and the
+ * reboot window and schedule built from their keys.
  *
  * @module
  */
@@ -13,6 +14,12 @@ import {
   type RebootWindow,
   RebootWindowError,
 } from "./reboot_window.ts";
+import {
+  parseSchedule,
+  type RebootSchedule,
+  ScheduleError,
+  scheduleFromWindow,
+} from "./schedule.ts";
 import { DAEMON_KEYS, type DaemonKey } from "./config_keys.ts";
 import type { ConfigSetting as Setting } from "./config.ts";
 
@@ -103,6 +110,7 @@ const tlsNeedsHttps: Rule = (r) => {
 const START = "LOCKSMITHD_REBOOT_WINDOW_START";
 const LENGTH = "LOCKSMITHD_REBOOT_WINDOW_LENGTH";
 const TZ = "LOCKSMITHD_REBOOT_WINDOW_TZ";
+const SCHEDULE = "LOCKSMITHD_REBOOT_SCHEDULE";
 
 /** A reboot window has a start and a length, or neither. */
 const windowStartAndLength: Rule = (r) => {
@@ -120,12 +128,55 @@ const windowStartAndLength: Rule = (r) => {
   }
 };
 
-/** A time zone without a window does nothing: worth a warning. */
+/** A schedule replaces the window keys: both set is ambiguous. */
+const scheduleOrWindow: Rule = (r) => {
+  const schedule = r.setting(SCHEDULE);
+  const window = r.setting(START) ?? r.setting(LENGTH);
+  if (schedule !== undefined && window !== undefined) {
+    throw new UsageError(
+      `${SCHEDULE} (from ${schedule.origin}) and ${window.key} (from ${window.origin}) are both set; a schedule replaces the reboot window: set one or the other`,
+    );
+  }
+};
+
+/** A time zone without a window or schedule does nothing: worth a warning. */
 const timeZoneNeedsWindow: Rule = (r) => {
   const tz = r.setting(TZ);
-  if (tz !== undefined && r.setting(START) === undefined) {
+  if (
+    tz !== undefined && r.setting(START) === undefined &&
+    r.setting(SCHEDULE) === undefined
+  ) {
     r.warn(
-      `${TZ} (from ${tz.origin}) has no effect without a reboot window`,
+      `${TZ} (from ${tz.origin}) has no effect without a reboot window or schedule`,
+    );
+  }
+};
+
+/** Health check timings without a health check do nothing: worth a warning. */
+const healthTimingsNeedCheck: Rule = (r) => {
+  if (r.setting("LOCKSMITHD_HEALTH_CHECK") !== undefined) return;
+  for (
+    const key of [
+      "LOCKSMITHD_HEALTH_CHECK_INTERVAL",
+      "LOCKSMITHD_HEALTH_CHECK_TIMEOUT",
+    ]
+  ) {
+    const setting = r.setting(key);
+    if (setting !== undefined) {
+      r.warn(
+        `${key} (from ${setting.origin}) has no effect without LOCKSMITHD_HEALTH_CHECK`,
+      );
+    }
+  }
+};
+
+/** The commands run only around a slot or a reboot: without a slot, the health check does nothing. */
+const healthCheckNeedsSlot: Rule = (r) => {
+  const check = r.setting("LOCKSMITHD_HEALTH_CHECK");
+  const strategy = r.value("REBOOT_STRATEGY");
+  if (check !== undefined && strategy === "reboot") {
+    r.warn(
+      `LOCKSMITHD_HEALTH_CHECK (from ${check.origin}) has no effect with REBOOT_STRATEGY=reboot: no slot is held to release after boot`,
     );
   }
 };
@@ -136,7 +187,10 @@ export const RULES: readonly Rule[] = [
   bothOrNeither("LOCKSMITHD_ETCD_USERNAME", "LOCKSMITHD_ETCD_PASSWORD"),
   tlsNeedsHttps,
   windowStartAndLength,
+  scheduleOrWindow,
   timeZoneNeedsWindow,
+  healthTimingsNeedCheck,
+  healthCheckNeedsSlot,
 ];
 
 /** The reboot window from its start, length and zone (the length's limit depends on the start). */
@@ -159,5 +213,25 @@ export function rebootWindowOf(r: Resolution): RebootWindow | undefined {
       : r.setting(TZ);
     if (setting === undefined) throw error;
     throw invalidSetting(setting, error.defect);
+  }
+}
+
+/**
+ * When reboots may happen: the schedule in its zone, else the reboot
+ * window as a one-entry schedule, else `undefined` (any time).
+ */
+export function rebootScheduleOf(
+  r: Resolution,
+  window: RebootWindow | undefined,
+): RebootSchedule | undefined {
+  const schedule = r.setting(SCHEDULE);
+  if (schedule === undefined) {
+    return window === undefined ? undefined : scheduleFromWindow(window);
+  }
+  try {
+    return parseSchedule(schedule.value, r.value(TZ) as string | undefined);
+  } catch (error) {
+    if (!(error instanceof ScheduleError)) throw error;
+    throw invalidSetting(schedule, error.defect);
   }
 }

@@ -7,8 +7,14 @@
 
 import type { RebootStrategy } from "./config.ts";
 import { ContentionError, SemaphoreRefusedError } from "../common/errors.ts";
-import { nextWindow, type RebootWindow } from "./reboot_window.ts";
+import type { RebootWindow } from "./reboot_window.ts";
+import {
+  type RebootSchedule,
+  scheduleFromWindow,
+  scheduleState,
+} from "./schedule.ts";
 import type { QueuePlace } from "../semaphore/slot_queue.ts";
+import type { LockAttemptResult } from "./metrics_port.ts";
 
 /** First delay after a failed attempt to take or release a slot: 5 s. */
 export const BACKOFF_MIN_MS = 5_000;
@@ -37,17 +43,22 @@ export type WindowState =
   | { readonly open: true; readonly closesAt: Date | undefined }
   | { readonly open: false; readonly opensAt: Date };
 
-/** Where `now` stands relative to the reboot window; no window means always open. */
+/**
+ * Where `now` stands relative to the reboot schedule (or a single window);
+ * none means always open. An open schedule whose open period runs on past
+ * the schedule horizon (14 days) has no `closesAt`: the reboot step checks
+ * it again before every attempt anyway.
+ */
 export function windowState(
-  window: RebootWindow | undefined,
+  when: RebootSchedule | RebootWindow | undefined,
   now: Date,
 ): WindowState {
-  if (window === undefined) return { open: true, closesAt: undefined };
-  const next = nextWindow(window, now);
-  if (next.start.getTime() <= now.getTime()) {
-    return { open: true, closesAt: next.end };
-  }
-  return { open: false, opensAt: next.start };
+  if (when === undefined) return { open: true, closesAt: undefined };
+  const schedule = "windows" in when ? when : scheduleFromWindow(when);
+  const state = scheduleState(schedule, now);
+  return state.open
+    ? { open: true, closesAt: state.closesAt ?? undefined }
+    : { open: false, opensAt: state.opensAt };
 }
 
 /** What to do at start about a slot this machine holds, and why (for the log). */
@@ -144,6 +155,21 @@ export function onLockFailure(error: unknown): LockFailureAction {
   // first: look at the new document and wait, without backing off.
   if (error instanceof ContentionError) return "look-again";
   return "retry";
+}
+
+/**
+ * How a failed attempt to take a slot is counted
+ * (`locksmithd_lock_attempts_total{result}`): `held` (this machine already
+ * holds one), `full`, `conflict` (the document changed meanwhile), or
+ * `error` (etcd trouble, a corrupt document).
+ */
+export function lockAttemptResult(error: unknown): LockAttemptResult {
+  if (error instanceof SemaphoreRefusedError) {
+    if (error.reason === "holder_exists") return "held";
+    if (error.reason === "semaphore_full") return "full";
+    return "error";
+  }
+  return error instanceof ContentionError ? "conflict" : "error";
 }
 
 /** What a queued waiter does next. */

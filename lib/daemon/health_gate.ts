@@ -94,6 +94,8 @@ export interface CheckOutcome {
   readonly result: CommandRunResult | "aborted";
   /** For `failure`, `timeout` and `error`: one line saying how (exit status and the end of the output, or the start error). */
   readonly failure?: string;
+  /** `failure` without the run time: equal for runs that failed alike (to log a repeated failure once). */
+  readonly sameAs?: string;
 }
 
 /** Settings of {@link runCheck}. */
@@ -129,11 +131,12 @@ export async function runCheck(options: CheckOptions): Promise<CheckOutcome> {
     if (commandSucceeded(r)) return { result: "success" };
     return {
       failure: describeResult(r),
+      sameAs: describeResult(r, { duration: false }),
       result: r.timedOut ? "timeout" : "failure",
     };
   } catch (error) {
     if (signal.aborted) return { result: "aborted" };
-    return { failure: oneLine(error), result: "error" };
+    return { failure: oneLine(error), sameAs: oneLine(error), result: "error" };
   }
 }
 

@@ -1,10 +1,12 @@
 /**
- * locksmithd's main loop: check this machine's slot at start, wait until a
- * reboot is needed, then (again after any setback) wait for the reboot
- * window, take a slot, wait for logged-in users, reboot. Every dependency
- * is a parameter (see `ports.ts`), so the loop is tested with fakes and a
- * fake clock as well as for real. Each phase is its own module:
- * `startup.ts`, `acquire.ts`, `reboot.ts`, `release.ts`.
+ * locksmithd's main loop: check this machine's slot at start (releasing it
+ * once the health check passes), wait until a reboot is needed, then
+ * (again after any setback) wait for the reboot schedule, ask the
+ * pre-reboot check, take a slot, wait for logged-in users, ask the
+ * pre-reboot check again, reboot. Every dependency is a parameter (see
+ * `ports.ts`), so the loop is tested with fakes and a fake clock as well
+ * as for real. Each phase is its own module: `startup.ts` (with
+ * `health.ts`), `pre_reboot.ts`, `acquire.ts`, `reboot.ts`, `release.ts`.
  *
  * @module
  */
@@ -19,9 +21,10 @@ import {
   windowState,
 } from "./decisions.ts";
 import type { DaemonDeps, DaemonOutcome, DaemonSettings } from "./ports.ts";
+import { PreRebootCheck } from "./pre_reboot.ts";
 import { rebootNow, waitForUsers } from "./reboot.ts";
-import { formatRebootWindow } from "./reboot_window.ts";
 import { Run } from "./run.ts";
+import { formatSchedule, type RebootSchedule } from "./schedule.ts";
 import { startupCheck } from "./startup.ts";
 
 export type {
@@ -29,11 +32,20 @@ export type {
   Clock,
   DaemonDeps,
   DaemonLog,
+  DaemonNotify,
   DaemonOutcome,
   DaemonSettings,
   Rebooter,
   RebootNeed,
+  UserWarning,
 } from "./ports.ts";
+
+/** `reboot window Thu 04:00 for 1h (UTC)`, or `reboot schedule …` for several entries. */
+function describeSchedule(schedule: RebootSchedule): string {
+  return `${
+    schedule.entries.length === 1 ? "reboot window" : "reboot schedule"
+  } ${formatSchedule(schedule)}`;
+}
 
 /** Runs locksmithd until it asked for a reboot, was stopped, or has nothing to do. */
 export async function runDaemonLoop(
@@ -42,7 +54,7 @@ export async function runDaemonLoop(
   signal: AbortSignal,
 ): Promise<DaemonOutcome> {
   const run = new Run(settings, deps, signal);
-  const { strategy, machineId, window, group } = settings;
+  const { strategy, machineId, schedule, group } = settings;
   const { log, need } = deps;
   if (strategy === "off") {
     log.info("strategy is off: locksmithd has nothing to do, exiting");
@@ -52,9 +64,7 @@ export async function runDaemonLoop(
     `starting: strategy ${strategy}, machine ${machineId}, ${
       deps.store ? `etcd ${run.endpoints}, group ${group || "(default)"}, ` : ""
     }${
-      window
-        ? `reboot window ${formatRebootWindow(window)}`
-        : "no reboot window"
+      schedule ? describeSchedule(schedule) : "no reboot window"
     }, reboot-needed source ${need.name}`,
   );
   const pending = await neededBy(run);
@@ -74,6 +84,9 @@ export async function runDaemonLoop(
       if (source === undefined) return "stopped";
     }
     log.info(`reboot needed (${source})`);
+    run.metrics.setRebootNeeded(true);
+    run.metrics.setWaitingSince(deps.clock.now());
+    run.notify("reboot-needed", { source });
     return await rebootWhenAllowed(run, check, checkStop);
   } finally {
     checkStop.abort();
@@ -104,7 +117,7 @@ async function decideLockMode(run: Run): Promise<LockMode> {
   let last: unknown;
   for (let attempt = 1; !run.stopped; attempt++) {
     try {
-      await run.etcd(() => store.read());
+      await run.etcd(() => store.read(), "read");
       log.info("etcd answers: best-effort takes a slot of the semaphore");
       return "etcd-lock";
     } catch (error) {
@@ -130,27 +143,30 @@ async function decideLockMode(run: Run): Promise<LockMode> {
 }
 
 /**
- * Loops: window, slot, login delay, reboot; again after a window closed or
- * a refused reboot. The start-up check must be done before a slot is
- * taken (a slot of an earlier boot is released first); without the
- * semaphore it is abandoned.
+ * Loops: schedule, pre-reboot check, slot, login delay, pre-reboot check,
+ * reboot; again after the schedule closed, a veto, or a refused reboot.
+ * The start-up check must be done before a slot is taken (a slot of an
+ * earlier boot is released first, once healthy); without the semaphore
+ * it is abandoned.
  */
 async function rebootWhenAllowed(
   run: Run,
   check: Promise<void>,
   checkStop: AbortController,
 ): Promise<DaemonOutcome> {
-  const { window } = run.settings;
+  const { schedule } = run.settings;
   const { log, clock, queue } = run.deps;
+  const preReboot = new PreRebootCheck(run);
   let mode: LockMode | undefined;
   let setbacks = 0;
   while (!run.stopped) {
-    const state = windowState(window, clock.now());
+    const state = windowState(schedule, clock.now());
+    run.metrics.setWindowOpen(state.open);
     if (!state.open) {
       log.info(
-        `waiting for the reboot window ${
-          formatRebootWindow(window!)
-        }: it opens at ${formatInZone(state.opensAt, window!.timeZone)}`,
+        `waiting for the ${describeSchedule(schedule!)}: it opens at ${
+          formatInZone(state.opensAt, schedule!.timeZone)
+        }`,
       );
       if (!await sleepUntil(run, state.opensAt)) return "stopped";
       continue;
@@ -158,15 +174,26 @@ async function rebootWhenAllowed(
     mode ??= await decideLockMode(run);
     if (run.stopped) return "stopped";
     if (mode === "no-slot") checkStop.abort();
+    if (run.healthPending) {
+      log.info(
+        "waiting for the health check to pass before queueing for this reboot (the slot of the last reboot is still held)",
+      );
+    }
     await check;
     let holding = false;
     if (mode === "etcd-lock" && queue) {
+      const verdict = await preReboot.check("before-lock");
+      if (verdict === "stopped") return "stopped";
+      if (verdict === "vetoed") continue;
       const got = await acquireSlot(run, queue, state.closesAt);
       if (got === "stopped") return "stopped";
       if (got === "window-closed") continue;
       holding = true;
     }
     if (!await waitForUsers(run)) return "stopped";
+    const verdict = await preReboot.check("before-reboot");
+    if (verdict === "stopped") return "stopped";
+    if (verdict === "vetoed") continue;
     const outcome = await rebootNow(run, holding);
     if (outcome === "rebooted") return "rebooted";
     if (outcome === "stopped") return "stopped";

@@ -1,7 +1,8 @@
 /**
  * locksmithd wired to the real world: config files and environment, the
  * machine id, etcd, the system bus (update_engine, logind), a sentinel file,
- * signals, and the log on stderr.
+ * signals, and the log on stderr; with the safe-reboot features configured,
+ * the commands, metrics and notifications (`safety_wiring.ts`).
  *
  * @module
  */
@@ -28,6 +29,14 @@ import {
   requirePermissions,
 } from "../common/permissions.ts";
 import type { LockStore } from "../semaphore/lock_store.ts";
+import { NO_METRICS } from "./metrics_port.ts";
+import {
+  checkRunPermissions,
+  chooseRebooter,
+  openNotifier,
+  serveMetrics,
+  trackWindowOpen,
+} from "./safety_wiring.ts";
 import type { SlotQueue } from "../semaphore/slot_queue.ts";
 import { VERSION } from "../common/version.ts";
 
@@ -40,6 +49,9 @@ function writeStderr(text: string): void {
     offset += Deno.stderr.writeSync(bytes.subarray(offset));
   }
 }
+
+/** How long notifications still queued at exit may take to be sent. */
+const NOTIFY_CLOSE_MS = 2_000;
 
 /** Longest single timer: `setTimeout` fires at once beyond 2^31-1 ms. */
 const MAX_TIMER_MS = 2 ** 31 - 1;
@@ -217,6 +229,7 @@ export async function runDaemon(args: readonly string[]): Promise<number> {
       busPermissionNeeds(parseBusAddress(systemBusAddress())),
     ));
     await checkSentinel(config.rebootSentinel);
+    checkRunPermissions(config);
   } catch (error) {
     writeStderr(`locksmithd: ${oneLine(error)}\n`);
     return exitCodeOf(error);
@@ -227,6 +240,24 @@ export async function runDaemon(args: readonly string[]): Promise<number> {
   try {
     const machineId = config.machineId ?? await readMachineId();
     const boot = await readBoot(config.bootId, log);
+    const served = await serveMetrics(config, log);
+    const metrics = served?.metrics ?? NO_METRICS;
+    if (served) {
+      const gaugeStop = new AbortController();
+      const gauge = trackWindowOpen(
+        config.rebootSchedule,
+        metrics,
+        systemClock,
+        gaugeStop.signal,
+      );
+      closers.push(async () => {
+        gaugeStop.abort();
+        await gauge;
+        await served.stop();
+      });
+    }
+    const notifier = openNotifier(config, machineId, metrics, log);
+    if (notifier) closers.push(() => notifier.close(NOTIFY_CLOSE_MS));
     const [{ connectSystemBus }, { LogindRebooter }, { UpdateEngineClient }] =
       await Promise.all([
         import("../dbus/system_bus.ts"),
@@ -264,24 +295,33 @@ export async function runDaemon(args: readonly string[]): Promise<number> {
       }
     });
     const stopped = AbortSignal.any([signal, busLost.signal]);
+    const logind = new LogindRebooter(bus);
     const outcome: DaemonOutcome = await runDaemonLoop({
       strategy: config.strategy,
       machineId,
-      window: config.rebootWindow,
+      schedule: config.rebootSchedule,
       loginDelayMs: config.loginDelayMs,
       endpoints: config.etcd.endpoints,
       group: config.group,
       bestEffortWaitMs: config.bestEffortWaitMs,
       rebootRetryLimitMs: config.rebootRetryLimitMs,
+      preRebootCheck: config.preRebootCheck,
+      healthCheck: config.healthCheck,
+      healthCheckIntervalMs: config.healthCheckIntervalMs,
+      healthCheckTimeoutMs: config.healthCheckTimeoutMs,
+      commandTimeoutMs: config.commandTimeoutMs,
     }, {
       store: semaphore?.store,
       queue: semaphore?.queue,
       boot,
-      rebooter: new LogindRebooter(bus),
+      rebooter: chooseRebooter(config, logind, machineId, metrics, log),
+      warning: logind,
       need,
       clock: systemClock,
       log,
       random: Math.random,
+      metrics,
+      notifier,
     }, stopped);
     if (outcome === "rebooted") {
       log.info("waiting for the system to go down");

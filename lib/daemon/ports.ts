@@ -8,7 +8,11 @@
  */
 
 import type { RebootStrategy } from "./config.ts";
-import type { RebootWindow } from "./reboot_window.ts";
+import type { RebootSchedule } from "./schedule.ts";
+import type { ParsedCommand } from "./command.ts";
+import type { CommandRunner } from "./command_run.ts";
+import type { DaemonMetrics } from "./metrics_port.ts";
+import type { NotifyEvent } from "./notify.ts";
 import type { LockStore } from "../semaphore/lock_store.ts";
 import type { SlotQueue } from "../semaphore/slot_queue.ts";
 
@@ -26,14 +30,38 @@ export interface DaemonLog {
   info(message: string): void;
   /** Something went wrong and is being retried. */
   warn(message: string): void;
+  /** Something went wrong that needs an operator (e.g. a machine stays unhealthy). */
+  error(message: string): void;
 }
 
 /** Reboots the machine; sized to the calls locksmithd and locksmithctl make. */
 export interface Rebooter {
-  /** Asks for a reboot; resolves once the request was accepted. */
-  reboot(): Promise<void>;
+  /** What a reboot does, for log lines (default `asking logind to reboot`). */
+  readonly action?: string;
+  /**
+   * Asks for a reboot; resolves once the request was accepted, throws one
+   * line when it was refused or failed. `signal` stops a request that runs
+   * (a reboot command).
+   */
+  reboot(signal?: AbortSignal): Promise<void>;
   /** Number of logged-in sessions. */
   activeSessions(): Promise<number>;
+}
+
+/** Warns logged-in users of a coming reboot (logind's wall messages). */
+export interface UserWarning {
+  /** Tells logged-in users that the machine reboots at `at`, with `message`; throws when it cannot. */
+  warnUsers(message: string, at: Date): Promise<void>;
+  /** Withdraws the warning when the reboot does not follow; throws when it cannot. */
+  cancelWarning(): Promise<void>;
+}
+
+/** Where events go (a JSON POST per event, see `notify.ts`); never blocks. */
+export interface DaemonNotify {
+  /** Queues an event; returns at once and never throws. */
+  notify(event: NotifyEvent, details?: Readonly<Record<string, unknown>>): void;
+  /** Waits at most `timeoutMs` for the queued events to be sent; whether they were. */
+  flush(timeoutMs: number): Promise<boolean>;
 }
 
 /** Whether a reboot is needed, in the shape locksmithd's loop asks for. */
@@ -68,8 +96,8 @@ export interface DaemonSettings {
   readonly strategy: RebootStrategy;
   /** This machine's id, the holder id in the semaphore. */
   readonly machineId: string;
-  /** Reboot only inside this window, if any. */
-  readonly window?: RebootWindow | undefined;
+  /** Reboot only while this schedule is open (a single window is a one-entry schedule); any time without one. */
+  readonly schedule?: RebootSchedule | undefined;
   /** Delay before rebooting while users are logged in; 0 disables. */
   readonly loginDelayMs: number;
   /** The etcd endpoints, for log lines. */
@@ -84,6 +112,16 @@ export interface DaemonSettings {
   readonly bestEffortWaitMs?: number;
   /** How long logind may refuse to reboot before the slot is released (default 30 min). */
   readonly rebootRetryLimitMs?: number;
+  /** Run before taking a slot and before rebooting; anything but exit 0 means not now. */
+  readonly preRebootCheck?: ParsedCommand | undefined;
+  /** Run after boot: the slot is released only once it exits 0. */
+  readonly healthCheck?: ParsedCommand | undefined;
+  /** Time between failed health checks (default 30 s). */
+  readonly healthCheckIntervalMs?: number;
+  /** Time after which a failing health check is reported and the slot kept (default 15 min). */
+  readonly healthCheckTimeoutMs?: number;
+  /** Limit of each run of a check (default 5 min). */
+  readonly commandTimeoutMs?: number;
 }
 
 /** What locksmithd needs from the world. */
@@ -104,6 +142,14 @@ export interface DaemonDeps {
   readonly random: () => number;
   /** This boot, when known (recorded with the slot). */
   readonly boot?: BootInfo | undefined;
+  /** Where state and counters go (default: nowhere). */
+  readonly metrics?: DaemonMetrics | undefined;
+  /** Where events go (default: nowhere). */
+  readonly notifier?: DaemonNotify | undefined;
+  /** Warns logged-in users before a reboot (default: nobody is warned). */
+  readonly warning?: UserWarning | undefined;
+  /** Runs the checks (default `runCommand`, a real process). */
+  readonly runCommand?: CommandRunner | undefined;
 }
 
 /** How the loop ended. */

@@ -31,8 +31,9 @@ export async function releaseSlot(
   let uncertain = false;
   for (let attempt = 1; !signal.aborted; attempt++) {
     try {
-      await run.etcd(() => unlockSlot(store, run.id));
+      await run.etcd(() => unlockSlot(store, run.id), "unlock");
       log.info(`released the slot held by ${run.id}: ${why}`);
+      run.noteReleased(why);
       return "released";
     } catch (error) {
       if (
@@ -43,9 +44,11 @@ export async function releaseSlot(
           log.info(
             `released the slot held by ${run.id}: ${why} (it is free now: an earlier attempt whose answer was lost applied, or someone released it meanwhile)`,
           );
+          run.noteReleased(why);
           return "released";
         }
         log.info(`this machine (${run.id}) holds no slot: nothing to release`);
+        run.slotHeld = false;
         return "not-holding";
       }
       // A timed-out request may still have been applied.

@@ -10,6 +10,13 @@ import { formatDuration } from "../common/duration.ts";
 import { oneLine } from "../common/errors.ts";
 import { backoffMs } from "./decisions.ts";
 import type { DaemonDeps, DaemonSettings } from "./ports.ts";
+import { commandEnv, type CommandRunner, runCommand } from "./command_run.ts";
+import {
+  type DaemonMetrics,
+  NO_METRICS,
+  timeEtcdRequest,
+} from "./metrics_port.ts";
+import type { NotifyEvent } from "./notify.ts";
 
 /** Defaults of the tunable settings. */
 export const DEFAULTS = {
@@ -17,6 +24,9 @@ export const DEFAULTS = {
   handoverMs: 10_000,
   bestEffortWaitMs: 30_000,
   rebootRetryLimitMs: 1_800_000,
+  healthCheckIntervalMs: 30_000,
+  healthCheckTimeoutMs: 900_000,
+  commandTimeoutMs: 300_000,
 } as const;
 
 /** One run of the loop; see the module documentation. */
@@ -29,6 +39,11 @@ export class Run {
   readonly signal: AbortSignal;
   /** Whether etcd has answered any request since start. */
   etcdAnswered = false;
+  /** Whether the health gate after boot still holds this machine's slot. */
+  healthPending = false;
+  /** Where state and counters go. */
+  readonly metrics: DaemonMetrics;
+  #slotHeld = false;
 
   /**
    * Creates a run.
@@ -41,6 +56,51 @@ export class Run {
     this.settings = settings;
     this.deps = deps;
     this.signal = signal;
+    this.metrics = deps.metrics ?? NO_METRICS;
+  }
+
+  /** Whether this machine holds a slot, as far as this run knows (kept in the metrics too). */
+  get slotHeld(): boolean {
+    return this.#slotHeld;
+  }
+
+  set slotHeld(held: boolean) {
+    this.#slotHeld = held;
+    this.metrics.setSlotHeld(held);
+  }
+
+  /** Notes a slot taken: the metrics, and the `slot-taken` event. */
+  noteTaken(doc: { semaphore: number; max: number }): void {
+    this.slotHeld = true;
+    this.notify("slot-taken", { available: doc.semaphore, max: doc.max });
+  }
+
+  /** Notes a slot released: the metrics, and the `slot-released` event. */
+  noteReleased(why: string): void {
+    this.slotHeld = false;
+    this.notify("slot-released", { reason: why });
+  }
+
+  /** Queues a notification; never blocks, never throws. */
+  notify(
+    event: NotifyEvent,
+    details: Readonly<Record<string, unknown>> = {},
+  ): void {
+    try {
+      this.deps.notifier?.notify(event, details);
+    } catch (error) {
+      this.deps.log.warn(`notification ${event} not queued: ${oneLine(error)}`);
+    }
+  }
+
+  /** Runs the checks: the injected runner, or real processes. */
+  get runner(): CommandRunner {
+    return this.deps.runCommand ?? runCommand;
+  }
+
+  /** The environment of the commands: `PATH`, `LOCKSMITH_MACHINE_ID`, `LOCKSMITH_GROUP`. */
+  get commandEnv(): Record<string, string> {
+    return commandEnv(this.id, this.settings.group ?? "");
   }
 
   /** Whether locksmithd was asked to stop. */
@@ -63,10 +123,13 @@ export class Run {
     return (this.settings.endpoints ?? []).join(",") || "the default endpoint";
   }
 
-  /** Runs an etcd call; notes that etcd answered when it did (even with a refusal). */
-  async etcd<T>(call: () => Promise<T>): Promise<T> {
+  /**
+   * Runs an etcd call; notes that etcd answered when it did (even with a
+   * refusal), and records its duration under `op` in the metrics.
+   */
+  async etcd<T>(call: () => Promise<T>, op = "request"): Promise<T> {
     try {
-      const value = await call();
+      const value = await timeEtcdRequest(this.metrics, op, call);
       this.etcdAnswered = true;
       return value;
     } catch (error) {

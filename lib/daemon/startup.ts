@@ -2,13 +2,17 @@
  * locksmithd at start: does this machine hold a slot, and if so, has its
  * reboot happened? Decided by {@link startupAction} from the boot id
  * recorded with the slot; retried with backoff while etcd does not answer.
+ * With a health check, a slot is released only once it passes (`health.ts`).
  *
  * @module
  */
 
+import { describeCommand } from "./command.ts";
 import { startupAction } from "./decisions.ts";
+import { waitUntilHealthy } from "./health.ts";
 import { releaseSlot } from "./release.ts";
 import type { Run } from "./run.ts";
+import { releaseWaitsForHealth } from "./safety_decisions.ts";
 
 /**
  * Checks this machine's slot and releases it when the reboot has happened
@@ -26,7 +30,10 @@ export async function startupCheck(
   for (let attempt = 1; !signal.aborted; attempt++) {
     let facts;
     try {
-      const { doc, record } = await run.etcd(() => queue.startupRead());
+      const { doc, record } = await run.etcd(
+        () => queue.startupRead(),
+        "startup-read",
+      );
       facts = {
         holding: doc.holders.includes(run.id),
         rebootPending,
@@ -45,10 +52,22 @@ export async function startupCheck(
       continue;
     }
     const decision = startupAction(facts);
+    run.slotHeld = facts.holding;
     if (decision.action === "keep") {
       log.info(`keeping the slot held by ${run.id}: ${decision.reason}`);
     } else if (decision.action === "release") {
-      await releaseSlot(run, decision.reason, signal);
+      const { healthCheck } = run.settings;
+      let why = decision.reason;
+      if (releaseWaitsForHealth(decision, healthCheck !== undefined)) {
+        log.info(
+          `this machine (${run.id}) holds a slot (${decision.reason}): releasing it once the health check ${
+            describeCommand(healthCheck!)
+          } passes`,
+        );
+        if (!await waitUntilHealthy(run, signal)) return;
+        why = `${why}; the health check passed`;
+      }
+      await releaseSlot(run, why, signal);
     }
     return;
   }

@@ -11,7 +11,7 @@ import {
   type MethodCall,
   type SystemBus,
 } from "./system_bus.ts";
-import type { Rebooter } from "../daemon/ports.ts";
+import type { Rebooter, UserWarning } from "../daemon/ports.ts";
 
 /** logind's well-known bus name. */
 export const LOGIND_NAME = "org.freedesktop.login1";
@@ -44,8 +44,14 @@ export interface LogindOptions {
  * systemd-logind over D-Bus. `reboot()` calls `Reboot(false)` (no
  * interactive authorization: root, or a polkit rule, is needed). Failures are
  * {@link DbusCallError}s naming the method and the D-Bus error name.
+ *
+ * logind has no plain "wall" call: `warnUsers()` sets the wall message
+ * (`SetWallMessage`) and schedules a dry-run reboot (`ScheduleShutdown`
+ * with `dry-reboot`) at the announced time, which makes logind broadcast
+ * the message to logged-in users (as `shutdown -r +5` does) without
+ * rebooting itself; `cancelWarning()` calls `CancelScheduledShutdown`.
  */
-export class LogindRebooter implements Rebooter {
+export class LogindRebooter implements Rebooter, UserWarning {
   readonly #bus: SystemBus;
   readonly #timeoutMs: number | undefined;
 
@@ -93,6 +99,25 @@ export class LogindRebooter implements Rebooter {
       );
     }
     return answer;
+  }
+
+  /**
+   * Sets the wall message and schedules a dry-run reboot at `at`, so that
+   * logind warns logged-in users (see the class documentation).
+   */
+  async warnUsers(message: string, at: Date): Promise<void> {
+    await this.#bus.call(
+      this.#request("SetWallMessage", "sb", [message, true]),
+    );
+    const usec = BigInt(Math.max(0, at.getTime())) * 1000n;
+    await this.#bus.call(
+      this.#request("ScheduleShutdown", "st", ["dry-reboot", usec]),
+    );
+  }
+
+  /** Calls `CancelScheduledShutdown()`: logind stops its warnings. */
+  async cancelWarning(): Promise<void> {
+    await this.#bus.call(this.#request("CancelScheduledShutdown"));
   }
 
   /** Calls `ListSessions()`; throws a {@link DbusCallError} when the reply is not `a(susso)`. */

@@ -27,7 +27,11 @@ import {
   UPDATE_ENGINE_PATH,
   type UpdateStatus,
 } from "../../lib/dbus/update_engine.ts";
-import { LOGIND_NAME, LOGIND_PATH } from "../../lib/dbus/logind.ts";
+import {
+  LOGIND_INTERFACE,
+  LOGIND_NAME,
+  LOGIND_PATH,
+} from "../../lib/dbus/logind.ts";
 
 /** The Python that has python3-dbusmock (not another python on PATH). */
 export const PYTHON = "/usr/bin/python3";
@@ -184,7 +188,21 @@ export interface StartDbusOptions {
   readonly updateEngine?: boolean;
   /** Initial update_engine status (default idle). */
   readonly status?: Partial<UpdateStatus>;
+  /**
+   * Give the logind mock the calls locksmithd warns users with, which
+   * python-dbusmock's template lacks: `SetWallMessage(sb)`,
+   * `ScheduleShutdown(st)` and `CancelScheduledShutdown() -> b`, recorded
+   * like `Reboot` (default false: a logind without them).
+   */
+  readonly logindWall?: boolean;
 }
+
+/** The wall calls added by `logindWall`: name, in and out signatures, Python body. */
+const WALL_METHODS: readonly [string, string, string, string][] = [
+  ["SetWallMessage", "sb", "", ""],
+  ["ScheduleShutdown", "st", "", ""],
+  ["CancelScheduledShutdown", "", "b", "ret = True"],
+];
 
 /** A permissive system-bus-like configuration listening on `socketPath`. */
 export function busConfig(socketPath: string): string {
@@ -557,6 +575,18 @@ export async function startDbus(
             : undefined,
         20_000,
       );
+      if (options.logindWall) {
+        for (const [name, inSig, outSig, code] of WALL_METHODS) {
+          await control!.call({
+            destination: LOGIND_NAME,
+            path: LOGIND_PATH,
+            interface: MOCK_INTERFACE,
+            member: "AddMethod",
+            signature: "sssss",
+            body: [LOGIND_INTERFACE, name, inSig, outSig, code],
+          });
+        }
+      }
     }
   } catch (error) {
     await harness.close();

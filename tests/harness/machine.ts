@@ -41,6 +41,10 @@ export interface MachineOptions {
   readonly command?: readonly string[];
   /** Called with each log line of the daemon, as it comes. */
   readonly onLine?: (line: string, machine: Machine) => void;
+  /** Programs added to the daemon's permission set as `--allow-run` (its commands). */
+  readonly allowRun?: readonly string[];
+  /** Give the logind mock the wall calls (`SetWallMessage`, `ScheduleShutdown`, …; default true). */
+  readonly logindWall?: boolean;
 }
 
 /** One simulated machine. */
@@ -81,7 +85,10 @@ export interface Machine {
 
 /** Starts a machine's bus; the daemon is started by {@link Machine.startDaemon}. */
 export async function startMachine(options: MachineOptions): Promise<Machine> {
-  const bus = await startDbus({ updateEngine: options.updateEngine ?? true });
+  const bus = await startDbus({
+    updateEngine: options.updateEngine ?? true,
+    logindWall: options.logindWall ?? true,
+  });
   const configFile = `${bus.dir}/update.conf`;
   const sentinel = `${bus.dir}/reboot-required`;
   const config = {
@@ -114,7 +121,11 @@ export async function startMachine(options: MachineOptions): Promise<Machine> {
         [
           Deno.execPath(),
           "run",
-          ...programFlags("daemon", { read: [bus.dir], write: [bus.dir] }),
+          ...programFlags("daemon", {
+            read: [bus.dir],
+            write: [bus.dir],
+            run: [...(options.allowRun ?? [])],
+          }),
           `${REPO_ROOT}daemon.ts`,
         ];
       child = new Deno.Command(program!, {

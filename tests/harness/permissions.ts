@@ -20,11 +20,12 @@ export function permissionSet(name: string): PermissionSet {
 /**
  * Deno flags for a permission set: exactly `-P=<name>` when nothing is added,
  * else the set expanded into `--allow-*` flags with `extra` paths/values
- * appended (tests add their temporary directories this way).
+ * appended (tests add their temporary directories this way, and the
+ * programs of locksmithd's commands as `run`, which the sets never grant).
  */
 export function permissionFlags(
   name: string,
-  extra: Partial<Record<"read" | "write" | "env", string[]>> = {},
+  extra: Partial<Record<"read" | "write" | "env" | "run", string[]>> = {},
 ): string[] {
   if (Object.values(extra).every((v) => !v || v.length === 0)) {
     return ["-q", `-P=${name}`];
@@ -57,7 +58,7 @@ export function permissionFlags(
  */
 export function programFlags(
   program: "ctl" | "daemon" | "serve",
-  extra: Partial<Record<"read" | "write" | "env", string[]>> = {},
+  extra: Partial<Record<"read" | "write" | "env" | "run", string[]>> = {},
 ): string[] {
   const config = JSON.parse(Deno.readTextFileSync(`${REPO_ROOT}deno.json`));
   const task: string = config.tasks[program];
