@@ -29,7 +29,7 @@ Deno.test("locksmithctl on the system bus", async (t) => {
         await m.waitForLine(/waiting for a reboot to be needed/);
         const r = await ctl(["send-need-reboot"]);
         assert.deepEqual([r.code, r.stdout, r.stderr], [0, "", ""]);
-        await m.waitForLine(/reboot requested$/);
+        await m.waitForLine(/reboot requested$/, 20_000, true);
         assert.equal(await m.reboots(), 1);
         await m.stopDaemon();
         await m.bus.logind.clearCalls();

@@ -19,7 +19,7 @@
  */
 
 import { parse } from "shell-quote";
-import { oneLine, quote } from "../common/errors.ts";
+import { isPrintable, oneLine, quote } from "../common/errors.ts";
 import { ConfigValueError } from "./value_error.ts";
 import { formatDuration } from "../common/duration.ts";
 
@@ -161,7 +161,11 @@ export function parseCommand(key: string, text: string): ParsedCommand {
     fail(
       `names the program ${
         quote(program)
-      }, which is not an absolute path (write e.g. /usr/bin/${program})`,
+      }, which is not an absolute path${
+        isPrintable(program) && !program.includes(" ")
+          ? ` (write e.g. /usr/bin/${program})`
+          : ""
+      }`,
     );
   }
   return { key, text, program, args };

@@ -37,6 +37,8 @@ export interface MachineOptions {
   readonly config?: Record<string, string>;
   /** Start with update_engine on the bus (default true). */
   readonly updateEngine?: boolean;
+  /** Environment variables for the daemon, over the harness's own (e.g. another sentinel). */
+  readonly env?: Record<string, string>;
   /** Run this command instead of `deno run daemon.ts` (a compiled locksmithd). */
   readonly command?: readonly string[];
   /** Called with each log line of the daemon, as it comes. */
@@ -63,6 +65,8 @@ export interface Machine {
   readonly running: boolean;
   /** Starts the daemon (no-op when it runs). */
   startDaemon(extraArgs?: string[]): void;
+  /** Sends `signal` to the daemon (it keeps running unless the signal stops it). */
+  signal(signal: Deno.Signal): void;
   /** Stops the daemon with `signal` (default SIGTERM) and returns its exit code. */
   stopDaemon(signal?: Deno.Signal): Promise<number>;
   /** Resolves with the daemon's exit code once it exits on its own. */
@@ -137,6 +141,7 @@ export async function startMachine(options: MachineOptions): Promise<Machine> {
           LOCKSMITHD_ENDPOINT: options.endpoint,
           LOCKSMITHD_REBOOT_SENTINEL: sentinel,
           LOCKSMITHD_BOOT_ID: `${options.id}-boot-${boot}`,
+          ...options.env,
         }),
         stdin: "null",
         stdout: "null",
@@ -158,6 +163,9 @@ export async function startMachine(options: MachineOptions): Promise<Machine> {
         }
         if (buffer) lines.push(buffer);
       })();
+    },
+    signal(signal: Deno.Signal) {
+      child?.kill(signal);
     },
     async stopDaemon(signal: Deno.Signal = "SIGTERM") {
       if (!child) return 0;
