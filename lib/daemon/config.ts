@@ -102,6 +102,8 @@ export interface DaemonConfig {
   readonly rebootRetryLimitMs: number;
   /** This boot's id when given (`LOCKSMITHD_BOOT_ID`), else read or derived at start. */
   readonly bootId: string | undefined;
+  /** Slot TTL in seconds when none is stored with the semaphore; `0` for none (`LOCKSMITHD_SLOT_TTL`). */
+  readonly slotTtlSeconds: number;
   /** The config files that were read, in order (missing ones left out). */
   readonly configFiles: readonly string[];
   /**

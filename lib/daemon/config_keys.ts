@@ -19,6 +19,7 @@ import type { EtcdConnectionOptions } from "../etcd/options.ts";
 import { UsageError } from "../common/errors.ts";
 import { DEFAULT_ENDPOINT, parseEndpoints } from "../etcd/endpoints.ts";
 import { canonicalTimeZone, RebootWindowError } from "./reboot_window.ts";
+import { parseSlotTtl } from "../semaphore/settings.ts";
 import {
   absolutePath,
   anyText,
@@ -326,6 +327,16 @@ export const DAEMON_KEYS: readonly DaemonKey[] = Object.freeze(
         "`/proc/sys/kernel/random/boot_id` when readable, else the boot time",
       description:
         "this boot's id, recorded with the slot; the systemd units set it from `%b`",
+    },
+    {
+      key: "LOCKSMITHD_SLOT_TTL",
+      field: "slotTtlSeconds",
+      parse: parseSlotTtl,
+      default: 0,
+      shownDefault:
+        "none, unless one is stored with the semaphore (`locksmithctl set-ttl`), which wins",
+      description:
+        "slot TTL: the slot of a holder whose locksmithd has not renewed it for this long (a dead machine) is reclaimed by the first waiter; at least `1m`, and longer than the slowest reboot; `0` or `off` for none",
     },
   ] satisfies readonly DaemonKey[],
 );

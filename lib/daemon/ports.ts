@@ -11,6 +11,7 @@ import type { RebootStrategy } from "./config.ts";
 import type { RebootWindow } from "./reboot_window.ts";
 import type { LockStore } from "../semaphore/lock_store.ts";
 import type { SlotQueue } from "../semaphore/slot_queue.ts";
+import type { SlotLease } from "../semaphore/slot_lease.ts";
 
 /** Time, injectable for tests. */
 export interface Clock {
@@ -79,6 +80,8 @@ export interface DaemonSettings {
   readonly bestEffortWaitMs?: number;
   /** How long logind may refuse to reboot before the slot is released (default 30 min). */
   readonly rebootRetryLimitMs?: number;
+  /** Slot TTL in seconds when none is stored with the semaphore; `0` or absent for none (`LOCKSMITHD_SLOT_TTL`). */
+  readonly slotTtlSeconds?: number | undefined;
 }
 
 /** What locksmithd needs from the world. */
@@ -99,6 +102,8 @@ export interface DaemonDeps {
   readonly random: () => number;
   /** This boot, when known (recorded with the slot). */
   readonly boot?: BootInfo | undefined;
+  /** The lease on this machine's slot and the reclaim of stale ones; absent: no slot TTL at all. */
+  readonly slotLease?: SlotLease | undefined;
 }
 
 /** How the loop ended. */

@@ -13,6 +13,7 @@ import { oneLine } from "../common/errors.ts";
 import { backoffMs, windowState } from "./decisions.ts";
 import { releaseSlot } from "./release.ts";
 import type { Run } from "./run.ts";
+import { slotCovered } from "./holder_renewal.ts";
 
 /** Waits the login delay when users are logged in; `false` when stopped. */
 export async function waitForUsers(run: Run): Promise<boolean> {
@@ -56,6 +57,7 @@ export async function rebootNow(
       }
       return "window-closed";
     }
+    if (holding && !slotCovered(run)) return "gave-up";
     try {
       log.info(
         `rebooting: asking logind to reboot (${

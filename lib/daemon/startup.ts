@@ -7,6 +7,7 @@
  */
 
 import { startupAction } from "./decisions.ts";
+import { resumeLease } from "./holder_renewal.ts";
 import { releaseSlot } from "./release.ts";
 import type { Run } from "./run.ts";
 
@@ -44,6 +45,8 @@ export async function startupCheck(
       ) return;
       continue;
     }
+    // Renew the slot's lease (if any) while deciding, checking and releasing.
+    if (facts.holding) await resumeLease(run, signal);
     const decision = startupAction(facts);
     if (decision.action === "keep") {
       log.info(`keeping the slot held by ${run.id}: ${decision.reason}`);
