@@ -10,7 +10,7 @@
 import assert from "node:assert/strict";
 import { Etcd3 } from "etcd3";
 import { type EtcdCluster, startEtcd } from "./harness/etcd.ts";
-import { REPO_ROOT } from "./harness/permissions.ts";
+import { startLeaseHolder } from "./harness/lease_holder.ts";
 import { keyHistory } from "./harness/history.ts";
 import { checkHistory } from "./harness/invariants.ts";
 import { MemoryLog } from "./fakes.ts";
@@ -50,43 +50,14 @@ async function until(
 }
 
 /** A machine killed later with SIGKILL: holds a slot with a lease of `ttl` s, renewed every `renewMs`. */
-async function spawnHolder(
+function spawnHolder(
   etcd: EtcdCluster,
   group: string,
   id: string,
   ttl: number,
   renewMs: number,
 ): Promise<Deno.ChildProcess> {
-  const child = new Deno.Command(Deno.execPath(), {
-    args: [
-      "run",
-      "-A",
-      `${REPO_ROOT}tests/harness/lease_holder.ts`,
-      etcd.endpoint,
-      group,
-      id,
-      String(ttl),
-      String(renewMs),
-    ],
-    cwd: REPO_ROOT,
-    stdin: "null",
-    stdout: "piped",
-    stderr: "inherit",
-  }).spawn();
-  const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
-  let text = "";
-  while (!text.includes("locked\n")) {
-    const { value, done } = await reader.read();
-    if (done) throw new Error(`the holder ended before locking: ${text}`);
-    text += value;
-  }
-  // Keep draining its output so that it never blocks.
-  void (async () => {
-    while (!(await reader.read().catch(() => ({ done: true }))).done) {
-      // discard
-    }
-  })();
-  return child;
+  return startLeaseHolder(etcd.endpoint, group, id, ttl, renewMs);
 }
 
 interface DaemonWaiter {

@@ -29,15 +29,12 @@ import {
 } from "../semaphore/lock_store.ts";
 import { INITIAL_SEMAPHORE, type Semaphore } from "../semaphore/document.ts";
 import { VERSION } from "../common/version.ts";
+import { type AdminDeps, executeAdmin, watchStatus } from "./admin_commands.ts";
 
 /** Everything locksmithctl needs from the outside world. */
-export interface CtlDeps {
+export interface CtlDeps extends AdminDeps {
   /** Opens the semaphore store selected by the invocation's endpoints, TLS and group. */
   openStore(invocation: CtlInvocation): Promise<LockStore>;
-  /** Reads the semaphore of the invocation's group, for `status` (the fastest way there is). */
-  readStatus(
-    invocation: CtlInvocation,
-  ): Promise<{ key: string; doc: Semaphore }>;
   /** This machine's id (`/etc/machine-id`). */
   machineId(): Promise<string>;
   /** Whether the process runs as root (for `reboot`). */
@@ -57,6 +54,9 @@ const ACTION: Record<CtlCommand, string> = {
   lock: "locking",
   unlock: "unlocking",
   "set-max": "setting max",
+  "set-ttl": "setting the slot TTL",
+  pause: "pausing",
+  resume: "resuming",
   reset: "resetting",
   reboot: "rebooting",
   "send-need-reboot": "sending need-reboot",
@@ -77,14 +77,7 @@ export function errorKind(error: unknown): string {
   return "failed";
 }
 
-/** The text of `status`: exactly as the original locksmithctl prints it. */
-export function formatStatus(doc: Semaphore): string {
-  let text = `Available: ${doc.semaphore}\nMax: ${doc.max}\n`;
-  if (doc.holders.length > 0) {
-    text += `\nMACHINE ID\n${doc.holders.join("\n")}\n`;
-  }
-  return text;
-}
+export { formatStatus } from "./status_text.ts";
 
 /** Longest stored text that `reset --force` prints in full; `--json` always gives all of it. */
 export const REPLACED_SHOWN_CHARS = 1_000;
@@ -130,12 +123,16 @@ async function execute(
         text: ctlHelp(inv.helpTopic),
         json: { help: ctlHelp(inv.helpTopic) },
       };
-    case "status": {
-      const { key, doc } = await deps.readStatus(inv);
-      return { text: formatStatus(doc), json: slotFields(key, doc) };
-    }
+    case "status":
+    case "pause":
+    case "resume":
+    case "set-ttl":
+      return await executeAdmin(inv, deps);
     case "lock":
     case "unlock": {
+      if (inv.command === "unlock" && inv.stale) {
+        return await executeAdmin(inv, deps);
+      }
       const id = inv.id ?? await deps.machineId();
       return await withStore(inv, deps, async (store) => {
         const { after } = inv.command === "lock"
@@ -230,6 +227,9 @@ export async function runCtlInvocation(
     return 0;
   }
   try {
+    if (inv.command === "status" && inv.watch) {
+      return await watchStatus(inv, deps);
+    }
     const { text, json } = await execute(inv, deps);
     if (inv.json) {
       deps.stdout(

@@ -12,6 +12,48 @@ import { openEtcdLockStore } from "../../lib/etcd/open.ts";
 import { EtcdSlotLease } from "../../lib/etcd/slot_lease.ts";
 import { lockSlot } from "../../lib/semaphore/lock_store.ts";
 
+/**
+ * Starts this script as a child (with `-A`) and resolves once it holds the
+ * slot; its output is drained from then on.
+ */
+export async function startLeaseHolder(
+  endpoint: string,
+  group: string,
+  id: string,
+  ttlSeconds: number,
+  renewMs: number,
+): Promise<Deno.ChildProcess> {
+  const child = new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      "-A",
+      new URL(import.meta.url).pathname,
+      endpoint,
+      group,
+      id,
+      String(ttlSeconds),
+      String(renewMs),
+    ],
+    stdin: "null",
+    stdout: "piped",
+    stderr: "inherit",
+  }).spawn();
+  const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
+  let text = "";
+  while (!text.includes("locked\n")) {
+    const { value, done } = await reader.read();
+    if (done) throw new Error(`the holder ended before locking: ${text}`);
+    text += value;
+  }
+  // Keep draining its output so that it never blocks.
+  void (async () => {
+    while (!(await reader.read().catch(() => ({ done: true }))).done) {
+      // discard
+    }
+  })();
+  return child;
+}
+
 if (import.meta.main) {
   const [endpoints, group, id, ttl, renewMs] = Deno.args;
   if (!endpoints || group === undefined || !id || !ttl || !renewMs) {
