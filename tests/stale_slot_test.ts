@@ -276,6 +276,45 @@ Deno.test("stale slots against a real etcd", async (t) => {
     );
 
     await t.step(
+      "more stale holders than one transaction may compare are reclaimed in rounds",
+      async () => {
+        const group = "many";
+        const store = await open(group);
+        await setMaxSlots(store, 70);
+        const ids = Array.from({ length: 60 }, (_, i) => `dead-${i}`);
+        for (const id of ids) {
+          const lease = new EtcdSlotLease(store, {
+            id,
+            keepAliveMs: 3_600_000,
+          });
+          const leaseId = await lease.prepare(2);
+          const record = {
+            id,
+            since: new Date().toISOString(),
+            by: "locksmithd",
+            lease: leaseId,
+            ttl: 2,
+          };
+          const { revision } = await lockSlot(store, id, { record });
+          lease.attach(record, revision);
+          await lease.close();
+        }
+        await until("every lease to expire", async () => {
+          const view = await readSemaphoreView(store);
+          return staleHolders(view).length === 60;
+        });
+        const admin = new EtcdSemaphoreAdmin(await open(group));
+        const reclaimed = await admin.reclaimStale();
+        assert.deepEqual(reclaimed.map((h) => h.id).sort(), [...ids].sort());
+        assert.deepEqual((await readSemaphoreView(store)).doc, {
+          semaphore: 70,
+          max: 70,
+          holders: [],
+        });
+      },
+    );
+
+    await t.step(
       "a holder whose lease expired but who renews before the reclaim commits keeps its slot; one who renews after it has lost it",
       async () => {
         const group = "renew-race";

@@ -23,6 +23,7 @@ import { formatAge } from "../common/duration.ts";
 import { oneLine } from "../common/errors.ts";
 import type { HolderRecord } from "../semaphore/holder_record.ts";
 import { effectiveSlotTtl, formatSlotTtl } from "../semaphore/settings.ts";
+import { MAX_RECLAIMS_PER_TXN } from "../semaphore/semaphore_view.ts";
 import { decideReclaim } from "./decisions.ts";
 import type { Run } from "./run.ts";
 
@@ -118,11 +119,12 @@ export async function reclaimStaleSlots(run: Run): Promise<boolean> {
     view.settings,
     run.settings.slotTtlSeconds ?? 0,
   );
+  // A bounded number per write (etcd limits comparisons); the rest next time.
   const reclaims = decideReclaim({
     holders: view.holders,
     ttlSeconds: ttl.seconds,
     now: run.deps.clock.now().getTime(),
-  });
+  }).slice(0, MAX_RECLAIMS_PER_TXN);
   if (reclaims.length === 0) return false;
   const done = await run.etcd(() =>
     lease.reclaim(view, reclaims.map((r) => r.id))

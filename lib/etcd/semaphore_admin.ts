@@ -29,6 +29,7 @@ import {
 } from "../semaphore/keys.ts";
 import {
   type HolderState,
+  MAX_RECLAIMS_PER_TXN,
   type SemaphoreView,
   staleHolders,
 } from "../semaphore/semaphore_view.ts";
@@ -168,12 +169,15 @@ export class EtcdSemaphoreAdmin implements SemaphoreAdmin {
 
   /** Reclaims the stale slots; see {@link SemaphoreAdmin.reclaimStale}. */
   async reclaimStale(): Promise<readonly HolderState[]> {
-    for (let round = 1; round <= MAX_ROUNDS; round++) {
+    const reclaimed: HolderState[] = [];
+    for (let conflicts = 0; conflicts < MAX_ROUNDS;) {
       const view = await this.view();
-      const stale = staleHolders(view);
-      if (stale.length === 0) return [];
+      const stale = staleHolders(view).slice(0, MAX_RECLAIMS_PER_TXN);
+      if (stale.length === 0) return reclaimed;
       if (await reclaimHolders(this.#store, view, stale.map((h) => h.id))) {
-        return stale;
+        reclaimed.push(...stale);
+      } else {
+        conflicts++;
       }
     }
     throw new ContentionError(

@@ -22,10 +22,11 @@ import {
   settingsKey,
   waitersPrefix,
 } from "../semaphore/keys.ts";
-import type {
-  HolderState,
-  SemaphoreView,
-  WaiterState,
+import {
+  type HolderState,
+  MAX_RECLAIMS_PER_TXN,
+  type SemaphoreView,
+  type WaiterState,
 } from "../semaphore/semaphore_view.ts";
 import { parseSettings } from "../semaphore/settings.ts";
 import type { EtcdLockStore } from "./etcd_lock_store.ts";
@@ -179,12 +180,20 @@ export function readSemaphoreView(
  * transaction, guarded by the document's and each record's revision and
  * by the absence of each alive key; deletes their records. Returns
  * whether it applied (`false`: something changed since `view`: read again).
+ * At most {@link MAX_RECLAIMS_PER_TXN} ids.
  */
 export function reclaimHolders(
   store: EtcdLockStore,
   view: SemaphoreView,
   ids: readonly string[],
 ): Promise<boolean> {
+  if (ids.length > MAX_RECLAIMS_PER_TXN) {
+    return Promise.reject(
+      new RangeError(
+        `at most ${MAX_RECLAIMS_PER_TXN} holders are reclaimed at once, not ${ids.length}`,
+      ),
+    );
+  }
   return store.operation(async (deadline) => {
     const key = store.key;
     let doc = view.doc;

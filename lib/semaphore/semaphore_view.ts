@@ -78,6 +78,12 @@ export interface SemaphoreView {
   readonly waiting: number;
 }
 
+/**
+ * Most holders one reclaim removes: each costs two comparisons, and etcd
+ * allows 128 per transaction by default. More stale holders take more rounds.
+ */
+export const MAX_RECLAIMS_PER_TXN = 50;
+
 /** The holders of `view` whose lease expired: what a slot TTL reclaims. */
 export function staleHolders(view: SemaphoreView): HolderState[] {
   return view.holders.filter((h) => livenessOf(h) === "expired");
