@@ -15,6 +15,8 @@ import { openEtcdLockStore } from "../lib/etcd/open.ts";
 import { LeaseSession } from "../lib/etcd/lease_session.ts";
 import { EtcdWaitQueue } from "../lib/etcd/wait_queue.ts";
 import { semaphoreKey, settingsKey } from "../lib/semaphore/keys.ts";
+import { parseCtlArgs } from "../lib/ctl/args.ts";
+import { UsageError } from "../lib/common/errors.ts";
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -372,4 +374,33 @@ Deno.test("locksmithctl's fleet view and controls against a real etcd", async (t
     client.close();
     await etcd.close();
   }
+});
+
+Deno.test("the new commands' arguments: set-ttl's value, and the flags that do not go together", () => {
+  assert.equal(parseCtlArgs(["set-ttl", "15m"]).ttl, 900);
+  assert.equal(parseCtlArgs(["set-ttl", "off"]).ttl, 0);
+  assert.equal(parseCtlArgs(["set-ttl", "default"]).ttl, "default");
+  assert.equal(parseCtlArgs(["unlock", "--stale"]).stale, true);
+  assert.deepEqual(
+    [parseCtlArgs(["pause"]).command, parseCtlArgs(["resume"]).command],
+    ["pause", "resume"],
+  );
+  assert.throws(
+    () => parseCtlArgs(["set-ttl"]),
+    new UsageError(
+      "set-ttl takes 1 argument, got 0; run 'locksmithctl help set-ttl'",
+    ),
+  );
+  assert.throws(
+    () => parseCtlArgs(["status", "--watch", "--all-groups"]),
+    new UsageError(
+      "status --watch follows one semaphore; --all-groups cannot be combined with it",
+    ),
+  );
+  assert.throws(
+    () => parseCtlArgs(["unlock", "--stale", "m1"]),
+    new UsageError(
+      "unlock --stale reclaims every stale slot and takes no ID; run 'locksmithctl help unlock'",
+    ),
+  );
 });
