@@ -133,9 +133,15 @@ export class EtcdSlotLease implements SlotLease {
     this.#lease = { id: record.lease, ttl: record.ttl ?? 0 };
     this.#attached = { record, revision: kv.modRevision };
     this.#lost = false;
-    const ttl = await this.#store.operation((deadline) =>
-      this.#store.port.leaseKeepAlive(record.lease!, { deadline })
-    );
+    let ttl: number;
+    try {
+      ttl = await this.#store.operation((deadline) =>
+        this.#store.port.leaseKeepAlive(record.lease!, { deadline })
+      );
+    } catch (error) {
+      this.#schedule(5_000); // keep trying in the background too
+      throw error;
+    }
     if (ttl > 0) {
       if (this.#lease.ttl === 0) this.#lease = { id: record.lease, ttl };
       this.#renewedUntil = this.#now() + ttl * 1_000;
@@ -204,12 +210,19 @@ export class EtcdSlotLease implements SlotLease {
     return true;
   }
 
+  /** Time between renewals: the option, else a third of the TTL (at least 1 s). */
+  #interval(ttlSeconds: number): number {
+    return this.#keepAliveMs ?? Math.max(1_000, (ttlSeconds * 1_000) / 3);
+  }
+
   #schedule(delayMs?: number): void {
     clearTimeout(this.#timer);
     const lease = this.#lease;
     if (this.#closed || lease === undefined) return;
-    const interval = this.#keepAliveMs ?? (lease.ttl * 1_000) / 3;
-    this.#timer = setTimeout(() => void this.#renew(), delayMs ?? interval);
+    this.#timer = setTimeout(
+      () => void this.#renew(),
+      delayMs ?? this.#interval(lease.ttl),
+    );
     Deno.unrefTimer(this.#timer);
   }
 
@@ -239,8 +252,7 @@ export class EtcdSlotLease implements SlotLease {
           oneLine(error)
         }`,
       );
-      const interval = this.#keepAliveMs ?? (lease.ttl * 1_000) / 3;
-      this.#schedule(Math.min(interval, 5_000));
+      this.#schedule(Math.min(this.#interval(lease.ttl), 5_000));
     }
   }
 
