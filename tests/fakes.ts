@@ -43,7 +43,10 @@ import {
   type HolderRecord,
   parseHolderRecord,
 } from "../lib/semaphore/holder_record.ts";
-import { EtcdUnavailableError } from "../lib/common/errors.ts";
+import {
+  EtcdUnavailableError,
+  SemaphoreRefusedError,
+} from "../lib/common/errors.ts";
 
 /** A virtual clock: sleeping advances time at once. */
 export class FakeClock implements Clock {
@@ -77,6 +80,8 @@ export class FakeStore implements LockStore {
   revision = 0;
   /** Throw this from every call while set (simulates etcd down). */
   down: Error | undefined;
+  /** Whether the semaphore is paused (passed to every change). */
+  paused = false;
   /** Fail this many more unlocks after applying them (a lost answer). */
   lostUnlockAnswers = 0;
   /** Every write, as stored text. */
@@ -122,7 +127,7 @@ export class FakeStore implements LockStore {
     try {
       this.check();
       const before = this.doc;
-      const after = change(before);
+      const after = change(before, { paused: this.paused });
       if (after === undefined) {
         return Promise.resolve({
           before,
@@ -247,7 +252,12 @@ export class FakeQueue implements SlotQueue {
   }
   async take(options: TakeOptions): Promise<UpdateOutcome> {
     this.takes.push(options);
-    const outcome = await this.store.update((doc) => lock(doc, this.me), {
+    const outcome = await this.store.update((doc, context) => {
+      if (context?.paused && !doc.holders.includes(this.me)) {
+        throw new SemaphoreRefusedError("paused", "paused");
+      }
+      return lock(doc, this.me);
+    }, {
       companions: () =>
         options.record
           ? [{

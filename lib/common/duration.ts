@@ -65,3 +65,19 @@ export function formatDuration(ms: number): string {
   if (rest > 0) out += `${rest}ms`;
   return out;
 }
+
+/**
+ * Formats an age or a wait as operators read it: whole seconds, two units
+ * at most (`42s`, `12m3s`, `3h12m`, `2d3h`); negative (a skewed clock) as `0s`.
+ */
+export function formatAge(ms: number): string {
+  const s = Math.max(0, Math.floor(ms / 1_000));
+  const two = (a: number, unitA: string, b: number, unitB: string) =>
+    `${a}${unitA}${b === 0 ? "" : `${b}${unitB}`}`;
+  if (s < 60) return `${s}s`;
+  if (s < 3_600) return two(Math.floor(s / 60), "m", s % 60, "s");
+  if (s < 86_400) {
+    return two(Math.floor(s / 3_600), "h", Math.floor(s / 60) % 60, "m");
+  }
+  return two(Math.floor(s / 86_400), "d", Math.floor(s / 3_600) % 24, "h");
+}

@@ -45,7 +45,8 @@ export class SemaphoreRefusedError extends Error {
 export type SemaphoreRefusal =
   | "holder_exists"
   | "semaphore_full"
-  | "holder_not_found";
+  | "holder_not_found"
+  | "paused";
 
 /** The stored semaphore document could not be parsed or has the wrong shape. Exit status 1. */
 export class CorruptDocumentError extends Error {

@@ -12,6 +12,7 @@ import type { EtcdConnectionOptions } from "../etcd/options.ts";
 import { validateId } from "../common/machine_id.ts";
 import { ValueDefect } from "../common/value_parsers.ts";
 import { MAX_SLOTS } from "../semaphore/document.ts";
+import { parseSlotTtl } from "../semaphore/settings.ts";
 import { CTL_FLAGS, envNameOf, valueFlags } from "./flags.ts";
 
 export { ctlEnvNames, DEFAULT_TIMEOUT_MS, envNameOf } from "./flags.ts";
@@ -22,6 +23,9 @@ export type CtlCommand =
   | "lock"
   | "unlock"
   | "set-max"
+  | "set-ttl"
+  | "pause"
+  | "resume"
   | "reset"
   | "reboot"
   | "send-need-reboot"
@@ -40,12 +44,20 @@ export interface CtlInvocation extends EtcdConnectionOptions {
   readonly id?: string | undefined;
   /** For `set-max`: the new number of slots. */
   readonly max?: number | undefined;
+  /** For `set-ttl`: the slot TTL in seconds (`0`: none), or `default` to remove the stored one. */
+  readonly ttl?: number | "default" | undefined;
   /** `--version` was given. */
   readonly version: boolean;
   /** `--json`: print one JSON object on stdout instead of text. */
   readonly json: boolean;
   /** `--force`: confirms `reset`. */
   readonly force: boolean;
+  /** `--stale`: `unlock` reclaims every slot whose holder's lease expired. */
+  readonly stale: boolean;
+  /** `--watch`: `status` redraws on every change until interrupted. */
+  readonly watch: boolean;
+  /** `--all-groups`: `status` lists every group's semaphore. */
+  readonly allGroups: boolean;
   /** `--group`: empty for the default semaphore. */
   readonly group: string;
 }
@@ -55,6 +67,9 @@ const COMMANDS: readonly CtlCommand[] = [
   "lock",
   "unlock",
   "set-max",
+  "set-ttl",
+  "pause",
+  "resume",
   "reset",
   "reboot",
   "send-need-reboot",
@@ -66,6 +81,9 @@ const ARITY: Record<CtlCommand, [number, number]> = {
   lock: [0, 1],
   unlock: [0, 1],
   "set-max": [1, 1],
+  "set-ttl": [1, 1],
+  pause: [0, 0],
+  resume: [0, 0],
   reset: [0, 0],
   reboot: [0, 0],
   "send-need-reboot": [0, 0],
@@ -86,6 +104,17 @@ function parseMax(text: string): number {
     );
   }
   return Number(text);
+}
+
+/** `set-ttl`'s argument: a duration of at least a minute, `0` or `off`, or `default`. */
+function parseTtl(text: string): number | "default" {
+  if (text === "default") return "default";
+  try {
+    return parseSlotTtl(text);
+  } catch (error) {
+    if (!(error instanceof ValueDefect)) throw error;
+    throw new UsageError(`set-ttl: ${quote(text)} ${error.defect}`);
+  }
 }
 
 /** Examples for "needs a value" messages, by flag name. */
@@ -216,11 +245,22 @@ export function parseCtlArgs(
     (command === "lock" || command === "unlock") && rest[0] !== undefined
       ? validateId(rest[0])
       : undefined;
+  if (command === "unlock" && options.stale === true && id !== undefined) {
+    throw new UsageError(
+      "unlock --stale reclaims every stale slot and takes no ID; run 'locksmithctl help unlock'",
+    );
+  }
+  if (command === "status" && options.watch && options.allGroups) {
+    throw new UsageError(
+      "status --watch follows one semaphore; --all-groups cannot be combined with it",
+    );
+  }
   return {
     command,
     helpTopic,
     id,
     max: command === "set-max" ? parseMax(rest[0] as string) : undefined,
+    ttl: command === "set-ttl" ? parseTtl(rest[0] as string) : undefined,
     ...options,
   } as CtlInvocation;
 }

@@ -29,6 +29,7 @@ import {
 } from "../semaphore/lock_store.ts";
 import { INITIAL_SEMAPHORE, type Semaphore } from "../semaphore/document.ts";
 import { VERSION } from "../common/version.ts";
+import { type AdminDeps, executeAdmin, watchStatus } from "./admin_commands.ts";
 
 /** systemd-logind, as `locksmithctl reboot` uses it. */
 export interface LogindSession {
@@ -41,13 +42,9 @@ export interface LogindSession {
 }
 
 /** Everything locksmithctl needs from the outside world. */
-export interface CtlDeps {
+export interface CtlDeps extends AdminDeps {
   /** Opens the semaphore store selected by the invocation's endpoints, TLS and group. */
   openStore(invocation: CtlInvocation): Promise<LockStore>;
-  /** Reads the semaphore of the invocation's group, for `status` (the fastest way there is). */
-  readStatus(
-    invocation: CtlInvocation,
-  ): Promise<{ key: string; doc: Semaphore }>;
   /** This machine's id (`/etc/machine-id`). */
   machineId(): Promise<string>;
   /** Whether the process runs as root (for `reboot`). */
@@ -69,6 +66,9 @@ const ACTION: Record<CtlCommand, string> = {
   lock: "locking",
   unlock: "unlocking",
   "set-max": "setting max",
+  "set-ttl": "setting the slot TTL",
+  pause: "pausing",
+  resume: "resuming",
   reset: "resetting",
   reboot: "rebooting",
   "send-need-reboot": "sending need-reboot",
@@ -89,14 +89,7 @@ export function errorKind(error: unknown): string {
   return "failed";
 }
 
-/** The text of `status`: exactly as the original locksmithctl prints it. */
-export function formatStatus(doc: Semaphore): string {
-  let text = `Available: ${doc.semaphore}\nMax: ${doc.max}\n`;
-  if (doc.holders.length > 0) {
-    text += `\nMACHINE ID\n${doc.holders.join("\n")}\n`;
-  }
-  return text;
-}
+export { formatStatus } from "./status_text.ts";
 
 /** Longest stored text that `reset --force` prints in full; `--json` always gives all of it. */
 export const REPLACED_SHOWN_CHARS = 1_000;
@@ -142,12 +135,16 @@ async function execute(
         text: ctlHelp(inv.helpTopic),
         json: { help: ctlHelp(inv.helpTopic) },
       };
-    case "status": {
-      const { key, doc } = await deps.readStatus(inv);
-      return { text: formatStatus(doc), json: slotFields(key, doc) };
-    }
+    case "status":
+    case "pause":
+    case "resume":
+    case "set-ttl":
+      return await executeAdmin(inv, deps);
     case "lock":
     case "unlock": {
+      if (inv.command === "unlock" && inv.stale) {
+        return await executeAdmin(inv, deps);
+      }
       const id = inv.id ?? await deps.machineId();
       return await withStore(inv, deps, async (store) => {
         const { after } = inv.command === "lock"
@@ -297,6 +294,9 @@ export async function runCtlInvocation(
   }
   try {
     await deps.checkPermissions(inv);
+    if (inv.command === "status" && inv.watch) {
+      return await watchStatus(inv, deps);
+    }
     const { text, json } = await execute(inv, deps);
     if (inv.json) {
       deps.stdout(

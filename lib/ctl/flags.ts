@@ -39,7 +39,7 @@ export type CtlSwitchField = {
 /** The {@link CtlInvocation} properties that flags with a value fill. */
 export type CtlValueField = Exclude<
   keyof CtlInvocation,
-  "command" | "helpTopic" | "id" | "max" | CtlSwitchField
+  "command" | "helpTopic" | "id" | "max" | "ttl" | CtlSwitchField
 >;
 
 /** What every row of {@link CTL_FLAGS} has. */
@@ -200,6 +200,25 @@ export const CTL_FLAGS: readonly CtlFlag[] = Object.freeze(
       field: "force",
       command: "reset",
       description: "confirm `reset`",
+    },
+    {
+      name: "stale",
+      field: "stale",
+      command: "unlock",
+      description:
+        "`unlock`: reclaim every slot whose holder's lease expired (what the slot TTL does)",
+    },
+    {
+      name: "watch",
+      field: "watch",
+      command: "status",
+      description: "`status`: redraw on every change until interrupted",
+    },
+    {
+      name: "all-groups",
+      field: "allGroups",
+      command: "status",
+      description: "`status`: one table of every group's semaphore",
     },
     { name: "help", short: "h", description: "show help" },
     { name: "version", field: "version", description: "print the version" },

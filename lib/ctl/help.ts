@@ -45,26 +45,53 @@ ${ENV_NOTE}
 Exit status: 0 success, 1 refused or failed, 2 usage error.`;
 
 const COMMAND_HELP: Record<CtlCommand, string> = {
-  status: `Usage: locksmithctl status
+  status: `Usage: locksmithctl status [--watch | --all-groups]
 
 Prints the semaphore: available slots, the maximum and the holders.
   Available: 0
   Max: 1
 
   MACHINE ID
-  69d27b356a94476da859461d3a3bc6fd`,
+  69d27b356a94476da859461d3a3bc6fd
+
+When there is more to say, it also says whether the semaphore is paused and
+its stored slot TTL, gives each holder's age, who took the slot, its boot
+and its lease (alive, or expired: stale), and lists the wait queue in order.
+
+  --watch       redraw on every change (a watch, not polling) until Ctrl-C;
+                with --json, one JSON line per change
+  --all-groups  one table of every group's semaphore`,
   lock: `Usage: locksmithctl lock [ID]
 
 Takes a slot for ID (default: this machine's /etc/machine-id). Silent on
 success; fails when no slot is free or ID already holds one.`,
   unlock: `Usage: locksmithctl unlock [ID]
+       locksmithctl unlock --stale
 
 Releases the slot of ID (default: this machine's /etc/machine-id), e.g. of a
-machine that went away while holding it. Fails when ID holds no slot.`,
+machine that went away while holding it. Fails when ID holds no slot.
+
+With --stale, reclaims every slot whose holder's lease expired (its
+locksmithd stopped renewing it), as a slot TTL would, and prints each one.`,
   "set-max": `Usage: locksmithctl set-max N
 
 Sets the number of machines that may reboot at once. Prints the old and the
 new maximum. Holders are kept when N is below their number; 0 pauses reboots.`,
+  "set-ttl": `Usage: locksmithctl set-ttl DURATION | 0 | off | default
+
+Stores the slot TTL with the semaphore, for every locksmithd of the group:
+the slot of a holder whose locksmithd has not renewed it for DURATION (a
+dead machine) is reclaimed by the first machine waiting. At least 1m, and
+longer than the slowest reboot (the machine is down meanwhile). 0 or off
+stores "no TTL"; default removes the stored TTL, leaving each locksmithd's
+LOCKSMITHD_SLOT_TTL. Prints the old and the new TTL.`,
+  pause: `Usage: locksmithctl pause
+
+Stops new slots being taken (locksmithd, locksmithctl lock, FleetLock) without
+changing the maximum; holders keep their slots and can release them.`,
+  resume: `Usage: locksmithctl resume
+
+Lets slots be taken again after 'locksmithctl pause'.`,
   reset: `Usage: locksmithctl reset --force
 
 Replaces the semaphore document with the initial one (max 1, no holders),
@@ -92,10 +119,13 @@ export function ctlHelp(command?: CtlCommand): string {
 Usage: locksmithctl [flags] COMMAND [args]
 
 Commands:
-  status            show available slots, the maximum and the holders
+  status            show available slots, the maximum, holders and waiters
   lock [ID]         take a slot (default ID: /etc/machine-id)
-  unlock [ID]       release a slot
+  unlock [ID]       release a slot (--stale: every expired one)
   set-max N         set how many machines may reboot at once
+  set-ttl DURATION  reclaim the slot of a machine silent for this long
+  pause             stop new slots being taken (holders keep theirs)
+  resume            let slots be taken again
   reset --force     replace a corrupt semaphore document with the initial one
   reboot            take this machine's slot, then reboot through logind
   send-need-reboot  tell locksmithd that a reboot is needed (for testing)

@@ -17,7 +17,7 @@ import {
 import { ctlPermissionNeeds } from "./permission_needs.ts";
 import type { LockStore } from "../semaphore/lock_store.ts";
 import { readMachineId } from "../common/machine_id.ts";
-import type { Semaphore } from "../semaphore/document.ts";
+import type { SemaphoreAdmin } from "../semaphore/admin.ts";
 
 const encoder = new TextEncoder();
 
@@ -38,23 +38,37 @@ export async function openEtcdStore(inv: CtlInvocation): Promise<LockStore> {
   return await openEtcdLockStore(inv, inv.group);
 }
 
-/** Reads the semaphore for `status`. */
-export async function readStatus(
+/** Opens the operator's port on the invocation's semaphore (status, pause, set-ttl, ...). */
+export async function openEtcdAdmin(
   inv: CtlInvocation,
-): Promise<{ key: string; doc: Semaphore }> {
-  const store = await openEtcdStore(inv);
-  try {
-    return { key: store.key, doc: (await store.read()).doc };
-  } finally {
-    await store.close();
-  }
+): Promise<SemaphoreAdmin> {
+  const [{ openEtcdStore }, { EtcdSemaphoreAdmin }] = await Promise.all([
+    import("../etcd/open.ts"),
+    import("../etcd/semaphore_admin.ts"),
+  ]);
+  return new EtcdSemaphoreAdmin(await openEtcdStore(inv, inv.group));
+}
+
+/** Aborts on SIGINT or SIGTERM, until disposed. */
+function interrupts(): { signal: AbortSignal; dispose(): void } {
+  const stop = new AbortController();
+  const abort = () => stop.abort();
+  const names = ["SIGINT", "SIGTERM"] as const;
+  for (const name of names) Deno.addSignalListener(name, abort);
+  return {
+    signal: stop.signal,
+    dispose: () => names.forEach((n) => Deno.removeSignalListener(n, abort)),
+  };
 }
 
 /** The real dependencies of locksmithctl. */
 export function realCtlDeps(): CtlDeps {
   return {
     openStore: openEtcdStore,
-    readStatus,
+    openAdmin: openEtcdAdmin,
+    now: () => new Date(),
+    stdoutIsTerminal: () => Deno.stdout.isTerminal(),
+    interrupts,
     machineId: () => readMachineId(),
     isRoot: () => Deno.uid() === 0,
     checkPermissions: async (inv) => {

@@ -13,6 +13,12 @@ import { oneLine } from "../common/errors.ts";
 import type { Semaphore } from "../semaphore/document.ts";
 import type { QueueState, SlotQueue } from "../semaphore/slot_queue.ts";
 import { decideTurn, lockAttemptResult, onLockFailure } from "./decisions.ts";
+import {
+  afterRelease,
+  afterTake,
+  leaseForTake,
+  reclaimStaleSlots,
+} from "./holder_renewal.ts";
 import type { Run } from "./run.ts";
 
 /** How taking a slot ended. */
@@ -47,6 +53,7 @@ export async function acquireSlot(
   let lastSummary = "";
   let freeSince: number | undefined;
   let lastRead = clock.now().getTime();
+  let pausedLogged = false;
   const leave = async () => {
     run.metrics.setQueuePosition(null);
     try {
@@ -66,6 +73,7 @@ export async function acquireSlot(
         "the reboot window closed before a slot was free; leaving the queue until the next window",
       );
       await leave();
+      await afterRelease(run); // a lease prepared for a take that did not happen
       return "window-closed";
     }
     try {
@@ -92,6 +100,12 @@ export async function acquireSlot(
         run.slotHeld = true;
         return "held";
       }
+      // First in line and every slot held: a slot whose holder's lease
+      // expired is reclaimed (with a slot TTL), then look again.
+      if (
+        state.place === "head" && doc !== undefined && doc.semaphore <= 0 &&
+        await reclaimStaleSlots(run)
+      ) continue;
       const turn = decideTurn({
         place: state.place,
         free: doc?.semaphore ?? 0,
@@ -107,13 +121,15 @@ export async function acquireSlot(
             } while ${state.headId}, first in line, did not take it: taking it and removing ${state.headId} from the queue`,
           );
         }
+        const lease = await leaseForTake(run);
         const record = {
           id: run.id,
           since: clock.now().toISOString(),
           by: "locksmithd",
           boot: boot?.id,
+          ...lease,
         };
-        const { after } = await run.etcd(
+        const { after, revision } = await run.etcd(
           () => queue.take({ evictHead: turn.evictHead, record }),
           "take",
         ).catch((error) => {
@@ -122,6 +138,7 @@ export async function acquireSlot(
         });
         run.metrics.countLockAttempt("taken");
         run.metrics.setQueuePosition(null);
+        afterTake(run, record, revision);
         run.noteTaken(after);
         log.info(
           `took a slot: ${after.holders.length} of ${after.max} held (${
@@ -160,6 +177,19 @@ export async function acquireSlot(
         return "held";
       }
       if (action === "look-again") continue;
+      if (action === "paused") {
+        if (!pausedLogged) {
+          log.info(
+            "the semaphore is paused (locksmithctl pause): waiting for 'locksmithctl resume'",
+          );
+          pausedLogged = true;
+        }
+        if (await queue.waitForChange(recheckMs, run.signal) === "aborted") {
+          return "stopped";
+        }
+        needRead = true;
+        continue;
+      }
       failures++;
       needRead = true;
       if (!await run.backoff("cannot take a slot", error, failures)) {

@@ -159,9 +159,7 @@ export function parseCommand(key: string, text: string): ParsedCommand {
       );
     }
     fail(
-      `names the program ${
-        quote(program)
-      }, which is not an absolute path${
+      `names the program ${quote(program)}, which is not an absolute path${
         isPrintable(program) && !program.includes(" ")
           ? ` (write e.g. /usr/bin/${program})`
           : ""

@@ -127,6 +127,8 @@ export interface DaemonConfig {
   readonly metricsAddress: ListenAddress | undefined;
   /** Where to POST notifications (`LOCKSMITHD_NOTIFY_URL`); `undefined` for none. */
   readonly notifyUrl: string | undefined;
+  /** Slot TTL in seconds when none is stored with the semaphore; `0` for none (`LOCKSMITHD_SLOT_TTL`). */
+  readonly slotTtlSeconds: number;
   /** The config files that were read, in order (missing ones left out). */
   readonly configFiles: readonly string[];
   /**

@@ -21,6 +21,7 @@ import { UsageError } from "../common/errors.ts";
 import { DEFAULT_ENDPOINT, parseEndpoints } from "../etcd/endpoints.ts";
 import { canonicalTimeZone, RebootWindowError } from "./reboot_window.ts";
 import { SAFE_REBOOT_KEYS } from "./config_keys_safety.ts";
+import { parseSlotTtl } from "../semaphore/settings.ts";
 import {
   absolutePath,
   anyText,
@@ -332,6 +333,16 @@ export const DAEMON_KEYS: readonly DaemonKey[] = Object.freeze(
     },
     // Safe reboots: schedules, commands, metrics, notifications.
     ...SAFE_REBOOT_KEYS,
+    {
+      key: "LOCKSMITHD_SLOT_TTL",
+      field: "slotTtlSeconds",
+      parse: parseSlotTtl,
+      default: 0,
+      shownDefault:
+        "none, unless one is stored with the semaphore (`locksmithctl set-ttl`), which wins",
+      description:
+        "slot TTL: the slot of a holder whose locksmithd has not renewed it for this long (a dead machine) is reclaimed by the first waiter; at least `1m`, and longer than the slowest reboot; `0` or `off` for none",
+    },
   ] satisfies readonly DaemonKey[],
 );
 

@@ -15,6 +15,7 @@ import {
 } from "./schedule.ts";
 import type { QueuePlace } from "../semaphore/slot_queue.ts";
 import type { LockAttemptResult } from "./metrics_port.ts";
+import { type HolderState, livenessOf } from "../semaphore/semaphore_view.ts";
 
 /** First delay after a failed attempt to take or release a slot: 5 s. */
 export const BACKOFF_MIN_MS = 5_000;
@@ -140,6 +141,7 @@ export function sameBoot(a: string, b: string): boolean {
 export type LockFailureAction =
   | "holding" // this machine already holds a slot: go on to reboot
   | "look-again" // the semaphore was full or changed meanwhile: look again, no backoff
+  | "paused" // the semaphore is paused: wait for a change (the resume), then look again
   | "retry"; // etcd trouble or a corrupt document: back off and retry
 
 /**
@@ -149,6 +151,7 @@ export type LockFailureAction =
  */
 export function onLockFailure(error: unknown): LockFailureAction {
   if (error instanceof SemaphoreRefusedError) {
+    if (error.reason === "paused") return "paused";
     return error.reason === "holder_exists" ? "holding" : "look-again";
   }
   // A lost compare-and-swap (a single attempt) means someone else got there
@@ -230,4 +233,50 @@ export function lockMode(
   if (strategy === "etcd-lock") return "etcd-lock";
   if (strategy !== "best-effort") return "no-slot";
   return etcdAnswered ? "etcd-lock" : "probe";
+}
+
+/** A stale slot to reclaim, with what the log says about it. */
+export interface Reclaim {
+  /** The holder id. */
+  readonly id: string;
+  /** The expired lease its record names. */
+  readonly lease: string;
+  /** How long it has held the slot (by this machine's clock, from its record), if known. */
+  readonly heldMs: number | undefined;
+  /** The boot id recorded with the slot, if any. */
+  readonly boot: string | undefined;
+}
+
+/** What {@link decideReclaim} looks at. */
+export interface ReclaimFacts {
+  /** The holders, with their records and whether their alive key exists. */
+  readonly holders: readonly HolderState[];
+  /** The slot TTL in force, in seconds; `0` for none. */
+  readonly ttlSeconds: number;
+  /** Now, in ms since the epoch (only for the age in the log). */
+  readonly now: number;
+}
+
+/**
+ * The slots a waiter first in line reclaims: with a slot TTL in force,
+ * those of holders that renew by a lease and whose lease expired (etcd
+ * deleted their alive key). The decision never compares clocks: the TTL
+ * is measured by etcd; `now` only dates the log line. Without a TTL, or
+ * for holders that do not renew (no lease in their record), nothing.
+ */
+export function decideReclaim(facts: ReclaimFacts): Reclaim[] {
+  if (facts.ttlSeconds <= 0) return [];
+  return facts.holders
+    .filter((h) => livenessOf(h) === "expired")
+    .map((h) => {
+      const since = Date.parse(h.record?.since ?? "");
+      return {
+        id: h.id,
+        lease: h.record?.lease ?? "",
+        heldMs: Number.isNaN(since)
+          ? undefined
+          : Math.max(0, facts.now - since),
+        boot: h.record?.boot,
+      };
+    });
 }

@@ -38,6 +38,7 @@ import {
   trackWindowOpen,
 } from "./safety_wiring.ts";
 import type { SlotQueue } from "../semaphore/slot_queue.ts";
+import type { SlotLease } from "../semaphore/slot_lease.ts";
 import { VERSION } from "../common/version.ts";
 
 const encoder = new TextEncoder();
@@ -110,18 +111,23 @@ function stopOnSignals(
   };
 }
 
-/** The etcd store and this machine's wait queue. */
+/** The etcd store, this machine's wait queue and the lease on its slot. */
 async function openSemaphore(
   config: DaemonConfig,
   machineId: string,
   log: DaemonLogger,
-): Promise<{ store: LockStore; queue: SlotQueue }> {
-  const [{ openEtcdStore }, { LeaseSession }, { EtcdWaitQueue }] = await Promise
-    .all([
-      import("../etcd/open.ts"),
-      import("../etcd/lease_session.ts"),
-      import("../etcd/wait_queue.ts"),
-    ]);
+): Promise<{ store: LockStore; queue: SlotQueue; slotLease: SlotLease }> {
+  const [
+    { openEtcdStore },
+    { LeaseSession },
+    { EtcdWaitQueue },
+    { EtcdSlotLease },
+  ] = await Promise.all([
+    import("../etcd/open.ts"),
+    import("../etcd/lease_session.ts"),
+    import("../etcd/wait_queue.ts"),
+    import("../etcd/slot_lease.ts"),
+  ]);
   const store = await openEtcdStore(config.etcd, config.group);
   const session = new LeaseSession(store.port, {
     timeoutMs: config.etcd.timeoutMs,
@@ -132,7 +138,11 @@ async function openSemaphore(
     session,
     log: (line) => log.info(line),
   });
-  return { store, queue };
+  const slotLease = new EtcdSlotLease(store, {
+    id: machineId,
+    log: (line) => log.warn(line),
+  });
+  return { store, queue, slotLease };
 }
 
 /** The kernel's boot id file. */
@@ -283,6 +293,7 @@ export async function runDaemon(args: readonly string[]): Promise<number> {
     if (semaphore) {
       closers.push(() => semaphore.store.close());
       closers.push(() => semaphore.queue.close());
+      closers.push(() => semaphore.slotLease.close());
     }
     // A lost system bus cannot be recovered in-process: stop, and let systemd restart us.
     const busLost = new AbortController();
@@ -310,9 +321,11 @@ export async function runDaemon(args: readonly string[]): Promise<number> {
       healthCheckIntervalMs: config.healthCheckIntervalMs,
       healthCheckTimeoutMs: config.healthCheckTimeoutMs,
       commandTimeoutMs: config.commandTimeoutMs,
+      slotTtlSeconds: config.slotTtlSeconds,
     }, {
       store: semaphore?.store,
       queue: semaphore?.queue,
+      slotLease: semaphore?.slotLease,
       boot,
       rebooter: chooseRebooter(config, logind, machineId, metrics, log),
       warning: logind,

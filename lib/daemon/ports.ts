@@ -15,6 +15,7 @@ import type { DaemonMetrics } from "./metrics_port.ts";
 import type { NotifyEvent } from "./notify.ts";
 import type { LockStore } from "../semaphore/lock_store.ts";
 import type { SlotQueue } from "../semaphore/slot_queue.ts";
+import type { SlotLease } from "../semaphore/slot_lease.ts";
 
 /** Time, injectable for tests. */
 export interface Clock {
@@ -122,6 +123,8 @@ export interface DaemonSettings {
   readonly healthCheckTimeoutMs?: number;
   /** Limit of each run of a check (default 5 min). */
   readonly commandTimeoutMs?: number;
+  /** Slot TTL in seconds when none is stored with the semaphore; `0` or absent for none (`LOCKSMITHD_SLOT_TTL`). */
+  readonly slotTtlSeconds?: number | undefined;
 }
 
 /** What locksmithd needs from the world. */
@@ -150,6 +153,8 @@ export interface DaemonDeps {
   readonly warning?: UserWarning | undefined;
   /** Runs the checks (default `runCommand`, a real process). */
   readonly runCommand?: CommandRunner | undefined;
+  /** The lease on this machine's slot and the reclaim of stale ones; absent: no slot TTL at all. */
+  readonly slotLease?: SlotLease | undefined;
 }
 
 /** How the loop ended. */

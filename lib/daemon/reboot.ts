@@ -16,6 +16,7 @@ import { backoffMs, windowState } from "./decisions.ts";
 import { releaseSlot } from "./release.ts";
 import type { Run } from "./run.ts";
 import { wallMessage } from "./safety_decisions.ts";
+import { slotCovered } from "./holder_renewal.ts";
 
 /** Longest wait for queued notifications before the reboot request. */
 export const NOTIFY_FLUSH_MS = 2_000;
@@ -110,6 +111,7 @@ export async function rebootNow(
   };
   for (let attempt = 1; !run.stopped; attempt++) {
     if (!open()) return await closed();
+    if (holding && !slotCovered(run)) return "gave-up";
     try {
       log.info(
         `rebooting: ${action} (${holding ? "holding a slot" : "no slot"})`,

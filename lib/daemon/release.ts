@@ -12,6 +12,7 @@ import {
 } from "../common/errors.ts";
 import { unlockSlot } from "../semaphore/lock_store.ts";
 import type { Run } from "./run.ts";
+import { afterRelease } from "./holder_renewal.ts";
 
 /** How a release ended. */
 export type ReleaseOutcome = "released" | "not-holding" | "stopped";
@@ -34,12 +35,14 @@ export async function releaseSlot(
       await run.etcd(() => unlockSlot(store, run.id), "unlock");
       log.info(`released the slot held by ${run.id}: ${why}`);
       run.noteReleased(why);
+      await afterRelease(run);
       return "released";
     } catch (error) {
       if (
         error instanceof SemaphoreRefusedError &&
         error.reason === "holder_not_found"
       ) {
+        await afterRelease(run);
         if (uncertain) {
           log.info(
             `released the slot held by ${run.id}: ${why} (it is free now: an earlier attempt whose answer was lost applied, or someone released it meanwhile)`,

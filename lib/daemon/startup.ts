@@ -10,6 +10,7 @@
 import { describeCommand } from "./command.ts";
 import { startupAction } from "./decisions.ts";
 import { waitUntilHealthy } from "./health.ts";
+import { resumeLease } from "./holder_renewal.ts";
 import { releaseSlot } from "./release.ts";
 import type { Run } from "./run.ts";
 import { releaseWaitsForHealth } from "./safety_decisions.ts";
@@ -51,6 +52,8 @@ export async function startupCheck(
       ) return;
       continue;
     }
+    // Renew the slot's lease (if any) while deciding, checking and releasing.
+    if (facts.holding) await resumeLease(run, signal);
     const decision = startupAction(facts);
     run.slotHeld = facts.holding;
     if (decision.action === "keep") {

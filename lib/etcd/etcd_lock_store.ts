@@ -11,38 +11,44 @@
  * writes, and the wait queue's watch), so an uncontended change costs one
  * request.
  *
+ * The guard also compares the pause key (`<key>/paused`, `locksmithctl
+ * pause`) with the revision last seen (`0`: absent), and the change is told
+ * whether it exists; so a lock computed as "not paused" is never stored
+ * after a pause. While no pause was ever seen this costs nothing more: a
+ * failed guard's answer carries the pause key too, and reads fetch it
+ * only while it is known to exist.
+ *
  * @module
  */
 
 import {
   ContentionError,
-  CorruptDocumentError,
   EtcdUnavailableError,
   SemaphoreRefusedError,
 } from "../common/errors.ts";
-import {
-  formatSemaphore,
-  INITIAL_SEMAPHORE,
-  parseSemaphore,
-  type Semaphore,
-} from "../semaphore/document.ts";
+import { formatSemaphore, type Semaphore } from "../semaphore/document.ts";
 import { formatDuration } from "../common/duration.ts";
 import type {
   Change,
-  Companion,
   LockStore,
   Snapshot,
   UpdateOptions,
   UpdateOutcome,
 } from "../semaphore/lock_store.ts";
+import { bytes, type EtcdPort } from "./port.ts";
+import { pausedKey } from "../semaphore/keys.ts";
 import {
-  bytes,
-  type EtcdPort,
-  type KeyValue,
-  lossyText,
-  textOf,
-  type TxnOp,
-} from "./port.ts";
+  companionOps,
+  parseStored,
+  type StoredDocument,
+  storedFrom,
+} from "./stored_document.ts";
+
+export {
+  companionOps,
+  type StoredDocument,
+  storedFrom,
+} from "./stored_document.ts";
 
 /** Tuning of {@link EtcdLockStore}; defaults suit both the tools and the daemon. */
 export interface EtcdLockStoreOptions {
@@ -56,63 +62,6 @@ export interface EtcdLockStoreOptions {
   readonly ownsPort?: boolean;
 }
 
-/** The document as stored at one revision. */
-export interface StoredDocument {
-  /** The stored text; `undefined` when absent. */
-  readonly raw: string | undefined;
-  /** The key's `mod_revision`; `0` when absent. */
-  readonly revision: number;
-  /** The key's `version` (writes since creation); `0` when absent. */
-  readonly version: number;
-  /** The stored bytes are not valid UTF-8 (`raw` is then a lossy rendering). */
-  readonly invalidUtf8?: boolean;
-}
-
-/** The stored document in a key-value (`undefined` for an absent key). */
-export function storedFrom(kv: KeyValue | undefined): StoredDocument {
-  if (kv === undefined) return { raw: undefined, revision: 0, version: 0 };
-  const raw = textOf(kv.value);
-  // Never parse a lossy rendering: U+FFFD in a holder id would be written
-  // back as different bytes. The document is corrupt as stored.
-  return raw === undefined
-    ? {
-      raw: lossyText(kv.value),
-      revision: kv.modRevision,
-      version: kv.version,
-      invalidUtf8: true,
-    }
-    : { raw, revision: kv.modRevision, version: kv.version };
-}
-
-/** The transaction operations of companion writes. */
-export function companionOps(companions: readonly Companion[]): TxnOp[] {
-  return companions.map((c): TxnOp => {
-    if ("put" in c) {
-      return {
-        put: {
-          key: bytes(c.put),
-          value: bytes(c.value),
-          ...(c.lease ? { lease: c.lease } : {}),
-        },
-      };
-    }
-    const del: TxnOp = { deleteRange: { key: bytes(c.delete) } };
-    if (c.ifCreatedAt === undefined) return del;
-    return {
-      txn: {
-        compare: [{
-          key: bytes(c.delete),
-          target: "CREATE",
-          result: "EQUAL",
-          value: c.ifCreatedAt,
-        }],
-        success: [del],
-        failure: [],
-      },
-    };
-  });
-}
-
 /** The {@link LockStore} over an {@link EtcdPort}; see the module documentation. */
 export class EtcdLockStore implements LockStore {
   /** The etcd key of the semaphore. */
@@ -120,6 +69,9 @@ export class EtcdLockStore implements LockStore {
   /** The etcd port, shared with the wait queue. */
   readonly port: EtcdPort;
   readonly #keyBytes: Uint8Array;
+  readonly #pausedKey: Uint8Array;
+  /** `mod_revision` of the pause key as last seen; `0`: absent (or never seen). */
+  #pauseRevision = 0;
   readonly #options: EtcdLockStoreOptions;
   #cache: StoredDocument | undefined;
   #answered = false;
@@ -135,6 +87,7 @@ export class EtcdLockStore implements LockStore {
     this.port = port;
     this.key = key;
     this.#keyBytes = bytes(key);
+    this.#pausedKey = bytes(pausedKey(key));
     this.#options = options;
   }
 
@@ -167,16 +120,7 @@ export class EtcdLockStore implements LockStore {
 
   /** Parses a stored document; throws {@link CorruptDocumentError} naming the key. */
   parse(stored: StoredDocument): Semaphore {
-    if (stored.invalidUtf8) {
-      throw new CorruptDocumentError(
-        this.key,
-        "not valid UTF-8",
-        stored.raw ?? "",
-      );
-    }
-    return stored.raw === undefined
-      ? INITIAL_SEMAPHORE
-      : parseSemaphore(stored.raw, this.key);
+    return parseStored(stored, this.key);
   }
 
   #snapshot(stored: StoredDocument): Snapshot {
@@ -188,8 +132,24 @@ export class EtcdLockStore implements LockStore {
   }
 
   async #fetch(deadline: number): Promise<StoredDocument> {
-    const res = await this.port.range({ key: this.#keyBytes }, { deadline });
-    return this.observe(storedFrom(res.kvs[0]));
+    if (this.#pauseRevision === 0) {
+      const res = await this.port.range({ key: this.#keyBytes }, { deadline });
+      return this.observe(storedFrom(res.kvs[0]));
+    }
+    // Known paused: read whether it still is, with the document.
+    const res = await this.port.txn({
+      compare: [],
+      success: [
+        { range: { key: this.#keyBytes } },
+        { range: { key: this.#pausedKey } },
+      ],
+      failure: [],
+    }, { deadline });
+    const [doc, pause] = res.responses.map((r) =>
+      "range" in r ? r.range.kvs[0] : undefined
+    );
+    this.#pauseRevision = pause?.modRevision ?? 0;
+    return this.observe(storedFrom(doc));
   }
 
   /** Reads the current document (linearizable); never writes. */
@@ -261,7 +221,7 @@ export class EtcdLockStore implements LockStore {
       const before = this.parse(state);
       let after: Semaphore | undefined;
       try {
-        after = change(before);
+        after = change(before, { paused: this.#pauseRevision > 0 });
       } catch (error) {
         if (fresh || !(error instanceof SemaphoreRefusedError)) throw error;
         state = await this.#fetch(deadline);
@@ -285,18 +245,27 @@ export class EtcdLockStore implements LockStore {
         continue;
       }
       const raw = formatSemaphore(after);
+      const pauseSeen = this.#pauseRevision;
       const res = await this.port.txn({
         compare: [{
           key: this.#keyBytes,
           target: "MOD",
           result: "EQUAL",
           value: state.revision,
+        }, {
+          key: this.#pausedKey,
+          target: "MOD",
+          result: "EQUAL",
+          value: pauseSeen,
         }],
         success: [
           { put: { key: this.#keyBytes, value: bytes(raw) } },
           ...companionOps(options.companions?.(before, after) ?? []),
         ],
-        failure: [{ range: { key: this.#keyBytes } }],
+        failure: [
+          { range: { key: this.#keyBytes } },
+          { range: { key: this.#pausedKey } },
+        ],
       }, { deadline });
       const written = { raw, version: state.version + 1 };
       if (res.succeeded) {
@@ -324,6 +293,19 @@ export class EtcdLockStore implements LockStore {
           attempts: attempt,
           revision: current.revision,
         };
+      }
+      const pause = res.responses[1];
+      if (pause && "range" in pause) {
+        this.#pauseRevision = pause.range.kvs[0]?.modRevision ?? 0;
+      }
+      // Only the pause changed: apply the change again at once, uncounted.
+      if (
+        this.#pauseRevision !== pauseSeen && current.revision === state.revision
+      ) {
+        state = current;
+        fresh = true;
+        attempt--;
+        continue;
       }
       state = current;
       fresh = true;

@@ -21,16 +21,19 @@ import {
 import {
   formatSemaphore,
   isHolder,
-  lock,
   MAX_HOLDERS,
   type Semaphore,
   setMax,
   unlock,
 } from "../semaphore/document.ts";
-import type {
-  Change,
-  LockStore,
-  UpdateOutcome,
+import {
+  type Change,
+  type ChangeContext,
+  type Companion,
+  type LockStore,
+  lockUnlessPaused,
+  releaseCompanions,
+  type UpdateOutcome,
 } from "../semaphore/lock_store.ts";
 
 /** One FleetLock call on a semaphore: take (`lock`) or release (`unlock`) the slot of `id`. */
@@ -43,13 +46,15 @@ export interface SlotRequest {
 
 /**
  * What became of a call: `locked` (took a slot), `already_held` (held one
- * before: success), `full` (no slot free), `released` (gave its slot back),
- * `not_held` (held none: success).
+ * before: success), `full` (no slot free), `paused` (the semaphore is
+ * paused: no new slot), `released` (gave its slot back), `not_held` (held
+ * none: success).
  */
 export type SlotResult =
   | "locked"
   | "already_held"
   | "full"
+  | "paused"
   | "released"
   | "not_held";
 
@@ -99,6 +104,7 @@ const REFUSAL_RESULT: Record<SemaphoreRefusal, SlotResult> = {
   holder_exists: "already_held",
   holder_not_found: "not_held",
   semaphore_full: "full",
+  paused: "paused",
 };
 
 interface Pending {
@@ -212,7 +218,10 @@ export class SlotBatcher {
     let conflicts = 0;
     for (let round = 1;; round++) {
       try {
-        const outcome = await this.#store.update(change, { maxAttempts: 2 });
+        const outcome = await this.#store.update(change, {
+          maxAttempts: 2,
+          companions: releasedRecords(this.#store.key),
+        });
         return { outcome, conflicts: conflicts + outcome.attempts - 1 };
       } catch (error) {
         if (!(error instanceof ContentionError) || round >= this.#maxRounds) {
@@ -240,8 +249,8 @@ export class SlotBatcher {
         conflicts,
       });
     try {
-      const { outcome, conflicts } = await this.#update((doc) => {
-        const applied = applyBatch(doc, batch, max);
+      const { outcome, conflicts } = await this.#update((doc, context) => {
+        const applied = applyBatch(this.#store.key, doc, batch, max, context);
         results = applied.results;
         return applied.doc;
       });
@@ -265,16 +274,28 @@ export class SlotBatcher {
   }
 }
 
+/** Companion deletes of the records and alive keys of the holders a change released. */
+function releasedRecords(
+  key: string,
+): (before: Semaphore, after: Semaphore) => Companion[] {
+  return (before, after) =>
+    before.holders.filter((id) => !after.holders.includes(id))
+      .flatMap((id) => releaseCompanions(key, id));
+}
+
 /**
  * Applies a slot count and then the calls, in order, to `doc`; returns the
  * new document (`undefined` when it would store the same text) and each
  * call's result. Never adds a holder past `MAX_HOLDERS` (the stored
- * document's limit): such a lock is `full`.
+ * document's limit): such a lock is `full`. While `context` says paused, a
+ * lock by a non-holder is `paused`.
  */
 function applyBatch(
+  key: string,
   doc: Semaphore,
   batch: readonly Pending[],
   max: number | undefined,
+  context: ChangeContext | undefined,
 ): { doc: Semaphore | undefined; results: SlotResult[] } {
   const results: SlotResult[] = [];
   let next = max !== undefined && doc.max !== max ? setMax(doc, max) : doc;
@@ -285,7 +306,7 @@ function applyBatch(
           results.push("full");
           continue;
         }
-        next = lock(next, request.id);
+        next = lockUnlessPaused(key, next, request.id, context);
         results.push("locked");
       } else {
         next = unlock(next, request.id);

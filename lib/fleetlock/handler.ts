@@ -197,7 +197,7 @@ async function readBody(
   return body;
 }
 
-const SUCCESS_TEXT: Record<Exclude<SlotResult, "full">, string> = {
+const SUCCESS_TEXT: Record<Exclude<SlotResult, "full" | "paused">, string> = {
   locked: "took a slot",
   already_held: "already holds a slot",
   released: "released its slot",
@@ -290,6 +290,14 @@ export function createFleetLockHandler(
     }
     etcdAnswered();
     const { result, doc } = verdict;
+    if (result === "paused") {
+      throw new FleetLockError(
+        "failed_lock_semaphore_full",
+        `group ${group} is paused: no slot is given until 'locksmithctl${
+          group === "default" ? "" : ` --group ${group}`
+        } resume'`,
+      );
+    }
     if (result === "full") {
       throw new FleetLockError(
         "failed_lock_semaphore_full",

@@ -8,7 +8,10 @@
 export const DEFAULT_SEMAPHORE_KEY =
   "coreos.com/updateengine/rebootlock/semaphore";
 
-const GROUPS_PREFIX = "coreos.com/updateengine/rebootlock/groups/";
+/** Prefix of every semaphore key, the default one and those of groups. */
+export const SEMAPHORES_PREFIX = "coreos.com/updateengine/rebootlock/";
+
+const GROUPS_PREFIX = `${SEMAPHORES_PREFIX}groups/`;
 
 /**
  * Returns the semaphore key of `group`: the default key for an empty or absent
@@ -43,13 +46,61 @@ export function queryEscape(text: string): string {
 /**
  * Companion keys live under `<semaphore key>/`, so that the document keeps
  * the original's format: `<key>/holders/<id>` (holder records),
+ * `<key>/alive/<id>` (a holder's lease-bound liveness key),
  * `<key>/waiters/<id>` (the wait queue), with ids escaped as in
- * {@link queryEscape}.
+ * {@link queryEscape}; `<key>/paused` and `<key>/settings` (one each).
  */
 export const HOLDERS_DIR = "/holders/";
 
 /** See {@link HOLDERS_DIR}. */
 export const WAITERS_DIR = "/waiters/";
+
+/** See {@link HOLDERS_DIR}. */
+export const ALIVE_DIR = "/alive/";
+
+/** Prefix of the holder records under the semaphore at `key`. */
+export function holdersPrefix(key: string): string {
+  return `${key}${HOLDERS_DIR}`;
+}
+
+/** Prefix of the holders' alive keys under the semaphore at `key`. */
+export function alivePrefix(key: string): string {
+  return `${key}${ALIVE_DIR}`;
+}
+
+/**
+ * Key of the alive key of `id` under the semaphore at `key`: attached to
+ * the holder's lease, so it disappears when the holder stops renewing.
+ */
+export function aliveKey(key: string, id: string): string {
+  return `${alivePrefix(key)}${queryEscape(id)}`;
+}
+
+/** Key whose existence pauses the semaphore at `key` (no new slot is taken). */
+export function pausedKey(key: string): string {
+  return `${key}/paused`;
+}
+
+/** Key of the settings stored with the semaphore at `key` (the slot TTL). */
+export function settingsKey(key: string): string {
+  return `${key}/settings`;
+}
+
+/**
+ * The group whose semaphore is at `key`: `""` for the default key, the
+ * unescaped group for `.../groups/<escaped>/semaphore`, `undefined` for
+ * any other key (a companion key, or one no client of locksmith writes).
+ */
+export function groupOfKey(key: string): string | undefined {
+  if (key === DEFAULT_SEMAPHORE_KEY) return "";
+  if (!key.startsWith(GROUPS_PREFIX) || !key.endsWith("/semaphore")) {
+    return undefined;
+  }
+  const escaped = key.slice(GROUPS_PREFIX.length, -"/semaphore".length);
+  if (escaped === "") return undefined;
+  const group = idOfCompanionKey("", escaped);
+  return group === undefined || group === "" ? undefined : group;
+}
 
 /** Key of the holder record of `id` under the semaphore at `key`. */
 export function holderRecordKey(key: string, id: string): string {

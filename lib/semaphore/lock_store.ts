@@ -6,9 +6,10 @@
  * @module
  */
 
-import { lock, type Semaphore, setMax, unlock } from "./document.ts";
+import { SemaphoreRefusedError } from "../common/errors.ts";
+import { isHolder, lock, type Semaphore, setMax, unlock } from "./document.ts";
 import { formatHolderRecord, type HolderRecord } from "./holder_record.ts";
-import { holderRecordKey } from "./keys.ts";
+import { aliveKey, holderRecordKey } from "./keys.ts";
 
 /**
  * Another key written in the same compare-and-swap as the document, only
@@ -65,11 +66,26 @@ export interface Snapshot {
   readonly revision: number;
 }
 
+/** What a store knows beside the document, at the revision a change is computed on. */
+export interface ChangeContext {
+  /**
+   * Whether the semaphore is paused (`<key>/paused` exists): no new slot
+   * may be taken. A store that passes it guards its write with it, so a
+   * change computed as "not paused" is never stored after a pause.
+   */
+  readonly paused: boolean;
+}
+
 /**
  * A change to the semaphore: returns the new document, `undefined` for "no
  * change needed" (nothing is written), or throws `SemaphoreRefusedError`.
+ * `context` is absent with a store that knows nothing beside the document
+ * (then nothing is paused).
  */
-export type Change = (doc: Semaphore) => Semaphore | undefined;
+export type Change = (
+  doc: Semaphore,
+  context?: ChangeContext,
+) => Semaphore | undefined;
 
 /** The semaphore storage that locksmithctl and locksmithd use; sized to the calls they make. */
 export interface LockStore {
@@ -122,9 +138,33 @@ export interface LockSlotOptions {
   readonly maxAttempts?: number | undefined;
 }
 
+/** The refusal of a new slot while the semaphore at `key` is paused. */
+export function pausedRefusal(key: string): SemaphoreRefusedError {
+  return new SemaphoreRefusedError(
+    "paused",
+    `the semaphore ${key} is paused: no slot is given until 'locksmithctl resume'`,
+  );
+}
+
 /**
- * Takes a slot for `id`; refuses when full or when `id` already holds one.
- * With a record, the holder record is written in the same transaction.
+ * {@link lock}, refused with `paused` while `context` says so (a holder
+ * re-locking is still `holder_exists`: it takes nothing new).
+ */
+export function lockUnlessPaused(
+  key: string,
+  doc: Semaphore,
+  id: string,
+  context?: ChangeContext,
+): Semaphore {
+  if (context?.paused && !isHolder(doc, id)) throw pausedRefusal(key);
+  return lock(doc, id);
+}
+
+/**
+ * Takes a slot for `id`; refuses when full, when paused, or when `id`
+ * already holds one. With a record, the holder record is written in the
+ * same transaction; a record that names a lease also writes the holder's
+ * alive key, attached to that lease (see `semaphore_view.ts`).
  */
 export function lockSlot(
   store: LockStore,
@@ -139,21 +179,35 @@ export function lockSlot(
         value: formatHolderRecord(record),
       }]
       : []),
+    ...(record?.lease
+      ? [{ put: aliveKey(store.key, id), value: id, lease: record.lease }]
+      : []),
     ...companions,
   ];
-  return store.update((doc) => lock(doc, id), {
-    ...(maxAttempts === undefined ? {} : { maxAttempts }),
-    ...(all.length > 0 ? { companions: () => all } : {}),
-  });
+  return store.update(
+    (doc, context) => lockUnlessPaused(store.key, doc, id, context),
+    {
+      ...(maxAttempts === undefined ? {} : { maxAttempts }),
+      ...(all.length > 0 ? { companions: () => all } : {}),
+    },
+  );
 }
 
-/** Releases the slot of `id` and deletes its holder record; refuses when `id` holds none. */
+/** The companion deletes of a holder that gives its slot back: its record and alive key. */
+export function releaseCompanions(key: string, id: string): Companion[] {
+  return [{ delete: holderRecordKey(key, id) }, { delete: aliveKey(key, id) }];
+}
+
+/**
+ * Releases the slot of `id` and deletes its holder record and alive key;
+ * refuses when `id` holds none.
+ */
 export function unlockSlot(
   store: LockStore,
   id: string,
 ): Promise<UpdateOutcome> {
   return store.update((doc) => unlock(doc, id), {
-    companions: () => [{ delete: holderRecordKey(store.key, id) }],
+    companions: () => releaseCompanions(store.key, id),
   });
 }
 

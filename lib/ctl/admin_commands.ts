@@ -1,0 +1,196 @@
+/**
+ * locksmithctl's commands beyond the original's: the whole `status` (once,
+ * `--watch`, `--all-groups`), `pause`, `resume`, `set-ttl` and
+ * `unlock --stale`, over the {@link SemaphoreAdmin} port.
+ *
+ * @module
+ */
+
+import type { CtlInvocation } from "./args.ts";
+import { isPrintable, oneLine, quote } from "../common/errors.ts";
+import type { SemaphoreAdmin } from "../semaphore/admin.ts";
+import { formatSlotTtl, type StoredSettings } from "../semaphore/settings.ts";
+import {
+  formatAge,
+  formatGroups,
+  formatStatusView,
+  groupsJson,
+  statusJson,
+} from "./status_text.ts";
+
+/** What the admin commands need from the outside world. */
+export interface AdminDeps {
+  /** Opens the operator's port on the invocation's semaphore. */
+  openAdmin(invocation: CtlInvocation): Promise<SemaphoreAdmin>;
+  /** The time now (for ages). */
+  now(): Date;
+  /** Writes to standard output. */
+  stdout(text: string): void;
+  /** Writes to standard error. */
+  stderr(text: string): void;
+  /** Whether standard output is a terminal (`--watch` then redraws in place). */
+  stdoutIsTerminal(): boolean;
+  /** Aborts on SIGINT or SIGTERM (`--watch` then ends with exit status 0); `dispose` removes the handlers. */
+  interrupts(): { signal: AbortSignal; dispose(): void };
+}
+
+/** A command's output: text, and the JSON fields for `--json`. */
+export interface Output {
+  /** What is printed without `--json`. */
+  readonly text: string;
+  /** The fields printed with `--json` (after `ok` and `command`). */
+  readonly json: Record<string, unknown>;
+}
+
+/** A stored value in a line: as it is when printable, else quoted. */
+function shown(text: string): string {
+  return isPrintable(text) ? text : quote(text, 256);
+}
+
+async function withAdmin<T>(
+  inv: CtlInvocation,
+  deps: AdminDeps,
+  body: (admin: SemaphoreAdmin) => Promise<T>,
+): Promise<T> {
+  const admin = await deps.openAdmin(inv);
+  try {
+    return await body(admin);
+  } finally {
+    await admin.close();
+  }
+}
+
+/** A stored TTL for `set-ttl`'s output: `10m`, `off`, `default` (none stored), `unreadable`. */
+function ttlText(settings: StoredSettings): string {
+  if (settings.kind === "corrupt") return "unreadable";
+  const ttl = settings.kind === "ok"
+    ? settings.settings.slotTtlSeconds
+    : undefined;
+  return ttl === undefined ? "default" : formatSlotTtl(ttl);
+}
+
+function ttlJson(settings: StoredSettings): number | null {
+  return settings.kind === "ok"
+    ? settings.settings.slotTtlSeconds ?? null
+    : null;
+}
+
+/** Runs `status` (without `--watch`), `pause`, `resume`, `set-ttl` or `unlock --stale`. */
+export function executeAdmin(
+  inv: CtlInvocation,
+  deps: AdminDeps,
+): Promise<Output> {
+  return withAdmin(inv, deps, async (admin): Promise<Output> => {
+    switch (inv.command) {
+      case "status": {
+        if (inv.allGroups) {
+          const groups = await admin.groups();
+          return { text: formatGroups(groups), json: groupsJson(groups) };
+        }
+        const view = await admin.view();
+        const now = deps.now();
+        return {
+          text: formatStatusView(view, now),
+          json: statusJson(view, now),
+        };
+      }
+      case "pause":
+      case "resume": {
+        const paused = inv.command === "pause";
+        const changed = await admin.setPaused(paused, "locksmithctl");
+        const text = paused
+          ? changed
+            ? "Paused: no new slot is given until 'locksmithctl resume'; holders keep theirs\n"
+            : "Already paused\n"
+          : changed
+          ? "Resumed\n"
+          : "Not paused\n";
+        return { text, json: { key: admin.key, paused, changed } };
+      }
+      case "set-ttl": {
+        const seconds = inv.ttl === "default" ? undefined : inv.ttl;
+        const { before, after } = await admin.setSlotTtl(seconds);
+        return {
+          text: `Old: ${ttlText(before)}\nNew: ${ttlText(after)}\n`,
+          json: {
+            key: admin.key,
+            old: ttlJson(before),
+            new: ttlJson(after),
+          },
+        };
+      }
+      default: {
+        // unlock --stale
+        const reclaimed = await admin.reclaimStale();
+        const now = deps.now();
+        const lines = reclaimed.map((h) => {
+          const since = Date.parse(h.record?.since ?? "");
+          const held = Number.isNaN(since)
+            ? ""
+            : `; held for ${formatAge(now.getTime() - since)}`;
+          const boot = h.record?.boot ? ` (boot ${shown(h.record.boot)})` : "";
+          return `Reclaimed ${
+            shown(h.id)
+          }: its lease ${h.record?.lease} expired${held}${boot}\n`;
+        });
+        return {
+          text: lines.length > 0 ? lines.join("") : "No stale slot\n",
+          json: {
+            key: admin.key,
+            reclaimed: reclaimed.map((h) => ({
+              id: h.id,
+              since: h.record?.since ?? null,
+              boot: h.record?.boot ?? null,
+              lease: h.record?.lease ?? null,
+            })),
+          },
+        };
+      }
+    }
+  });
+}
+
+/**
+ * `status --watch`: prints the status now and after every change (a
+ * watch, not polling) until SIGINT or SIGTERM; then exit status 0. On a
+ * terminal each drawing replaces the last; elsewhere each one starts with
+ * a `--- <time>` line. With `--json`, one JSON line per change. Trouble
+ * (etcd unreachable, a lost watch) is one line on stderr, and retried.
+ */
+export async function watchStatus(
+  inv: CtlInvocation,
+  deps: AdminDeps,
+): Promise<number> {
+  const { signal, dispose } = deps.interrupts();
+  try {
+    await withAdmin(inv, deps, (admin) =>
+      admin.watch({
+        onView: (view) => {
+          const now = deps.now();
+          if (inv.json) {
+            deps.stdout(
+              `${
+                JSON.stringify({
+                  ok: true,
+                  command: "status",
+                  ...statusJson(view, now),
+                })
+              }\n`,
+            );
+            return;
+          }
+          const text = formatStatusView(view, now);
+          deps.stdout(
+            deps.stdoutIsTerminal()
+              ? `\x1b[H\x1b[2J${admin.key} at ${now.toISOString()} (Ctrl-C to stop)\n\n${text}`
+              : `--- ${now.toISOString()}\n${text}`,
+          );
+        },
+        onTrouble: (message) =>
+          deps.stderr(`locksmithctl: ${oneLine(message)}\n`),
+      }, signal));
+    return 0;
+  } finally {
+    dispose();
+  }
+}

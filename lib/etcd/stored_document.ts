@@ -1,0 +1,86 @@
+/**
+ * A stored document as etcd returns it, and the transaction operations of
+ * companion writes: the pieces that the compare-and-swap store, the wait
+ * queue and the semaphore view share.
+ *
+ * @module
+ */
+
+import { CorruptDocumentError } from "../common/errors.ts";
+import {
+  INITIAL_SEMAPHORE,
+  parseSemaphore,
+  type Semaphore,
+} from "../semaphore/document.ts";
+import type { Companion } from "../semaphore/lock_store.ts";
+import { bytes, type KeyValue, lossyText, textOf, type TxnOp } from "./port.ts";
+
+/** The document as stored at one revision. */
+export interface StoredDocument {
+  /** The stored text; `undefined` when absent. */
+  readonly raw: string | undefined;
+  /** The key's `mod_revision`; `0` when absent. */
+  readonly revision: number;
+  /** The key's `version` (writes since creation); `0` when absent. */
+  readonly version: number;
+  /** The stored bytes are not valid UTF-8 (`raw` is then a lossy rendering). */
+  readonly invalidUtf8?: boolean;
+}
+
+/** The stored document in a key-value (`undefined` for an absent key). */
+export function storedFrom(kv: KeyValue | undefined): StoredDocument {
+  if (kv === undefined) return { raw: undefined, revision: 0, version: 0 };
+  const raw = textOf(kv.value);
+  // Never parse a lossy rendering: U+FFFD in a holder id would be written
+  // back as different bytes. The document is corrupt as stored.
+  return raw === undefined
+    ? {
+      raw: lossyText(kv.value),
+      revision: kv.modRevision,
+      version: kv.version,
+      invalidUtf8: true,
+    }
+    : { raw, revision: kv.modRevision, version: kv.version };
+}
+
+/** The transaction operations of companion writes. */
+export function companionOps(companions: readonly Companion[]): TxnOp[] {
+  return companions.map((c): TxnOp => {
+    if ("put" in c) {
+      return {
+        put: {
+          key: bytes(c.put),
+          value: bytes(c.value),
+          ...(c.lease ? { lease: c.lease } : {}),
+        },
+      };
+    }
+    const del: TxnOp = { deleteRange: { key: bytes(c.delete) } };
+    if (c.ifCreatedAt === undefined) return del;
+    return {
+      txn: {
+        compare: [{
+          key: bytes(c.delete),
+          target: "CREATE",
+          result: "EQUAL",
+          value: c.ifCreatedAt,
+        }],
+        success: [del],
+        failure: [],
+      },
+    };
+  });
+}
+
+/**
+ * Parses the document stored at `key`: the initial document when absent;
+ * throws {@link CorruptDocumentError} naming `key` when it does not parse.
+ */
+export function parseStored(stored: StoredDocument, key: string): Semaphore {
+  if (stored.invalidUtf8) {
+    throw new CorruptDocumentError(key, "not valid UTF-8", stored.raw ?? "");
+  }
+  return stored.raw === undefined
+    ? INITIAL_SEMAPHORE
+    : parseSemaphore(stored.raw, key);
+}

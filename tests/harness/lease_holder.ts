@@ -1,0 +1,92 @@
+/**
+ * A machine that takes a slot with a slot TTL, as locksmithd does (a lease
+ * of TTL_SECONDS, the record naming it, the alive key attached to it), and
+ * renews the lease every RENEW_MS until it is killed: it prints `locked`
+ * once it holds the slot. Tests kill it with SIGKILL to play a machine that
+ * dies holding its slot (its last renewal was at most RENEW_MS before).
+ *
+ * Usage: `deno run -A tests/harness/lease_holder.ts ENDPOINTS GROUP ID TTL_SECONDS RENEW_MS`
+ */
+
+import { openEtcdStore } from "../../lib/etcd/open.ts";
+import { EtcdSlotLease } from "../../lib/etcd/slot_lease.ts";
+import { lockSlot } from "../../lib/semaphore/lock_store.ts";
+
+/**
+ * Starts this script as a child (with `-A`) and resolves once it holds the
+ * slot; its output is drained from then on.
+ */
+export async function startLeaseHolder(
+  endpoint: string,
+  group: string,
+  id: string,
+  ttlSeconds: number,
+  renewMs: number,
+): Promise<Deno.ChildProcess> {
+  const child = new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      "-A",
+      new URL(import.meta.url).pathname,
+      endpoint,
+      group,
+      id,
+      String(ttlSeconds),
+      String(renewMs),
+    ],
+    stdin: "null",
+    stdout: "piped",
+    stderr: "inherit",
+  }).spawn();
+  const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
+  let text = "";
+  while (!text.includes("locked\n")) {
+    const { value, done } = await reader.read();
+    if (done) throw new Error(`the holder ended before locking: ${text}`);
+    text += value;
+  }
+  // Keep draining its output so that it never blocks.
+  void (async () => {
+    while (!(await reader.read().catch(() => ({ done: true }))).done) {
+      // discard
+    }
+  })();
+  return child;
+}
+
+if (import.meta.main) {
+  const [endpoints, group, id, ttl, renewMs] = Deno.args;
+  if (!endpoints || group === undefined || !id || !ttl || !renewMs) {
+    console.error(
+      "usage: lease_holder.ts ENDPOINTS GROUP ID TTL_SECONDS RENEW_MS",
+    );
+    Deno.exit(2);
+  }
+  const store = await openEtcdStore({
+    endpoints: endpoints.split(","),
+    timeoutMs: 5_000,
+  }, group);
+  const encoder = new TextEncoder();
+  const say = (line: string) =>
+    Deno.stdout.writeSync(encoder.encode(`${line}\n`));
+  const lease = new EtcdSlotLease(store, {
+    id,
+    keepAliveMs: Number(renewMs),
+    log: (line) => say(`log ${line}`),
+  });
+  const seconds = Number(ttl);
+  const leaseId = await lease.prepare(seconds);
+  const record = {
+    id,
+    since: new Date().toISOString(),
+    by: "lease_holder",
+    boot: "boot-of-the-holder",
+    lease: leaseId,
+    ttl: seconds,
+  };
+  const { revision } = await lockSlot(store, id, { record });
+  lease.attach(record, revision);
+  say("locked");
+  // Hold the slot; the lease keeper renews on its own (unref'd) timer.
+  setInterval(() => {}, 60_000);
+}
