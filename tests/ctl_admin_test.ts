@@ -64,6 +64,7 @@ Deno.test("locksmithctl's fleet view and controls against a real etcd", async (t
         const status = await ctl("status", ...g);
         assert.match(
           status.stdout,
+          // deno-lint-ignore no-regex-spaces
           /^Available: 1\nMax: 2\nPAUSED since \d{4}-\d\d-\d\dT[\d:.]+Z: no new slot is given until 'locksmithctl resume'\n\nMACHINE ID  HELD FOR  BY            BOOT  LEASE\nholder      \d+s +locksmithctl  -     -\n$/,
         );
         const refused = await ctl("lock", "newcomer", ...g);
@@ -170,6 +171,7 @@ Deno.test("locksmithctl's fleet view and controls against a real etcd", async (t
         const alive = await ctl("status", ...g);
         assert.match(
           alive.stdout,
+          // deno-lint-ignore no-regex-spaces
           /^Available: 0\nMax: 1\n\nMACHINE ID    HELD FOR  BY            BOOT                LEASE\ndead-machine  \d+s +lease_holder  boot-of-the-holder  alive\n$/,
         );
         assert.equal(
@@ -183,8 +185,10 @@ Deno.test("locksmithctl's fleet view and controls against a real etcd", async (t
           await sleep(100);
           expired = (await ctl("status", ...g)).stdout;
         }
+        // deno-lint-ignore no-regex-spaces
         assert.match(expired, /dead-machine  .*  expired\n$/);
         const groups = await ctl("status", "--all-groups");
+        // deno-lint-ignore no-regex-spaces
         assert.match(groups.stdout, /\nstale      0 +1 +1 +1 +0 +-\n/);
         const reclaim = await ctl("unlock", "--stale", ...g);
         assert.match(
@@ -225,6 +229,7 @@ Deno.test("locksmithctl's fleet view and controls against a real etcd", async (t
       const status = await ctl("status", "--group", group);
       assert.match(
         status.stdout,
+        // deno-lint-ignore no-regex-spaces
         /^Available: 0\nMax: 1\n\nMACHINE ID  HELD FOR  BY            BOOT  LEASE\nholder      \d+s +locksmithctl  -     -\n\nWAITING        SINCE\nfirst-waiter   \d+s ago\nsecond-waiter  \d+s ago\n$/,
       );
       const json = JSON.parse(
