@@ -2,304 +2,57 @@
  * The connection to the D-Bus system bus (dbus-next over a Unix socket), with
  * method calls that time out, one-line errors, and a clean close.
  *
- * Deno permissions a connection needs, for a socket at `P` (exact path, no
- * symlink resolution: `/var/run/...` and `/run/...` are different grants):
- * `--allow-read=P --allow-write=P --allow-net=unix:P --allow-sys=uid`, plus
- * `--allow-env=DBUS_SYSTEM_BUS_ADDRESS` when the address comes from the
- * environment. `sys=uid` is for the EXTERNAL authentication, which sends the
- * process's uid.
+ * Where the bus is and what permissions it needs: `bus_address.ts`.
  *
  * @module
  */
 
 import dbus from "dbus-next";
 import type { Message, MessageBus } from "dbus-next";
-import { oneLine, UsageError } from "../common/errors.ts";
-import { envIfGranted, type PermissionNeed } from "../common/permissions.ts";
+import { oneLine } from "../common/errors.ts";
+import {
+  missingPermissions,
+  parseBusAddress,
+  systemBusAddress,
+} from "./bus_address.ts";
+import {
+  type ConnectOptions,
+  DbusCallError,
+  DEFAULT_CALL_TIMEOUT_MS,
+  DEFAULT_CONNECT_TIMEOUT_MS,
+  DISCONNECTED_ERROR,
+  type MessageListener,
+  type MethodCall,
+  NO_REPLY_ERROR,
+  type SystemBus,
+  SystemBusUnavailableError,
+} from "./bus_types.ts";
 
-/** Environment variable naming the system bus address. */
-export const SYSTEM_BUS_ADDRESS_ENV = "DBUS_SYSTEM_BUS_ADDRESS";
+export {
+  type ConnectOptions,
+  DbusCallError,
+  DEFAULT_CALL_TIMEOUT_MS,
+  DEFAULT_CONNECT_TIMEOUT_MS,
+  DISCONNECTED_ERROR,
+  INVALID_SIGNATURE_ERROR,
+  type MessageListener,
+  type MethodCall,
+  NO_REPLY_ERROR,
+  type SystemBus,
+  SystemBusUnavailableError,
+} from "./bus_types.ts";
 
-/** Socket of the system bus when {@link SYSTEM_BUS_ADDRESS_ENV} is unset or empty. */
-export const DEFAULT_SYSTEM_BUS_SOCKET = "/run/dbus/system_bus_socket";
+export {
+  type BusEndpoint,
+  busPermissionFlags,
+  busPermissionNeeds,
+  DEFAULT_SYSTEM_BUS_ADDRESS,
+  DEFAULT_SYSTEM_BUS_SOCKET,
+  parseBusAddress,
+  SYSTEM_BUS_ADDRESS_ENV,
+  systemBusAddress,
+} from "./bus_address.ts";
 
-/** System bus address used when {@link SYSTEM_BUS_ADDRESS_ENV} is unset or empty. */
-export const DEFAULT_SYSTEM_BUS_ADDRESS: string =
-  `unix:path=${DEFAULT_SYSTEM_BUS_SOCKET}`;
-
-/** Default time a method call may take before it fails (D-Bus's own default). */
-export const DEFAULT_CALL_TIMEOUT_MS = 25_000;
-
-/** Default time connecting and authenticating may take. */
-export const DEFAULT_CONNECT_TIMEOUT_MS = 10_000;
-
-/** D-Bus error name used when a call got no reply in time. */
-export const NO_REPLY_ERROR = "org.freedesktop.DBus.Error.NoReply";
-
-/** D-Bus error name used when the connection closed before the reply. */
-export const DISCONNECTED_ERROR = "org.freedesktop.DBus.Error.Disconnected";
-
-/** D-Bus error name used when a reply or signal has an unexpected signature. */
-export const INVALID_SIGNATURE_ERROR =
-  "org.freedesktop.DBus.Error.InvalidSignature";
-
-/** The system bus is absent, refused the connection, or is not permitted. Exit status 1. */
-export class SystemBusUnavailableError extends Error {
-  /** Exit status that the command-line tools use for this error. */
-  readonly exitCode: number = 1;
-  /**
-   * Creates a `SystemBusUnavailableError`.
-   *
-   * @param message one line naming the address and the cause
-   * @param options standard error options (the underlying cause)
-   */
-  constructor(message: string, options?: ErrorOptions) {
-    super(message, options);
-    this.name = "SystemBusUnavailableError";
-  }
-}
-
-/** A D-Bus method call failed: an error reply, no reply in time, or a malformed reply. Exit status 1. */
-export class DbusCallError extends Error {
-  /** Exit status that the command-line tools use for this error. */
-  readonly exitCode: number = 1;
-  /** The method, as `interface.Member`, e.g. `org.freedesktop.login1.Manager.Reboot`. */
-  readonly method: string;
-  /** The D-Bus error name, e.g. `org.freedesktop.DBus.Error.ServiceUnknown`. */
-  readonly errorName: string;
-  /**
-   * Creates a `DbusCallError`.
-   *
-   * @param method the method, as `interface.Member`
-   * @param errorName the D-Bus error name
-   * @param text the error text, any newlines are folded
-   */
-  constructor(method: string, errorName: string, text: string) {
-    super(`${method} failed: ${errorName}${text ? `: ${oneLine(text)}` : ""}`);
-    this.name = "DbusCallError";
-    this.method = method;
-    this.errorName = errorName;
-  }
-}
-
-/** Where a bus listens, from a D-Bus address. */
-export type BusEndpoint =
-  | { readonly transport: "unix"; readonly path: string }
-  | {
-    readonly transport: "tcp";
-    readonly host: string;
-    readonly port: number;
-  };
-
-function unescapeValue(value: string, address: string): string {
-  try {
-    return decodeURIComponent(value);
-  } catch {
-    throw new UsageError(
-      `D-Bus address ${JSON.stringify(address)} has a bad %-escape`,
-    );
-  }
-}
-
-/**
- * Parses a D-Bus address (`unix:path=/run/dbus/system_bus_socket`, a `;`
- * separated list, values %-escaped) into the first endpoint this library can
- * connect to: `unix:path=` or `tcp:host=,port=`. Abstract sockets and other
- * transports are skipped. Throws a {@link UsageError} when none is usable.
- */
-export function parseBusAddress(address: string): BusEndpoint {
-  const skipped: string[] = [];
-  for (const entry of address.split(";")) {
-    if (entry.trim() === "") continue;
-    const colon = entry.indexOf(":");
-    if (colon <= 0) {
-      throw new UsageError(
-        `D-Bus address ${JSON.stringify(address)} is malformed: ` +
-          `${JSON.stringify(entry)} has no "transport:" prefix`,
-      );
-    }
-    const transport = entry.slice(0, colon);
-    const params = new Map<string, string>();
-    for (const pair of entry.slice(colon + 1).split(",")) {
-      if (pair === "") continue;
-      const eq = pair.indexOf("=");
-      if (eq <= 0) {
-        throw new UsageError(
-          `D-Bus address ${JSON.stringify(address)} is malformed: ` +
-            `${JSON.stringify(pair)} is not key=value`,
-        );
-      }
-      params.set(pair.slice(0, eq), unescapeValue(pair.slice(eq + 1), address));
-    }
-    const path = params.get("path");
-    if (transport === "unix" && path !== undefined && path !== "") {
-      if (/[,;=]/.test(path)) {
-        // dbus-next splits addresses on these characters without unescaping.
-        skipped.push(`${entry} (a socket path with , ; or = is not supported)`);
-        continue;
-      }
-      return { transport: "unix", path };
-    }
-    const port = Number(params.get("port"));
-    if (transport === "tcp" && Number.isInteger(port) && port > 0) {
-      return {
-        transport: "tcp",
-        host: params.get("host") || "localhost",
-        port,
-      };
-    }
-    skipped.push(entry);
-  }
-  throw new UsageError(
-    `D-Bus address ${
-      JSON.stringify(address)
-    } has no usable endpoint (supported: unix:path=..., tcp:host=...,port=...)${
-      skipped.length ? `; skipped ${skipped.join(", ")}` : ""
-    }`,
-  );
-}
-
-/**
- * The system bus address: `$DBUS_SYSTEM_BUS_ADDRESS` when set, non-empty and
- * readable, else {@link DEFAULT_SYSTEM_BUS_ADDRESS}.
- */
-export function systemBusAddress(): string {
-  // An address that may not be read counts as unset (never a prompt).
-  const value = envIfGranted(SYSTEM_BUS_ADDRESS_ENV);
-  return value ? value : DEFAULT_SYSTEM_BUS_ADDRESS;
-}
-
-/**
- * The Deno permission flags a connection to `endpoint` needs (EXTERNAL
- * authentication included), e.g. for a socket `P`:
- * `--allow-read=P --allow-write=P --allow-net=unix:P --allow-sys=uid`.
- */
-export function busPermissionFlags(endpoint: BusEndpoint): string[] {
-  if (endpoint.transport === "unix") {
-    const p = endpoint.path;
-    return [
-      `--allow-read=${p}`,
-      `--allow-write=${p}`,
-      `--allow-net=unix:${p}`,
-      "--allow-sys=uid",
-    ];
-  }
-  return [`--allow-net=${endpoint.host}:${endpoint.port}`, "--allow-sys=uid"];
-}
-
-/** What a connection to `endpoint` needs from Deno's permissions (EXTERNAL authentication included). */
-export function busPermissionNeeds(endpoint: BusEndpoint): PermissionNeed[] {
-  const why = "the system bus";
-  const needs: PermissionNeed[] = [];
-  if (endpoint.transport === "unix") {
-    const p = endpoint.path;
-    needs.push(
-      { descriptor: { name: "read", path: p }, why },
-      { descriptor: { name: "write", path: p }, why },
-      { descriptor: { name: "net", host: `unix:${p}` }, why },
-    );
-  } else {
-    const host = `${endpoint.host}:${endpoint.port}`;
-    needs.push({ descriptor: { name: "net", host }, why });
-  }
-  needs.push({
-    descriptor: { name: "sys", kind: "uid" },
-    why: "D-Bus authentication sends the uid",
-  });
-  return needs;
-}
-
-function missingPermissions(endpoint: BusEndpoint): string[] {
-  const wanted: Array<[Deno.PermissionDescriptor, string]> = [
-    [{ name: "sys", kind: "uid" }, "--allow-sys=uid"],
-  ];
-  if (endpoint.transport === "unix") {
-    const p = endpoint.path;
-    wanted.push(
-      [{ name: "read", path: p }, `--allow-read=${p}`],
-      [{ name: "write", path: p }, `--allow-write=${p}`],
-      [{ name: "net", host: `unix:${p}` }, `--allow-net=unix:${p}`],
-    );
-  } else {
-    const host = `${endpoint.host}:${endpoint.port}`;
-    wanted.push([{ name: "net", host }, `--allow-net=${host}`]);
-  }
-  return wanted
-    .filter(([descriptor]) =>
-      Deno.permissions.querySync(descriptor).state !== "granted"
-    )
-    .map(([, flag]) => flag);
-}
-
-/** A method call to make with {@link SystemBus.call}. */
-export interface MethodCall {
-  /** Bus name of the service, e.g. `org.freedesktop.login1`. */
-  readonly destination: string;
-  /** Object path, e.g. `/org/freedesktop/login1`. */
-  readonly path: string;
-  /** Interface, e.g. `org.freedesktop.login1.Manager`. */
-  readonly interface: string;
-  /** Method name, e.g. `Reboot`. */
-  readonly member: string;
-  /** D-Bus signature of `body` (default empty). */
-  readonly signature?: string;
-  /** Arguments (default none). */
-  readonly body?: readonly unknown[];
-  /** Time the call may take (default the connection's call timeout). */
-  readonly timeoutMs?: number;
-}
-
-/** Listener of every message the connection receives. */
-export type MessageListener = (message: Message) => void;
-
-/** An open connection to a D-Bus bus. */
-export interface SystemBus {
-  /** The address connected to, as given. */
-  readonly address: string;
-  /** This connection's unique name on the bus, e.g. `:1.42`. */
-  readonly uniqueName: string;
-  /** The dbus-next MessageBus, for what this interface does not cover. */
-  readonly raw: MessageBus;
-  /** Whether the connection has closed (by {@link close} or by the bus going away). */
-  readonly isClosed: boolean;
-  /** Resolves when the connection closes, for whatever reason. */
-  readonly closed: Promise<void>;
-  /**
-   * Calls a method and resolves with the reply. Rejects with a
-   * {@link DbusCallError} on an error reply, no reply in time
-   * ({@link NO_REPLY_ERROR}) or a closed connection ({@link DISCONNECTED_ERROR}).
-   */
-  call(request: MethodCall): Promise<Message>;
-  /** Sends a message that expects no reply (a signal). Throws a {@link SystemBusUnavailableError} when closed. */
-  send(message: Message): void;
-  /** Adds a match rule (`org.freedesktop.DBus.AddMatch`). */
-  addMatch(rule: string): Promise<void>;
-  /** Removes a match rule added by {@link addMatch}; does nothing once closed. */
-  removeMatch(rule: string): Promise<void>;
-  /**
-   * Calls `listener` with every received message; exceptions it throws are
-   * caught and logged. Returns a function that removes the listener.
-   */
-  onMessage(listener: MessageListener): () => void;
-  /** Waits until every message sent so far has been routed by the bus (a round trip). */
-  flush(): Promise<void>;
-  /** Closes the connection and waits until its socket is released. */
-  close(): Promise<void>;
-}
-
-/** Options of {@link connectSystemBus}. */
-export interface ConnectOptions {
-  /** Bus address (default {@link systemBusAddress}: the environment, then the default socket). */
-  readonly address?: string;
-  /** Time connecting may take (default {@link DEFAULT_CONNECT_TIMEOUT_MS}). */
-  readonly connectTimeoutMs?: number;
-  /** Default time a method call may take (default {@link DEFAULT_CALL_TIMEOUT_MS}). */
-  readonly callTimeoutMs?: number;
-  /** Where non-fatal connection problems are logged, one line each (default: dropped). */
-  readonly log?: (line: string) => void;
-}
-
-// dbus-next's runtime values; its types.d.ts numbers MessageType from 0, wrongly.
 const SIGNAL_TYPE: number = (dbus.MessageType as unknown as { SIGNAL: number })
   .SIGNAL;
 

@@ -37,6 +37,7 @@ import type {
 } from "../semaphore/lock_store.ts";
 import { bytes, type EtcdPort } from "./port.ts";
 import { pausedKey } from "../semaphore/keys.ts";
+import { waitForKeyChange } from "./key_change.ts";
 import {
   companionOps,
   parseStored,
@@ -368,41 +369,13 @@ export class EtcdLockStore implements LockStore {
     timeoutMs: number,
     signal?: AbortSignal,
   ): Promise<"changed" | "timeout" | "aborted"> {
-    if (signal?.aborted) return Promise.resolve("aborted");
-    return new Promise((resolve) => {
-      let stream: { cancel(): void } | undefined;
-      let done = false;
-      const finish = (result: "changed" | "timeout" | "aborted") => {
-        if (done) return;
-        done = true;
-        clearTimeout(timer);
-        clearTimeout(retry);
-        stream?.cancel();
-        signal?.removeEventListener("abort", onAbort);
-        resolve(result);
-      };
-      const onAbort = () => finish("aborted");
-      const timer = setTimeout(() => finish("timeout"), timeoutMs);
-      let retry: ReturnType<typeof setTimeout> | undefined;
-      const watch = () => {
-        stream = this.port.watch([{
-          key: this.#keyBytes,
-          startRevision: revision + 1,
-        }], {
-          onEvents: () => finish("changed"),
-          onEnd: () => {
-            // The watch was lost: look with a read, then watch again.
-            this.readRaw().then(
-              (read) => read.revision > revision && finish("changed"),
-              () => {},
-            ).finally(() => {
-              if (!done) retry = setTimeout(watch, 1_000);
-            });
-          },
-        });
-      };
-      signal?.addEventListener("abort", onAbort, { once: true });
-      watch();
+    return waitForKeyChange({
+      port: this.port,
+      key: this.#keyBytes,
+      revision,
+      timeoutMs,
+      signal,
+      revisionNow: async () => (await this.readRaw()).revision,
     });
   }
 
