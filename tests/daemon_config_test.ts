@@ -201,6 +201,7 @@ Deno.test("resolveDaemonConfig() returns the defaults when nothing is set", () =
     bestEffortWaitMs: 30_000,
     rebootRetryLimitMs: 30 * 60_000,
     bootId: undefined,
+    slotTtlSeconds: 0,
     preRebootCheck: undefined,
     rebootCommand: undefined,
     healthCheck: undefined,

@@ -21,13 +21,8 @@
  * @module
  */
 
-import {
-  ContentionError,
-  EtcdUnavailableError,
-  SemaphoreRefusedError,
-} from "../common/errors.ts";
+import { ContentionError, SemaphoreRefusedError } from "../common/errors.ts";
 import { formatSemaphore, type Semaphore } from "../semaphore/document.ts";
-import { formatDuration } from "../common/duration.ts";
 import type {
   Change,
   LockStore,
@@ -35,9 +30,10 @@ import type {
   UpdateOptions,
   UpdateOutcome,
 } from "../semaphore/lock_store.ts";
-import { bytes, type EtcdPort } from "./port.ts";
+import { bytes, type EtcdPort, type KeyValue, textOf } from "./port.ts";
 import { pausedKey } from "../semaphore/keys.ts";
 import { waitForKeyChange } from "./key_change.ts";
+import { withDeadline } from "./deadline.ts";
 import {
   companionOps,
   parseStored,
@@ -75,6 +71,7 @@ export class EtcdLockStore implements LockStore {
   #pauseRevision = 0;
   readonly #options: EtcdLockStoreOptions;
   #cache: StoredDocument | undefined;
+  #settings: { raw: string | undefined; revision: number } | undefined;
   #answered = false;
 
   /**
@@ -117,6 +114,23 @@ export class EtcdLockStore implements LockStore {
       this.#cache = stored;
     }
     return this.#cache;
+  }
+
+  /**
+   * Records the settings key (slot TTL) as seen by a read or a watch at
+   * `revision` (`undefined` for an absent key); an older sighting is ignored.
+   */
+  observeSettings(kv: KeyValue | undefined, revision: number): void {
+    if (this.#settings !== undefined && revision < this.#settings.revision) {
+      return;
+    }
+    const raw = kv === undefined ? undefined : textOf(kv.value) ?? "\0";
+    this.#settings = { raw, revision };
+  }
+
+  /** The settings text as last seen (`undefined`: absent), or `null` when never seen. */
+  seenSettings(): string | undefined | null {
+    return this.#settings === undefined ? null : this.#settings.raw;
   }
 
   /** Parses a stored document; throws {@link CorruptDocumentError} naming the key. */
@@ -335,32 +349,13 @@ export class EtcdLockStore implements LockStore {
    * timed-out write).
    */
   async operation<T>(operation: (deadline: number) => Promise<T>): Promise<T> {
-    const { timeoutMs } = this.#options;
-    const deadlineAt = Date.now() + timeoutMs;
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    const deadline = new Promise<never>((_, reject) => {
-      timer = setTimeout(
-        () =>
-          reject(
-            new EtcdUnavailableError(
-              `etcd at ${this.port.endpoints.join(",")} did not answer within ${
-                formatDuration(timeoutMs)
-              }`,
-            ),
-          ),
-        timeoutMs,
-      );
-    });
-    const running = operation(deadlineAt).then((value) => {
-      this.#answered = true;
-      return value;
-    });
-    running.catch(() => {}); // a late failure after the deadline answered is expected
-    try {
-      return await Promise.race([running, deadline]);
-    } finally {
-      clearTimeout(timer);
-    }
+    const value = await withDeadline(
+      this.#options.timeoutMs,
+      this.port.endpoints,
+      operation,
+    );
+    this.#answered = true;
+    return value;
   }
 
   /** Waits for a change of the document; see {@link LockStore.waitForChange}. */

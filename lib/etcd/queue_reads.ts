@@ -26,6 +26,8 @@ export interface QueueKeys {
   readonly prefixEnd: Uint8Array;
   /** This machine's entry. */
   readonly mine: Uint8Array;
+  /** The settings stored with the semaphore (slot TTL). */
+  readonly settings: Uint8Array;
 }
 
 /** A consistent reading, with the document and the revision it was made at. */
@@ -34,6 +36,8 @@ export interface QueueSnapshot extends QueueReading {
   readonly doc: KeyValue | undefined;
   /** The revision of the reading: watches continue right after it. */
   readonly revision: number;
+  /** The settings key-value, if the key exists. */
+  readonly settings: KeyValue | undefined;
 }
 
 function rangeOf(result: TxnOpResult | undefined) {
@@ -83,6 +87,7 @@ export function joinRequest(
           limit: 3,
         },
       },
+      { range: { key: keys.settings } },
     ],
     failure: [{ range: { key: keys.mine } }],
   };
@@ -90,7 +95,7 @@ export function joinRequest(
 
 /** The reading in a successful {@link joinRequest}'s answer. */
 export function joinedReading(res: TxnResult): QueueSnapshot {
-  const [, doc, first, count, newest] = res.responses.map(rangeOf);
+  const [, doc, first, count, newest, settings] = res.responses.map(rangeOf);
   return {
     doc: doc?.kvs[0],
     first: first?.kvs ?? [],
@@ -98,6 +103,7 @@ export function joinedReading(res: TxnResult): QueueSnapshot {
     mine: newest?.kvs[0],
     count: count?.count ?? 1,
     revision: res.revision,
+    settings: settings?.kvs[0],
   };
 }
 
@@ -111,19 +117,26 @@ export function readRequest(
   keys: QueueKeys,
   joinedAt: number | undefined,
 ): TxnRequest {
-  return { compare: [], success: ranges(keys, joinedAt), failure: [] };
+  return {
+    compare: [],
+    success: [...ranges(keys, joinedAt), { range: { key: keys.settings } }],
+    failure: [],
+  };
 }
 
 /** The reading in a {@link readRequest}'s answer. */
 export function readReading(res: TxnResult): QueueSnapshot {
-  const [doc, first, count, mine, ahead] = res.responses.map(rangeOf);
+  const ranges = res.responses.map(rangeOf);
+  const [doc, first, count] = ranges;
+  const queued = ranges.length > 4;
   return {
     doc: doc?.kvs[0],
     first: first?.kvs ?? [],
-    predecessors: ahead?.kvs ?? [],
-    mine: mine?.kvs[0],
+    predecessors: (queued ? ranges[4]?.kvs : undefined) ?? [],
+    mine: queued ? ranges[3]?.kvs[0] : undefined,
     count: count?.count ?? 0,
     revision: res.revision,
+    settings: ranges.at(-1)?.kvs[0],
   };
 }
 

@@ -85,6 +85,14 @@ export class EtcdSlotLease implements SlotLease {
 
   /** The TTL in force; see {@link SlotLease.slotTtl}. */
   slotTtl(defaultSeconds: number): Promise<EffectiveSlotTtl> {
+    // The wait queue reads the settings with the queue and the head watches
+    // them: a take right after needs no request of its own.
+    const seen = this.#store.seenSettings();
+    if (seen !== null) {
+      return Promise.resolve(
+        effectiveSlotTtl(parseSettings(seen), defaultSeconds),
+      );
+    }
     return this.#store.operation(async (deadline) => {
       const res = await this.#store.port.range({
         key: bytes(settingsKey(this.#store.key)),

@@ -31,6 +31,7 @@ import {
 } from "../semaphore/holder_record.ts";
 import {
   holderRecordKey,
+  settingsKey,
   waiterKey,
   waitersPrefix,
 } from "../semaphore/keys.ts";
@@ -62,6 +63,7 @@ import {
   formatWaiterValue,
   type Placement,
   placeOf,
+  watchPlan,
 } from "./queue_place.ts";
 import {
   existingEntry,
@@ -127,6 +129,7 @@ export class EtcdWaitQueue implements SlotQueue {
       // "0" follows "/": the end of every key under the prefix.
       prefixEnd: bytes(`${store.key}/waiters0`),
       mine: bytes(waiterKey(store.key, options.id)),
+      settings: bytes(settingsKey(store.key)),
     };
     this.#unsubscribe = this.#session.onExpired(() => {
       this.#log(
@@ -230,6 +233,7 @@ export class EtcdWaitQueue implements SlotQueue {
   async #apply(reading: QueueSnapshot): Promise<QueueState | undefined> {
     const before = this.#store.revision;
     this.#store.observe(storedFrom(reading.doc));
+    this.#store.observeSettings(reading.settings, reading.revision);
     const placement = this.#joinedAt === undefined
       ? { place: "out" as const }
       : placeOf(this.#prefix, reading, this.#joinedAt);
@@ -264,21 +268,7 @@ export class EtcdWaitQueue implements SlotQueue {
   /** Sets up the watch for the current place from `revision` on, unless the same one runs. */
   #ensureWatch(revision: number, docMoved: boolean): void {
     const p = this.#placement;
-    const docRange = { key: this.#keys.doc, rangeEnd: this.#keys.prefix };
-    const requests = p.place === "head"
-      ? [docRange]
-      : p.place === "second"
-      ? [docRange, { key: p.head.key }]
-      : p.place === "behind"
-      ? p.ahead.map((e) => ({ key: e.key }))
-      : [];
-    const key = `${p.place}:${
-      p.place === "second"
-        ? p.head.createRevision
-        : p.place === "behind"
-        ? p.ahead.map((e) => e.createRevision).join(",")
-        : 0
-    }`;
+    const { requests, key } = watchPlan(p, this.#keys.doc, this.#keys.prefix);
     // A head that just became head keeps its second-place watch (it covers
     // the document already); so does an unchanged place, unless the read
     // showed a document the watch had not delivered.
@@ -308,6 +298,12 @@ export class EtcdWaitQueue implements SlotQueue {
     const p = this.#placement;
     if ((p.place === "head" || p.place === "second") && index === 0) {
       for (const e of events) {
+        if (sameBytes(e.kv.key, this.#keys.settings)) {
+          this.#store.observeSettings(
+            e.type === "PUT" ? e.kv : undefined,
+            e.kv.modRevision,
+          );
+        }
         if (!sameBytes(e.kv.key, this.#keys.doc)) continue;
         this.#store.observe(
           e.type === "PUT"
