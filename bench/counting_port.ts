@@ -1,5 +1,5 @@
 /**
- * An {@link EtcdPort} that passes everything to another one and counts what
+ * An {@link etcd.EtcdPort} that passes everything to another one and counts what
  * it sends, by what the request does, so that the benchmark can say where a
  * grant's requests go. A Txn is named by its shape, as the wait queue and
  * the store build them:
@@ -18,21 +18,10 @@
  * range), as etcd counts them.
  */
 
-import type {
-  CallOptions,
-  EtcdPort,
-  PortStats,
-  RangeRequest,
-  RangeResult,
-  TxnRequest,
-  TxnResult,
-  WatchHandlers,
-  WatchRequest,
-  WatchStream,
-} from "../lib/etcd/port.ts";
+import type * as etcd from "../lib/etcd/port.ts";
 
 /** The kind of a Txn by its shape; see the module documentation. */
-export function txnKind(request: TxnRequest): string {
+export function txnKind(request: etcd.TxnRequest): string {
   const [first] = request.compare;
   const ops = request.success;
   if (
@@ -54,17 +43,17 @@ export function txnKind(request: TxnRequest): string {
 }
 
 /** Counts what passes through; see the module documentation. */
-export class CountingPort implements EtcdPort {
+export class CountingPort implements etcd.EtcdPort {
   /** Requests by kind. */
   readonly counts: Record<string, number> = {};
-  readonly #inner: EtcdPort & { endpointOrder?(): string[] };
+  readonly #inner: etcd.EtcdPort & { endpointOrder?(): string[] };
 
   /**
    * Wraps `inner`.
    *
    * @param inner the port that does the work
    */
-  constructor(inner: EtcdPort) {
+  constructor(inner: etcd.EtcdPort) {
     this.#inner = inner;
   }
 
@@ -83,13 +72,19 @@ export class CountingPort implements EtcdPort {
   }
 
   /** Reads keys; counted as `Range`. */
-  range(request: RangeRequest, options: CallOptions): Promise<RangeResult> {
+  range(
+    request: etcd.RangeRequest,
+    options: etcd.CallOptions,
+  ): Promise<etcd.RangeResult> {
     this.#count("Range");
     return this.#inner.range(request, options);
   }
 
   /** Runs a Txn; counted by its kind (CAS by its outcome). */
-  async txn(request: TxnRequest, options: CallOptions): Promise<TxnResult> {
+  async txn(
+    request: etcd.TxnRequest,
+    options: etcd.CallOptions,
+  ): Promise<etcd.TxnResult> {
     const kind = txnKind(request);
     if (kind !== "CAS") this.#count(`Txn ${kind}`);
     const result = await this.#inner.txn(request, options);
@@ -101,10 +96,10 @@ export class CountingPort implements EtcdPort {
 
   /** Opens a watch stream; counted as a stream and as its creates. */
   watch(
-    requests: readonly WatchRequest[],
-    handlers: WatchHandlers,
+    requests: readonly etcd.WatchRequest[],
+    handlers: etcd.WatchHandlers,
     endpoint?: string,
-  ): WatchStream {
+  ): etcd.WatchStream {
     this.#count("Watch streams");
     this.#count("Watch creates", requests.length);
     return this.#inner.watch(requests, handlers, endpoint);
@@ -113,20 +108,20 @@ export class CountingPort implements EtcdPort {
   /** Grants a lease; counted as `LeaseGrant`. */
   leaseGrant(
     ttlSeconds: number,
-    options: CallOptions,
+    options: etcd.CallOptions,
   ): Promise<{ id: string; ttl: number }> {
     this.#count("LeaseGrant");
     return this.#inner.leaseGrant(ttlSeconds, options);
   }
 
   /** Renews a lease; counted as `LeaseKeepAlive`. */
-  leaseKeepAlive(id: string, options: CallOptions): Promise<number> {
+  leaseKeepAlive(id: string, options: etcd.CallOptions): Promise<number> {
     this.#count("LeaseKeepAlive");
     return this.#inner.leaseKeepAlive(id, options);
   }
 
   /** Revokes a lease; counted as `LeaseRevoke`. */
-  leaseRevoke(id: string, options: CallOptions): Promise<void> {
+  leaseRevoke(id: string, options: etcd.CallOptions): Promise<void> {
     this.#count("LeaseRevoke");
     return this.#inner.leaseRevoke(id, options);
   }
@@ -137,7 +132,7 @@ export class CountingPort implements EtcdPort {
   }
 
   /** The inner port's own statistics. */
-  stats(): PortStats {
+  stats(): etcd.PortStats {
     return this.#inner.stats();
   }
 

@@ -15,10 +15,9 @@
 
 import { programFlags, REPO_ROOT } from "../tests/harness/permissions.ts";
 import { requireProgram } from "../tests/harness/tools.ts";
-import { openEtcdStore } from "../lib/etcd/open.ts";
-import { lockSlot, setMaxSlots } from "../lib/semaphore/lock_store.ts";
 import { semaphoreKey } from "../lib/semaphore/keys.ts";
 import { fmt, type Report } from "./report.ts";
+import { prepareSemaphore } from "./sim_machine.ts";
 import { findProgram, median, mib, round } from "./util.ts";
 
 /** One run of a command, as `spawn_timer.py` measured it. */
@@ -70,13 +69,7 @@ export async function measureCtl(
   await requireProgram("etcdctl");
   const group = "bench-ctl";
   const key = semaphoreKey(group);
-  const store = await openEtcdStore({ endpoints, timeoutMs: 5_000 }, group);
-  try {
-    await setMaxSlots(store, 5);
-    await lockSlot(store, "bench-ctl-other-holder");
-  } finally {
-    await store.close();
-  }
+  await prepareSemaphore(endpoints, group, 5, ["bench-ctl-other-holder"]);
   const deno = Deno.execPath();
   const etcdctl = findProgram("etcdctl");
   const ctl = (...args: string[]) => [

@@ -17,9 +17,8 @@
 
 import { startMachine } from "../tests/harness/machine.ts";
 import { programFlags, REPO_ROOT } from "../tests/harness/permissions.ts";
-import { openEtcdStore } from "../lib/etcd/open.ts";
-import { lockSlot, setMaxSlots } from "../lib/semaphore/lock_store.ts";
 import { fmt, type Report } from "./report.ts";
+import { prepareSemaphore } from "./sim_machine.ts";
 import { median, mib, type ProcMemory, procMemory, sleep } from "./util.ts";
 
 /** The pid of the process whose command line contains `needle`. */
@@ -54,13 +53,7 @@ export async function measureDaemonMemory(
     `\ndaemon: ${daemons} locksmithd (deno task daemon's flags) on private buses, waiting ${seconds} s for a slot of a full semaphore`,
   );
   const group = "bench-daemon";
-  const holder = await openEtcdStore({ endpoints, timeoutMs: 5_000 }, group);
-  try {
-    await setMaxSlots(holder, 1);
-    await lockSlot(holder, "bench-daemon-other-holder");
-  } finally {
-    await holder.close();
-  }
+  await prepareSemaphore(endpoints, group, 1, ["bench-daemon-other-holder"]);
   const v8 = programFlags("daemon").filter((f) => f.startsWith("--v8-flags="));
   const floor = (args: string[], env: Record<string, string> = {}) =>
     new Deno.Command(Deno.execPath(), {
@@ -132,9 +125,9 @@ export async function measureDaemonMemory(
     for (const [name, m] of Object.entries(floorMem)) {
       report.add(
         S,
-        `${name}: resident (anon)`,
+        `${name}: resident (anon ${fmt(mib(m.anon))} MiB)`,
         mib(m.rss),
-        `MiB (${fmt(mib(m.anon))})`,
+        "MiB",
       );
     }
     report.detail("daemon", {

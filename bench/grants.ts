@@ -14,12 +14,10 @@
 
 import { keyHistory } from "../tests/harness/history.ts";
 import { checkHistory } from "../tests/harness/invariants.ts";
-import { openEtcdStore } from "../lib/etcd/open.ts";
-import { setMaxSlots } from "../lib/semaphore/lock_store.ts";
 import { semaphoreKey } from "../lib/semaphore/keys.ts";
 import { delta, formatMethods, scrape } from "./etcd_counters.ts";
 import { fmt, type Report } from "./report.ts";
-import { addRequests, SimMachine } from "./sim_machine.ts";
+import { addRequests, prepareSemaphore, SimMachine } from "./sim_machine.ts";
 import { median, round, sleep } from "./util.ts";
 
 /** Machines. */
@@ -47,12 +45,7 @@ export async function measureGrants(
   );
   const group = "bench-grants";
   const key = semaphoreKey(group);
-  const setup = await openEtcdStore({ endpoints, timeoutMs: 5_000 }, group);
-  try {
-    await setMaxSlots(setup, MAX);
-  } finally {
-    await setup.close();
-  }
+  await prepareSemaphore(endpoints, group, MAX);
   const warnings: string[] = [];
   const onWarning = (line: string) => warnings.push(line);
   const phases = {

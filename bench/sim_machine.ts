@@ -19,6 +19,8 @@ import { GatewayPort } from "../lib/etcd/gateway.ts";
 import { LeaseSession } from "../lib/etcd/lease_session.ts";
 import { EtcdWaitQueue } from "../lib/etcd/wait_queue.ts";
 import { semaphoreKey } from "../lib/semaphore/keys.ts";
+import { lockSlot, setMaxSlots } from "../lib/semaphore/lock_store.ts";
+import { openEtcdStore } from "../lib/etcd/open.ts";
 import { CountingPort } from "./counting_port.ts";
 
 /** etcd request deadline of the simulated machines (locksmithd's default). */
@@ -136,5 +138,24 @@ export function addRequests(
   for (const [k, v] of Object.entries(add)) {
     const d = v - (minus[k] ?? 0);
     if (d !== 0) into[k] = (into[k] ?? 0) + d;
+  }
+}
+
+/** Sets `group`'s semaphore to `max` slots, held by `holders` (through a store of its own). */
+export async function prepareSemaphore(
+  endpoints: readonly string[],
+  group: string,
+  max: number,
+  holders: readonly string[] = [],
+): Promise<void> {
+  const store = await openEtcdStore(
+    { endpoints, timeoutMs: TIMEOUT_MS },
+    group,
+  );
+  try {
+    await setMaxSlots(store, max);
+    for (const id of holders) await lockSlot(store, id);
+  } finally {
+    await store.close();
   }
 }

@@ -18,11 +18,7 @@
 import { openEtcdStore } from "../lib/etcd/open.ts";
 import { DEFAULTS } from "../lib/daemon/run.ts";
 import { DEFAULT_LEASE_TTL_SECONDS } from "../lib/etcd/lease_session.ts";
-import {
-  lockSlot,
-  setMaxSlots,
-  unlockSlot,
-} from "../lib/semaphore/lock_store.ts";
+import { unlockSlot } from "../lib/semaphore/lock_store.ts";
 import {
   delta,
   formatMethods,
@@ -31,7 +27,7 @@ import {
   sumDeltas,
 } from "./etcd_counters.ts";
 import { fmt, type Report } from "./report.ts";
-import { SimMachine } from "./sim_machine.ts";
+import { prepareSemaphore, SimMachine } from "./sim_machine.ts";
 import { connectionsTo, median, sleep, waitUntil } from "./util.ts";
 
 /** Waiting machines. */
@@ -72,10 +68,9 @@ export async function measureWaiting(
     `\nwaiting: ${WAITERS} machines wait for a slot (max ${MAX}, all held); then ${rounds} slots are freed one at a time`,
   );
   const group = "bench-waiting";
-  const store = await openEtcdStore({ endpoints, timeoutMs: 5_000 }, group);
-  await setMaxSlots(store, MAX);
   const holders = Array.from({ length: MAX }, (_, i) => `bench-holder-${i}`);
-  for (const id of holders) await lockSlot(store, id);
+  await prepareSemaphore(endpoints, group, MAX, holders);
+  const store = await openEtcdStore({ endpoints, timeoutMs: 5_000 }, group);
   const port = Number(new URL(endpoints[0]!).port);
   const baseConnections = connectionsTo(port);
   const warnings: string[] = [];
