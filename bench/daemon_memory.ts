@@ -65,7 +65,7 @@ export async function measureDaemonMemory(
     }).spawn();
   const floors: Record<string, Deno.ChildProcess> = {
     "empty Deno program": floor([]),
-    "Deno + etcd stack waiting in the queue": floor([
+    "Deno + locksmithd's etcd stack, waiting in the queue": floor([
       "etcd",
       endpoints.join(","),
       group,

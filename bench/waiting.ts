@@ -123,8 +123,15 @@ export async function measureWaiting(
       }); steady rate = non-keep-alive requests / (waiters x s) + ${
         quick
           ? "1 keep-alive (LeaseSession's schedule, not seen in a 10 s window)"
-          : `${fmt(keepAlivesEach)} keep-alives seen per waiter`
+          : `${fmt(keepAlivesEach)} keep-alive(s) seen per waiter`
       } per ${KEEPALIVE_S} s + 1 safety re-check per ${RECHECK_S} s`,
+    );
+    report.add(S, "etcd watchers per waiter", b.watchers / WAITERS, "");
+    report.add(
+      S,
+      "TCP connections to etcd per waiter",
+      connections / WAITERS,
+      "",
     );
     report.add(
       S,
@@ -184,15 +191,15 @@ export async function measureWaiting(
     report.add(
       S,
       "freed slot taken after (slowest)",
-      Math.max(...grants.map((g) => g.ms)) / 1000,
-      "s",
-      { op: "<=", value: 1 },
+      Math.max(...grants.map((g) => g.ms)),
+      "ms",
+      { op: "<=", value: 1_000 },
     );
     report.add(
       S,
       "freed slot taken after (median)",
-      median(grants.map((g) => g.ms)) / 1000,
-      "s",
+      median(grants.map((g) => g.ms)),
+      "ms",
     );
     for (const w of warnings.slice(0, 3)) report.log(`  warning: ${w}`);
     report.detail("waiting", {
