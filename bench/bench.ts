@@ -33,7 +33,13 @@ const MEASUREMENTS: Record<
 > = {
   ctl: (r, c) => measureCtl(r, c.endpoints, c.quick ? 10 : 20),
   daemon: (r, c) =>
-    measureDaemonMemory(r, c.endpoints, c.quick ? 15 : 60, c.quick ? 1 : 3),
+    measureDaemonMemory(
+      r,
+      c.endpoints,
+      c.metricsUrl,
+      c.quick ? 15 : 60,
+      c.quick ? 1 : 3,
+    ),
   grants: (r, c) => measureGrants(r, c.endpoints, c.metricsUrl),
   waiting: (r, c) => measureWaiting(r, c.endpoints, c.metricsUrl, c.quick),
   fleetlock: async (r, c) => {

@@ -12,14 +12,22 @@
  * only locksmithd's etcd stack waiting in the queue, one with only
  * dbus-next connected to a bus.
  *
+ * etcd's /metrics also count what the daemons send: at start (no reboot
+ * needed yet), idle, and while waiting (the etcd floor waits too, the same
+ * way).
+ *
  * Target: at most 48 MiB resident (median of the daemons).
  */
 
 import { startMachine } from "../tests/harness/machine.ts";
 import { programFlags, REPO_ROOT } from "../tests/harness/permissions.ts";
+import { delta, formatMethods, scrape } from "./etcd_counters.ts";
 import { fmt, type Report } from "./report.ts";
 import { prepareSemaphore } from "./sim_machine.ts";
 import { median, mib, type ProcMemory, procMemory, sleep } from "./util.ts";
+
+/** Seconds the started daemons idle (no reboot needed) while their requests are counted. */
+const IDLE_S = 5;
 
 /** The pid of the process whose command line contains `needle`. */
 function pidWith(needle: string): number {
@@ -45,6 +53,7 @@ function describe(m: ProcMemory): string {
 export async function measureDaemonMemory(
   report: Report,
   endpoints: string[],
+  metricsUrl: string,
   seconds: number,
   daemons: number,
 ): Promise<void> {
@@ -65,11 +74,6 @@ export async function measureDaemonMemory(
     }).spawn();
   const floors: Record<string, Deno.ChildProcess> = {
     "empty Deno program": floor([]),
-    "Deno + locksmithd's etcd stack, waiting in the queue": floor([
-      "etcd",
-      endpoints.join(","),
-      group,
-    ]),
   };
   const machines = await Promise.all(
     Array.from({ length: daemons }, (_, i) =>
@@ -80,14 +84,37 @@ export async function measureDaemonMemory(
       })),
   );
   try {
-    floors["Deno + dbus-next on a bus"] = floor(["dbus"], machines[0]!.bus.env);
+    const s0 = await scrape(metricsUrl);
     for (const m of machines) m.startDaemon();
     await Promise.all(
       machines.map((m) => m.waitForLine(/waiting for a reboot to be needed/)),
     );
+    await sleep(2_000); // the start-up check runs beside that wait
+    const s1 = await scrape(metricsUrl);
+    await sleep(IDLE_S * 1000);
+    const s2 = await scrape(metricsUrl);
+    floors["Deno + dbus-next on a bus"] = floor(["dbus"], machines[0]!.bus.env);
+    floors["Deno + locksmithd's etcd stack, waiting in the queue"] = floor([
+      "etcd",
+      endpoints.join(","),
+      group,
+    ]);
     await Promise.all(machines.map((m) => m.needReboot()));
     await Promise.all(machines.map((m) => m.waitForLine(/no slot free/)));
+    await sleep(2_000);
+    const s3 = await scrape(metricsUrl);
     await sleep(seconds * 1000);
+    const s4 = await scrape(metricsUrl);
+    const start = delta(s0, s1);
+    const idle = delta(s1, s2);
+    const waiting = delta(s3, s4);
+    report.log(
+      `  etcd requests: ${start.total} for ${daemons} starts (${
+        formatMethods(start)
+      }), ${idle.total} in ${IDLE_S} s idle, ${waiting.total} in ${seconds} s of waiting by ${
+        daemons + 1
+      } waiting processes (${formatMethods(waiting)})`,
+    );
     const mem = machines.map((m) => procMemory(pidWith(`${m.configFile}\0`)));
     const floorMem = Object.fromEntries(
       Object.entries(floors).map(([name, p]) => [name, procMemory(p.pid)]),
@@ -122,6 +149,24 @@ export async function measureDaemonMemory(
         "MiB",
       );
     }
+    report.add(
+      S,
+      "etcd requests per locksmithd start",
+      start.total / daemons,
+      "req",
+    );
+    report.add(
+      S,
+      "etcd requests per second per idle locksmithd",
+      idle.total / daemons / IDLE_S,
+      "req/s",
+    );
+    report.add(
+      S,
+      "etcd requests per second per waiting locksmithd",
+      waiting.total / (daemons + 1) / seconds,
+      "req/s",
+    );
     for (const [name, m] of Object.entries(floorMem)) {
       report.add(
         S,
@@ -131,6 +176,7 @@ export async function measureDaemonMemory(
       );
     }
     report.detail("daemon", {
+      requests: { start, idle, waiting },
       seconds,
       v8Flags: v8,
       locksmithd: mem,
