@@ -6,7 +6,11 @@
  * `grpc_server_msg_received_total`, summed over methods. A unary call (Range,
  * Txn, Put, ...) is one message; on the Watch stream each create or cancel is
  * one message. Streams opened are counted apart (`grpc_server_started_total`
- * of stream methods), and so are watch events sent (`msg_sent` on Watch).
+ * of stream methods), and so are watch messages sent (`msg_sent` on Watch:
+ * created and cancelled replies and event batches) and the events in them
+ * (`etcd_debugging_mvcc_events_total`).
+ *
+ * @module
  */
 
 /** One scrape of the counters that matter here. */
@@ -23,6 +27,8 @@ export interface EtcdCounters {
   readonly watchStreams: number;
   /** `etcd_mvcc_put_total` (keys written, a counter). */
   readonly puts: number;
+  /** `etcd_debugging_mvcc_events_total` (events sent to watchers, a counter). */
+  readonly events: number;
 }
 
 /** Requests between two scrapes. */
@@ -37,6 +43,8 @@ export interface RequestDelta {
   readonly watchSent: number;
   /** Keys written. */
   readonly puts: number;
+  /** Events sent to watchers (several may share one watch message). */
+  readonly events: number;
 }
 
 function sumByMethod(text: string, metric: string): Record<string, number> {
@@ -71,6 +79,7 @@ export async function scrape(metricsUrl: string): Promise<EtcdCounters> {
     watchers: plain(text, "etcd_debugging_mvcc_watcher_total"),
     watchStreams: plain(text, "etcd_debugging_mvcc_watch_stream_total"),
     puts: plain(text, "etcd_mvcc_put_total"),
+    events: plain(text, "etcd_debugging_mvcc_events_total"),
   };
 }
 
@@ -89,23 +98,25 @@ export function delta(a: EtcdCounters, b: EtcdCounters): RequestDelta {
     watchStreams: (b.started["Watch"] ?? 0) - (a.started["Watch"] ?? 0),
     watchSent: b.watchSent - a.watchSent,
     puts: b.puts - a.puts,
+    events: b.events - a.events,
   };
 }
 
 /** Adds deltas. */
 export function sumDeltas(deltas: readonly RequestDelta[]): RequestDelta {
   const byMethod: Record<string, number> = {};
-  let total = 0, watchStreams = 0, watchSent = 0, puts = 0;
+  let total = 0, watchStreams = 0, watchSent = 0, puts = 0, events = 0;
   for (const d of deltas) {
     total += d.total;
     watchStreams += d.watchStreams;
     watchSent += d.watchSent;
     puts += d.puts;
+    events += d.events;
     for (const [m, v] of Object.entries(d.byMethod)) {
       byMethod[m] = (byMethod[m] ?? 0) + v;
     }
   }
-  return { total, byMethod, watchStreams, watchSent, puts };
+  return { total, byMethod, watchStreams, watchSent, puts, events };
 }
 
 /** `Txn 3, Range 1`: the methods of a delta, largest first. */

@@ -24,25 +24,10 @@ import { freePorts } from "../tests/harness/ports.ts";
 import { parseSemaphore } from "../lib/semaphore/document.ts";
 import { fleetLockKey } from "../lib/fleetlock/protocol.ts";
 import { delta, formatMethods, scrape } from "./etcd_counters.ts";
+import { type Figure, judge, renderTable, summary } from "./report.ts";
 
-/** How a figure is compared with its target. */
-export type TargetOp = ">=" | "<=" | "==";
-
-/** One measured figure, with its target when it has one. */
-export interface FleetLockFigure {
-  /** The measurement it belongs to. */
-  readonly section: string;
-  /** What it is. */
-  readonly name: string;
-  /** The value. */
-  readonly value: number;
-  /** Its unit. */
-  readonly unit: string;
-  /** The target, if any. */
-  readonly target?: { readonly op: TargetOp; readonly value: number };
-  /** Whether the target is met (absent without a target). */
-  readonly pass?: boolean;
-}
+/** One measured figure of the FleetLock server, with its target when it has one. */
+export type FleetLockFigure = Figure;
 
 /** Options of {@link fleetLockBench}. */
 export interface FleetLockBenchOptions {
@@ -143,17 +128,6 @@ async function phase(
   result.seconds = (performance.now() - started) / 1000;
   result.latenciesMs.sort((a, b) => a - b);
   return result;
-}
-
-function judge(figure: FleetLockFigure): FleetLockFigure {
-  const t = figure.target;
-  if (t === undefined) return figure;
-  const pass = t.op === ">="
-    ? figure.value >= t.value
-    : t.op === "<="
-    ? figure.value <= t.value
-    : figure.value === t.value;
-  return { ...figure, pass };
 }
 
 /** Runs the FleetLock load measurement; see the module documentation. */
@@ -371,26 +345,6 @@ export async function fleetLockBench(
   return figures;
 }
 
-function table(figures: readonly FleetLockFigure[]): string {
-  const rows = figures.map((f) => [
-    f.name,
-    `${f.value} ${f.unit}`.trim(),
-    f.target ? `${f.target.op} ${f.target.value} ${f.unit}`.trim() : "",
-    f.target ? (f.pass ? "pass" : "MISS") : "",
-  ]);
-  const head = ["figure", "value", "target", "result"];
-  const widths = head.map((h, i) =>
-    Math.max(h.length, ...rows.map((r) => r[i]!.length))
-  );
-  const line = (r: string[]) =>
-    r.map((c, i) => c.padEnd(widths[i]!)).join("  ").trimEnd();
-  return [
-    line(head),
-    widths.map((w) => "-".repeat(w)).join("  "),
-    ...rows.map(line),
-  ].join("\n");
-}
-
 if (import.meta.main) {
   const quick = Deno.args.includes("--quick");
   for (const a of Deno.args) {
@@ -410,12 +364,7 @@ if (import.meta.main) {
       quick ? " (--quick)" : ""
     }: deno ${Deno.version.deno}, ${navigator.hardwareConcurrency} CPUs\n`,
   );
-  console.log(table(figures));
-  const misses = figures.filter((f) => f.pass === false);
-  console.log(
-    `\n${
-      figures.filter((f) => f.target).length - misses.length
-    } targets pass, ${misses.length} miss`,
-  );
-  Deno.exit(misses.length > 0 ? 1 : 0);
+  console.log(renderTable(figures, false));
+  console.log(`\n${summary(figures)}`);
+  Deno.exit(figures.some((f) => f.pass === false) ? 1 : 0);
 }
