@@ -21,6 +21,7 @@ import { UsageError } from "../common/errors.ts";
 import { DEFAULT_ENDPOINT, parseEndpoints } from "../etcd/endpoints.ts";
 import { canonicalTimeZone, RebootWindowError } from "./reboot_window.ts";
 import { SAFE_REBOOT_KEYS } from "./config_keys_safety.ts";
+import { FLEETLOCK_KEYS } from "./config_keys_fleetlock.ts";
 import {
   absolutePath,
   anyText,
@@ -32,11 +33,17 @@ import {
 } from "../common/value_parsers.ts";
 
 /** What locksmithd does once a reboot is needed. */
-export type RebootStrategy = "etcd-lock" | "reboot" | "best-effort" | "off";
+export type RebootStrategy =
+  | "etcd-lock"
+  | "fleetlock"
+  | "reboot"
+  | "best-effort"
+  | "off";
 
 /** Every accepted {@link RebootStrategy}, in the order shown in messages. */
 export const REBOOT_STRATEGIES: readonly RebootStrategy[] = Object.freeze([
   "etcd-lock",
+  "fleetlock",
   "reboot",
   "best-effort",
   "off",
@@ -181,7 +188,7 @@ export const DAEMON_KEYS: readonly DaemonKey[] = Object.freeze(
       default: DEFAULT_REBOOT_STRATEGY,
       shownDefault: "`best-effort`",
       description:
-        "what to do once a reboot is needed: `etcd-lock` (take a slot, then reboot), `reboot` (at once, no slot), `best-effort` (`etcd-lock` when etcd answers, else `reboot`), `off` (log and exit 0)",
+        "what to do once a reboot is needed: `etcd-lock` (take a slot, then reboot), `fleetlock` (take the slot from a FleetLock server, `LOCKSMITHD_FLEETLOCK_URL`, then reboot), `reboot` (at once, no slot), `best-effort` (`etcd-lock` when etcd answers, else `reboot`), `off` (log and exit 0)",
     },
     {
       key: "LOCKSMITHD_ENDPOINT",
@@ -332,6 +339,8 @@ export const DAEMON_KEYS: readonly DaemonKey[] = Object.freeze(
     },
     // Safe reboots: schedules, commands, metrics, notifications.
     ...SAFE_REBOOT_KEYS,
+    // The fleetlock strategy: server, id, TLS, token, timeout.
+    ...FLEETLOCK_KEYS,
   ] satisfies readonly DaemonKey[],
 );
 
