@@ -76,6 +76,21 @@ async function readCapped(response: Response): Promise<string> {
   return decoder.decode(bytes);
 }
 
+/**
+ * Why a request got no answer, in one line: the innermost cause of a
+ * fetch error (`fetch failed` says nothing), without the URL it repeats,
+ * e.g. `tcp connect error: Connection refused (os error 111)`.
+ */
+export function describeFetchError(error: unknown): string {
+  let inner = error;
+  while (inner instanceof Error && inner.cause instanceof Error) {
+    inner = inner.cause;
+  }
+  return oneLine(inner)
+    .replace(/^error sending request for url \([^)]*\): /, "")
+    .replace(/^client error \(\w+\): /, "");
+}
+
 /** A FleetLock client for one machine in one group; see the module documentation. */
 export class FleetLockClient implements LockServer {
   /** For log lines: `FleetLock server http://h:8080/ (group default, id …)`. */
@@ -170,7 +185,9 @@ export class FleetLockClient implements LockServer {
           ? `FleetLock server ${url} did not answer within ${
             formatDuration(this.#timeoutMs)
           }`
-          : `FleetLock server ${url} cannot be reached: ${oneLine(error)}`,
+          : `FleetLock server ${url} cannot be reached: ${
+            describeFetchError(error)
+          }`,
       };
     } finally {
       clearTimeout(timer);
