@@ -323,8 +323,9 @@ Deno.test("locksmithd on strategy fleetlock against a real locksmithd serve and 
           }
           assert.ok(seen.length >= 3, `calls seen: ${seen.length}`);
           const gaps = [seen[1]! - seen[0]!, seen[2]! - seen[1]!];
-          assert.ok(gaps[0]! >= 2_300 && gaps[0]! <= 5_500, `${gaps}`);
-          assert.ok(gaps[1]! >= 4_800 && gaps[1]! <= 10_500, `${gaps}`);
+          // 5 s, then 10 s, each with jitter in [50 %, 100 %] (and some slack).
+          assert.ok(gaps[0]! >= 2_300 && gaps[0]! <= 6_500, `${gaps}`);
+          assert.ok(gaps[1]! >= 4_800 && gaps[1]! <= 11_500, `${gaps}`);
           assert.equal(await m.reboots(), 0, "no reboot while full");
           assert.equal(
             m.lines.filter((l) => l.includes("no slot free")).length,
@@ -411,6 +412,7 @@ Deno.test("locksmithd on strategy fleetlock against a real locksmithd serve and 
     await t.step(
       "a closed reboot window sends no pre-reboot; an open one does",
       async () => {
+        // Twelve hours from now: closed for the whole test.
         const hour = (new Date().getUTCHours() + 12) % 24;
         const closed = await fleetLockMachine({
           LOCKSMITHD_GROUP: "window",
@@ -420,7 +422,9 @@ Deno.test("locksmithd on strategy fleetlock against a real locksmithd serve and 
         });
         const open = await fleetLockMachine({
           LOCKSMITHD_GROUP: "window",
-          LOCKSMITHD_REBOOT_SCHEDULE: "00:00 23h59m",
+          // From an hour ago to two hours ahead: open now, at any time of day.
+          LOCKSMITHD_REBOOT_WINDOW_START: `${(hour + 11) % 24}:00`,
+          LOCKSMITHD_REBOOT_WINDOW_LENGTH: "3h",
           LOCKSMITHD_REBOOT_WINDOW_TZ: "UTC",
         });
         try {
