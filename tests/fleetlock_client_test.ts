@@ -247,6 +247,8 @@ Deno.test("locksmithd on strategy fleetlock against a real locksmithd serve and 
           m.startDaemon();
           await m.waitForLine(
             /holds no slot \(the FleetLock server says so\): nothing to release/,
+            20_000,
+            true,
           );
           await m.waitForLine(
             /waiting for a reboot to be needed/,
@@ -267,7 +269,7 @@ Deno.test("locksmithd on strategy fleetlock against a real locksmithd serve and 
           );
           assert.equal(await m.reboots(), 0);
           await m.needReboot();
-          await m.waitForLine(/reboot requested$/);
+          await m.waitForLine(/reboot requested$/, 20_000, true);
           assert.match(
             m.lines.join("\n"),
             /took a slot: pre-reboot answered 200 \(1 of 1 held\)/,
@@ -282,6 +284,8 @@ Deno.test("locksmithd on strategy fleetlock against a real locksmithd serve and 
           await m.reboot();
           await m.waitForLine(
             /released the slot held by .*: the reboot has happened, or none was needed \(steady-state at every start\)$/,
+            20_000,
+            true,
           );
           assert.deepEqual(await holders(semaphoreKey("web")), []);
           assert.equal(await m.reboots(), 0, "no second reboot");
@@ -307,10 +311,14 @@ Deno.test("locksmithd on strategy fleetlock against a real locksmithd serve and 
         const m = await fleetLockMachine({ LOCKSMITHD_GROUP: "full" });
         try {
           m.startDaemon();
-          await m.waitForLine(/waiting for a reboot to be needed/);
+          await m.waitForLine(
+            /waiting for a reboot to be needed/,
+            20_000,
+            true,
+          );
           const before = await serve.sample(PRE_FULL);
           await m.needReboot();
-          await m.waitForLine(/no slot free for this machine/);
+          await m.waitForLine(/no slot free for this machine/, 20_000, true);
           // Record when each pre-reboot call is answered "full".
           const seen: number[] = [];
           let count = before;
@@ -345,7 +353,7 @@ Deno.test("locksmithd on strategy fleetlock against a real locksmithd serve and 
             etcd.endpoint,
           ]);
           assert.equal(unlock.code, 0, unlock.stderr);
-          await m.waitForLine(/reboot requested$/, 30_000);
+          await m.waitForLine(/reboot requested$/, 30_000, true);
           assert.deepEqual(await holders(key), [m.id]);
         } finally {
           await m.close();
@@ -363,7 +371,11 @@ Deno.test("locksmithd on strategy fleetlock against a real locksmithd serve and 
           orphan.startDaemon();
           await Promise.all(
             [broken, orphan].map((m) =>
-              m.waitForLine(/holds no slot \(the FleetLock server says so\)/)
+              m.waitForLine(
+                /holds no slot \(the FleetLock server says so\)/,
+                20_000,
+                true,
+              )
             ),
           );
           // A corrupt document: locksmith's server answers 500 internal_error.
@@ -371,13 +383,21 @@ Deno.test("locksmithd on strategy fleetlock against a real locksmithd serve and 
           await broken.needReboot();
           await broken.waitForLine(
             /cannot take a slot: FleetLock server .* answered 500 internal_error: "the stored semaphore of group broken is corrupt/,
+            20_000,
+            true,
           );
           await serve.stop();
           await orphan.needReboot();
           await orphan.waitForLine(
             /cannot take a slot: FleetLock server http:\/\/127\.0\.0\.1:\d+\/v1\/pre-reboot cannot be reached: /,
+            20_000,
+            true,
           );
-          await broken.waitForLine(/cannot take a slot: .*cannot be reached/);
+          await broken.waitForLine(
+            /cannot take a slot: .*cannot be reached/,
+            20_000,
+            true,
+          );
           assert.equal(await broken.reboots(), 0);
           assert.equal(await orphan.reboots(), 0);
           await sleep(3_000);
@@ -395,7 +415,7 @@ Deno.test("locksmithd on strategy fleetlock against a real locksmithd serve and 
           await serve.restart();
           await Promise.all(
             [broken, orphan].map((m) =>
-              m.waitForLine(/reboot requested$/, 40_000)
+              m.waitForLine(/reboot requested$/, 40_000, true)
             ),
           );
           assert.equal(await broken.reboots(), 1);
@@ -429,9 +449,17 @@ Deno.test("locksmithd on strategy fleetlock against a real locksmithd serve and 
         });
         try {
           closed.startDaemon();
-          await closed.waitForLine(/waiting for a reboot to be needed/);
+          await closed.waitForLine(
+            /waiting for a reboot to be needed/,
+            20_000,
+            true,
+          );
           await closed.needReboot();
-          await closed.waitForLine(/waiting for the reboot window/);
+          await closed.waitForLine(
+            /waiting for the reboot window/,
+            20_000,
+            true,
+          );
           await sleep(2_000);
           assert.equal(await closed.reboots(), 0);
           assert.deepEqual(await holders(semaphoreKey("window")), []);
@@ -440,9 +468,13 @@ Deno.test("locksmithd on strategy fleetlock against a real locksmithd serve and 
             "no pre-reboot outside the window",
           );
           open.startDaemon();
-          await open.waitForLine(/waiting for a reboot to be needed/);
+          await open.waitForLine(
+            /waiting for a reboot to be needed/,
+            20_000,
+            true,
+          );
           await open.needReboot();
-          await open.waitForLine(/reboot requested$/);
+          await open.waitForLine(/reboot requested$/, 20_000, true);
           assert.deepEqual(await holders(semaphoreKey("window")), [open.id]);
         } finally {
           await closed.close();
@@ -473,6 +505,8 @@ Deno.test("locksmithd on strategy fleetlock against a real locksmithd serve and 
             new RegExp(
               `released the slot held by ${zincati}: the reboot has happened`,
             ),
+            20_000,
+            true,
           );
           assert.match(
             m.lines.join("\n"),
@@ -551,9 +585,13 @@ Deno.test("a server with tokens is reached with LOCKSMITHD_FLEETLOCK_TOKEN or us
   ];
   try {
     for (const m of machines) m.startDaemon();
-    await machines[0]!.waitForLine(/holds no slot/);
-    await machines[1]!.waitForLine(/holds no slot/);
-    const refused = await machines[2]!.waitForLine(/cannot release the slot/);
+    await machines[0]!.waitForLine(/holds no slot/, 20_000, true);
+    await machines[1]!.waitForLine(/holds no slot/, 20_000, true);
+    const refused = await machines[2]!.waitForLine(
+      /cannot release the slot/,
+      20_000,
+      true,
+    );
     assert.match(
       refused,
       /cannot release the slot: FleetLock server http:\/\/127\.0\.0\.1:\d+\/v1\/steady-state answered 401 unauthorized: "group default needs a token/,
