@@ -92,7 +92,11 @@ export class SimMachine {
           waitUntilNeeded: () => Promise.resolve("benchmark"),
         },
         clock: realClock,
-        log: { info: () => {}, warn: (m) => warn(`${options.id}: ${m}`) },
+        log: {
+          info: () => {},
+          warn: (m) => warn(`${options.id}: ${m}`),
+          error: (m) => warn(`${options.id}: ${m}`),
+        },
         random: Math.random,
         boot: {
           id: options.bootId ?? crypto.randomUUID(),

@@ -5,7 +5,12 @@
  * Shows, as it happens, who waits, who holds a slot and who rebooted, then
  * checks every revision of the semaphore.
  *
- *   deno task demo [--machines N] [--max M]
+ * With `--fleetlock`, a mixed fleet: every other machine runs the
+ * `fleetlock` strategy and takes its slot through `locksmithd serve` (the
+ * FleetLock server, as Fedora CoreOS's Zincati would), the others take
+ * theirs from etcd (`etcd-lock`); both share one semaphore.
+ *
+ *   deno task demo [--machines N] [--max M] [--fleetlock]
  */
 
 import { parseArgs } from "node:util";
@@ -19,12 +24,17 @@ import { runCtlProcess } from "../tests/harness/ctl_process.ts";
 import { keyHistory } from "../tests/harness/history.ts";
 import { checkHistory } from "../tests/harness/invariants.ts";
 import { semaphoreKey } from "../lib/semaphore/keys.ts";
+import {
+  type ServeProcess,
+  startServeProcess,
+} from "../tests/harness/serve_process.ts";
 
 const { values } = parseArgs({
   args: Deno.args,
   options: {
     machines: { type: "string", default: "6" },
     max: { type: "string", default: "2" },
+    fleetlock: { type: "boolean", default: false },
   },
 });
 const machines = Number(values.machines);
@@ -51,13 +61,20 @@ type State =
 const states = new Map<string, State>(
   fleetIds(machines).map((id) => [id, "idle"]),
 );
+/** With --fleetlock, every other machine takes its slot through the FleetLock server. */
+const onFleetLock = new Set(
+  values.fleetlock ? fleetIds(machines).filter((_, i) => i % 2 === 1) : [],
+);
+/** `03` for an etcd-lock machine, `03F` with --fleetlock (and `03E` for the others). */
+const short = (id: string) =>
+  `${id.slice(-2)}${values.fleetlock ? (onFleetLock.has(id) ? "F" : "E") : ""}`;
 const started = performance.now();
 const stamp = () =>
   `[${((performance.now() - started) / 1000).toFixed(1).padStart(5)}s]`;
 
 function board(): string {
   const by = (s: State) =>
-    [...states].filter(([, v]) => v === s).map(([k]) => k.slice(-2));
+    [...states].filter(([, v]) => v === s).map(([k]) => short(k));
   return `slots: [${
     by("HOLDS SLOT").concat(by("REBOOTING"), by("booting")).join(" ") || "-"
   }]  waiting: ${by("waiting").join(" ") || "-"}  rebooted: ${
@@ -68,8 +85,11 @@ function board(): string {
 function set(id: string, state: State, note = ""): void {
   if (states.get(id) === state) return;
   states.set(id, state);
+  const name = values.fleetlock
+    ? `${id} ${onFleetLock.has(id) ? "(F)" : "(E)"}`
+    : id;
   console.log(
-    `${stamp()} ${id}  ${state.padEnd(12)} ${note.padEnd(28)} ${board()}`,
+    `${stamp()} ${name}  ${state.padEnd(12)} ${note.padEnd(28)} ${board()}`,
   );
 }
 
@@ -85,9 +105,17 @@ function onEvent(event: FleetEvent): void {
   if (/reboot needed/.test(line) && states.get(machine) === "idle") {
     set(machine, "needs reboot", "update_engine said so");
   } else if (/no slot free/.test(line)) {
-    set(machine, "waiting", "semaphore full");
+    set(
+      machine,
+      "waiting",
+      onFleetLock.has(machine) ? "pre-reboot answered 409" : "semaphore full",
+    );
   } else if (/took a slot/.test(line)) {
-    set(machine, "HOLDS SLOT", "took a slot");
+    set(
+      machine,
+      "HOLDS SLOT",
+      onFleetLock.has(machine) ? "pre-reboot answered 200" : "took a slot",
+    );
   } else if (/released the slot held by/.test(line)) {
     set(machine, "rebooted", "released its slot after boot");
   } else if (/WARN/.test(line)) console.log(`${stamp()} ${machine}  ${line}`);
@@ -96,6 +124,7 @@ function onEvent(event: FleetEvent): void {
 console.log("locksmith demo: starting etcd on loopback ...");
 const etcd = await startEtcd();
 const group = "demo";
+let serve: ServeProcess | undefined;
 try {
   const setMax = await runCtlProcess([
     "set-max",
@@ -109,18 +138,50 @@ try {
   console.log(
     `locksmith demo: ${machines} machines, at most ${max} rebooting at once, etcd at ${etcd.endpoint}, group "${group}"`,
   );
+  if (values.fleetlock) {
+    serve = await startServeProcess({
+      endpoint: etcd.endpoint,
+      onLine: (line) => {
+        if (/WARN|ERROR/.test(line)) console.log(`${stamp()} serve  ${line}`);
+      },
+    });
+    console.log(
+      `locksmith demo: a mixed fleet: ${
+        machines - onFleetLock.size
+      } machine(s) on etcd-lock (E: the wait queue in etcd), ${onFleetLock.size} on fleetlock (F: pre-reboot and steady-state to locksmithd serve at ${serve.url}, as Zincati would)`,
+    );
+  }
   console.log(
     "every machine now hears update_engine say UPDATE_STATUS_UPDATED_NEED_REBOOT\n",
   );
+  const fleetLockUrl = serve?.url;
   const result = await rollFleet({
     machines,
     endpoint: etcd.endpoint,
     group,
     rebootMs: 1_500,
     onEvent,
+    configOf: (id): Record<string, string> =>
+      onFleetLock.has(id) && fleetLockUrl
+        ? {
+          REBOOT_STRATEGY: "fleetlock",
+          LOCKSMITHD_FLEETLOCK_URL: fleetLockUrl,
+        }
+        : {},
   });
   const key = semaphoreKey(group);
-  const report = checkHistory(key, await keyHistory(etcd.endpoints, key));
+  const checked = checkHistory(key, await keyHistory(etcd.endpoints, key));
+  // The FleetLock server applies concurrent calls in one write: a write
+  // may add or remove several holders; every other rule holds as usual.
+  const report = values.fleetlock
+    ? {
+      ...checked,
+      violations: checked.violations.filter((v) =>
+        !/ \d+ added and \d+ removed in one write$/.test(v) ||
+        / 0 added and 0 removed/.test(v)
+      ),
+    }
+    : checked;
   const status = await runCtlProcess([
     "status",
     "--group",
@@ -128,7 +189,13 @@ try {
     "--endpoint",
     etcd.endpoint,
   ]);
-  console.log(`\nreboot order: ${result.order.join(", ")}`);
+  console.log(
+    `\nreboot order: ${
+      result.order.map((id) =>
+        values.fleetlock ? `${id} (${onFleetLock.has(id) ? "F" : "E"})` : id
+      ).join(", ")
+    }`,
+  );
   console.log(
     `each machine rebooted ${
       [...new Set(Object.values(result.reboots))].join("/")
@@ -140,5 +207,6 @@ try {
     Deno.exitCode = 1;
   }
 } finally {
+  await serve?.close();
   await etcd.close();
 }

@@ -637,7 +637,7 @@ Deno.test("hostile update.conf files are refused with one line naming file:line 
   assertConfigError(conf("GROUP=x\n\u0000\u0001\u0002\n"), notAssignment(2));
   assertConfigError(
     conf("REBOOT_STRATEGY=reboot\u0000\n"),
-    /^REBOOT_STRATEGY="reboot\\u0000" \(from \/etc\/coreos\/update\.conf:1\) is not one of etcd-lock, reboot, best-effort, off$/,
+    /^REBOOT_STRATEGY="reboot\\u0000" \(from \/etc\/coreos\/update\.conf:1\) is not one of etcd-lock, fleetlock, reboot, best-effort, off$/,
   );
   assertConfigError(
     conf("LOCKSMITHD_REBOOT_SENTINEL=/run/x\u0000y\n"),
@@ -662,7 +662,7 @@ Deno.test("hostile update.conf files are refused with one line naming file:line 
   );
   assertConfigError(
     conf("REBOOT_STRATEGY=etcd_lock\n"),
-    /^REBOOT_STRATEGY="etcd_lock" \(from .*:1\) is not one of etcd-lock, reboot, best-effort, off$/,
+    /^REBOOT_STRATEGY="etcd_lock" \(from .*:1\) is not one of etcd-lock, fleetlock, reboot, best-effort, off$/,
   );
   assertConfigError(
     conf("REBOOT_WINDOW_START=Thursday 4am\nREBOOT_WINDOW_LENGTH=1h\n"),
@@ -832,7 +832,7 @@ Deno.test("locksmithd exits 2 with one locksmithd: line for hostile config files
       [
         ["--config", crlf],
         {},
-        /^locksmithd: REBOOT_STRATEGY="fast" \(from .*crlf\.conf:2\) is not one of etcd-lock, reboot, best-effort, off$/,
+        /^locksmithd: REBOOT_STRATEGY="fast" \(from .*crlf\.conf:2\) is not one of etcd-lock, fleetlock, reboot, best-effort, off$/,
       ],
       [
         ["--config", delay],

@@ -210,6 +210,11 @@ Deno.test("resolveDaemonConfig() returns the defaults when nothing is set", () =
     commandTimeoutMs: 5 * 60_000,
     metricsAddress: undefined,
     notifyUrl: undefined,
+    fleetLockUrl: undefined,
+    fleetLockId: "machine",
+    fleetLockCaFile: undefined,
+    fleetLockToken: undefined,
+    fleetLockTimeoutMs: 30_000,
     configFiles: [],
     origins: {},
     warnings: [],
@@ -533,18 +538,18 @@ Deno.test("resolveDaemonConfig() warns when a time zone is set without a window"
 Deno.test("resolveDaemonConfig() rejects an unknown strategy, naming key, value and file:line", () => {
   assertUsageError(
     () => resolve([file(ETC, "# c", "", "REBOOT_STRATEGY=fast")]),
-    `REBOOT_STRATEGY="fast" (from ${ETC}:3) is not one of etcd-lock, reboot, best-effort, off`,
+    `REBOOT_STRATEGY="fast" (from ${ETC}:3) is not one of etcd-lock, fleetlock, reboot, best-effort, off`,
   );
 });
 
 Deno.test("resolveDaemonConfig() rejects an unknown strategy from the environment and from a flag", () => {
   assertUsageError(
     () => resolve([], { REBOOT_STRATEGY: "Reboot" }),
-    `REBOOT_STRATEGY="Reboot" (from environment) is not one of etcd-lock, reboot, best-effort, off`,
+    `REBOOT_STRATEGY="Reboot" (from environment) is not one of etcd-lock, fleetlock, reboot, best-effort, off`,
   );
   assertUsageError(
     () => resolve([], {}, { REBOOT_STRATEGY: "now" }),
-    `REBOOT_STRATEGY="now" (from --strategy) is not one of etcd-lock, reboot, best-effort, off`,
+    `REBOOT_STRATEGY="now" (from --strategy) is not one of etcd-lock, fleetlock, reboot, best-effort, off`,
   );
 });
 

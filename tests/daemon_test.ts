@@ -72,7 +72,7 @@ Deno.test("locksmithd against a real etcd and a private system bus", async (t) =
           assert.equal(m.lines.length, 1, m.lines.join("\n"));
           assert.match(
             m.lines[0]!,
-            /^locksmithd: REBOOT_STRATEGY="fast" \(from .*update\.conf:1\) is not one of etcd-lock, reboot, best-effort, off$/,
+            /^locksmithd: REBOOT_STRATEGY="fast" \(from .*update\.conf:1\) is not one of etcd-lock, fleetlock, reboot, best-effort, off$/,
           );
         });
       },

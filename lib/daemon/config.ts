@@ -23,6 +23,7 @@ import type { RebootWindow } from "./reboot_window.ts";
 import type { RebootSchedule } from "./schedule.ts";
 import type { ParsedCommand } from "./command.ts";
 import type { ListenAddress } from "./metrics_port.ts";
+import type { FleetLockIdSource } from "./config_keys_fleetlock.ts";
 import {
   type ConfigSource,
   parseConfigText,
@@ -129,6 +130,16 @@ export interface DaemonConfig {
   readonly notifyUrl: string | undefined;
   /** Slot TTL in seconds when none is stored with the semaphore; `0` for none (`LOCKSMITHD_SLOT_TTL`). */
   readonly slotTtlSeconds: number;
+  /** Base URL of the FleetLock server (`LOCKSMITHD_FLEETLOCK_URL`); required with strategy `fleetlock`. */
+  readonly fleetLockUrl: string | undefined;
+  /** Which id the `fleetlock` strategy sends (`LOCKSMITHD_FLEETLOCK_ID`). */
+  readonly fleetLockId: FleetLockIdSource;
+  /** PEM CA file of an `https://` FleetLock server (`LOCKSMITHD_FLEETLOCK_CAFILE`). */
+  readonly fleetLockCaFile: string | undefined;
+  /** Bearer token for the FleetLock server (`LOCKSMITHD_FLEETLOCK_TOKEN`). */
+  readonly fleetLockToken: string | undefined;
+  /** Limit of each FleetLock request, in ms (`LOCKSMITHD_FLEETLOCK_TIMEOUT`). */
+  readonly fleetLockTimeoutMs: number;
   /** The config files that were read, in order (missing ones left out). */
   readonly configFiles: readonly string[];
   /**
@@ -209,7 +220,7 @@ function collectSettings(
  *
  * Throws a `UsageError` with one line naming the key, the value, where
  * it came from and what is accepted, e.g. `REBOOT_STRATEGY="fast" (from
- * /etc/coreos/update.conf:3) is not one of etcd-lock, reboot, best-effort, off`;
+ * /etc/coreos/update.conf:3) is not one of etcd-lock, fleetlock, reboot, best-effort, off`;
  * a malformed file line is reported as `path:line: …`. Each key is checked in
  * the order of {@link DAEMON_KEYS}, then the rules that tie keys together.
  */

@@ -22,6 +22,7 @@ import { DEFAULT_ENDPOINT, parseEndpoints } from "../etcd/endpoints.ts";
 import { canonicalTimeZone, RebootWindowError } from "./reboot_window.ts";
 import { SAFE_REBOOT_KEYS } from "./config_keys_safety.ts";
 import { parseSlotTtl } from "../semaphore/settings.ts";
+import { FLEETLOCK_KEYS } from "./config_keys_fleetlock.ts";
 import {
   absolutePath,
   anyText,
@@ -33,11 +34,17 @@ import {
 } from "../common/value_parsers.ts";
 
 /** What locksmithd does once a reboot is needed. */
-export type RebootStrategy = "etcd-lock" | "reboot" | "best-effort" | "off";
+export type RebootStrategy =
+  | "etcd-lock"
+  | "fleetlock"
+  | "reboot"
+  | "best-effort"
+  | "off";
 
 /** Every accepted {@link RebootStrategy}, in the order shown in messages. */
 export const REBOOT_STRATEGIES: readonly RebootStrategy[] = Object.freeze([
   "etcd-lock",
+  "fleetlock",
   "reboot",
   "best-effort",
   "off",
@@ -182,7 +189,7 @@ export const DAEMON_KEYS: readonly DaemonKey[] = Object.freeze(
       default: DEFAULT_REBOOT_STRATEGY,
       shownDefault: "`best-effort`",
       description:
-        "what to do once a reboot is needed: `etcd-lock` (take a slot, then reboot), `reboot` (at once, no slot), `best-effort` (`etcd-lock` when etcd answers, else `reboot`), `off` (log and exit 0)",
+        "what to do once a reboot is needed: `etcd-lock` (take a slot, then reboot), `fleetlock` (take the slot from a FleetLock server, `LOCKSMITHD_FLEETLOCK_URL`, then reboot), `reboot` (at once, no slot), `best-effort` (`etcd-lock` when etcd answers, else `reboot`), `off` (log and exit 0)",
     },
     {
       key: "LOCKSMITHD_ENDPOINT",
@@ -343,6 +350,8 @@ export const DAEMON_KEYS: readonly DaemonKey[] = Object.freeze(
       description:
         "slot TTL: the slot of a holder whose locksmithd has not renewed it for this long (a dead machine) is reclaimed by the first waiter; at least `1m`, and longer than the slowest reboot; `0` or `off` for none",
     },
+    // The fleetlock strategy: server, id, TLS, token, timeout.
+    ...FLEETLOCK_KEYS,
   ] satisfies readonly DaemonKey[],
 );
 

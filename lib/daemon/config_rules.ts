@@ -22,6 +22,7 @@ import {
 } from "./schedule.ts";
 import { DAEMON_KEYS, type DaemonKey } from "./config_keys.ts";
 import type { ConfigSetting as Setting } from "./config.ts";
+import { FLEETLOCK_RULES } from "./config_rules_fleetlock.ts";
 
 /** What a rule sees once every key was parsed. */
 export interface Resolution {
@@ -191,6 +192,7 @@ export const RULES: readonly Rule[] = [
   timeZoneNeedsWindow,
   healthTimingsNeedCheck,
   healthCheckNeedsSlot,
+  ...FLEETLOCK_RULES,
 ];
 
 /** The reboot window from its start, length and zone (the length's limit depends on the start). */

@@ -216,11 +216,15 @@ export function decideTurn(facts: TurnFacts): Turn {
   return { action: "wait", freeSince: since, waitMs: since + handoverMs - now };
 }
 
-/** How locksmithd gets its slot for one reboot. */
-export type LockMode = "etcd-lock" | "no-slot";
+/**
+ * How locksmithd gets its slot for one reboot: from the etcd semaphore,
+ * from a FleetLock server, or not at all.
+ */
+export type LockMode = "etcd-lock" | "fleetlock" | "no-slot";
 
 /**
- * The seed's rule for `best-effort` ("if etcd is running, etcd-lock;
+ * `etcd-lock` and `fleetlock` always take their slot; `reboot` never
+ * does. The seed's rule for `best-effort` ("if etcd is running, etcd-lock;
  * otherwise reboot"), decided once per reboot: the semaphore is used when
  * etcd has answered at any time since locksmithd started, or answers
  * within the start-up budget; only a machine that never reached any
@@ -231,6 +235,7 @@ export function lockMode(
   etcdAnswered: boolean,
 ): LockMode | "probe" {
   if (strategy === "etcd-lock") return "etcd-lock";
+  if (strategy === "fleetlock") return "fleetlock";
   if (strategy !== "best-effort") return "no-slot";
   return etcdAnswered ? "etcd-lock" : "probe";
 }

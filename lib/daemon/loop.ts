@@ -6,7 +6,9 @@
  * pre-reboot check again, reboot. Every dependency is a parameter (see
  * `ports.ts`), so the loop is tested with fakes and a fake clock as well
  * as for real. Each phase is its own module: `startup.ts` (with
- * `health.ts`), `pre_reboot.ts`, `acquire.ts`, `reboot.ts`, `release.ts`.
+ * `health.ts`), `pre_reboot.ts`, `acquire.ts`, `reboot.ts`, `release.ts`;
+ * with the `fleetlock` strategy, the slot comes from a FleetLock server
+ * instead (`server_slot.ts`).
  *
  * @module
  */
@@ -14,6 +16,7 @@
 import { formatDuration } from "../common/duration.ts";
 import { oneLine } from "../common/errors.ts";
 import { acquireSlot } from "./acquire.ts";
+import { acquireFromServer } from "./server_slot.ts";
 import {
   backoffMs,
   type LockMode,
@@ -63,7 +66,7 @@ export async function runDaemonLoop(
   log.info(
     `starting: strategy ${strategy}, machine ${machineId}, ${
       deps.store ? `etcd ${run.endpoints}, group ${group || "(default)"}, ` : ""
-    }${
+    }${deps.lockServer ? `${deps.lockServer.name}, ` : ""}${
       schedule ? describeSchedule(schedule) : "no reboot window"
     }, reboot-needed source ${need.name}`,
   );
@@ -110,6 +113,13 @@ async function neededBy(run: Run): Promise<string | undefined> {
 async function decideLockMode(run: Run): Promise<LockMode> {
   const { store, log, clock } = run.deps;
   const mode = lockMode(run.settings.strategy, run.etcdAnswered);
+  if (mode === "fleetlock") {
+    // Never a reboot without a 2xx: a missing server is a wiring bug.
+    if (run.deps.lockServer === undefined) {
+      throw new Error("strategy fleetlock needs a lock server");
+    }
+    return mode;
+  }
   if (mode !== "probe") return store ? mode : "no-slot";
   if (store === undefined) return "no-slot";
   const budget = run.tuning("bestEffortWaitMs");
@@ -181,11 +191,14 @@ async function rebootWhenAllowed(
     }
     await check;
     let holding = false;
-    if (mode === "etcd-lock" && queue) {
+    const lockServer = mode === "fleetlock" ? run.deps.lockServer : undefined;
+    if ((mode === "etcd-lock" && queue) || lockServer) {
       const verdict = await preReboot.check("before-lock");
       if (verdict === "stopped") return "stopped";
       if (verdict === "vetoed") continue;
-      const got = await acquireSlot(run, queue, state.closesAt);
+      const got = lockServer
+        ? await acquireFromServer(run, lockServer, state.closesAt)
+        : await acquireSlot(run, queue!, state.closesAt);
       if (got === "stopped") return "stopped";
       if (got === "window-closed") continue;
       holding = true;

@@ -1,6 +1,6 @@
 /**
  * locksmithd wired to the real world: config files and environment, the
- * machine id, etcd, the system bus (update_engine, logind), a sentinel file,
+ * machine id, etcd or a FleetLock server (`fleetlock_wiring.ts`), the system bus (update_engine, logind), a sentinel file,
  * signals, and the log on stderr; with the safe-reboot features configured,
  * the commands, metrics and notifications (`safety_wiring.ts`).
  *
@@ -40,6 +40,7 @@ import {
 import type { SlotQueue } from "../semaphore/slot_queue.ts";
 import type { SlotLease } from "../semaphore/slot_lease.ts";
 import { VERSION } from "../common/version.ts";
+import { fleetLockHolderId, openFleetLockClient } from "./fleetlock_wiring.ts";
 
 const encoder = new TextEncoder();
 
@@ -248,7 +249,10 @@ export async function runDaemon(args: readonly string[]): Promise<number> {
   const { signal, dispose } = stopOnSignals(log);
   const closers: (() => Promise<void>)[] = [];
   try {
-    const machineId = config.machineId ?? await readMachineId();
+    const hostId = config.machineId ?? await readMachineId();
+    const machineId = config.strategy === "fleetlock"
+      ? await fleetLockHolderId(config, hostId)
+      : hostId;
     const boot = await readBoot(config.bootId, log);
     const served = await serveMetrics(config, log);
     const metrics = served?.metrics ?? NO_METRICS;
@@ -295,6 +299,17 @@ export async function runDaemon(args: readonly string[]): Promise<number> {
       closers.push(() => semaphore.queue.close());
       closers.push(() => semaphore.slotLease.close());
     }
+    const lockServer = config.strategy === "fleetlock"
+      ? await openFleetLockClient(config, machineId)
+      : undefined;
+    if (lockServer) {
+      closers.push(() => lockServer.close());
+      if (machineId !== hostId) {
+        log.info(
+          `FleetLock id ${machineId}: Zincati's id of machine id ${hostId} (LOCKSMITHD_FLEETLOCK_ID=zincati)`,
+        );
+      }
+    }
     // A lost system bus cannot be recovered in-process: stop, and let systemd restart us.
     const busLost = new AbortController();
     bus.closed.then(() => {
@@ -326,6 +341,7 @@ export async function runDaemon(args: readonly string[]): Promise<number> {
       store: semaphore?.store,
       queue: semaphore?.queue,
       slotLease: semaphore?.slotLease,
+      lockServer,
       boot,
       rebooter: chooseRebooter(config, logind, machineId, metrics, log),
       warning: logind,

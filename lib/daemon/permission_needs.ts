@@ -32,6 +32,20 @@ export function daemonPermissionNeeds(
     why: "LOCKSMITHD_REBOOT_SENTINEL",
   });
   needs.push(...busNeeds);
+  if (config.strategy === "fleetlock" && config.fleetLockUrl !== undefined) {
+    const url = new URL(config.fleetLockUrl);
+    const port = url.port || (url.protocol === "https:" ? "443" : "80");
+    needs.push({
+      descriptor: { name: "net", host: `${url.hostname}:${port}` },
+      why: "LOCKSMITHD_FLEETLOCK_URL",
+    });
+    if (config.fleetLockCaFile !== undefined) {
+      needs.push({
+        descriptor: { name: "read", path: config.fleetLockCaFile },
+        why: "LOCKSMITHD_FLEETLOCK_CAFILE",
+      });
+    }
+  }
   if (usesLock(config.strategy)) {
     needs.push(...etcdPermissionNeeds(config.etcd, {
       caFile: "LOCKSMITHD_ETCD_CAFILE",

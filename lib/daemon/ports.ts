@@ -1,6 +1,6 @@
 /**
  * What locksmithd's loop needs from the world, as narrow interfaces (the
- * lock store and the wait queue are in `lib/semaphore/`), and what it was
+ * lock store, the wait queue and the lock server are in `lib/semaphore/`), and what it was
  * configured to do. The adapters (logind, update_engine, the sentinel file,
  * etcd) implement these; the tests use fakes.
  *
@@ -16,6 +16,7 @@ import type { NotifyEvent } from "./notify.ts";
 import type { LockStore } from "../semaphore/lock_store.ts";
 import type { SlotQueue } from "../semaphore/slot_queue.ts";
 import type { SlotLease } from "../semaphore/slot_lease.ts";
+import type { LockServer } from "../semaphore/lock_server.ts";
 
 /** Time, injectable for tests. */
 export interface Clock {
@@ -133,6 +134,8 @@ export interface DaemonDeps {
   readonly store: LockStore | undefined;
   /** This machine's place in the wait queue; present with the store. */
   readonly queue: SlotQueue | undefined;
+  /** The FleetLock server of the `fleetlock` strategy (instead of store and queue). */
+  readonly lockServer?: LockServer | undefined;
   /** Reboots the machine. */
   readonly rebooter: Rebooter;
   /** Tells when a reboot is needed. */

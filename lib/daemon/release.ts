@@ -2,6 +2,8 @@
  * Releasing this machine's slot: retried with backoff for as long as the
  * daemon runs (a slot left held blocks the fleet), and logged exactly once,
  * also when an attempt whose answer was lost turns out to have applied.
+ * With the `fleetlock` strategy, through the FleetLock server
+ * (`server_slot.ts`).
  *
  * @module
  */
@@ -13,6 +15,7 @@ import {
 import { unlockSlot } from "../semaphore/lock_store.ts";
 import type { Run } from "./run.ts";
 import { afterRelease } from "./holder_renewal.ts";
+import { releaseThroughServer } from "./server_slot.ts";
 
 /** How a release ended. */
 export type ReleaseOutcome = "released" | "not-holding" | "stopped";
@@ -27,8 +30,12 @@ export async function releaseSlot(
   why: string,
   signal: AbortSignal = run.signal,
 ): Promise<ReleaseOutcome> {
-  const { store, log } = run.deps;
-  if (store === undefined) return "not-holding";
+  const { store, log, lockServer } = run.deps;
+  if (store === undefined) {
+    return lockServer === undefined
+      ? "not-holding"
+      : await releaseThroughServer(run, why, signal);
+  }
   let uncertain = false;
   for (let attempt = 1; !signal.aborted; attempt++) {
     try {

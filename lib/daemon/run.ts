@@ -69,10 +69,16 @@ export class Run {
     this.metrics.setSlotHeld(held);
   }
 
-  /** Notes a slot taken: the metrics, and the `slot-taken` event. */
-  noteTaken(doc: { semaphore: number; max: number }): void {
+  /**
+   * Notes a slot taken: the metrics, and the `slot-taken` event (with the
+   * free slots and `max` when known: a FleetLock server need not say).
+   */
+  noteTaken(doc: { semaphore: number; max: number } | undefined): void {
     this.slotHeld = true;
-    this.notify("slot-taken", { available: doc.semaphore, max: doc.max });
+    this.notify(
+      "slot-taken",
+      doc === undefined ? {} : { available: doc.semaphore, max: doc.max },
+    );
   }
 
   /** Notes a slot released: the metrics, and the `slot-released` event. */

@@ -3,6 +3,8 @@
  * reboot happened? Decided by {@link startupAction} from the boot id
  * recorded with the slot; retried with backoff while etcd does not answer.
  * With a health check, a slot is released only once it passes (`health.ts`).
+ * A FleetLock server cannot be asked: the `fleetlock` strategy sends
+ * steady-state at every start (`server_slot.ts`).
  *
  * @module
  */
@@ -12,6 +14,7 @@ import { startupAction } from "./decisions.ts";
 import { waitUntilHealthy } from "./health.ts";
 import { resumeLease } from "./holder_renewal.ts";
 import { releaseSlot } from "./release.ts";
+import { releaseAtStart } from "./server_slot.ts";
 import type { Run } from "./run.ts";
 import { releaseWaitsForHealth } from "./safety_decisions.ts";
 
@@ -26,8 +29,13 @@ export async function startupCheck(
   rebootPending: boolean,
   signal: AbortSignal,
 ): Promise<void> {
-  const { queue, log, boot } = run.deps;
-  if (queue === undefined) return;
+  const { queue, log, boot, lockServer } = run.deps;
+  if (queue === undefined) {
+    if (lockServer !== undefined) {
+      await releaseAtStart(run, rebootPending, signal);
+    }
+    return;
+  }
   for (let attempt = 1; !signal.aborted; attempt++) {
     let facts;
     try {

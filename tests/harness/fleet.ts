@@ -30,6 +30,8 @@ export interface FleetOptions {
   readonly onEvent?: (event: FleetEvent) => void;
   /** Extra update.conf keys for every machine. */
   readonly config?: Record<string, string>;
+  /** More update.conf keys per machine (e.g. a strategy), after {@link FleetOptions.config}. */
+  readonly configOf?: (id: string) => Record<string, string>;
   /** Machines killed with SIGKILL once they wait in the queue (not expected to finish). */
   readonly dead?: readonly string[];
   /** Runs beside the rolling reboot, from the moment every machine was told to reboot. */
@@ -108,6 +110,7 @@ export async function rollFleet(options: FleetOptions): Promise<FleetResult> {
           config: {
             ...(options.group ? { LOCKSMITHD_GROUP: options.group } : {}),
             ...options.config,
+            ...options.configOf?.(id),
           },
           onLine,
         }),
