@@ -116,15 +116,19 @@ export class LeaseSession {
     }
   }
 
-  /** Revokes the lease (deleting its keys) and stops renewing. */
-  async close(): Promise<void> {
+  /**
+   * Stops renewing and revokes the lease, deleting its keys; with
+   * `revoke: false` (the lease holds no key any more) it only stops
+   * renewing: the lease expires by itself, and no request is sent.
+   */
+  async close(revoke = true): Promise<void> {
     this.#closed = true;
     clearTimeout(this.#timer);
     const pending = this.#id;
     this.#id = undefined;
     if (pending === undefined) return;
     const id = await pending.catch(() => undefined);
-    if (id === undefined) return;
+    if (id === undefined || !revoke) return;
     await this.#port.leaseRevoke(id, {
       deadline: Date.now() + this.#timeoutMs,
     });

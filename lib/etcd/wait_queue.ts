@@ -385,11 +385,14 @@ export class EtcdWaitQueue implements SlotQueue {
     return this.#wakeup.wait(timeoutMs, signal);
   }
 
-  /** Stops watching and revokes the lease (deleting the entry at once). */
+  /** Stops watching; when queued, revokes the lease (deleting the entry at once). */
   async close(): Promise<void> {
     this.#unsubscribe();
+    // Queued: revoking the lease deletes the entry at once. Not queued (the
+    // entry went with the take): nothing to delete, no request to send.
+    const queued = this.#joinedAt !== undefined;
     this.#out();
     this.#wakeup.release();
-    await this.#session.close();
+    await this.#session.close(queued);
   }
 }
