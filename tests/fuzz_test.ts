@@ -653,7 +653,7 @@ function randomConfigFile(
 const ORIGIN = String.raw`(?:f\d\.conf:\d+|environment|--[a-z-]+|the default)`;
 const KEY_MESSAGE = new RegExp(
   String
-    .raw`^([A-Z][A-Z0-9_]*)(?:=.* \(from ${ORIGIN}\) | is set \(from ${ORIGIN}\) but | \(from ${ORIGIN}\) asks for TLS )`,
+    .raw`^([A-Z][A-Z0-9_]*)(?:=.* \(from ${ORIGIN}\) | is set \(from ${ORIGIN}\) but | \(from ${ORIGIN}\) asks for TLS | \(from ${ORIGIN}\) )`,
 );
 const FILE_MESSAGE = /^(f\d\.conf):(\d+): /;
 // deno-lint-ignore no-control-regex

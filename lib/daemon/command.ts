@@ -160,7 +160,7 @@ export function parseCommand(key: string, text: string): ParsedCommand {
     }
     fail(
       `names the program ${quote(program)}, which is not an absolute path${
-        isPrintable(program) && !program.includes(" ")
+        isPrintable(program) && !program.includes(" ") && program.length <= 40
           ? ` (write e.g. /usr/bin/${program})`
           : ""
       }`,
