@@ -36,6 +36,7 @@ import type {
   WatchEvent,
   WatchRequest,
 } from "./port.ts";
+import type { DispatchedMessage } from "./watch_dispatch.ts";
 
 /** `data` as a `Buffer` sharing its memory (what etcd3's types ask for). */
 export function buffer(data: Uint8Array): Buffer {
@@ -225,23 +226,7 @@ export function watchCreateMessage(
 }
 
 /** One message of a watch stream, decoded (as `gateway_json.ts` decodes the gateway's). */
-export type WatchMessage =
-  | {
-    readonly kind: "created";
-    readonly watchId: string;
-    readonly revision: number;
-  }
-  | {
-    readonly kind: "events";
-    readonly watchId: string;
-    readonly events: readonly WatchEvent[];
-  }
-  | {
-    readonly kind: "canceled";
-    readonly compactRevision: number;
-    readonly reason: string;
-  }
-  | { readonly kind: "progress" };
+export type WatchMessage = DispatchedMessage<string>;
 
 /** Decodes one response of a watch stream. */
 export function watchMessageFrom(r: IWatchResponse): WatchMessage {
