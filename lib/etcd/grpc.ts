@@ -26,7 +26,6 @@ import {
   TokenRejected,
 } from "./grpc_client.ts";
 import {
-  int,
   rangeMessage,
   rangeResultFrom,
   txnMessage,
@@ -34,6 +33,7 @@ import {
 } from "./grpc_messages.ts";
 import { GrpcWatch } from "./grpc_watch.ts";
 import { PortCore } from "./port_core.ts";
+import { int } from "./wire_shapes.ts";
 import type { EtcdConnectionOptions } from "./options.ts";
 import type {
   CallOptions,
