@@ -106,6 +106,7 @@ export {
   EtcdRequestError,
   EtcdUnavailableError,
   exitCodeOf,
+  ExitStatusError,
   oneLine,
   type SemaphoreRefusal,
   SemaphoreRefusedError,

@@ -22,6 +22,7 @@ import { semaphoreKey } from "../lib/semaphore/keys.ts";
 import { lockSlot, setMaxSlots } from "../lib/semaphore/lock_store.ts";
 import { openEtcdStore } from "../lib/etcd/open.ts";
 import { CountingPort } from "./counting_port.ts";
+import { noopRebootPorts } from "../tests/harness/noop_reboot.ts";
 
 /** etcd request deadline of the simulated machines (locksmithd's default). */
 export const TIMEOUT_MS = 5_000;
@@ -82,15 +83,7 @@ export class SimMachine {
       {
         store: this.#store,
         queue: this.queue,
-        rebooter: {
-          reboot: () => Promise.resolve(),
-          activeSessions: () => Promise.resolve(0),
-        },
-        need: {
-          name: "benchmark",
-          neededBy: () => Promise.resolve("benchmark"),
-          waitUntilNeeded: () => Promise.resolve("benchmark"),
-        },
+        ...noopRebootPorts("benchmark"),
         clock: realClock,
         log: {
           info: () => {},

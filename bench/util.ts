@@ -44,22 +44,7 @@ export async function waitUntil(
   }
 }
 
-/** Hands each line of `stream` to `onLine` as it comes. */
-export async function readLines(
-  stream: ReadableStream<Uint8Array>,
-  onLine: (line: string) => void,
-): Promise<void> {
-  let buffer = "";
-  for await (const chunk of stream.pipeThrough(new TextDecoderStream())) {
-    buffer += chunk;
-    let nl;
-    while ((nl = buffer.indexOf("\n")) >= 0) {
-      onLine(buffer.slice(0, nl));
-      buffer = buffer.slice(nl + 1);
-    }
-  }
-  if (buffer) onLine(buffer);
-}
+export { readLines } from "../tests/harness/lines.ts";
 
 /** Resident memory of a process, in KiB. */
 export interface ProcMemory {

@@ -18,6 +18,7 @@ import {
   parseDaemonArgs,
   resolveDaemonConfig,
 } from "../lib/daemon/config.ts";
+import { assertUsageError } from "./harness/config.ts";
 
 const USR = "/usr/share/coreos/update.conf";
 const ETC = "/etc/coreos/update.conf";
@@ -32,18 +33,6 @@ function resolve(
   flags: ConfigFlags = {},
 ): DaemonConfig {
   return resolveDaemonConfig(sources, env, flags);
-}
-
-/** Asserts that resolving throws a one-line UsageError with exactly `message`. */
-function assertUsageError(fn: () => unknown, message: string | RegExp): void {
-  assert.throws(fn, (error: unknown) => {
-    assert.ok(error instanceof UsageError, `not a UsageError: ${error}`);
-    assert.equal(error.exitCode, 2);
-    assert.ok(!error.message.includes("\n"), "message is one line");
-    if (typeof message === "string") assert.equal(error.message, message);
-    else assert.match(error.message, message);
-    return true;
-  });
 }
 
 // ---------------------------------------------------------------- file syntax

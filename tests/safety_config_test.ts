@@ -5,32 +5,9 @@
  */
 
 import assert from "node:assert/strict";
-import { UsageError } from "../lib/common/errors.ts";
-import {
-  type ConfigSource,
-  type DaemonConfig,
-  parseDaemonArgs,
-  resolveDaemonConfig,
-} from "../lib/daemon/config.ts";
+import { parseDaemonArgs, resolveDaemonConfig } from "../lib/daemon/config.ts";
 import { formatSchedule } from "../lib/daemon/schedule.ts";
-
-const ETC = "/etc/flatcar/update.conf";
-
-function conf(...lines: string[]): DaemonConfig {
-  const source: ConfigSource = { path: ETC, text: lines.join("\n") + "\n" };
-  return resolveDaemonConfig([source], {});
-}
-
-function assertUsageError(fn: () => unknown, message: string | RegExp): void {
-  assert.throws(fn, (error: unknown) => {
-    assert.ok(error instanceof UsageError, `not a UsageError: ${error}`);
-    assert.equal(error.exitCode, 2);
-    assert.ok(!error.message.includes("\n"), "message is one line");
-    if (typeof message === "string") assert.equal(error.message, message);
-    else assert.match(error.message, message);
-    return true;
-  });
-}
+import { assertUsageError, conf, ETC } from "./harness/config.ts";
 
 Deno.test("LOCKSMITHD_REBOOT_SCHEDULE gives a schedule of several windows in the window's zone", () => {
   const config = conf(

@@ -34,6 +34,7 @@ import { staleHolders } from "../lib/semaphore/semaphore_view.ts";
 import { acquireSlot } from "../lib/daemon/acquire.ts";
 import { Run } from "../lib/daemon/run.ts";
 import { systemClock } from "../lib/daemon/main.ts";
+import { noopRebootPorts } from "./harness/noop_reboot.ts";
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -108,15 +109,7 @@ async function daemonWaiter(
             store,
             queue,
             slotLease: lease,
-            rebooter: {
-              reboot: () => Promise.resolve(),
-              activeSessions: () => Promise.resolve(0),
-            },
-            need: {
-              name: "test",
-              neededBy: () => Promise.resolve("test"),
-              waitUntilNeeded: () => Promise.resolve("test"),
-            },
+            ...noopRebootPorts("test"),
             clock: systemClock,
             log,
             random: Math.random,

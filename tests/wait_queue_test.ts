@@ -21,6 +21,7 @@ import { semaphoreKey, waitersPrefix } from "../lib/semaphore/keys.ts";
 import { acquireSlot } from "../lib/daemon/acquire.ts";
 import { Run } from "../lib/daemon/run.ts";
 import { systemClock } from "../lib/daemon/main.ts";
+import { noopRebootPorts } from "./harness/noop_reboot.ts";
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -71,15 +72,7 @@ async function waiter(
         {
           store,
           queue,
-          rebooter: {
-            reboot: () => Promise.resolve(),
-            activeSessions: () => Promise.resolve(0),
-          },
-          need: {
-            name: "test",
-            neededBy: () => Promise.resolve("test"),
-            waitUntilNeeded: () => Promise.resolve("test"),
-          },
+          ...noopRebootPorts("test"),
           clock: systemClock,
           log,
           random: Math.random,

@@ -7,25 +7,41 @@
  * @module
  */
 
+/**
+ * An error the command-line tools turn into a one-line message and an exit
+ * status: the base of the error classes below and of the D-Bus ones.
+ */
+export class ExitStatusError extends Error {
+  /** Exit status that the command-line tools use for this error. */
+  readonly exitCode: number;
+  /**
+   * Creates an error with exit status `exitCode` (the subclass sets `name`).
+   *
+   * @param exitCode the exit status
+   * @param message one line
+   * @param options standard error options (the underlying cause)
+   */
+  constructor(exitCode: number, message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.exitCode = exitCode;
+  }
+}
+
 /** A command line, a flag, a config value or an argument that is not acceptable. Exit status 2. */
-export class UsageError extends Error {
-  /** Exit status that locksmithctl uses for this error. */
-  readonly exitCode: number = 2;
+export class UsageError extends ExitStatusError {
   /**
    * Creates a `UsageError`.
    *
    * @param message one line naming the thing at fault and what is accepted
    */
   constructor(message: string) {
-    super(message);
+    super(2, message);
     this.name = "UsageError";
   }
 }
 
 /** An operation the semaphore refused, e.g. it is full or the id holds no slot. Exit status 1. */
-export class SemaphoreRefusedError extends Error {
-  /** Exit status that locksmithctl uses for this error. */
-  readonly exitCode: number = 1;
+export class SemaphoreRefusedError extends ExitStatusError {
   /** Short machine-readable reason, stable across versions. */
   readonly reason: SemaphoreRefusal;
   /**
@@ -35,7 +51,7 @@ export class SemaphoreRefusedError extends Error {
    * @param message human-readable text, one line
    */
   constructor(reason: SemaphoreRefusal, message: string) {
-    super(message);
+    super(1, message);
     this.name = "SemaphoreRefusedError";
     this.reason = reason;
   }
@@ -49,9 +65,7 @@ export type SemaphoreRefusal =
   | "paused";
 
 /** The stored semaphore document could not be parsed or has the wrong shape. Exit status 1. */
-export class CorruptDocumentError extends Error {
-  /** Exit status that locksmithctl uses for this error. */
-  readonly exitCode: number = 1;
+export class CorruptDocumentError extends ExitStatusError {
   /** The etcd key holding the document. */
   readonly key: string;
   /** What is wrong with the document, e.g. `"max" is not an integer`. */
@@ -66,7 +80,7 @@ export class CorruptDocumentError extends Error {
    * @param raw the raw stored value
    */
   constructor(key: string, defect: string, raw: string) {
-    super(`semaphore document at ${key} is corrupt: ${defect}`);
+    super(1, `semaphore document at ${key} is corrupt: ${defect}`);
     this.name = "CorruptDocumentError";
     this.key = key;
     this.defect = defect;
@@ -75,9 +89,7 @@ export class CorruptDocumentError extends Error {
 }
 
 /** etcd could not be reached or did not answer in time. Exit status 1. */
-export class EtcdUnavailableError extends Error {
-  /** Exit status that locksmithctl uses for this error. */
-  readonly exitCode: number = 1;
+export class EtcdUnavailableError extends ExitStatusError {
   /**
    * Creates an `EtcdUnavailableError`.
    *
@@ -85,45 +97,39 @@ export class EtcdUnavailableError extends Error {
    * @param options standard error options (the underlying cause)
    */
   constructor(message: string, options?: ErrorOptions) {
-    super(message, options);
+    super(1, message, options);
     this.name = "EtcdUnavailableError";
   }
 }
 
 /** etcd refused the credentials (wrong user or password, or none given where auth is on). Exit status 1. */
-export class EtcdAuthenticationError extends Error {
-  /** Exit status that locksmithctl uses for this error. */
-  readonly exitCode: number = 1;
+export class EtcdAuthenticationError extends ExitStatusError {
   /**
    * Creates an `EtcdAuthenticationError`.
    *
    * @param message one line naming the endpoint and what etcd said
    */
   constructor(message: string) {
-    super(message);
+    super(1, message);
     this.name = "EtcdAuthenticationError";
   }
 }
 
 /** The etcd user may not read or write the semaphore's keys (etcd RBAC). Exit status 1. */
-export class EtcdPermissionDeniedError extends Error {
-  /** Exit status that locksmithctl uses for this error. */
-  readonly exitCode: number = 1;
+export class EtcdPermissionDeniedError extends ExitStatusError {
   /**
    * Creates an `EtcdPermissionDeniedError`.
    *
    * @param message one line naming the endpoint and what etcd said
    */
   constructor(message: string) {
-    super(message);
+    super(1, message);
     this.name = "EtcdPermissionDeniedError";
   }
 }
 
 /** etcd answered a request with an error that is neither unavailability nor access (e.g. a lease not found). Exit status 1. */
-export class EtcdRequestError extends Error {
-  /** Exit status that locksmithctl uses for this error. */
-  readonly exitCode: number = 1;
+export class EtcdRequestError extends ExitStatusError {
   /** The gRPC status code etcd answered with (5 not found, 3 invalid argument, ...). */
   readonly code: number;
   /**
@@ -133,23 +139,21 @@ export class EtcdRequestError extends Error {
    * @param message one line naming the endpoint and what etcd said
    */
   constructor(code: number, message: string) {
-    super(message);
+    super(1, message);
     this.name = "EtcdRequestError";
     this.code = code;
   }
 }
 
 /** Too many compare-and-swap conflicts in a row; the update was not applied. Exit status 1. */
-export class ContentionError extends Error {
-  /** Exit status that locksmithctl uses for this error. */
-  readonly exitCode: number = 1;
+export class ContentionError extends ExitStatusError {
   /**
    * Creates a `ContentionError`.
    *
    * @param message one line naming the key and the number of attempts
    */
   constructor(message: string) {
-    super(message);
+    super(1, message);
     this.name = "ContentionError";
   }
 }

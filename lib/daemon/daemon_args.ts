@@ -6,8 +6,7 @@
  * @module
  */
 
-import { parseArgs } from "node:util";
-import { quote, UsageError } from "../common/errors.ts";
+import { type FlagRules, walkFlags } from "../common/flag_walk.ts";
 import { helpColumns, plainText } from "../common/help_layout.ts";
 import { DEFAULT_CONFIG_FILES } from "./config_file.ts";
 import { DAEMON_KEYS, type DaemonKey } from "./config_keys.ts";
@@ -28,12 +27,6 @@ export interface DaemonArgs {
   readonly flags: Readonly<Record<string, string>>;
 }
 
-interface OptionSpec {
-  readonly type: "string" | "boolean";
-  readonly multiple?: boolean;
-  readonly short?: string;
-}
-
 /** The rows that have a flag, by flag name. */
 const FLAG_ROWS: ReadonlyMap<string, DaemonKey> = new Map(
   DAEMON_KEYS.flatMap((row) =>
@@ -43,7 +36,7 @@ const FLAG_ROWS: ReadonlyMap<string, DaemonKey> = new Map(
 
 const CONFIG_EXAMPLE = "/etc/flatcar/update.conf";
 
-const ARG_OPTIONS: Readonly<Record<string, OptionSpec>> = {
+const ARG_OPTIONS: FlagRules["options"] = {
   help: { type: "boolean", short: "h" },
   version: { type: "boolean" },
   config: { type: "string", multiple: true },
@@ -64,50 +57,19 @@ const SEE_HELP = "see locksmithd --help";
  * Values are not validated here: `resolveDaemonConfig` does that.
  */
 export function parseDaemonArgs(args: readonly string[]): DaemonArgs {
-  const { tokens } = parseArgs({
-    args: [...args],
+  const { help, version, values } = walkFlags(args, {
     options: ARG_OPTIONS,
-    strict: false,
-    allowPositionals: true,
-    tokens: true,
+    seeHelp: SEE_HELP,
+    known: (name) => ARG_OPTIONS[name] !== undefined,
+    needsValue: (name) =>
+      `--${name} needs a value, e.g. --${name} ${
+        FLAG_ROWS.get(name)?.flag?.example ?? CONFIG_EXAMPLE
+      }`,
   });
-  let help = false;
-  let version = false;
   const configFiles: string[] = [];
   const repeated = new Map<string, string[]>();
   const flags: Record<string, string> = {};
-  for (const token of tokens) {
-    if (token.kind === "positional") {
-      throw new UsageError(
-        `unexpected argument ${quote(token.value)}; ${SEE_HELP}`,
-      );
-    }
-    if (token.kind === "option-terminator") continue;
-    const name = token.name;
-    const spec = ARG_OPTIONS[name];
-    if (spec === undefined) {
-      throw new UsageError(
-        `unknown flag ${token.rawName}; ${SEE_HELP}`,
-      );
-    }
-    if (spec.type === "boolean") {
-      if (token.value !== undefined) {
-        throw new UsageError(`${token.rawName} takes no value; ${SEE_HELP}`);
-      }
-      if (name === "help") help = true;
-      else version = true;
-      continue;
-    }
-    const value = token.value;
-    if (
-      value === undefined || value === "" ||
-      (!token.inlineValue && value.startsWith("-"))
-    ) {
-      const example = FLAG_ROWS.get(name)?.flag?.example ?? CONFIG_EXAMPLE;
-      throw new UsageError(
-        `--${name} needs a value, e.g. --${name} ${example}; ${SEE_HELP}`,
-      );
-    }
+  for (const { name, value } of values) {
     const row = FLAG_ROWS.get(name);
     if (row === undefined) configFiles.push(value);
     else if (row.flag?.repeatable) {

@@ -14,20 +14,18 @@ import {
   loadDaemonConfig,
   parseDaemonArgs,
 } from "./config.ts";
-import { createDaemonLog, type DaemonLogger } from "./log.ts";
+import type { DaemonLogger } from "./log.ts";
+import { answerHelpOrVersion, reportFailure, stderrLog } from "./program_io.ts";
 import { type DaemonOutcome, runDaemonLoop } from "./loop.ts";
 import type { BootInfo, Clock } from "./ports.ts";
+import { realClock } from "./clock.ts";
 import { bootTimeId, usesLock } from "./decisions.ts";
 import { exitCodeOf, oneLine, UsageError } from "../common/errors.ts";
 import { readMachineId } from "../common/machine_id.ts";
 import { anyRebootNeed, rebootNeedFrom } from "./reboot_need.ts";
 import { SentinelFileSource } from "./sentinel.ts";
 import { daemonPermissionNeeds } from "./permission_needs.ts";
-import {
-  envIfGranted,
-  readGrantedEnv,
-  requirePermissions,
-} from "../common/permissions.ts";
+import { readGrantedEnv, requirePermissions } from "../common/permissions.ts";
 import type { LockStore } from "../semaphore/lock_store.ts";
 import { NO_METRICS } from "./metrics_port.ts";
 import {
@@ -39,50 +37,13 @@ import {
 } from "./safety_wiring.ts";
 import type { SlotQueue } from "../semaphore/slot_queue.ts";
 import type { SlotLease } from "../semaphore/slot_lease.ts";
-import { VERSION } from "../common/version.ts";
 import { fleetLockHolderId, openFleetLockClient } from "./fleetlock_wiring.ts";
-
-const encoder = new TextEncoder();
-
-function writeStderr(text: string): void {
-  const bytes = encoder.encode(text);
-  let offset = 0;
-  while (offset < bytes.length) {
-    offset += Deno.stderr.writeSync(bytes.subarray(offset));
-  }
-}
 
 /** How long notifications still queued at exit may take to be sent. */
 const NOTIFY_CLOSE_MS = 2_000;
 
-/** Longest single timer: `setTimeout` fires at once beyond 2^31-1 ms. */
-const MAX_TIMER_MS = 2 ** 31 - 1;
-
 /** The real clock: `setTimeout`, abortable; long sleeps are split into timers that fit. */
-export const systemClock: Clock = {
-  now: () => new Date(),
-  sleep: async (ms, signal) => {
-    let rest = Math.max(0, ms);
-    do {
-      const step = Math.min(rest, MAX_TIMER_MS);
-      rest -= step;
-      const slept = await new Promise<boolean>((resolve) => {
-        if (signal.aborted) return resolve(false);
-        const timer = setTimeout(() => {
-          signal.removeEventListener("abort", onAbort);
-          resolve(true);
-        }, step);
-        const onAbort = () => {
-          clearTimeout(timer);
-          resolve(false);
-        };
-        signal.addEventListener("abort", onAbort, { once: true });
-      });
-      if (!slept) return false;
-    } while (rest > 0);
-    return true;
-  },
-};
+export const systemClock: Clock = { ...realClock };
 
 /**
  * Stops on SIGTERM or SIGINT: aborts the returned signal; SIGHUP is logged
@@ -204,27 +165,19 @@ async function checkSentinel(path: string): Promise<void> {
  * bus), 2 on a usage or configuration error.
  */
 export async function runDaemon(args: readonly string[]): Promise<number> {
-  const journal = envIfGranted("JOURNAL_STREAM") !== undefined;
-  const log = createDaemonLog(writeStderr, journal);
+  const log = stderrLog();
   let config: DaemonConfig;
   try {
     const parsed = parseDaemonArgs(args);
-    if (parsed.help) {
-      Deno.stdout.writeSync(encoder.encode(DAEMON_USAGE));
-      return 0;
-    }
-    if (parsed.version) {
-      Deno.stdout.writeSync(encoder.encode(`locksmithd ${VERSION}\n`));
-      return 0;
-    }
+    const answered = answerHelpOrVersion(parsed, DAEMON_USAGE);
+    if (answered !== undefined) return answered;
     config = await loadDaemonConfig({
       configFiles: parsed.configFiles,
       env: readGrantedEnv(DAEMON_CONFIG_KEYS),
       flags: parsed.flags,
     });
   } catch (error) {
-    writeStderr(`locksmithd: ${oneLine(error)}\n`);
-    return exitCodeOf(error);
+    return reportFailure("locksmithd", error);
   }
   for (const warning of config.warnings) log.warn(warning);
   if (config.strategy === "off") {
@@ -242,8 +195,7 @@ export async function runDaemon(args: readonly string[]): Promise<number> {
     await checkSentinel(config.rebootSentinel);
     checkRunPermissions(config);
   } catch (error) {
-    writeStderr(`locksmithd: ${oneLine(error)}\n`);
-    return exitCodeOf(error);
+    return reportFailure("locksmithd", error);
   }
 
   const { signal, dispose } = stopOnSignals(log);

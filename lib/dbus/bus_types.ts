@@ -7,7 +7,7 @@
  */
 
 import type { Message, MessageBus } from "dbus-next";
-import { oneLine } from "../common/errors.ts";
+import { ExitStatusError, oneLine } from "../common/errors.ts";
 
 /** Default time a method call may take before it fails (D-Bus's own default). */
 export const DEFAULT_CALL_TIMEOUT_MS = 25_000;
@@ -26,9 +26,7 @@ export const INVALID_SIGNATURE_ERROR =
   "org.freedesktop.DBus.Error.InvalidSignature";
 
 /** The system bus is absent, refused the connection, or is not permitted. Exit status 1. */
-export class SystemBusUnavailableError extends Error {
-  /** Exit status that the command-line tools use for this error. */
-  readonly exitCode: number = 1;
+export class SystemBusUnavailableError extends ExitStatusError {
   /**
    * Creates a `SystemBusUnavailableError`.
    *
@@ -36,15 +34,13 @@ export class SystemBusUnavailableError extends Error {
    * @param options standard error options (the underlying cause)
    */
   constructor(message: string, options?: ErrorOptions) {
-    super(message, options);
+    super(1, message, options);
     this.name = "SystemBusUnavailableError";
   }
 }
 
 /** A D-Bus method call failed: an error reply, no reply in time, or a malformed reply. Exit status 1. */
-export class DbusCallError extends Error {
-  /** Exit status that the command-line tools use for this error. */
-  readonly exitCode: number = 1;
+export class DbusCallError extends ExitStatusError {
   /** The method, as `interface.Member`, e.g. `org.freedesktop.login1.Manager.Reboot`. */
   readonly method: string;
   /** The D-Bus error name, e.g. `org.freedesktop.DBus.Error.ServiceUnknown`. */
@@ -57,7 +53,10 @@ export class DbusCallError extends Error {
    * @param text the error text, any newlines are folded
    */
   constructor(method: string, errorName: string, text: string) {
-    super(`${method} failed: ${errorName}${text ? `: ${oneLine(text)}` : ""}`);
+    super(
+      1,
+      `${method} failed: ${errorName}${text ? `: ${oneLine(text)}` : ""}`,
+    );
     this.name = "DbusCallError";
     this.method = method;
     this.errorName = errorName;

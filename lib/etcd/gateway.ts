@@ -15,13 +15,8 @@ import {
   EtcdAuthenticationError,
   EtcdPermissionDeniedError,
   EtcdRequestError,
-  EtcdUnavailableError,
 } from "../common/errors.ts";
-import {
-  EndpointFailure,
-  EndpointSet,
-  NoEndpointAnswered,
-} from "./endpoint_set.ts";
+import { EndpointFailure } from "./endpoint_set.ts";
 import {
   type Json,
   rangeJson,
@@ -30,6 +25,7 @@ import {
   txnResultFrom,
 } from "./gateway_json.ts";
 import { GatewayWatch } from "./gateway_watch.ts";
+import { PortCore } from "./port_core.ts";
 import type {
   CallOptions,
   EtcdPort,
@@ -69,12 +65,7 @@ export interface GatewayOptions extends TlsOptions {
   readonly hedgeAfterMs?: number;
 }
 
-/**
- * Ask another member too after this long without an answer: well above a
- * healthy member's latency (a few ms; tens under load), well below a
- * frozen member's (never).
- */
-export const DEFAULT_HEDGE_AFTER_MS = 250;
+export { DEFAULT_HEDGE_AFTER_MS } from "./port_core.ts";
 
 /** gRPC status codes etcd uses, as the gateway reports them. */
 const UNAVAILABLE_CODES = new Set([1, 4, 10, 13, 14]);
@@ -131,12 +122,8 @@ export class GatewayPort implements EtcdPort {
   readonly endpoints: readonly string[];
   /** Always `"gateway"`. */
   readonly transport = "gateway" as const;
-  readonly #options: GatewayOptions;
   readonly #client: Deno.HttpClient | undefined;
-  readonly #set: EndpointSet;
-  readonly #tokens = new Map<string, Promise<string>>();
-  readonly #streams = new Set<WatchStream>();
-  readonly #requests: Record<string, number> = {};
+  readonly #core: PortCore;
 
   /**
    * Creates a `GatewayPort`; see {@link openGatewayPort}.
@@ -146,16 +133,19 @@ export class GatewayPort implements EtcdPort {
    */
   constructor(options: GatewayOptions, client?: Deno.HttpClient) {
     this.endpoints = options.endpoints;
-    this.#options = options;
     this.#client = client;
-    this.#set = new EndpointSet(options.endpoints, {
-      hedgeAfterMs: options.hedgeAfterMs ??
-        Math.min(DEFAULT_HEDGE_AFTER_MS, options.timeoutMs / 4),
+    const { username, password } = options;
+    this.#core = new PortCore({
+      ...options,
+      authenticate: (endpoint, signal) =>
+        this.#post(endpoint, "/v3/auth/authenticate", {
+          name: username,
+          password,
+        }, signal).then((json) =>
+          typeof json.token === "string" ? json.token : undefined
+        ),
+      tokenRejected: (error) => error instanceof TokenExpired,
     });
-  }
-
-  #count(kind: string): void {
-    this.#requests[kind] = (this.#requests[kind] ?? 0) + 1;
   }
 
   /** One POST to one endpoint; throws {@link EndpointFailure} when the member did not answer usefully. */
@@ -223,74 +213,27 @@ export class GatewayPort implements EtcdPort {
 
   /** The auth token of `endpoint` (tokens are per member), or `undefined` without credentials. */
   token(endpoint: string, signal: AbortSignal): Promise<string | undefined> {
-    const { username, password } = this.#options;
-    if (username === undefined) return Promise.resolve(undefined);
-    let token = this.#tokens.get(endpoint);
-    if (token === undefined) {
-      this.#count("authenticate");
-      token = this.#post(endpoint, "/v3/auth/authenticate", {
-        name: username,
-        password,
-      }, signal).then((json) => {
-        if (typeof json.token !== "string") {
-          throw new EtcdAuthenticationError(
-            `etcd at ${endpoint} gave no token for user ${username}: is auth enabled?`,
-          );
-        }
-        return json.token;
-      });
-      this.#tokens.set(endpoint, token);
-      token.catch(() => this.#tokens.delete(endpoint));
-    }
-    return token;
+    return this.#core.token(endpoint, signal);
   }
 
   /** Forgets `endpoint`'s token (etcd said it expired). */
   dropToken(endpoint: string): void {
-    this.#tokens.delete(endpoint);
+    this.#core.dropToken(endpoint);
   }
 
-  /** An authenticated POST, renewing an expired token once. */
-  async #authed(
-    endpoint: string,
+  #call(
+    kind: string,
     path: string,
     body: Json,
-    signal: AbortSignal,
+    options: CallOptions,
   ): Promise<Json> {
-    for (let attempt = 1;; attempt++) {
-      const token = await this.token(endpoint, signal);
-      try {
-        return await this.#post(endpoint, path, body, signal, token);
-      } catch (error) {
-        if (!(error instanceof TokenExpired)) throw error;
-        this.dropToken(endpoint);
-        if (attempt === 2 || token === undefined) {
-          throw new EtcdAuthenticationError(
-            `etcd at ${endpoint} refused the request: ${error.message}${
-              token === undefined
-                ? " (auth is on: give a user name and password)"
-                : ""
-            }`,
-          );
-        }
-      }
-    }
+    return this.#core.call(
+      kind,
+      options,
+      (endpoint, signal, token) =>
+        this.#post(endpoint, path, body, signal, token),
+    );
   }
-
-  async #call(kind: string, path: string, body: Json, options: CallOptions) {
-    try {
-      return await this.#set.call((endpoint, signal) => {
-        this.#count(kind);
-        return this.#authed(endpoint, path, body, signal);
-      }, options);
-    } catch (error) {
-      if (error instanceof NoEndpointAnswered) {
-        throw new EtcdUnavailableError(error.message, { cause: error });
-      }
-      throw error;
-    }
-  }
-
   /** Reads keys; see {@link EtcdPort.range}. */
   async range(
     request: RangeRequest,
@@ -352,43 +295,27 @@ export class GatewayPort implements EtcdPort {
     handlers: WatchHandlers,
     endpoint?: string,
   ): WatchStream {
-    this.#count("watch");
-    const at = endpoint ?? this.#set.order()[0]!;
-    const stream = new GatewayWatch({
-      endpoint: at,
-      requests,
-      client: this.#client,
-      createTimeoutMs: this.#options.timeoutMs,
-      token: (signal) => this.token(at, signal),
-      dropToken: () => this.dropToken(at),
-      markBad: () => this.#set.markBad(at),
-      handlers: {
-        onCreated: (revision) => handlers.onCreated?.(revision),
-        onEvents: (index, events) => handlers.onEvents(index, events),
-        onEnd: (end) => {
-          this.#streams.delete(stream);
-          handlers.onEnd(end);
-        },
-      },
-    });
-    this.#streams.add(stream);
-    return stream;
+    return this.#core.watch(
+      handlers,
+      endpoint,
+      (member) =>
+        new GatewayWatch({ ...member, requests, client: this.#client }),
+    );
   }
 
   /** The endpoints in the order they would be tried now. */
   endpointOrder(): string[] {
-    return this.#set.order();
+    return this.#core.endpointOrder();
   }
 
   /** Requests sent so far, by kind. */
   stats(): PortStats {
-    return { requests: { ...this.#requests } };
+    return this.#core.stats();
   }
 
   /** Ends every watch stream and the HTTP client. */
   close(): Promise<void> {
-    for (const stream of this.#streams) stream.cancel();
-    this.#streams.clear();
+    this.#core.close();
     this.#client?.close();
     return Promise.resolve();
   }

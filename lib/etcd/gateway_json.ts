@@ -8,17 +8,16 @@
  */
 
 import type {
-  Compare,
   KeyValue,
   RangeRequest,
   RangeResult,
-  TxnOp,
   TxnOpResult,
   TxnRequest,
   TxnResult,
   WatchEvent,
   WatchRequest,
 } from "./port.ts";
+import { int, requestShapes } from "./wire_shapes.ts";
 
 /** A JSON object as the gateway returns it. */
 export type Json = Record<string, unknown>;
@@ -34,12 +33,6 @@ function fromB64(text: unknown): Uint8Array {
   return typeof text === "string" && text !== ""
     ? Uint8Array.fromBase64(text)
     : EMPTY;
-}
-
-function int(value: unknown): number {
-  if (typeof value === "number") return value;
-  if (typeof value === "string" && value !== "") return Number(value);
-  return 0;
 }
 
 function object(value: unknown): Json {
@@ -70,21 +63,16 @@ export function keyValueFrom(json: unknown): KeyValue {
   };
 }
 
+/** The gateway's spelling: bytes in base64, enums by name. */
+const SHAPES = requestShapes({
+  bytes: b64,
+  sort: (order, target) => ({ sort_order: order, sort_target: target }),
+  compare: (target, result) => ({ target, result }),
+});
+
 /** The JSON of a range request. */
 export function rangeJson(r: RangeRequest): Json {
-  return {
-    key: b64(r.key),
-    ...(r.rangeEnd ? { range_end: b64(r.rangeEnd) } : {}),
-    ...(r.limit ? { limit: String(r.limit) } : {}),
-    ...(r.sortOrder
-      ? { sort_order: r.sortOrder, sort_target: r.sortTarget ?? "KEY" }
-      : {}),
-    ...(r.keysOnly ? { keys_only: true } : {}),
-    ...(r.countOnly ? { count_only: true } : {}),
-    ...(r.maxCreateRevision
-      ? { max_create_revision: String(r.maxCreateRevision) }
-      : {}),
-  };
+  return SHAPES.range(r);
 }
 
 /** A range result from its JSON. */
@@ -97,58 +85,9 @@ export function rangeResultFrom(json: unknown): RangeResult {
   };
 }
 
-function compareJson(c: Compare): Json {
-  const base = { key: b64(c.key), target: c.target, result: c.result };
-  switch (c.target) {
-    case "VALUE":
-      return { ...base, value: b64(c.value) };
-    case "VERSION":
-      return { ...withEnd(base, c.rangeEnd), version: String(c.value) };
-    case "CREATE":
-      return {
-        ...withEnd(base, c.rangeEnd),
-        create_revision: String(c.value),
-      };
-    case "MOD":
-      return { ...withEnd(base, c.rangeEnd), mod_revision: String(c.value) };
-  }
-}
-
-function withEnd(base: Json, end: Uint8Array | undefined): Json {
-  return end ? { ...base, range_end: b64(end) } : base;
-}
-
-function opJson(op: TxnOp): Json {
-  if ("put" in op) {
-    return {
-      request_put: {
-        key: b64(op.put.key),
-        value: b64(op.put.value),
-        ...(op.put.lease && op.put.lease !== "0"
-          ? { lease: op.put.lease }
-          : {}),
-      },
-    };
-  }
-  if ("deleteRange" in op) {
-    return {
-      request_delete_range: withEnd(
-        { key: b64(op.deleteRange.key) },
-        op.deleteRange.rangeEnd,
-      ),
-    };
-  }
-  if ("range" in op) return { request_range: rangeJson(op.range) };
-  return { request_txn: txnJson(op.txn) };
-}
-
 /** The JSON of a transaction. */
 export function txnJson(t: TxnRequest): Json {
-  return {
-    compare: t.compare.map(compareJson),
-    success: t.success.map(opJson),
-    failure: t.failure.map(opJson),
-  };
+  return SHAPES.txn(t);
 }
 
 function opResultFrom(json: unknown): TxnOpResult {
@@ -175,13 +114,7 @@ export function txnResultFrom(json: unknown): TxnResult {
 
 /** The JSON of one watch create request. */
 export function watchCreateJson(w: WatchRequest): Json {
-  return {
-    create_request: {
-      ...withEnd({ key: b64(w.key) }, w.rangeEnd),
-      ...(w.startRevision ? { start_revision: String(w.startRevision) } : {}),
-      ...(w.prevKv ? { prev_kv: true } : {}),
-    },
-  };
+  return SHAPES.watchCreate(w);
 }
 
 /** One message of a watch stream, decoded. */

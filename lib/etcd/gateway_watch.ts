@@ -10,38 +10,19 @@
  * @module
  */
 
-import { formatDuration } from "../common/duration.ts";
 import { describeFetchError } from "./gateway.ts";
 import {
   type Json,
   watchCreateJson,
   watchMessageFrom,
 } from "./gateway_json.ts";
-import type {
-  WatchEnd,
-  WatchHandlers,
-  WatchRequest,
-  WatchStream,
-} from "./port.ts";
+import type { WatchEnd, WatchStream } from "./port.ts";
+import { WatchDispatch, type WatchDispatchOptions } from "./watch_dispatch.ts";
 
 /** What a {@link GatewayWatch} needs. */
-export interface GatewayWatchOptions {
-  /** The member to watch on. */
-  readonly endpoint: string;
-  /** The watches of the stream, in order. */
-  readonly requests: readonly WatchRequest[];
+export interface GatewayWatchOptions extends WatchDispatchOptions {
   /** HTTP client with the TLS settings, if any. */
   readonly client: Deno.HttpClient | undefined;
-  /** End as disconnected when not every watch was created within this long (ms). */
-  readonly createTimeoutMs: number;
-  /** The member's auth token, if auth is used. */
-  token(signal: AbortSignal): Promise<string | undefined>;
-  /** Forgets the token (etcd said it is invalid). */
-  dropToken(): void;
-  /** Tells the endpoint set that this member failed. */
-  markBad(): void;
-  /** Where events and the end go. */
-  readonly handlers: WatchHandlers;
 }
 
 /** A running gateway watch stream; see the module documentation. */
@@ -51,8 +32,7 @@ export class GatewayWatch implements WatchStream {
   readonly #options: GatewayWatchOptions;
   readonly #abort = new AbortController();
   #ended = false;
-  #createTimer: ReturnType<typeof setTimeout> | undefined;
-  readonly #ids: number[] = [];
+  readonly #dispatch: WatchDispatch<number>;
 
   /**
    * Starts the stream.
@@ -62,15 +42,7 @@ export class GatewayWatch implements WatchStream {
   constructor(options: GatewayWatchOptions) {
     this.endpoint = options.endpoint;
     this.#options = options;
-    this.#createTimer = setTimeout(() => {
-      options.markBad();
-      this.#end({
-        kind: "disconnected",
-        reason: `${this.endpoint} set up no watch within ${
-          formatDuration(options.createTimeoutMs)
-        }`,
-      });
-    }, options.createTimeoutMs);
+    this.#dispatch = new WatchDispatch(options, (end) => this.#end(end));
     this.#run().catch((error) => {
       this.#end({
         kind: "disconnected",
@@ -82,14 +54,14 @@ export class GatewayWatch implements WatchStream {
   /** Ends the stream; no handler is called afterwards. */
   cancel(): void {
     this.#ended = true;
-    clearTimeout(this.#createTimer);
+    this.#dispatch.stop();
     this.#abort.abort();
   }
 
   #end(end: WatchEnd): void {
     if (this.#ended) return;
     this.#ended = true;
-    clearTimeout(this.#createTimer);
+    this.#dispatch.stop();
     this.#abort.abort();
     this.#options.handlers.onEnd(end);
   }
@@ -156,39 +128,14 @@ export class GatewayWatch implements WatchStream {
       return;
     }
     const message = watchMessageFrom(json);
-    const { handlers, requests } = this.#options;
-    switch (message.kind) {
-      case "created":
-        this.#ids.push(message.watchId);
-        if (this.#ids.length === requests.length) {
-          clearTimeout(this.#createTimer);
-          handlers.onCreated?.(message.revision);
-        }
-        return;
-      case "events": {
-        const index = this.#ids.indexOf(message.watchId);
-        if (index >= 0) handlers.onEvents(index, message.events);
-        return;
-      }
-      case "canceled":
-        this.#end(
-          message.compactRevision > 0
-            ? { kind: "compacted", compactRevision: message.compactRevision }
-            : {
-              kind: "canceled",
-              reason: message.reason || "cancelled by the server",
-            },
-        );
-        return;
-      case "progress":
-        return;
-      case "error":
-        if (/auth token/.test(message.message)) this.#options.dropToken();
-        this.#end({
-          kind: "disconnected",
-          reason: `${this.endpoint}: ${message.message}`,
-        });
-        return;
+    if (message.kind === "error") {
+      if (/auth token/.test(message.message)) this.#options.dropToken();
+      this.#end({
+        kind: "disconnected",
+        reason: `${this.endpoint}: ${message.message}`,
+      });
+      return;
     }
+    this.#dispatch.dispatch(message);
   }
 }

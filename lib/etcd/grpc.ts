@@ -16,17 +16,8 @@
 
 import type { Interceptor } from "@grpc/grpc-js";
 import type { Etcd3, IOptions } from "etcd3";
-import { DEFAULT_HEDGE_AFTER_MS } from "./gateway.ts";
-import {
-  EtcdAuthenticationError,
-  EtcdRequestError,
-  EtcdUnavailableError,
-} from "../common/errors.ts";
-import {
-  EndpointFailure,
-  EndpointSet,
-  NoEndpointAnswered,
-} from "./endpoint_set.ts";
+import { EtcdRequestError } from "../common/errors.ts";
+import { EndpointFailure } from "./endpoint_set.ts";
 import {
   callInterceptor,
   grpcCredentials,
@@ -35,13 +26,14 @@ import {
   TokenRejected,
 } from "./grpc_client.ts";
 import {
-  int,
   rangeMessage,
   rangeResultFrom,
   txnMessage,
   txnResultFrom,
 } from "./grpc_messages.ts";
 import { GrpcWatch } from "./grpc_watch.ts";
+import { PortCore } from "./port_core.ts";
+import { int } from "./wire_shapes.ts";
 import type { EtcdConnectionOptions } from "./options.ts";
 import type {
   CallOptions,
@@ -99,14 +91,10 @@ export class GrpcPort implements EtcdPort {
   readonly endpoints: readonly string[];
   /** Always `"grpc"`. */
   readonly transport = "grpc" as const;
-  readonly #options: GrpcOptions;
   readonly #credentials: IOptions["credentials"];
   readonly #secure: boolean;
   readonly #clients = new Map<string, Etcd3>();
-  readonly #set: EndpointSet;
-  readonly #tokens = new Map<string, Promise<string>>();
-  readonly #streams = new Set<WatchStream>();
-  readonly #requests: Record<string, number> = {};
+  readonly #core: PortCore;
   #closed = false;
 
   /**
@@ -117,18 +105,22 @@ export class GrpcPort implements EtcdPort {
    */
   constructor(options: GrpcOptions, credentials: IOptions["credentials"]) {
     this.endpoints = options.endpoints;
-    this.#options = options;
     this.#credentials = credentials;
     this.#secure = credentials !== undefined ||
       options.endpoints.some((e) => e.startsWith("https:"));
-    this.#set = new EndpointSet(options.endpoints, {
-      hedgeAfterMs: options.hedgeAfterMs ??
-        Math.min(DEFAULT_HEDGE_AFTER_MS, options.timeoutMs / 4),
+    const { username, password, timeoutMs } = options;
+    this.#core = new PortCore({
+      ...options,
+      authenticate: (endpoint, signal) =>
+        this.#rpc(
+          endpoint,
+          signal,
+          Date.now() + timeoutMs,
+          (client, options) =>
+            client.auth.authenticate({ name: username!, password }, options),
+        ).then((response) => response.token || undefined),
+      tokenRejected: (error) => error instanceof TokenRejected,
     });
-  }
-
-  #count(kind: string): void {
-    this.#requests[kind] = (this.#requests[kind] ?? 0) + 1;
   }
 
   /** The etcd3 client of `endpoint`, created on first use. */
@@ -169,85 +161,28 @@ export class GrpcPort implements EtcdPort {
 
   /** The auth token of `endpoint` (tokens are per member), or `undefined` without credentials. */
   token(endpoint: string, signal: AbortSignal): Promise<string | undefined> {
-    const { username, password, timeoutMs } = this.#options;
-    if (username === undefined) return Promise.resolve(undefined);
-    let token = this.#tokens.get(endpoint);
-    if (token === undefined) {
-      this.#count("authenticate");
-      token = this.#rpc(
-        endpoint,
-        signal,
-        Date.now() + timeoutMs,
-        (client, options) =>
-          client.auth.authenticate({ name: username, password }, options),
-      ).then((response) => {
-        if (!response.token) {
-          throw new EtcdAuthenticationError(
-            `etcd at ${endpoint} gave no token for user ${username}: is auth enabled?`,
-          );
-        }
-        return response.token;
-      });
-      this.#tokens.set(endpoint, token);
-      token.catch(() => this.#tokens.delete(endpoint));
-    }
-    return token;
+    return this.#core.token(endpoint, signal);
   }
 
   /** Forgets `endpoint`'s token (etcd said it is not valid). */
   dropToken(endpoint: string): void {
-    this.#tokens.delete(endpoint);
-  }
-
-  /** An authenticated RPC, renewing a rejected token once. */
-  async #authed<T>(
-    endpoint: string,
-    signal: AbortSignal,
-    deadline: number,
-    call: Rpc<T>,
-  ): Promise<T> {
-    for (let attempt = 1;; attempt++) {
-      const token = await this.token(endpoint, signal);
-      try {
-        return await this.#rpc(endpoint, signal, deadline, call, token);
-      } catch (error) {
-        if (!(error instanceof TokenRejected)) throw error;
-        this.dropToken(endpoint);
-        if (attempt === 2 || token === undefined) {
-          throw new EtcdAuthenticationError(
-            `etcd at ${endpoint} refused the request: ${error.message}${
-              token === undefined
-                ? " (auth is on: give a user name and password)"
-                : ""
-            }`,
-          );
-        }
-      }
-    }
+    this.#core.dropToken(endpoint);
   }
 
   /** Runs `call` on the members as the endpoint set decides, within `options.deadline`. */
-  async #call<T>(
-    kind: string,
-    options: CallOptions,
-    call: Rpc<T>,
-  ): Promise<T> {
-    try {
-      return await this.#set.call((endpoint, signal) => {
-        this.#count(kind);
-        return this.#authed(
+  #call<T>(kind: string, options: CallOptions, call: Rpc<T>): Promise<T> {
+    return this.#core.call(
+      kind,
+      options,
+      (endpoint, signal, token) =>
+        this.#rpc(
           endpoint,
           signal,
           options.deadline + BACKSTOP_MS,
           call,
-        );
-      }, options);
-    } catch (error) {
-      if (error instanceof NoEndpointAnswered) {
-        throw new EtcdUnavailableError(error.message, { cause: error });
-      }
-      throw error;
-    }
+          token,
+        ),
+    );
   }
 
   /** Reads keys; see {@link EtcdPort.range}. */
@@ -333,45 +268,29 @@ export class GrpcPort implements EtcdPort {
     handlers: WatchHandlers,
     endpoint?: string,
   ): WatchStream {
-    this.#count("watch");
-    const at = endpoint ?? this.#set.order()[0]!;
-    const stream = new GrpcWatch({
-      endpoint: at,
-      client: () => this.#client(at),
-      requests,
-      secure: this.#secure,
-      createTimeoutMs: this.#options.timeoutMs,
-      token: (signal) => this.token(at, signal),
-      dropToken: () => this.dropToken(at),
-      markBad: () => this.#set.markBad(at),
-      handlers: {
-        onCreated: (revision) => handlers.onCreated?.(revision),
-        onEvents: (index, events) => handlers.onEvents(index, events),
-        onEnd: (end) => {
-          this.#streams.delete(stream);
-          handlers.onEnd(end);
-        },
-      },
-    });
-    this.#streams.add(stream);
-    return stream;
+    return this.#core.watch(handlers, endpoint, (member) =>
+      new GrpcWatch({
+        ...member,
+        client: () => this.#client(member.endpoint),
+        requests,
+        secure: this.#secure,
+      }));
   }
 
   /** The endpoints in the order they would be tried now. */
   endpointOrder(): string[] {
-    return this.#set.order();
+    return this.#core.endpointOrder();
   }
 
   /** Requests sent so far, by kind. */
   stats(): PortStats {
-    return { requests: { ...this.#requests } };
+    return this.#core.stats();
   }
 
   /** Ends every watch stream and closes every member's connections. */
   close(): Promise<void> {
     this.#closed = true;
-    for (const stream of this.#streams) stream.cancel();
-    this.#streams.clear();
+    this.#core.close();
     for (const client of this.#clients.values()) client.close();
     this.#clients.clear();
     return Promise.resolve();

@@ -11,11 +11,9 @@ import { Buffer } from "node:buffer";
 import {
   CompareResult,
   CompareTarget,
-  type ICompare,
   type IKeyValue,
   type IRangeRequest,
   type IRangeResponse,
-  type IRequestOp,
   type ITxnRequest,
   type ITxnResponse,
   type IWatchCreateRequest,
@@ -24,18 +22,18 @@ import {
   SortTarget,
 } from "etcd3";
 import type {
-  Compare,
   KeyValue,
   RangeRequest,
   RangeResult,
   SortTarget as PortSortTarget,
-  TxnOp,
   TxnOpResult,
   TxnRequest,
   TxnResult,
   WatchEvent,
   WatchRequest,
 } from "./port.ts";
+import { int, requestShapes } from "./wire_shapes.ts";
+import type { DispatchedMessage } from "./watch_dispatch.ts";
 
 /** `data` as a `Buffer` sharing its memory (what etcd3's types ask for). */
 export function buffer(data: Uint8Array): Buffer {
@@ -45,13 +43,6 @@ export function buffer(data: Uint8Array): Buffer {
 /** A copy of `data` as a plain `Uint8Array` (etcd3 gives pooled `Buffer`s). */
 function plain(data: Uint8Array | null | undefined): Uint8Array {
   return data ? new Uint8Array(data) : new Uint8Array(0);
-}
-
-/** A decimal int64 (or number) as a number; `0` when absent. */
-export function int(value: unknown): number {
-  if (typeof value === "number") return value;
-  if (typeof value === "string" && value !== "") return Number(value);
-  return 0;
 }
 
 /** The revision in a response's `header`. */
@@ -82,26 +73,36 @@ const SORT_TARGETS: Record<PortSortTarget, SortTarget> = {
   VALUE: SortTarget.Value,
 };
 
+const COMPARE_TARGETS = {
+  VALUE: CompareTarget.Value,
+  VERSION: CompareTarget.Version,
+  CREATE: CompareTarget.Create,
+  MOD: CompareTarget.Mod,
+} as const;
+
+const COMPARE_RESULTS = {
+  EQUAL: CompareResult.Equal,
+  GREATER: CompareResult.Greater,
+  LESS: CompareResult.Less,
+  NOT_EQUAL: CompareResult.NotEqual,
+} as const;
+
+/** etcd3's spelling: bytes as `Buffer`s, enums as numbers. */
+const SHAPES = requestShapes({
+  bytes: buffer,
+  sort: (order, target) => ({
+    sort_order: order === "ASCEND" ? SortOrder.Ascend : SortOrder.Descend,
+    sort_target: SORT_TARGETS[target],
+  }),
+  compare: (target, result) => ({
+    target: COMPARE_TARGETS[target],
+    result: COMPARE_RESULTS[result],
+  }),
+});
+
 /** etcd3's message of a range request. */
 export function rangeMessage(r: RangeRequest): IRangeRequest {
-  return {
-    key: buffer(r.key),
-    ...(r.rangeEnd ? { range_end: buffer(r.rangeEnd) } : {}),
-    ...(r.limit ? { limit: String(r.limit) } : {}),
-    ...(r.sortOrder
-      ? {
-        sort_order: r.sortOrder === "ASCEND"
-          ? SortOrder.Ascend
-          : SortOrder.Descend,
-        sort_target: SORT_TARGETS[r.sortTarget ?? "KEY"],
-      }
-      : {}),
-    ...(r.keysOnly ? { keys_only: true } : {}),
-    ...(r.countOnly ? { count_only: true } : {}),
-    ...(r.maxCreateRevision
-      ? { max_create_revision: String(r.maxCreateRevision) }
-      : {}),
-  };
+  return SHAPES.range(r);
 }
 
 /** A range result from etcd3's message. */
@@ -113,77 +114,9 @@ export function rangeResultFrom(r: IRangeResponse): RangeResult {
   };
 }
 
-const COMPARE_RESULTS = {
-  EQUAL: CompareResult.Equal,
-  GREATER: CompareResult.Greater,
-  LESS: CompareResult.Less,
-  NOT_EQUAL: CompareResult.NotEqual,
-} as const;
-
-function compareMessage(c: Compare): ICompare {
-  const base = { key: buffer(c.key), result: COMPARE_RESULTS[c.result] };
-  switch (c.target) {
-    case "VALUE":
-      return { ...base, target: CompareTarget.Value, value: buffer(c.value) };
-    case "VERSION":
-      return {
-        ...withEnd(base, c.rangeEnd),
-        target: CompareTarget.Version,
-        version: String(c.value),
-      };
-    case "CREATE":
-      return {
-        ...withEnd(base, c.rangeEnd),
-        target: CompareTarget.Create,
-        create_revision: String(c.value),
-      };
-    case "MOD":
-      return {
-        ...withEnd(base, c.rangeEnd),
-        target: CompareTarget.Mod,
-        mod_revision: String(c.value),
-      };
-  }
-}
-
-function withEnd<T extends object>(
-  base: T,
-  end: Uint8Array | undefined,
-): T & { range_end?: Buffer } {
-  return end ? { ...base, range_end: buffer(end) } : base;
-}
-
-function opMessage(op: TxnOp): IRequestOp {
-  if ("put" in op) {
-    return {
-      request_put: {
-        key: buffer(op.put.key),
-        value: buffer(op.put.value),
-        ...(op.put.lease && op.put.lease !== "0"
-          ? { lease: op.put.lease }
-          : {}),
-      },
-    };
-  }
-  if ("deleteRange" in op) {
-    return {
-      request_delete_range: withEnd(
-        { key: buffer(op.deleteRange.key) },
-        op.deleteRange.rangeEnd,
-      ),
-    };
-  }
-  if ("range" in op) return { request_range: rangeMessage(op.range) };
-  return { request_txn: txnMessage(op.txn) };
-}
-
 /** etcd3's message of a transaction. */
 export function txnMessage(t: TxnRequest): ITxnRequest {
-  return {
-    compare: t.compare.map(compareMessage),
-    success: t.success.map(opMessage),
-    failure: t.failure.map(opMessage),
-  };
+  return SHAPES.txn(t);
 }
 
 /** One response of a transaction branch; etcd3 sets only the field of the op's kind. */
@@ -215,33 +148,11 @@ export function txnResultFrom(r: ITxnResponse): TxnResult {
 export function watchCreateMessage(
   w: WatchRequest,
 ): { create_request: IWatchCreateRequest } {
-  return {
-    create_request: {
-      ...withEnd({ key: buffer(w.key) }, w.rangeEnd),
-      ...(w.startRevision ? { start_revision: String(w.startRevision) } : {}),
-      ...(w.prevKv ? { prev_kv: true } : {}),
-    },
-  };
+  return SHAPES.watchCreate(w);
 }
 
 /** One message of a watch stream, decoded (as `gateway_json.ts` decodes the gateway's). */
-export type WatchMessage =
-  | {
-    readonly kind: "created";
-    readonly watchId: string;
-    readonly revision: number;
-  }
-  | {
-    readonly kind: "events";
-    readonly watchId: string;
-    readonly events: readonly WatchEvent[];
-  }
-  | {
-    readonly kind: "canceled";
-    readonly compactRevision: number;
-    readonly reason: string;
-  }
-  | { readonly kind: "progress" };
+export type WatchMessage = DispatchedMessage<string>;
 
 /** Decodes one response of a watch stream. */
 export function watchMessageFrom(r: IWatchResponse): WatchMessage {

@@ -10,7 +10,6 @@
  */
 
 import type { Etcd3, IWatchResponse } from "etcd3";
-import { formatDuration } from "../common/duration.ts";
 import {
   callInterceptor,
   describeUnavailable,
@@ -18,36 +17,18 @@ import {
   TOKEN_REJECTED,
 } from "./grpc_client.ts";
 import { watchCreateMessage, watchMessageFrom } from "./grpc_messages.ts";
-import type {
-  WatchEnd,
-  WatchHandlers,
-  WatchRequest,
-  WatchStream,
-} from "./port.ts";
+import type { WatchEnd, WatchStream } from "./port.ts";
+import { WatchDispatch, type WatchDispatchOptions } from "./watch_dispatch.ts";
 
 /** The duplex stream etcd3's `WatchClient.watch` resolves to. */
 type Duplex = Awaited<ReturnType<Etcd3["watchClient"]["watch"]>>;
 
 /** What a {@link GrpcWatch} needs. */
-export interface GrpcWatchOptions {
-  /** The member to watch on. */
-  readonly endpoint: string;
+export interface GrpcWatchOptions extends WatchDispatchOptions {
   /** The member's client (throws when the port is closed). */
   client(): Etcd3;
-  /** The watches of the stream, in order. */
-  readonly requests: readonly WatchRequest[];
   /** Whether the member is reached over TLS (for messages). */
   readonly secure: boolean;
-  /** End as disconnected when not every watch was created within this long (ms). */
-  readonly createTimeoutMs: number;
-  /** The member's auth token, if auth is used. */
-  token(signal: AbortSignal): Promise<string | undefined>;
-  /** Forgets the token (etcd said it is not valid). */
-  dropToken(): void;
-  /** Tells the endpoint set that this member failed. */
-  markBad(): void;
-  /** Where events and the end go. */
-  readonly handlers: WatchHandlers;
 }
 
 /** A running gRPC watch stream; see the module documentation. */
@@ -58,8 +39,7 @@ export class GrpcWatch implements WatchStream {
   readonly #abort = new AbortController();
   #ended = false;
   #stream: Duplex | undefined;
-  #createTimer: ReturnType<typeof setTimeout> | undefined;
-  readonly #ids: string[] = [];
+  readonly #dispatch: WatchDispatch<string>;
 
   /**
    * Starts the stream.
@@ -69,15 +49,7 @@ export class GrpcWatch implements WatchStream {
   constructor(options: GrpcWatchOptions) {
     this.endpoint = options.endpoint;
     this.#options = options;
-    this.#createTimer = setTimeout(() => {
-      options.markBad();
-      this.#end({
-        kind: "disconnected",
-        reason: `${this.endpoint} set up no watch within ${
-          formatDuration(options.createTimeoutMs)
-        }`,
-      });
-    }, options.createTimeoutMs);
+    this.#dispatch = new WatchDispatch(options, (end) => this.#end(end));
     this.#run().catch((error) => this.#failed(error));
   }
 
@@ -89,7 +61,7 @@ export class GrpcWatch implements WatchStream {
 
   /** Stops the timer and the call. Half-closing first keeps etcd3 from taking the cancellation for a member failure. */
   #close(): void {
-    clearTimeout(this.#createTimer);
+    this.#dispatch.stop();
     this.#abort.abort();
     const stream = this.#stream;
     this.#stream = undefined;
@@ -142,33 +114,6 @@ export class GrpcWatch implements WatchStream {
 
   #message(response: IWatchResponse): void {
     if (this.#ended) return;
-    const message = watchMessageFrom(response);
-    const { handlers, requests } = this.#options;
-    switch (message.kind) {
-      case "created":
-        this.#ids.push(message.watchId);
-        if (this.#ids.length === requests.length) {
-          clearTimeout(this.#createTimer);
-          handlers.onCreated?.(message.revision);
-        }
-        return;
-      case "events": {
-        const index = this.#ids.indexOf(message.watchId);
-        if (index >= 0) handlers.onEvents(index, message.events);
-        return;
-      }
-      case "canceled":
-        this.#end(
-          message.compactRevision > 0
-            ? { kind: "compacted", compactRevision: message.compactRevision }
-            : {
-              kind: "canceled",
-              reason: message.reason || "cancelled by the server",
-            },
-        );
-        return;
-      case "progress":
-        return;
-    }
+    this.#dispatch.dispatch(watchMessageFrom(response));
   }
 }

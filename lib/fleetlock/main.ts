@@ -11,10 +11,13 @@ import {
   type DaemonConfig,
   loadDaemonConfig,
 } from "../daemon/config.ts";
-import { createDaemonLog } from "../daemon/log.ts";
-import { exitCodeOf, oneLine, UsageError } from "../common/errors.ts";
-import { VERSION } from "../common/version.ts";
-import { envIfGranted, readGrantedEnv } from "../common/permissions.ts";
+import {
+  answerHelpOrVersion,
+  reportFailure,
+  stderrLog,
+} from "../daemon/program_io.ts";
+import { oneLine, UsageError } from "../common/errors.ts";
+import { readGrantedEnv } from "../common/permissions.ts";
 import type { LockStore } from "../semaphore/lock_store.ts";
 import { semaphoreKey } from "../semaphore/keys.ts";
 import type { EtcdPort } from "../etcd/port.ts";
@@ -27,16 +30,6 @@ import {
 import { semaphoreGroupOf } from "./protocol.ts";
 import { SERVE_USAGE } from "./help.ts";
 import type { FleetLockServer } from "./server.ts";
-
-const encoder = new TextEncoder();
-
-function writeStderr(text: string): void {
-  const bytes = encoder.encode(text);
-  let offset = 0;
-  while (offset < bytes.length) {
-    offset += Deno.stderr.writeSync(bytes.subarray(offset));
-  }
-}
 
 /** The daemon's etcd keys: the only daemon settings `serve` takes from the environment. */
 const ETCD_KEYS = DAEMON_CONFIG_KEYS.filter((key) =>
@@ -100,21 +93,14 @@ function signalled(): { stopped: Promise<string>; dispose(): void } {
  * it cannot listen, 2 on a usage or configuration error.
  */
 export async function runServe(args: readonly string[]): Promise<number> {
-  const journal = envIfGranted("JOURNAL_STREAM") !== undefined;
-  const log = createDaemonLog(writeStderr, journal);
+  const log = stderrLog();
   let config: DaemonConfig;
   let options: ServeOptions;
   let tls: { cert: string; key: string } | undefined;
   try {
     const parsed = parseServeArgs(args);
-    if (parsed.help) {
-      Deno.stdout.writeSync(encoder.encode(SERVE_USAGE));
-      return 0;
-    }
-    if (parsed.version) {
-      Deno.stdout.writeSync(encoder.encode(`locksmithd ${VERSION}\n`));
-      return 0;
-    }
+    const answered = answerHelpOrVersion(parsed, SERVE_USAGE);
+    if (answered !== undefined) return answered;
     config = await loadDaemonConfig({
       configFiles: parsed.configFiles,
       env: readGrantedEnv(ETCD_KEYS),
@@ -131,8 +117,7 @@ export async function runServe(args: readonly string[]): Promise<number> {
       };
     }
   } catch (error) {
-    writeStderr(`locksmithd serve: ${oneLine(error)}\n`);
-    return exitCodeOf(error);
+    return reportFailure("locksmithd serve", error);
   }
   for (const warning of config.warnings) log.warn(warning);
 

@@ -12,6 +12,7 @@ import type { Semaphore } from "../semaphore/document.ts";
 import type { RequestObserver, RequestResult, Route } from "./handler.ts";
 import type { EtcdOperation } from "./semaphores.ts";
 import type { CommitReport } from "./batch.ts";
+import { ETCD_LATENCY_BUCKETS } from "../daemon/metrics.ts";
 
 /** Names of the metrics, as documented in the README. */
 export const METRIC_NAMES: Readonly<
@@ -37,22 +38,8 @@ export const METRIC_NAMES: Readonly<
   },
 );
 
-const LATENCY_BUCKETS = [
-  0.0005,
-  0.001,
-  0.0025,
-  0.005,
-  0.01,
-  0.025,
-  0.05,
-  0.1,
-  0.25,
-  0.5,
-  1,
-  2.5,
-  5,
-  10,
-];
+/** Buckets of the latency histograms: locksmithd's etcd buckets, and 0.5 ms. */
+const LATENCY_BUCKETS = [0.0005, ...ETCD_LATENCY_BUCKETS];
 
 /** The server's metrics; see the module documentation. */
 export class FleetLockMetrics implements RequestObserver {

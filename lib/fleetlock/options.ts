@@ -8,7 +8,7 @@
  * @module
  */
 
-import { parseArgs } from "node:util";
+import { walkFlags } from "../common/flag_walk.ts";
 import { quote, UsageError } from "../common/errors.ts";
 import {
   MAX_DURATION_MS,
@@ -126,57 +126,29 @@ const ARG_OPTIONS = Object.fromEntries([
  * `--help`/`--version`, or a positional argument.
  */
 export function parseServeArgs(args: readonly string[]): ServeArgs {
-  const { tokens } = parseArgs({
-    args: [...args],
+  const { help, version, values } = walkFlags(args, {
     options: ARG_OPTIONS,
-    strict: false,
-    allowPositionals: true,
-    tokens: true,
+    seeHelp: SEE_HELP,
+    known: (name) =>
+      name === "config" || name === "endpoint" ||
+      serveOption(name) !== undefined,
+    needsValue: (name) =>
+      `--${name} needs a value (${
+        serveOption(name)?.value ?? (name === "config" ? "FILE" : "URL")
+      })`,
   });
-  let help = false;
-  let version = false;
   const configFiles: string[] = [];
   const endpoints: string[] = [];
   const lists = new Map<string, string[]>();
-  for (const token of tokens) {
-    if (token.kind === "positional") {
-      throw new UsageError(
-        `unexpected argument ${quote(token.value)}; ${SEE_HELP}`,
-      );
-    }
-    if (token.kind === "option-terminator") continue;
-    const { name, rawName } = token;
-    if (name === "help" || name === "version") {
-      if (token.value !== undefined) {
-        throw new UsageError(`${rawName} takes no value; ${SEE_HELP}`);
-      }
-      if (name === "version") version = true;
-      else help = true;
-      continue;
-    }
-    const spec = SERVE_OPTIONS.find((o) => o.flag === name);
-    if (spec === undefined && name !== "config" && name !== "endpoint") {
-      throw new UsageError(`unknown flag ${rawName}; ${SEE_HELP}`);
-    }
-    const value = token.value;
-    if (
-      value === undefined || value === "" ||
-      (!token.inlineValue && value.startsWith("-"))
-    ) {
-      throw new UsageError(
-        `--${name} needs a value (${
-          spec?.value ?? (name === "config" ? "FILE" : "URL")
-        }); ${SEE_HELP}`,
-      );
-    }
+  for (const { name, rawName, value } of values) {
     if (name === "config") configFiles.push(value);
     else if (name === "endpoint") endpoints.push(value);
     else {
-      const key = (spec as ServeOptionSpec).key;
-      if (!spec?.list && lists.has(key)) {
+      const spec = serveOption(name)!;
+      if (!spec.list && lists.has(spec.key)) {
         throw new UsageError(`${rawName} given twice; ${SEE_HELP}`);
       }
-      lists.set(key, [...(lists.get(key) ?? []), value]);
+      lists.set(spec.key, [...(lists.get(spec.key) ?? []), value]);
     }
   }
   return {
@@ -190,6 +162,11 @@ export function parseServeArgs(args: readonly string[]): ServeArgs {
       [...lists].map(([key, values]) => [key, values.join(",")]),
     ),
   };
+}
+
+/** The `serve` option of flag `name`. */
+function serveOption(name: string): ServeOptionSpec | undefined {
+  return SERVE_OPTIONS.find((o) => o.flag === name);
 }
 
 /** The resolved options of `serve`. */

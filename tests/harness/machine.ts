@@ -10,6 +10,7 @@
 import { type DbusHarness, startDbus } from "./dbus.ts";
 import { programFlags, REPO_ROOT } from "./permissions.ts";
 import { IDLE, NEED_REBOOT } from "../../lib/dbus/update_engine.ts";
+import { readLines } from "./lines.ts";
 
 /**
  * The whole environment of a locksmithd child on `bus`: a minimal base, the
@@ -147,22 +148,11 @@ export async function startMachine(options: MachineOptions): Promise<Machine> {
         stdout: "null",
         stderr: "piped",
       }).spawn();
-      const stream = child.stderr.pipeThrough(new TextDecoderStream());
-      pump = (async () => {
-        let buffer = "";
-        for await (const chunk of stream) {
-          buffer += chunk;
-          let nl;
-          while ((nl = buffer.indexOf("\n")) >= 0) {
-            const line = buffer.slice(0, nl);
-            buffer = buffer.slice(nl + 1);
-            lines.push(line);
-            options.onLine?.(line, machine);
-            for (const l of listeners) l(line);
-          }
-        }
-        if (buffer) lines.push(buffer);
-      })();
+      pump = readLines(child.stderr, (line) => {
+        lines.push(line);
+        options.onLine?.(line, machine);
+        for (const l of listeners) l(line);
+      }, (rest) => lines.push(rest));
     },
     signal(signal: Deno.Signal) {
       child?.kill(signal);

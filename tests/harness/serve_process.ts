@@ -7,6 +7,7 @@
  */
 
 import { programFlags, REPO_ROOT } from "./permissions.ts";
+import { readLines } from "./lines.ts";
 
 /** Options of {@link startServeProcess}. */
 export interface ServeProcessOptions {
@@ -77,21 +78,10 @@ export async function startServeProcess(
       stdout: "null",
       stderr: "piped",
     }).spawn();
-    const stream = child.stderr.pipeThrough(new TextDecoderStream());
-    pump = (async () => {
-      let buffer = "";
-      for await (const chunk of stream) {
-        buffer += chunk;
-        let nl;
-        while ((nl = buffer.indexOf("\n")) >= 0) {
-          const line = buffer.slice(0, nl);
-          buffer = buffer.slice(nl + 1);
-          lines.push(line);
-          options.onLine?.(line);
-        }
-      }
-      if (buffer) lines.push(buffer);
-    })();
+    pump = readLines(child.stderr, (line) => {
+      lines.push(line);
+      options.onLine?.(line);
+    }, (rest) => lines.push(rest));
     const deadline = Date.now() + 30_000;
     for (;;) {
       const match = lines.slice(run).map((l) => STARTED.exec(l)).find((m) =>

@@ -1,0 +1,220 @@
+/**
+ * What the two `EtcdPort` adapters (`gateway.ts`, `grpc.ts`) share
+ * around their requests: the {@link EndpointSet} that decides failover and
+ * hedging, each member's auth token (fetched once, renewed once when etcd
+ * rejects it), the count of requests by kind, and the open watch streams.
+ * The adapters bring only what goes over the wire.
+ *
+ * @module
+ */
+
+import {
+  EtcdAuthenticationError,
+  EtcdUnavailableError,
+} from "../common/errors.ts";
+import { EndpointSet, NoEndpointAnswered } from "./endpoint_set.ts";
+import type {
+  CallOptions,
+  PortStats,
+  WatchHandlers,
+  WatchStream,
+} from "./port.ts";
+
+/**
+ * Ask another member too after this long without an answer: well above a
+ * healthy member's latency (a few ms; tens under load), well below a
+ * frozen member's (never).
+ */
+export const DEFAULT_HEDGE_AFTER_MS = 250;
+
+/** What a {@link PortCore} needs from its adapter. */
+export interface PortCoreOptions {
+  /** The members. */
+  readonly endpoints: readonly string[];
+  /** Longest wait for a watch stream to be set up, in ms. */
+  readonly timeoutMs: number;
+  /** Ask another member too after this long without an answer (default 250 ms, at most a quarter of `timeoutMs`). */
+  readonly hedgeAfterMs?: number;
+  /** The user name, when auth is used. */
+  readonly username?: string;
+  /** Asks `endpoint` for a token; resolves to `undefined` when etcd gave none. */
+  authenticate(
+    endpoint: string,
+    signal: AbortSignal,
+  ): Promise<string | undefined>;
+  /** Whether `error` is etcd's answer that the token expired or is not valid. */
+  tokenRejected(error: unknown): error is Error;
+}
+
+/** What a watch stream gets from the port about its member (see {@link PortCore.watch}). */
+export interface WatchMemberOptions {
+  /** The member to watch on. */
+  readonly endpoint: string;
+  /** End as disconnected when not every watch was created within this long (ms). */
+  readonly createTimeoutMs: number;
+  /** The member's auth token, if auth is used. */
+  token(signal: AbortSignal): Promise<string | undefined>;
+  /** Forgets the token (etcd said it is not valid). */
+  dropToken(): void;
+  /** Tells the endpoint set that this member failed. */
+  markBad(): void;
+  /** Where events and the end go. */
+  readonly handlers: WatchHandlers;
+}
+
+/** The shared part of an adapter; see the module documentation. */
+export class PortCore {
+  readonly #options: PortCoreOptions;
+  readonly #set: EndpointSet;
+  readonly #tokens = new Map<string, Promise<string>>();
+  readonly #streams = new Set<WatchStream>();
+  readonly #requests: Record<string, number> = {};
+
+  /**
+   * Creates a `PortCore`.
+   *
+   * @param options the members, timeouts, and how to authenticate
+   */
+  constructor(options: PortCoreOptions) {
+    this.#options = options;
+    this.#set = new EndpointSet(options.endpoints, {
+      hedgeAfterMs: options.hedgeAfterMs ??
+        Math.min(DEFAULT_HEDGE_AFTER_MS, options.timeoutMs / 4),
+    });
+  }
+
+  /** Counts one request of `kind` (see {@link PortCore.stats}). */
+  count(kind: string): void {
+    this.#requests[kind] = (this.#requests[kind] ?? 0) + 1;
+  }
+
+  /** The auth token of `endpoint` (tokens are per member), or `undefined` without credentials. */
+  token(endpoint: string, signal: AbortSignal): Promise<string | undefined> {
+    const { username, authenticate } = this.#options;
+    if (username === undefined) return Promise.resolve(undefined);
+    let token = this.#tokens.get(endpoint);
+    if (token === undefined) {
+      this.count("authenticate");
+      token = authenticate(endpoint, signal).then((given) => {
+        if (given === undefined) {
+          throw new EtcdAuthenticationError(
+            `etcd at ${endpoint} gave no token for user ${username}: is auth enabled?`,
+          );
+        }
+        return given;
+      });
+      this.#tokens.set(endpoint, token);
+      token.catch(() => this.#tokens.delete(endpoint));
+    }
+    return token;
+  }
+
+  /** Forgets `endpoint`'s token (etcd said it is not valid). */
+  dropToken(endpoint: string): void {
+    this.#tokens.delete(endpoint);
+  }
+
+  /** Sends with `endpoint`'s token, renewing a rejected token once. */
+  async #authed<T>(
+    endpoint: string,
+    signal: AbortSignal,
+    send: (token: string | undefined) => Promise<T>,
+  ): Promise<T> {
+    for (let attempt = 1;; attempt++) {
+      const token = await this.token(endpoint, signal);
+      try {
+        return await send(token);
+      } catch (error) {
+        if (!this.#options.tokenRejected(error)) throw error;
+        this.dropToken(endpoint);
+        if (attempt === 2 || token === undefined) {
+          throw new EtcdAuthenticationError(
+            `etcd at ${endpoint} refused the request: ${error.message}${
+              token === undefined
+                ? " (auth is on: give a user name and password)"
+                : ""
+            }`,
+          );
+        }
+      }
+    }
+  }
+
+  /**
+   * Sends one request of `kind` to the members as the endpoint set decides,
+   * within `options.deadline`, with each member's token; no member
+   * answering is an {@link EtcdUnavailableError}.
+   */
+  async call<T>(
+    kind: string,
+    options: CallOptions,
+    send: (
+      endpoint: string,
+      signal: AbortSignal,
+      token: string | undefined,
+    ) => Promise<T>,
+  ): Promise<T> {
+    try {
+      return await this.#set.call((endpoint, signal) => {
+        this.count(kind);
+        return this.#authed(
+          endpoint,
+          signal,
+          (token) => send(endpoint, signal, token),
+        );
+      }, options);
+    } catch (error) {
+      if (error instanceof NoEndpointAnswered) {
+        throw new EtcdUnavailableError(error.message, { cause: error });
+      }
+      throw error;
+    }
+  }
+
+  /**
+   * Opens a watch stream with `open` on `endpoint`, else on the endpoint
+   * that answered last; see `EtcdPort.watch`. The stream is cancelled
+   * by {@link PortCore.close}.
+   */
+  watch(
+    handlers: WatchHandlers,
+    endpoint: string | undefined,
+    open: (member: WatchMemberOptions) => WatchStream,
+  ): WatchStream {
+    this.count("watch");
+    const at = endpoint ?? this.#set.order()[0]!;
+    const stream = open({
+      endpoint: at,
+      createTimeoutMs: this.#options.timeoutMs,
+      token: (signal) => this.token(at, signal),
+      dropToken: () => this.dropToken(at),
+      markBad: () => this.#set.markBad(at),
+      handlers: {
+        onCreated: (revision) => handlers.onCreated?.(revision),
+        onEvents: (index, events) => handlers.onEvents(index, events),
+        onEnd: (end) => {
+          this.#streams.delete(stream);
+          handlers.onEnd(end);
+        },
+      },
+    });
+    this.#streams.add(stream);
+    return stream;
+  }
+
+  /** The endpoints in the order they would be tried now. */
+  endpointOrder(): string[] {
+    return this.#set.order();
+  }
+
+  /** Requests sent so far, by kind. */
+  stats(): PortStats {
+    return { requests: { ...this.#requests } };
+  }
+
+  /** Ends every watch stream. */
+  close(): void {
+    for (const stream of this.#streams) stream.cancel();
+    this.#streams.clear();
+  }
+}
