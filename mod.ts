@@ -84,6 +84,7 @@ export {
 } from "./lib/semaphore/holder_record.ts";
 export {
   type Change,
+  type ChangeContext,
   type Companion,
   lockSlot,
   type LockSlotOptions,

@@ -50,7 +50,7 @@ import type {
 
 /** How to reach etcd over gRPC. */
 export interface GrpcOptions extends EtcdConnectionOptions {
-  /** Ask another member too after this long without an answer (default: a quarter of `timeoutMs`, 100 ms to 1 s). */
+  /** Ask another member too after this long without an answer (default 250 ms, at most a quarter of `timeoutMs`). */
   readonly hedgeAfterMs?: number;
 }
 
