@@ -36,11 +36,12 @@ async function installPackage(dir: string): Promise<string> {
   return pkg;
 }
 
-/** What this machine's Deno needs to fetch npm packages (cache, proxy, CA). */
+/** What this machine's Deno needs to fetch npm packages: cache, proxy, extra CAs (Deno honours NODE_EXTRA_CA_CERTS). */
 const PASSED_ENV: Record<string, string> = Object.fromEntries(
   [
     "DENO_DIR",
     "DENO_CERT",
+    "NODE_EXTRA_CA_CERTS",
     "DENO_TLS_CA_STORE",
     "SSL_CERT_FILE",
     "SSL_CERT_DIR",
@@ -70,9 +71,7 @@ async function deno(
       PATH: Deno.env.get("PATH") ?? "/usr/bin:/bin",
       HOME: Deno.env.get("HOME") ?? "/root",
       NO_COLOR: "1",
-      ...(Deno.env.get("DENO_DIR")
-        ? { DENO_DIR: Deno.env.get("DENO_DIR")! }
-        : {}),
+      ...PASSED_ENV,
       ...env,
     },
     stdin: "null",

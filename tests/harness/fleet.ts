@@ -32,7 +32,7 @@ export interface FleetOptions {
   readonly config?: Record<string, string>;
   /** More update.conf keys per machine (e.g. a strategy), after {@link FleetOptions.config}. */
   readonly configOf?: (id: string) => Record<string, string>;
-  /** Machines killed with SIGKILL once they wait in the queue (not expected to finish). */
+  /** Machines killed with SIGKILL as they join the queue, behind full slots and ahead of live machines (not expected to finish). */
   readonly dead?: readonly string[];
   /** Runs beside the rolling reboot, from the moment every machine was told to reboot. */
   readonly during?: (signal: AbortSignal) => Promise<void>;
@@ -76,8 +76,15 @@ export async function rollFleet(options: FleetOptions): Promise<FleetResult> {
     if (live.every((id) => released.has(id))) allDone();
   };
 
+  // Whether every slot was held at the last take or release seen: a
+  // machine meant to die while it waits asks to reboot only then, so that
+  // it cannot take a slot before the kill.
+  let full = false;
   const onLine = (line: string, machine: Machine) => {
     emit({ kind: "log", machine: machine.id, line });
+    const took = /took a slot: (\d+) of (\d+) held/.exec(line);
+    if (took) full = took[1] === took[2];
+    if (/released the slot held by/.test(line)) full = false;
     if (dead.has(machine.id) && /joined the wait queue/.test(line)) {
       machine.stopDaemon("SIGKILL").catch((e) => fail(e));
       return;
@@ -120,7 +127,7 @@ export async function rollFleet(options: FleetOptions): Promise<FleetResult> {
     await Promise.all(
       machines.map((m) => m.waitForLine(/waiting for a reboot to be needed/)),
     );
-    await Promise.all(machines.map((m) => m.needReboot()));
+    await askToReboot(machines, dead, () => full);
     const stopDuring = new AbortController();
     const during = options.during?.(stopDuring.signal).catch((e) => fail(e));
     let timer: ReturnType<typeof setTimeout> | undefined;
@@ -144,4 +151,55 @@ export async function rollFleet(options: FleetOptions): Promise<FleetResult> {
   } finally {
     await Promise.all(machines.map((m) => m.close()));
   }
+}
+
+/** Resolves once `condition()` holds; rejects after `timeoutMs`. */
+async function until(
+  condition: () => boolean,
+  what: string,
+  timeoutMs = 20_000,
+): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!condition()) {
+    if (Date.now() > deadline) {
+      throw new Error(`fleet: ${what} did not happen within ${timeoutMs} ms`);
+    }
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
+/**
+ * Makes update_engine ask every machine to reboot. Without dead machines,
+ * all at once. With them, in groups in id order: the live machines before a
+ * dead one all at once, until each has joined the queue; then, once every
+ * slot is held, the dead one (killed as it joins, so it waits dead in the
+ * middle of the queue, with live machines behind it).
+ */
+async function askToReboot(
+  machines: readonly Machine[],
+  dead: ReadonlySet<string>,
+  full: () => boolean,
+): Promise<void> {
+  if (dead.size === 0) {
+    await Promise.all(machines.map((m) => m.needReboot()));
+    return;
+  }
+  const joined = /joined the wait queue/;
+  let group: Machine[] = [];
+  const flush = async () => {
+    await Promise.all(group.map((m) => m.needReboot()));
+    await Promise.all(group.map((m) => m.waitForLine(joined, 20_000, true)));
+    group = [];
+  };
+  for (const machine of machines) {
+    if (!dead.has(machine.id)) {
+      group.push(machine);
+      continue;
+    }
+    await flush();
+    await until(full, `every slot held before ${machine.id} joins`);
+    await machine.needReboot();
+    await machine.waitForLine(joined, 20_000, true);
+  }
+  await flush();
 }
