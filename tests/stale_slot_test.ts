@@ -10,7 +10,7 @@
 import assert from "node:assert/strict";
 import { Etcd3 } from "etcd3";
 import { type EtcdCluster, startEtcd } from "./harness/etcd.ts";
-import { startLeaseHolder } from "./harness/lease_holder.ts";
+import { lockWithLease, startLeaseHolder } from "./harness/lease_holder.ts";
 import { keyHistory } from "./harness/history.ts";
 import { checkHistory } from "./harness/invariants.ts";
 import { MemoryLog } from "./fakes.ts";
@@ -280,16 +280,7 @@ Deno.test("stale slots against a real etcd", async (t) => {
             id,
             keepAliveMs: 3_600_000,
           });
-          const leaseId = await lease.prepare(2);
-          const record = {
-            id,
-            since: new Date().toISOString(),
-            by: "locksmithd",
-            lease: leaseId,
-            ttl: 2,
-          };
-          const { revision } = await lockSlot(store, id, { record });
-          lease.attach(record, revision);
+          await lockWithLease(store, lease, id, 2);
           await lease.close();
         }
         await until("every lease to expire", async () => {
@@ -320,16 +311,7 @@ Deno.test("stale slots against a real etcd", async (t) => {
             id,
             keepAliveMs: 3_600_000,
           });
-          const leaseId = await lease.prepare(2);
-          const record = {
-            id,
-            since: new Date().toISOString(),
-            by: "locksmithd",
-            lease: leaseId,
-            ttl: 2,
-          };
-          const { revision } = await lockSlot(store, id, { record });
-          lease.attach(record, revision);
+          await lockWithLease(store, lease, id, 2);
           await lease.close().catch(() => {}); // no revoke: attached
         }
         const reader = await open(group);
@@ -379,16 +361,7 @@ Deno.test("stale slots against a real etcd", async (t) => {
           log: (line) => lines.push(line),
         });
         closers.push(() => lease.close());
-        const leaseId = await lease.prepare(2);
-        const record = {
-          id: "partitioned",
-          since: new Date().toISOString(),
-          by: "locksmithd",
-          lease: leaseId,
-          ttl: 2,
-        };
-        const { revision } = await lockSlot(store, "partitioned", { record });
-        lease.attach(record, revision);
+        await lockWithLease(store, lease, "partitioned", 2);
         const reader = await open(group);
         await until("the lease to expire", async () => {
           const view = await readSemaphoreView(reader);

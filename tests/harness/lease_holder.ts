@@ -9,8 +9,35 @@
  */
 
 import { openEtcdStore } from "../../lib/etcd/open.ts";
+import type { EtcdLockStore } from "../../lib/etcd/etcd_lock_store.ts";
 import { EtcdSlotLease } from "../../lib/etcd/slot_lease.ts";
 import { lockSlot } from "../../lib/semaphore/lock_store.ts";
+
+/**
+ * Takes `id`'s slot as locksmithd does with a slot TTL: a lease of
+ * `ttlSeconds` from `lease`, a record naming it written with the slot, and
+ * the lease attached to that record (its keeper renews from then on).
+ */
+export async function lockWithLease(
+  store: EtcdLockStore,
+  lease: EtcdSlotLease,
+  id: string,
+  ttlSeconds: number,
+  by = "locksmithd",
+  boot?: string,
+): Promise<void> {
+  const leaseId = await lease.prepare(ttlSeconds);
+  const record = {
+    id,
+    since: new Date().toISOString(),
+    by,
+    ...(boot === undefined ? {} : { boot }),
+    lease: leaseId,
+    ttl: ttlSeconds,
+  };
+  const { revision } = await lockSlot(store, id, { record });
+  lease.attach(record, revision);
+}
 
 /**
  * Starts this script as a child (with `-A`) and resolves once it holds the
@@ -74,18 +101,14 @@ if (import.meta.main) {
     keepAliveMs: Number(renewMs),
     log: (line) => say(`log ${line}`),
   });
-  const seconds = Number(ttl);
-  const leaseId = await lease.prepare(seconds);
-  const record = {
+  await lockWithLease(
+    store,
+    lease,
     id,
-    since: new Date().toISOString(),
-    by: "lease_holder",
-    boot: "boot-of-the-holder",
-    lease: leaseId,
-    ttl: seconds,
-  };
-  const { revision } = await lockSlot(store, id, { record });
-  lease.attach(record, revision);
+    Number(ttl),
+    "lease_holder",
+    "boot-of-the-holder",
+  );
   say("locked");
   // Hold the slot; the lease keeper renews on its own (unref'd) timer.
   setInterval(() => {}, 60_000);
