@@ -9,6 +9,7 @@
 import assert from "node:assert/strict";
 import { Etcd3 } from "etcd3";
 import { type EtcdCluster, startEtcd } from "./harness/etcd.ts";
+import { DAEMON_METRIC_FAMILIES, scrape } from "./harness/daemon_metrics.ts";
 import {
   type Machine,
   type MachineOptions,
@@ -110,23 +111,6 @@ function receiver(failFirst = 0) {
     events: () => received.map((r) => r.body.event),
     close: () => server.shutdown(),
   };
-}
-
-/** Metric samples by `name{labels}`, and the `# TYPE` of each family. */
-async function scrape(
-  port: number,
-): Promise<{ samples: Map<string, number>; types: Map<string, string> }> {
-  const response = await fetch(`http://127.0.0.1:${port}/metrics`);
-  assert.equal(response.status, 200);
-  const samples = new Map<string, number>();
-  const types = new Map<string, string>();
-  for (const line of (await response.text()).split("\n")) {
-    const type = /^# TYPE (\S+) (\S+)$/.exec(line);
-    if (type) types.set(type[1]!, type[2]!);
-    const sample = /^([^#\s]\S*) (\S+)$/.exec(line);
-    if (sample) samples.set(sample[1]!, Number(sample[2]));
-  }
-  return { samples, types };
 }
 
 Deno.test("locksmithd's safe reboots against a real etcd, private buses and a real HTTP receiver", async (t) => {
@@ -319,20 +303,7 @@ Deno.test("locksmithd's safe reboots against a real etcd, private buses and a re
           /no slot free for this machine \(max 1, held by other; first in line\)/,
         );
         const waiting = await scrape(port);
-        const families: Record<string, string> = {
-          locksmithd_build_info: "gauge",
-          locksmithd_reboot_needed: "gauge",
-          locksmithd_waiting_since_timestamp_seconds: "gauge",
-          locksmithd_slot_held: "gauge",
-          locksmithd_window_open: "gauge",
-          locksmithd_queue_position: "gauge",
-          locksmithd_last_reboot_request_timestamp_seconds: "gauge",
-          locksmithd_lock_attempts_total: "counter",
-          locksmithd_etcd_request_duration_seconds: "histogram",
-          locksmithd_commands_total: "counter",
-          locksmithd_notifications_total: "counter",
-        };
-        for (const [name, type] of Object.entries(families)) {
+        for (const [name, type] of Object.entries(DAEMON_METRIC_FAMILIES)) {
           assert.equal(waiting.types.get(name), type, name);
         }
         const s = waiting.samples;
