@@ -8,8 +8,7 @@
 import assert from "node:assert/strict";
 import { Etcd3 } from "etcd3";
 import { startEtcd } from "./harness/etcd.ts";
-import { programFlags, REPO_ROOT } from "./harness/permissions.ts";
-import { runCtlProcess } from "./harness/ctl_process.ts";
+import { runCtlProcess, spawnProgram } from "./harness/ctl_process.ts";
 import { startLeaseHolder } from "./harness/lease_holder.ts";
 import { openEtcdStore } from "../lib/etcd/open.ts";
 import { LeaseSession } from "../lib/etcd/lease_session.ts";
@@ -283,25 +282,14 @@ Deno.test("locksmithctl's fleet view and controls against a real etcd", async (t
       "status --watch prints one JSON line per change until SIGINT, then exits 0",
       async () => {
         const g = ["--group", "watched"];
-        const child = new Deno.Command(Deno.execPath(), {
-          args: [
-            "run",
-            ...programFlags("ctl", { read: [], write: [] }),
-            `${REPO_ROOT}ctl.ts`,
-            "--endpoint",
-            etcd.endpoint,
-            "status",
-            "--watch",
-            "--json",
-            ...g,
-          ],
-          cwd: REPO_ROOT,
-          clearEnv: true,
-          env: { PATH: Deno.env.get("PATH") ?? "/usr/bin:/bin" },
-          stdin: "null",
-          stdout: "piped",
-          stderr: "piped",
-        }).spawn();
+        const child = spawnProgram("ctl", [
+          "--endpoint",
+          etcd.endpoint,
+          "status",
+          "--watch",
+          "--json",
+          ...g,
+        ]);
         const reader = child.stdout.pipeThrough(new TextDecoderStream())
           .getReader();
         let text = "";
@@ -339,24 +327,13 @@ Deno.test("locksmithctl's fleet view and controls against a real etcd", async (t
           await child.status;
         }
         // Without a terminal, each drawing starts with a time line.
-        const once = new Deno.Command(Deno.execPath(), {
-          args: [
-            "run",
-            ...programFlags("ctl", { read: [], write: [] }),
-            `${REPO_ROOT}ctl.ts`,
-            "--endpoint",
-            etcd.endpoint,
-            "status",
-            "--watch",
-            ...g,
-          ],
-          cwd: REPO_ROOT,
-          clearEnv: true,
-          env: { PATH: Deno.env.get("PATH") ?? "/usr/bin:/bin" },
-          stdin: "null",
-          stdout: "piped",
-          stderr: "null",
-        }).spawn();
+        const once = spawnProgram("ctl", [
+          "--endpoint",
+          etcd.endpoint,
+          "status",
+          "--watch",
+          ...g,
+        ], { stderr: "null" });
         const textReader = once.stdout.pipeThrough(new TextDecoderStream())
           .getReader();
         let drawn = "";

@@ -31,16 +31,17 @@ export function runCtlProcess(
 }
 
 /**
- * Runs `ctl.ts` or `daemon.ts` as `deno task ctl`/`daemon` would (its
+ * Starts `ctl.ts` or `daemon.ts` as `deno task ctl`/`daemon` would (its
  * permission set and flags from deno.json, plus the extra paths) with a
- * minimal environment, and collects its output.
+ * minimal environment; standard output is piped, standard error piped
+ * unless `stderr` says otherwise.
  */
-export async function runProgram(
+export function spawnProgram(
   program: "ctl" | "daemon",
   args: string[],
-  options: CtlProcessOptions = {},
-): Promise<CtlResult> {
-  const out = await new Deno.Command(Deno.execPath(), {
+  options: CtlProcessOptions & { readonly stderr?: "piped" | "null" } = {},
+): Deno.ChildProcess {
+  return new Deno.Command(Deno.execPath(), {
     args: [
       "run",
       ...programFlags(program, {
@@ -59,8 +60,17 @@ export async function runProgram(
     },
     stdin: "null",
     stdout: "piped",
-    stderr: "piped",
-  }).output();
+    stderr: options.stderr ?? "piped",
+  }).spawn();
+}
+
+/** Runs a program as {@link spawnProgram} starts it, and collects its output. */
+export async function runProgram(
+  program: "ctl" | "daemon",
+  args: string[],
+  options: CtlProcessOptions = {},
+): Promise<CtlResult> {
+  const out = await spawnProgram(program, args, options).output();
   const decoder = new TextDecoder();
   return {
     code: out.code,
