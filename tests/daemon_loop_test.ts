@@ -114,6 +114,23 @@ function setup(
 
 const tick = () => new Promise((r) => setTimeout(r, 10));
 
+/**
+ * Writes this machine's holder record as locksmithd did when it took the
+ * slot: on the previous boot (`boot-1`, at 08:00) or on this one (`boot-2`,
+ * at 09:30).
+ */
+function recordTakenOn(
+  t: ReturnType<typeof setup>,
+  boot: "boot-1" | "boot-2",
+): void {
+  t.store.records.set(ME, {
+    id: ME,
+    since: boot === "boot-1" ? "2026-03-05T08:00:00Z" : "2026-03-05T09:30:00Z",
+    by: "locksmithd",
+    boot,
+  });
+}
+
 Deno.test("strategy off logs and ends without touching etcd or logind", async () => {
   const t = setup({ strategy: "off" });
   assert.equal(await t.run(), "off");
@@ -173,12 +190,7 @@ Deno.test("at start a slot taken on another boot is released even with a new reb
     needed: true,
     doc: { semaphore: 0, max: 1, holders: [ME] },
   });
-  t.store.records.set(ME, {
-    id: ME,
-    since: "2026-03-05T08:00:00Z",
-    by: "locksmithd",
-    boot: "boot-1",
-  });
+  recordTakenOn(t, "boot-1");
   assert.equal(await t.run(), "rebooted");
   const log = t.text();
   assert.match(
@@ -194,12 +206,7 @@ Deno.test("at start a slot taken on this boot with its reboot still pending is k
     needed: true,
     doc: { semaphore: 0, max: 1, holders: [ME] },
   });
-  t.store.records.set(ME, {
-    id: ME,
-    since: "2026-03-05T09:30:00Z",
-    by: "locksmithd",
-    boot: "boot-2",
-  });
+  recordTakenOn(t, "boot-2");
   assert.equal(await t.run(), "rebooted");
   assert.deepEqual(t.store.doc.holders, [ME]);
   assert.equal(t.store.writes.length, 0);
@@ -214,12 +221,7 @@ Deno.test("at start a slot taken on this boot with nothing pending is released",
     needed: false,
     doc: { semaphore: 0, max: 1, holders: [ME] },
   });
-  t.store.records.set(ME, {
-    id: ME,
-    since: "2026-03-05T09:30:00Z",
-    by: "locksmithd",
-    boot: "boot-2",
-  });
+  recordTakenOn(t, "boot-2");
   const running = t.run();
   await tick();
   assert.deepEqual(t.store.doc.holders, []);
@@ -760,12 +762,7 @@ Deno.test("a veto gives back a slot kept from before a restart", async () => {
   const t = setup({ preRebootCheck: parseCommand(PRE, MAY) }, {
     doc: { semaphore: 0, max: 1, holders: [ME] },
   });
-  t.store.records.set(ME, {
-    id: ME,
-    since: "2026-03-05T09:30:00Z",
-    by: "locksmithd",
-    boot: "boot-2",
-  });
+  recordTakenOn(t, "boot-2");
   t.commands.answer(MAY, 1, 0);
   const seen = watchSleeps(t);
   assert.equal(await t.run(), "rebooted");
@@ -933,12 +930,7 @@ Deno.test("after boot the slot is kept while the health check fails, an error is
     healthCheckIntervalMs: 10_000,
     healthCheckTimeoutMs: 30_000,
   }, { needed: false, doc: { semaphore: 0, max: 1, holders: [ME] } });
-  t.store.records.set(ME, {
-    id: ME,
-    since: "2026-03-05T08:00:00Z",
-    by: "locksmithd",
-    boot: "boot-1",
-  });
+  recordTakenOn(t, "boot-1");
   t.commands.answer(HEALTHY, 1, 1, 1, 1, 1, 1, 0);
   const seen = watchSleeps(t);
   const running = t.run();
