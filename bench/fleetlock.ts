@@ -19,8 +19,7 @@
 
 import { startEtcd } from "../tests/harness/etcd.ts";
 import { keyHistory } from "../tests/harness/history.ts";
-import { programFlags, REPO_ROOT } from "../tests/harness/permissions.ts";
-import { freePorts } from "../tests/harness/ports.ts";
+import { startServeProcess } from "../tests/harness/serve_process.ts";
 import { parseSemaphore } from "../lib/semaphore/document.ts";
 import { fleetLockKey } from "../lib/fleetlock/protocol.ts";
 import { delta, formatMethods, scrape } from "./etcd_counters.ts";
@@ -139,46 +138,13 @@ export async function fleetLockBench(
   const log = options.log ?? (() => {});
   const etcd = await startEtcd();
   const metricsUrl = etcd.members[0]!.metricsUrl;
-  const [port] = freePorts(1);
-  const server = new Deno.Command(Deno.execPath(), {
-    args: [
-      "run",
-      ...programFlags("serve"),
-      `${REPO_ROOT}daemon.ts`,
-      "serve",
-      "--listen",
-      `127.0.0.1:${port}`,
-      "--slots",
-      `mixed=${SLOTS},storm=${SLOTS}`,
-    ],
-    cwd: REPO_ROOT,
-    clearEnv: true,
-    env: {
-      PATH: Deno.env.get("PATH") ?? "/usr/bin:/bin",
-      NO_COLOR: "1",
-      LOCKSMITHD_ENDPOINT: etcd.endpoint,
-    },
-    stdin: "null",
-    stdout: "null",
-    stderr: "piped",
-  }).spawn();
-  let serverLog = "";
-  const pump = (async () => {
-    for await (
-      const chunk of server.stderr.pipeThrough(new TextDecoderStream())
-    ) serverLog += chunk;
-  })();
-  const base = `http://127.0.0.1:${port}/`;
+  const server = await startServeProcess({
+    endpoint: etcd.endpoint,
+    args: ["--slots", `mixed=${SLOTS},storm=${SLOTS}`],
+  });
+  const base = server.url;
   const figures: FleetLockFigure[] = [];
   try {
-    const deadline = Date.now() + 30_000;
-    while (!serverLog.includes("serving FleetLock on")) {
-      if (Date.now() > deadline) {
-        throw new Error(`the server did not start; its log:\n${serverLog}`);
-      }
-      await new Promise((r) => setTimeout(r, 50));
-    }
-
     const idleRss = await rssMiB(server.pid);
 
     // Phase 1: calls that change nothing.
@@ -334,13 +300,11 @@ export async function fleetLockBench(
       throw new Error(`the configured ${SLOTS} slots were not stored`);
     }
   } finally {
-    try {
-      server.kill("SIGTERM");
-    } catch { /* already gone */ }
-    const status = await server.status;
-    await pump;
+    const code = await server.stop("SIGTERM");
     await etcd.close();
-    if (status.code !== 0) log(`server exited ${status.code}:\n${serverLog}`);
+    if (code !== 0) {
+      log(`server exited ${code}:\n${server.lines.join("\n")}`);
+    }
   }
   return figures;
 }

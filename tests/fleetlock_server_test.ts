@@ -8,6 +8,7 @@
 import assert from "node:assert/strict";
 import { Etcd3 } from "etcd3";
 import { type EtcdCluster, startEtcd } from "./harness/etcd.ts";
+import { startServeProcess } from "./harness/serve_process.ts";
 import { keyHistory } from "./harness/history.ts";
 import {
   checkHistory,
@@ -693,71 +694,32 @@ Deno.test("FleetLock server against a real etcd", async (t) => {
 
 Deno.test("daemon.ts serve runs with exactly the serve permission set and stops on SIGTERM", async () => {
   const etcd = await startEtcd();
-  const port = (() => {
-    const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-    const p = (l.addr as Deno.NetAddr).port;
-    l.close();
-    return p;
-  })();
-  const child = new Deno.Command(Deno.execPath(), {
-    args: [
-      "run",
-      ...programFlags("serve"),
-      `${REPO_ROOT}daemon.ts`,
-      "serve",
-      "--listen",
-      `127.0.0.1:${port}`,
-    ],
-    cwd: REPO_ROOT,
-    clearEnv: true,
-    env: {
-      PATH: Deno.env.get("PATH") ?? "/usr/bin:/bin",
-      NO_COLOR: "1",
-      LOCKSMITHD_ENDPOINT: etcd.endpoint,
-      LOCKSMITHD_FLEETLOCK_SLOTS: "sub=2",
-    },
-    stdin: "null",
-    stdout: "null",
-    stderr: "piped",
-  }).spawn();
-  let log = "";
-  const pump = (async () => {
-    for await (
-      const chunk of child.stderr.pipeThrough(new TextDecoderStream())
-    ) log += chunk;
-  })();
+  const serve = await startServeProcess({
+    endpoint: etcd.endpoint,
+    env: { LOCKSMITHD_FLEETLOCK_SLOTS: "sub=2" },
+  });
   try {
-    const deadline = Date.now() + 30_000;
-    while (!/serving FleetLock on http:\/\/127\.0\.0\.1:\d+\//.test(log)) {
-      assert.ok(Date.now() < deadline, `no start line; log:\n${log}`);
-      await new Promise((r) => setTimeout(r, 50));
-    }
-    const res = await fetch(`http://127.0.0.1:${port}/v1/pre-reboot`, {
+    const res = await fetch(`${serve.url}v1/pre-reboot`, {
       method: "POST",
       headers: { "fleet-lock-protocol": "true" },
       body: new TextEncoder().encode(zincatiBody("sub-node", "sub")),
     });
     assert.equal(res.status, 200, await res.text());
-    const metrics = await fetch(`http://127.0.0.1:${port}/metrics`);
     assert.match(
-      await metrics.text(),
+      await serve.metrics(),
       /^locksmith_fleetlock_holders\{group="sub"\} 1$/m,
     );
-    child.kill("SIGTERM");
-    const status = await child.status;
-    await pump;
-    assert.equal(status.code, 0, log);
+    const code = await serve.stop("SIGTERM");
+    const log = serve.lines.join("\n");
+    assert.equal(code, 0, log);
     assert.match(log, /INFO {2}group sub: 2 slot\(s\)/);
     assert.match(
       log,
       /SIGTERM received: stopping after the requests in flight/,
     );
-    assert.match(log, /INFO {2}stopped\n$/);
+    assert.match(serve.lines.at(-1) ?? "", /INFO {2}stopped$/);
   } finally {
-    try {
-      child.kill("SIGKILL");
-    } catch { /* exited */ }
-    await child.status;
+    await serve.close();
     await etcd.close();
   }
 });

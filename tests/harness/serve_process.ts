@@ -21,6 +21,8 @@ export interface ServeProcessOptions {
   readonly port?: number;
   /** Called with each log line of the server, as it comes. */
   readonly onLine?: (line: string) => void;
+  /** More environment variables (e.g. `LOCKSMITHD_FLEETLOCK_SLOTS`). */
+  readonly env?: Readonly<Record<string, string>>;
 }
 
 /** A running (or stopped) server. */
@@ -29,6 +31,8 @@ export interface ServeProcess {
   readonly url: string;
   /** The port, kept across restarts. */
   readonly port: number;
+  /** The process id of the running server. */
+  readonly pid: number;
   /** Every log line of every run, in order. */
   readonly lines: string[];
   /** The Prometheus text of `GET /metrics`. */
@@ -73,6 +77,7 @@ export async function startServeProcess(
         PATH: Deno.env.get("PATH") ?? "/usr/bin:/bin",
         NO_COLOR: "1",
         LOCKSMITHD_ENDPOINT: options.endpoint,
+        ...options.env,
       },
       stdin: "null",
       stdout: "null",
@@ -118,6 +123,10 @@ export async function startServeProcess(
     },
     get port() {
       return port;
+    },
+    get pid() {
+      if (!child) throw new Error("the server is not running");
+      return child.pid;
     },
     lines,
     async metrics() {
