@@ -41,12 +41,6 @@ import {
   storedFrom,
 } from "./stored_document.ts";
 
-export {
-  companionOps,
-  type StoredDocument,
-  storedFrom,
-} from "./stored_document.ts";
-
 /** Tuning of {@link EtcdLockStore}; defaults suit both the tools and the daemon. */
 export interface EtcdLockStoreOptions {
   /** Deadline of each whole operation (read, or update with its retries), in ms. */
@@ -72,7 +66,6 @@ export class EtcdLockStore implements LockStore {
   readonly #options: EtcdLockStoreOptions;
   #cache: StoredDocument | undefined;
   #settings: { raw: string | undefined; revision: number } | undefined;
-  #answered = false;
 
   /**
    * Creates an `EtcdLockStore`.
@@ -94,11 +87,6 @@ export class EtcdLockStore implements LockStore {
     return this.#options.timeoutMs;
   }
 
-  /** Whether etcd has answered any request of this store. */
-  get answered(): boolean {
-    return this.#answered;
-  }
-
   /** The revision of the last document seen; `0` before any. */
   get revision(): number {
     return this.#cache?.revision ?? 0;
@@ -109,7 +97,6 @@ export class EtcdLockStore implements LockStore {
    * an older one than already known is ignored. Returns the newest known.
    */
   observe(stored: StoredDocument): StoredDocument {
-    this.#answered = true;
     if (this.#cache === undefined || stored.revision >= this.#cache.revision) {
       this.#cache = stored;
     }
@@ -348,14 +335,12 @@ export class EtcdLockStore implements LockStore {
    * flight may still have been applied: an unknown outcome, as with any
    * timed-out write).
    */
-  async operation<T>(operation: (deadline: number) => Promise<T>): Promise<T> {
-    const value = await withDeadline(
+  operation<T>(operation: (deadline: number) => Promise<T>): Promise<T> {
+    return withDeadline(
       this.#options.timeoutMs,
       this.port.endpoints,
       operation,
     );
-    this.#answered = true;
-    return value;
   }
 
   /** Waits for a change of the document; see {@link LockStore.waitForChange}. */

@@ -65,8 +65,6 @@ export interface GatewayOptions extends TlsOptions {
   readonly hedgeAfterMs?: number;
 }
 
-export { DEFAULT_HEDGE_AFTER_MS } from "./port_core.ts";
-
 /** gRPC status codes etcd uses, as the gateway reports them. */
 const UNAVAILABLE_CODES = new Set([1, 4, 10, 13, 14]);
 const UNAUTHENTICATED = 16;
@@ -209,16 +207,6 @@ export class GatewayPort implements EtcdPort {
       );
     }
     throw new EtcdRequestError(code, `etcd at ${endpoint}: ${message}`);
-  }
-
-  /** The auth token of `endpoint` (tokens are per member), or `undefined` without credentials. */
-  token(endpoint: string, signal: AbortSignal): Promise<string | undefined> {
-    return this.#core.token(endpoint, signal);
-  }
-
-  /** Forgets `endpoint`'s token (etcd said it expired). */
-  dropToken(endpoint: string): void {
-    this.#core.dropToken(endpoint);
   }
 
   #call(

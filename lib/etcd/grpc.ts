@@ -159,16 +159,6 @@ export class GrpcPort implements EtcdPort {
     }
   }
 
-  /** The auth token of `endpoint` (tokens are per member), or `undefined` without credentials. */
-  token(endpoint: string, signal: AbortSignal): Promise<string | undefined> {
-    return this.#core.token(endpoint, signal);
-  }
-
-  /** Forgets `endpoint`'s token (etcd said it is not valid). */
-  dropToken(endpoint: string): void {
-    this.#core.dropToken(endpoint);
-  }
-
   /** Runs `call` on the members as the endpoint set decides, within `options.deadline`. */
   #call<T>(kind: string, options: CallOptions, call: Rpc<T>): Promise<T> {
     return this.#core.call(

@@ -4,8 +4,7 @@
  * options (TLS files, the IP-servername workaround), a per-call interceptor
  * (abandonment, auth token, leader requirement), and the port's error for
  * what the client threw (its gRPC status, in words an operator recognises).
- * Also the options of a plain etcd3 client, for tools and tests that use
- * etcd3 directly. Loaded only with the gRPC adapter.
+ * Loaded only with the gRPC adapter.
  *
  * @module
  */
@@ -20,15 +19,12 @@ import {
   EtcdRequestError,
 } from "../common/errors.ts";
 import { EndpointFailure } from "./endpoint_set.ts";
-import type { EtcdConnectionOptions } from "./options.ts";
 import {
   checkConnectionOptions,
   readTlsFiles,
   type TlsOptions,
 } from "./tls.ts";
 import { allowIpEndpointsOverTls } from "./tls_ip_servername.ts";
-
-export type { EtcdConnectionOptions } from "./options.ts";
 
 /**
  * etcd3's TLS credentials from the TLS files that were given (errors name
@@ -68,33 +64,6 @@ export function memberClient(
     ...(credentials ? { credentials } : {}),
     faultHandling: { host: () => noop, global: noop },
   });
-}
-
-/**
- * etcd3 options for a client over every endpoint with etcd3's own auth and
- * failover, for tools and tests that use etcd3 directly.
- */
-export async function etcdClientOptions(
-  options: EtcdConnectionOptions,
-): Promise<IOptions> {
-  const { username, password, timeoutMs } = options;
-  const credentials = await grpcCredentials(options);
-  return {
-    hosts: [...options.endpoints],
-    dialTimeout: timeoutMs,
-    defaultCallOptions: (context) =>
-      context.isStream ? {} : { deadline: Date.now() + timeoutMs },
-    ...(credentials ? { credentials } : {}),
-    ...(username !== undefined && password !== undefined
-      ? {
-        auth: {
-          username,
-          password,
-          callOptions: () => ({ deadline: Date.now() + timeoutMs }),
-        },
-      }
-      : {}),
-  };
 }
 
 /** What {@link callInterceptor} adds to a call. */

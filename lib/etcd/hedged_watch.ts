@@ -76,11 +76,6 @@ export class HedgedWatch {
     for (let i = 0; i < copies; i++) this.#open(endpoints[i], 0);
   }
 
-  /** The last revision delivered for each watch. */
-  get delivered(): readonly number[] {
-    return this.#delivered;
-  }
-
   /** Whether at least one copy is set up and running. */
   get live(): boolean {
     return [...this.#copies].some((c) => c.created);

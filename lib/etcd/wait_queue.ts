@@ -47,7 +47,8 @@ import type {
   TakeOptions,
   WaitResult,
 } from "../semaphore/slot_queue.ts";
-import { type EtcdLockStore, storedFrom } from "./etcd_lock_store.ts";
+import type { EtcdLockStore } from "./etcd_lock_store.ts";
+import { storedFrom } from "./stored_document.ts";
 import { HedgedWatch } from "./hedged_watch.ts";
 import { Wakeup } from "./wakeup.ts";
 import type { LeaseSession } from "./lease_session.ts";
