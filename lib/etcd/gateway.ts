@@ -11,11 +11,7 @@
  * @module
  */
 
-import {
-  EtcdAuthenticationError,
-  EtcdPermissionDeniedError,
-  EtcdRequestError,
-} from "../common/errors.ts";
+import { EtcdRequestError } from "../common/errors.ts";
 import { EndpointFailure } from "./endpoint_set.ts";
 import {
   type Json,
@@ -25,7 +21,7 @@ import {
   txnResultFrom,
 } from "./gateway_json.ts";
 import { GatewayWatch } from "./gateway_watch.ts";
-import { PortCore } from "./port_core.ts";
+import { answerError, PortCore, UNAVAILABLE_CODES } from "./port_core.ts";
 import type {
   CallOptions,
   EtcdPort,
@@ -64,11 +60,6 @@ export interface GatewayOptions extends TlsOptions {
   /** Ask another member too after this long without an answer (default 250 ms, at most a quarter of `timeoutMs`). */
   readonly hedgeAfterMs?: number;
 }
-
-/** gRPC status codes etcd uses, as the gateway reports them. */
-const UNAVAILABLE_CODES = new Set([1, 4, 10, 13, 14]);
-const UNAUTHENTICATED = 16;
-const PERMISSION_DENIED = 7;
 
 /** Why `fetch` failed, in words an operator recognises. */
 export function describeFetchError(error: unknown): string {
@@ -142,7 +133,6 @@ export class GatewayPort implements EtcdPort {
         }, signal).then((json) =>
           typeof json.token === "string" ? json.token : undefined
         ),
-      tokenRejected: (error) => error instanceof TokenExpired,
     });
   }
 
@@ -195,18 +185,7 @@ export class GatewayPort implements EtcdPort {
     if (UNAVAILABLE_CODES.has(code)) {
       throw new EndpointFailure(endpoint, "unavailable", message);
     }
-    if (code === UNAUTHENTICATED) throw new TokenExpired(message);
-    if (code === PERMISSION_DENIED) {
-      throw new EtcdPermissionDeniedError(
-        `etcd at ${endpoint} denied access: ${message}`,
-      );
-    }
-    if (/authentication failed|user name is empty|invalid auth/.test(message)) {
-      throw new EtcdAuthenticationError(
-        `etcd at ${endpoint} refused the credentials: ${message}`,
-      );
-    }
-    throw new EtcdRequestError(code, `etcd at ${endpoint}: ${message}`);
+    throw answerError(endpoint, code, message);
   }
 
   #call(
@@ -308,6 +287,3 @@ export class GatewayPort implements EtcdPort {
     return Promise.resolve();
   }
 }
-
-/** etcd answered UNAUTHENTICATED: the token expired or was never valid. */
-class TokenExpired extends Error {}

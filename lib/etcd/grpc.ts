@@ -23,7 +23,6 @@ import {
   grpcCredentials,
   memberClient,
   portError,
-  TokenRejected,
 } from "./grpc_client.ts";
 import {
   rangeMessage,
@@ -119,7 +118,6 @@ export class GrpcPort implements EtcdPort {
           (client, options) =>
             client.auth.authenticate({ name: username!, password }, options),
         ).then((response) => response.token || undefined),
-      tokenRejected: (error) => error instanceof TokenRejected,
     });
   }
 
