@@ -187,15 +187,15 @@ export class EtcdWaitQueue implements SlotQueue {
         );
         if (res.succeeded) {
           this.#joinedAt = res.revision;
-          return await this.#apply(joinedReading(res)) ??
-            await this.#refreshNow();
+          return await this.#apply(joinedReading(res), deadline) ??
+            await this.#refreshNow(deadline);
         }
         const existing = existingEntry(res);
         if (existing === undefined) continue;
         if (existing.lease === lease) {
           // A hedged copy of our own join committed first: it is ours.
           this.#joinedAt = existing.createRevision;
-          return await this.#refreshNow();
+          return await this.#refreshNow(deadline);
         }
         // An entry left by an earlier run of this machine: remove it (only
         // that one), then join at the back.
@@ -207,18 +207,19 @@ export class EtcdWaitQueue implements SlotQueue {
 
   /** Reads the document and the queue again; see {@link SlotQueue.refresh}. */
   refresh(): Promise<QueueState> {
-    this.#refreshing ??= this.#store.operation(() => this.#refreshNow())
+    this.#refreshing ??= this.#store
+      .operation((deadline) => this.#refreshNow(deadline))
       .finally(() => (this.#refreshing = undefined));
     return this.#refreshing;
   }
 
-  async #refreshNow(): Promise<QueueState> {
+  async #refreshNow(deadline: number): Promise<QueueState> {
     for (let round = 1;; round++) {
       const res = await this.#store.port.txn(
         readRequest(this.#keys, this.#joinedAt),
-        { deadline: Date.now() + this.#store.timeoutMs },
+        { deadline },
       );
-      const state = await this.#apply(readReading(res));
+      const state = await this.#apply(readReading(res), deadline);
       if (state !== undefined) return state;
       if (round >= 5) {
         throw new Error(`the wait queue of ${this.#store.key} keeps changing`);
@@ -229,9 +230,12 @@ export class EtcdWaitQueue implements SlotQueue {
   /**
    * Takes in a consistent reading: remembers the document, removes junk
    * (then returns `undefined`: read again), places this machine and sets up
-   * the watch for its place.
+   * the watch for its place. Requests go out by `deadline`, the operation's.
    */
-  async #apply(reading: QueueSnapshot): Promise<QueueState | undefined> {
+  async #apply(
+    reading: QueueSnapshot,
+    deadline: number,
+  ): Promise<QueueState | undefined> {
     const before = this.#store.revision;
     this.#store.observe(storedFrom(reading.doc));
     this.#store.observeSettings(reading.settings, reading.revision);
@@ -246,9 +250,7 @@ export class EtcdWaitQueue implements SlotQueue {
           }`,
         );
       }
-      await this.#store.port.txn(removeRequest(placement.junk), {
-        deadline: Date.now() + this.#store.timeoutMs,
-      });
+      await this.#store.port.txn(removeRequest(placement.junk), { deadline });
       return undefined;
     }
     if (placement.place === "out") {
