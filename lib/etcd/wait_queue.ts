@@ -55,6 +55,7 @@ import type { LeaseSession } from "./lease_session.ts";
 import {
   bytes,
   lossyText,
+  prefixEnd,
   sameBytes,
   textOf,
   type WatchEvent,
@@ -124,11 +125,11 @@ export class EtcdWaitQueue implements SlotQueue {
     this.#now = options.now ?? (() => new Date());
     this.#log = options.log ?? (() => {});
     this.#prefix = waitersPrefix(store.key);
+    const prefix = bytes(this.#prefix);
     this.#keys = {
       doc: bytes(store.key),
-      prefix: bytes(this.#prefix),
-      // "0" follows "/": the end of every key under the prefix.
-      prefixEnd: bytes(`${store.key}/waiters0`),
+      prefix,
+      prefixEnd: prefixEnd(prefix),
       mine: bytes(waiterKey(store.key, options.id)),
       settings: bytes(settingsKey(store.key)),
     };
