@@ -30,13 +30,14 @@ import type {
   UpdateOptions,
   UpdateOutcome,
 } from "../semaphore/lock_store.ts";
-import { bytes, type EtcdPort, type KeyValue, textOf } from "./port.ts";
+import { bytes, type EtcdPort, type KeyValue } from "./port.ts";
 import { pausedKey } from "../semaphore/keys.ts";
 import { waitForKeyChange } from "./key_change.ts";
 import { withDeadline } from "./deadline.ts";
 import {
   companionOps,
   parseStored,
+  settingsText,
   type StoredDocument,
   storedFrom,
 } from "./stored_document.ts";
@@ -111,8 +112,7 @@ export class EtcdLockStore implements LockStore {
     if (this.#settings !== undefined && revision < this.#settings.revision) {
       return;
     }
-    const raw = kv === undefined ? undefined : textOf(kv.value) ?? "\0";
-    this.#settings = { raw, revision };
+    this.#settings = { raw: settingsText(kv), revision };
   }
 
   /** The settings text as last seen (`undefined`: absent), or `null` when never seen. */
