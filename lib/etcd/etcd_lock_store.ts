@@ -30,7 +30,7 @@ import type {
   UpdateOptions,
   UpdateOutcome,
 } from "../semaphore/lock_store.ts";
-import { bytes, type EtcdPort, type KeyValue } from "./port.ts";
+import { bytes, type EtcdPort, type KeyValue, rangeOf } from "./port.ts";
 import { pausedKey } from "../semaphore/keys.ts";
 import { waitForKeyChange } from "./key_change.ts";
 import { withDeadline } from "./deadline.ts";
@@ -147,9 +147,7 @@ export class EtcdLockStore implements LockStore {
       ],
       failure: [],
     }, { deadline });
-    const [doc, pause] = res.responses.map((r) =>
-      "range" in r ? r.range.kvs[0] : undefined
-    );
+    const [doc, pause] = res.responses.map((r) => rangeOf(r)?.kvs[0]);
     this.#pauseRevision = pause?.modRevision ?? 0;
     return this.observe(storedFrom(doc));
   }
@@ -280,9 +278,8 @@ export class EtcdLockStore implements LockStore {
           revision: res.revision,
         };
       }
-      const range = res.responses[0];
       const current = this.observe(
-        storedFrom(range && "range" in range ? range.range.kvs[0] : undefined),
+        storedFrom(rangeOf(res.responses[0])?.kvs[0]),
       );
       // A hedged or re-sent Txn may have committed on another member; this
       // copy's guard then fails on our own write. Exactly our bytes, exactly
@@ -296,10 +293,8 @@ export class EtcdLockStore implements LockStore {
           revision: current.revision,
         };
       }
-      const pause = res.responses[1];
-      if (pause && "range" in pause) {
-        this.#pauseRevision = pause.range.kvs[0]?.modRevision ?? 0;
-      }
+      const pause = rangeOf(res.responses[1]);
+      if (pause) this.#pauseRevision = pause.kvs[0]?.modRevision ?? 0;
       // Only the pause changed: apply the change again at once, uncounted.
       if (
         this.#pauseRevision !== pauseSeen && current.revision === state.revision

@@ -263,6 +263,13 @@ export interface EtcdPort {
   close(): Promise<void>;
 }
 
+/** The result of a range operation of a transaction; `undefined` for any other operation's result. */
+export function rangeOf(
+  result: TxnOpResult | undefined,
+): RangeResult | undefined {
+  return result !== undefined && "range" in result ? result.range : undefined;
+}
+
 const encoder = new TextEncoder();
 const strictDecoder = new TextDecoder("utf-8", { fatal: true });
 const lossyDecoder = new TextDecoder();
