@@ -34,11 +34,8 @@ import type {
   WatchRequest,
   WatchStream,
 } from "./port.ts";
-import {
-  checkConnectionOptions,
-  readTlsFiles,
-  type TlsOptions,
-} from "./tls.ts";
+import type { EtcdPortOptions } from "./options.ts";
+import { checkConnectionOptions, readTlsFiles } from "./tls.ts";
 
 /** The servers have no JSON gateway (disabled, or too old): use gRPC. */
 export class NoGatewayError extends Error {
@@ -51,14 +48,6 @@ export class NoGatewayError extends Error {
     super(`etcd at ${endpoint} has no JSON gateway (/v3/...)`);
     this.name = "NoGatewayError";
   }
-}
-
-/** How to reach etcd through its gateway. */
-export interface GatewayOptions extends TlsOptions {
-  /** Longest wait for a watch stream to be set up, in ms. */
-  readonly timeoutMs: number;
-  /** Ask another member too after this long without an answer (default 250 ms, at most a quarter of `timeoutMs`). */
-  readonly hedgeAfterMs?: number;
 }
 
 /** Why `fetch` failed, in words an operator recognises. */
@@ -87,7 +76,7 @@ export function describeFetchError(error: unknown): string {
 
 /** Opens the gateway port: checks the options and reads the TLS files (errors name the file). */
 export async function openGatewayPort(
-  options: GatewayOptions,
+  options: EtcdPortOptions,
 ): Promise<GatewayPort> {
   const tls = checkConnectionOptions(options);
   let client: Deno.HttpClient | undefined;
@@ -120,7 +109,7 @@ export class GatewayPort implements EtcdPort {
    * @param options endpoints, credentials and timeouts
    * @param client an HTTP client carrying the TLS settings, closed by {@link GatewayPort.close}
    */
-  constructor(options: GatewayOptions, client?: Deno.HttpClient) {
+  constructor(options: EtcdPortOptions, client?: Deno.HttpClient) {
     this.endpoints = options.endpoints;
     this.#client = client;
     const { username, password } = options;

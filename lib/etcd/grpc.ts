@@ -33,7 +33,7 @@ import {
 import { GrpcWatch } from "./grpc_watch.ts";
 import { PortCore } from "./port_core.ts";
 import { int } from "./wire_shapes.ts";
-import type { EtcdConnectionOptions } from "./options.ts";
+import type { EtcdPortOptions } from "./options.ts";
 import type {
   CallOptions,
   EtcdPort,
@@ -46,12 +46,6 @@ import type {
   WatchRequest,
   WatchStream,
 } from "./port.ts";
-
-/** How to reach etcd over gRPC. */
-export interface GrpcOptions extends EtcdConnectionOptions {
-  /** Ask another member too after this long without an answer (default 250 ms, at most a quarter of `timeoutMs`). */
-  readonly hedgeAfterMs?: number;
-}
 
 const NOT_FOUND = 5;
 
@@ -67,7 +61,9 @@ const BACKSTOP_MS = 250;
  * Opens the gRPC port: checks the options and reads the TLS files (errors
  * name the file); nothing is sent before the first request.
  */
-export async function openGrpcPort(options: GrpcOptions): Promise<GrpcPort> {
+export async function openGrpcPort(
+  options: EtcdPortOptions,
+): Promise<GrpcPort> {
   return new GrpcPort(options, await grpcCredentials(options));
 }
 
@@ -102,7 +98,7 @@ export class GrpcPort implements EtcdPort {
    * @param options endpoints, credentials and timeouts
    * @param credentials etcd3's TLS credentials, if TLS is used
    */
-  constructor(options: GrpcOptions, credentials: IOptions["credentials"]) {
+  constructor(options: EtcdPortOptions, credentials: IOptions["credentials"]) {
     this.endpoints = options.endpoints;
     this.#credentials = credentials;
     this.#secure = credentials !== undefined ||
