@@ -257,6 +257,8 @@ export interface EtcdPort {
   leaseKeepAlive(id: string, options: CallOptions): Promise<number>;
   /** Revokes a lease, deleting its keys; a lease that is gone already is fine. */
   leaseRevoke(id: string, options: CallOptions): Promise<void>;
+  /** The endpoints in the order they would be tried now (the one that answered last first). */
+  endpointOrder(): string[];
   /** What was sent so far. */
   stats(): PortStats;
   /** Ends every stream and connection. */
