@@ -125,11 +125,10 @@ export class EtcdWaitQueue implements SlotQueue {
     this.#now = options.now ?? (() => new Date());
     this.#log = options.log ?? (() => {});
     this.#prefix = waitersPrefix(store.key);
-    const prefix = bytes(this.#prefix);
     this.#keys = {
       doc: bytes(store.key),
-      prefix,
-      prefixEnd: prefixEnd(prefix),
+      prefix: bytes(this.#prefix),
+      prefixEnd: prefixEnd(bytes(this.#prefix)),
       mine: bytes(waiterKey(store.key, options.id)),
       settings: bytes(settingsKey(store.key)),
     };
@@ -208,8 +207,7 @@ export class EtcdWaitQueue implements SlotQueue {
 
   /** Reads the document and the queue again; see {@link SlotQueue.refresh}. */
   refresh(): Promise<QueueState> {
-    this.#refreshing ??= this.#store
-      .operation((deadline) => this.#refreshNow(deadline))
+    this.#refreshing ??= this.#store.operation((d) => this.#refreshNow(d))
       .finally(() => (this.#refreshing = undefined));
     return this.#refreshing;
   }
