@@ -46,7 +46,7 @@ export function txnKind(request: etcd.TxnRequest): string {
 export class CountingPort implements etcd.EtcdPort {
   /** Requests by kind. */
   readonly counts: Record<string, number> = {};
-  readonly #inner: etcd.EtcdPort & { endpointOrder?(): string[] };
+  readonly #inner: etcd.EtcdPort;
 
   /**
    * Wraps `inner`.
@@ -128,7 +128,7 @@ export class CountingPort implements etcd.EtcdPort {
 
   /** The endpoints in the inner port's order. */
   endpointOrder(): string[] {
-    return this.#inner.endpointOrder?.() ?? [...this.endpoints];
+    return this.#inner.endpointOrder();
   }
 
   /** The inner port's own statistics. */

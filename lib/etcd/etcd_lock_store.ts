@@ -30,19 +30,14 @@ import type {
   UpdateOptions,
   UpdateOutcome,
 } from "../semaphore/lock_store.ts";
-import { bytes, type EtcdPort, type KeyValue, textOf } from "./port.ts";
+import { bytes, type EtcdPort, type KeyValue, rangeOf } from "./port.ts";
 import { pausedKey } from "../semaphore/keys.ts";
 import { waitForKeyChange } from "./key_change.ts";
 import { withDeadline } from "./deadline.ts";
 import {
   companionOps,
   parseStored,
-  type StoredDocument,
-  storedFrom,
-} from "./stored_document.ts";
-
-export {
-  companionOps,
+  settingsText,
   type StoredDocument,
   storedFrom,
 } from "./stored_document.ts";
@@ -72,7 +67,6 @@ export class EtcdLockStore implements LockStore {
   readonly #options: EtcdLockStoreOptions;
   #cache: StoredDocument | undefined;
   #settings: { raw: string | undefined; revision: number } | undefined;
-  #answered = false;
 
   /**
    * Creates an `EtcdLockStore`.
@@ -94,11 +88,6 @@ export class EtcdLockStore implements LockStore {
     return this.#options.timeoutMs;
   }
 
-  /** Whether etcd has answered any request of this store. */
-  get answered(): boolean {
-    return this.#answered;
-  }
-
   /** The revision of the last document seen; `0` before any. */
   get revision(): number {
     return this.#cache?.revision ?? 0;
@@ -109,7 +98,6 @@ export class EtcdLockStore implements LockStore {
    * an older one than already known is ignored. Returns the newest known.
    */
   observe(stored: StoredDocument): StoredDocument {
-    this.#answered = true;
     if (this.#cache === undefined || stored.revision >= this.#cache.revision) {
       this.#cache = stored;
     }
@@ -124,8 +112,7 @@ export class EtcdLockStore implements LockStore {
     if (this.#settings !== undefined && revision < this.#settings.revision) {
       return;
     }
-    const raw = kv === undefined ? undefined : textOf(kv.value) ?? "\0";
-    this.#settings = { raw, revision };
+    this.#settings = { raw: settingsText(kv), revision };
   }
 
   /** The settings text as last seen (`undefined`: absent), or `null` when never seen. */
@@ -160,9 +147,7 @@ export class EtcdLockStore implements LockStore {
       ],
       failure: [],
     }, { deadline });
-    const [doc, pause] = res.responses.map((r) =>
-      "range" in r ? r.range.kvs[0] : undefined
-    );
+    const [doc, pause] = res.responses.map((r) => rangeOf(r)?.kvs[0]);
     this.#pauseRevision = pause?.modRevision ?? 0;
     return this.observe(storedFrom(doc));
   }
@@ -293,9 +278,8 @@ export class EtcdLockStore implements LockStore {
           revision: res.revision,
         };
       }
-      const range = res.responses[0];
       const current = this.observe(
-        storedFrom(range && "range" in range ? range.range.kvs[0] : undefined),
+        storedFrom(rangeOf(res.responses[0])?.kvs[0]),
       );
       // A hedged or re-sent Txn may have committed on another member; this
       // copy's guard then fails on our own write. Exactly our bytes, exactly
@@ -309,10 +293,8 @@ export class EtcdLockStore implements LockStore {
           revision: current.revision,
         };
       }
-      const pause = res.responses[1];
-      if (pause && "range" in pause) {
-        this.#pauseRevision = pause.range.kvs[0]?.modRevision ?? 0;
-      }
+      const pause = rangeOf(res.responses[1]);
+      if (pause) this.#pauseRevision = pause.kvs[0]?.modRevision ?? 0;
       // Only the pause changed: apply the change again at once, uncounted.
       if (
         this.#pauseRevision !== pauseSeen && current.revision === state.revision
@@ -348,14 +330,12 @@ export class EtcdLockStore implements LockStore {
    * flight may still have been applied: an unknown outcome, as with any
    * timed-out write).
    */
-  async operation<T>(operation: (deadline: number) => Promise<T>): Promise<T> {
-    const value = await withDeadline(
+  operation<T>(operation: (deadline: number) => Promise<T>): Promise<T> {
+    return withDeadline(
       this.#options.timeoutMs,
       this.port.endpoints,
       operation,
     );
-    this.#answered = true;
-    return value;
   }
 
   /** Waits for a change of the document; see {@link LockStore.waitForChange}. */

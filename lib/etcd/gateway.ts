@@ -11,11 +11,7 @@
  * @module
  */
 
-import {
-  EtcdAuthenticationError,
-  EtcdPermissionDeniedError,
-  EtcdRequestError,
-} from "../common/errors.ts";
+import { EtcdRequestError } from "../common/errors.ts";
 import { EndpointFailure } from "./endpoint_set.ts";
 import {
   type Json,
@@ -25,7 +21,7 @@ import {
   txnResultFrom,
 } from "./gateway_json.ts";
 import { GatewayWatch } from "./gateway_watch.ts";
-import { PortCore } from "./port_core.ts";
+import { answerError, PortCore, UNAVAILABLE_CODES } from "./port_core.ts";
 import type {
   CallOptions,
   EtcdPort,
@@ -38,11 +34,8 @@ import type {
   WatchRequest,
   WatchStream,
 } from "./port.ts";
-import {
-  checkConnectionOptions,
-  readTlsFiles,
-  type TlsOptions,
-} from "./tls.ts";
+import type { EtcdPortOptions } from "./options.ts";
+import { checkConnectionOptions, readTlsFiles } from "./tls.ts";
 
 /** The servers have no JSON gateway (disabled, or too old): use gRPC. */
 export class NoGatewayError extends Error {
@@ -56,21 +49,6 @@ export class NoGatewayError extends Error {
     this.name = "NoGatewayError";
   }
 }
-
-/** How to reach etcd through its gateway. */
-export interface GatewayOptions extends TlsOptions {
-  /** Longest wait for a watch stream to be set up, in ms. */
-  readonly timeoutMs: number;
-  /** Ask another member too after this long without an answer (default 250 ms, at most a quarter of `timeoutMs`). */
-  readonly hedgeAfterMs?: number;
-}
-
-export { DEFAULT_HEDGE_AFTER_MS } from "./port_core.ts";
-
-/** gRPC status codes etcd uses, as the gateway reports them. */
-const UNAVAILABLE_CODES = new Set([1, 4, 10, 13, 14]);
-const UNAUTHENTICATED = 16;
-const PERMISSION_DENIED = 7;
 
 /** Why `fetch` failed, in words an operator recognises. */
 export function describeFetchError(error: unknown): string {
@@ -98,7 +76,7 @@ export function describeFetchError(error: unknown): string {
 
 /** Opens the gateway port: checks the options and reads the TLS files (errors name the file). */
 export async function openGatewayPort(
-  options: GatewayOptions,
+  options: EtcdPortOptions,
 ): Promise<GatewayPort> {
   const tls = checkConnectionOptions(options);
   let client: Deno.HttpClient | undefined;
@@ -131,7 +109,7 @@ export class GatewayPort implements EtcdPort {
    * @param options endpoints, credentials and timeouts
    * @param client an HTTP client carrying the TLS settings, closed by {@link GatewayPort.close}
    */
-  constructor(options: GatewayOptions, client?: Deno.HttpClient) {
+  constructor(options: EtcdPortOptions, client?: Deno.HttpClient) {
     this.endpoints = options.endpoints;
     this.#client = client;
     const { username, password } = options;
@@ -144,7 +122,6 @@ export class GatewayPort implements EtcdPort {
         }, signal).then((json) =>
           typeof json.token === "string" ? json.token : undefined
         ),
-      tokenRejected: (error) => error instanceof TokenExpired,
     });
   }
 
@@ -197,28 +174,7 @@ export class GatewayPort implements EtcdPort {
     if (UNAVAILABLE_CODES.has(code)) {
       throw new EndpointFailure(endpoint, "unavailable", message);
     }
-    if (code === UNAUTHENTICATED) throw new TokenExpired(message);
-    if (code === PERMISSION_DENIED) {
-      throw new EtcdPermissionDeniedError(
-        `etcd at ${endpoint} denied access: ${message}`,
-      );
-    }
-    if (/authentication failed|user name is empty|invalid auth/.test(message)) {
-      throw new EtcdAuthenticationError(
-        `etcd at ${endpoint} refused the credentials: ${message}`,
-      );
-    }
-    throw new EtcdRequestError(code, `etcd at ${endpoint}: ${message}`);
-  }
-
-  /** The auth token of `endpoint` (tokens are per member), or `undefined` without credentials. */
-  token(endpoint: string, signal: AbortSignal): Promise<string | undefined> {
-    return this.#core.token(endpoint, signal);
-  }
-
-  /** Forgets `endpoint`'s token (etcd said it expired). */
-  dropToken(endpoint: string): void {
-    this.#core.dropToken(endpoint);
+    throw answerError(endpoint, code, message);
   }
 
   #call(
@@ -320,6 +276,3 @@ export class GatewayPort implements EtcdPort {
     return Promise.resolve();
   }
 }
-
-/** etcd answered UNAUTHENTICATED: the token expired or was never valid. */
-class TokenExpired extends Error {}

@@ -17,6 +17,7 @@ import type {
   WatchEvent,
   WatchRequest,
 } from "./port.ts";
+import type { DispatchedMessage } from "./watch_dispatch.ts";
 import { int, requestShapes } from "./wire_shapes.ts";
 
 /** A JSON object as the gateway returns it. */
@@ -117,26 +118,9 @@ export function watchCreateJson(w: WatchRequest): Json {
   return SHAPES.watchCreate(w);
 }
 
-/** One message of a watch stream, decoded. */
+/** One message of a watch stream, decoded (as `grpc_messages.ts` decodes gRPC's), or the gateway's error line. */
 export type WatchMessage =
-  | {
-    readonly kind: "created";
-    readonly watchId: number;
-    readonly revision: number;
-  }
-  | {
-    readonly kind: "events";
-    readonly watchId: number;
-    readonly revision: number;
-    readonly events: readonly WatchEvent[];
-  }
-  | {
-    readonly kind: "canceled";
-    readonly watchId: number;
-    readonly compactRevision: number;
-    readonly reason: string;
-  }
-  | { readonly kind: "progress"; readonly revision: number }
+  | DispatchedMessage<number>
   | { readonly kind: "error"; readonly message: string };
 
 /** Decodes one line of a watch stream (`{"result": {...}}` or `{"error": {...}}`). */
@@ -150,16 +134,16 @@ export function watchMessageFrom(json: Json): WatchMessage {
   }
   const r = object(json.result);
   const watchId = int(r.watch_id);
-  const revision = headerRevision(r);
   if (r.canceled === true) {
     return {
       kind: "canceled",
-      watchId,
       compactRevision: int(r.compact_revision),
       reason: typeof r.cancel_reason === "string" ? r.cancel_reason : "",
     };
   }
-  if (r.created === true) return { kind: "created", watchId, revision };
+  if (r.created === true) {
+    return { kind: "created", watchId, revision: headerRevision(r) };
+  }
   const events = list(r.events).map((e): WatchEvent => {
     const event = object(e);
     return {
@@ -170,6 +154,6 @@ export function watchMessageFrom(json: Json): WatchMessage {
         : keyValueFrom(event.prev_kv),
     };
   });
-  if (events.length === 0) return { kind: "progress", revision };
-  return { kind: "events", watchId, revision, events };
+  if (events.length === 0) return { kind: "progress" };
+  return { kind: "events", watchId, events };
 }

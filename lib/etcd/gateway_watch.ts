@@ -67,7 +67,7 @@ export class GatewayWatch implements WatchStream {
   }
 
   async #run(): Promise<void> {
-    const { requests, client, handlers } = this.#options;
+    const { requests, client } = this.#options;
     const signal = this.#abort.signal;
     const token = await this.#options.token(signal);
     const res = await fetch(new URL("/v3/watch", this.endpoint), {
@@ -113,7 +113,6 @@ export class GatewayWatch implements WatchStream {
       kind: "disconnected",
       reason: `${this.endpoint} ended the watch stream`,
     });
-    void handlers;
   }
 
   #line(line: string): void {

@@ -23,7 +23,6 @@ import {
   grpcCredentials,
   memberClient,
   portError,
-  TokenRejected,
 } from "./grpc_client.ts";
 import {
   rangeMessage,
@@ -34,7 +33,7 @@ import {
 import { GrpcWatch } from "./grpc_watch.ts";
 import { PortCore } from "./port_core.ts";
 import { int } from "./wire_shapes.ts";
-import type { EtcdConnectionOptions } from "./options.ts";
+import type { EtcdPortOptions } from "./options.ts";
 import type {
   CallOptions,
   EtcdPort,
@@ -47,12 +46,6 @@ import type {
   WatchRequest,
   WatchStream,
 } from "./port.ts";
-
-/** How to reach etcd over gRPC. */
-export interface GrpcOptions extends EtcdConnectionOptions {
-  /** Ask another member too after this long without an answer (default 250 ms, at most a quarter of `timeoutMs`). */
-  readonly hedgeAfterMs?: number;
-}
 
 const NOT_FOUND = 5;
 
@@ -68,7 +61,9 @@ const BACKSTOP_MS = 250;
  * Opens the gRPC port: checks the options and reads the TLS files (errors
  * name the file); nothing is sent before the first request.
  */
-export async function openGrpcPort(options: GrpcOptions): Promise<GrpcPort> {
+export async function openGrpcPort(
+  options: EtcdPortOptions,
+): Promise<GrpcPort> {
   return new GrpcPort(options, await grpcCredentials(options));
 }
 
@@ -103,7 +98,7 @@ export class GrpcPort implements EtcdPort {
    * @param options endpoints, credentials and timeouts
    * @param credentials etcd3's TLS credentials, if TLS is used
    */
-  constructor(options: GrpcOptions, credentials: IOptions["credentials"]) {
+  constructor(options: EtcdPortOptions, credentials: IOptions["credentials"]) {
     this.endpoints = options.endpoints;
     this.#credentials = credentials;
     this.#secure = credentials !== undefined ||
@@ -119,7 +114,6 @@ export class GrpcPort implements EtcdPort {
           (client, options) =>
             client.auth.authenticate({ name: username!, password }, options),
         ).then((response) => response.token || undefined),
-      tokenRejected: (error) => error instanceof TokenRejected,
     });
   }
 
@@ -157,16 +151,6 @@ export class GrpcPort implements EtcdPort {
     } catch (error) {
       throw portError(error, endpoint, signal.aborted, this.#secure);
     }
-  }
-
-  /** The auth token of `endpoint` (tokens are per member), or `undefined` without credentials. */
-  token(endpoint: string, signal: AbortSignal): Promise<string | undefined> {
-    return this.#core.token(endpoint, signal);
-  }
-
-  /** Forgets `endpoint`'s token (etcd said it is not valid). */
-  dropToken(endpoint: string): void {
-    this.#core.dropToken(endpoint);
   }
 
   /** Runs `call` on the members as the endpoint set decides, within `options.deadline`. */

@@ -4,8 +4,7 @@
  * options (TLS files, the IP-servername workaround), a per-call interceptor
  * (abandonment, auth token, leader requirement), and the port's error for
  * what the client threw (its gRPC status, in words an operator recognises).
- * Also the options of a plain etcd3 client, for tools and tests that use
- * etcd3 directly. Loaded only with the gRPC adapter.
+ * Loaded only with the gRPC adapter.
  *
  * @module
  */
@@ -14,21 +13,14 @@ import { Buffer } from "node:buffer";
 import { InterceptingCall, type Interceptor, status } from "@grpc/grpc-js";
 import { noop } from "cockatiel";
 import { Etcd3, type IOptions } from "etcd3";
-import {
-  EtcdAuthenticationError,
-  EtcdPermissionDeniedError,
-  EtcdRequestError,
-} from "../common/errors.ts";
 import { EndpointFailure } from "./endpoint_set.ts";
-import type { EtcdConnectionOptions } from "./options.ts";
+import { answerError, UNAVAILABLE_CODES } from "./port_core.ts";
 import {
   checkConnectionOptions,
   readTlsFiles,
   type TlsOptions,
 } from "./tls.ts";
 import { allowIpEndpointsOverTls } from "./tls_ip_servername.ts";
-
-export type { EtcdConnectionOptions } from "./options.ts";
 
 /**
  * etcd3's TLS credentials from the TLS files that were given (errors name
@@ -68,33 +60,6 @@ export function memberClient(
     ...(credentials ? { credentials } : {}),
     faultHandling: { host: () => noop, global: noop },
   });
-}
-
-/**
- * etcd3 options for a client over every endpoint with etcd3's own auth and
- * failover, for tools and tests that use etcd3 directly.
- */
-export async function etcdClientOptions(
-  options: EtcdConnectionOptions,
-): Promise<IOptions> {
-  const { username, password, timeoutMs } = options;
-  const credentials = await grpcCredentials(options);
-  return {
-    hosts: [...options.endpoints],
-    dialTimeout: timeoutMs,
-    defaultCallOptions: (context) =>
-      context.isStream ? {} : { deadline: Date.now() + timeoutMs },
-    ...(credentials ? { credentials } : {}),
-    ...(username !== undefined && password !== undefined
-      ? {
-        auth: {
-          username,
-          password,
-          callOptions: () => ({ deadline: Date.now() + timeoutMs }),
-        },
-      }
-      : {}),
-  };
 }
 
 /** What {@link callInterceptor} adds to a call. */
@@ -207,30 +172,10 @@ export function describeUnavailable(details: string, secure: boolean): string {
   return lost ? `connection lost (${text})` : text;
 }
 
-/** gRPC status codes that mean "this member cannot serve now": try another. */
-const UNAVAILABLE_CODES = new Set([1, 4, 10, 13, 14]);
-const UNAUTHENTICATED = 16;
-const PERMISSION_DENIED = 7;
-
-/** etcd answered UNAUTHENTICATED: the token expired or was never valid. */
-export class TokenRejected extends Error {
-  /**
-   * Creates a `TokenRejected`.
-   *
-   * @param details etcd's text
-   */
-  constructor(details: string) {
-    super(details);
-    this.name = "TokenRejected";
-  }
-}
-
 /**
- * The port's error for what one attempt on `endpoint` threw, mapped as the
- * gateway adapter maps its answers: {@link EndpointFailure} when the member
- * did not answer usefully (another may), {@link TokenRejected} for a token
- * to renew, else etcd's answer as `EtcdPermissionDeniedError`,
- * `EtcdAuthenticationError` or `EtcdRequestError` with the gRPC code.
+ * The port's error for what one attempt on `endpoint` threw:
+ * {@link EndpointFailure} when the member did not answer usefully (another
+ * may), else etcd's answer as `answerError` maps it for both adapters.
  * `aborted` says whether the attempt was abandoned; `secure`, whether the
  * member is reached over TLS.
  */
@@ -255,16 +200,5 @@ export function portError(
       describeUnavailable(details, secure),
     );
   }
-  if (code === UNAUTHENTICATED) return new TokenRejected(details);
-  if (code === PERMISSION_DENIED) {
-    return new EtcdPermissionDeniedError(
-      `etcd at ${endpoint} denied access: ${details}`,
-    );
-  }
-  if (/authentication failed|user name is empty|invalid auth/.test(details)) {
-    return new EtcdAuthenticationError(
-      `etcd at ${endpoint} refused the credentials: ${details}`,
-    );
-  }
-  return new EtcdRequestError(code, `etcd at ${endpoint}: ${details}`);
+  return answerError(endpoint, code, details);
 }

@@ -43,7 +43,7 @@ interface Copy {
 
 /** A watch on up to two members; see the module documentation. */
 export class HedgedWatch {
-  readonly #port: EtcdPort & { endpointOrder?(): string[] };
+  readonly #port: EtcdPort;
   readonly #requests: readonly WatchRequest[];
   readonly #handlers: HedgedWatchHandlers;
   readonly #delivered: number[];
@@ -61,7 +61,7 @@ export class HedgedWatch {
    * @param options copies and restart delay
    */
   constructor(
-    port: EtcdPort & { endpointOrder?(): string[] },
+    port: EtcdPort,
     requests: readonly WatchRequest[],
     handlers: HedgedWatchHandlers,
     options: HedgedWatchOptions = {},
@@ -71,23 +71,14 @@ export class HedgedWatch {
     this.#handlers = handlers;
     this.#restartMs = options.restartMs ?? 1_000;
     this.#delivered = requests.map((r) => (r.startRevision ?? 1) - 1);
-    const endpoints = this.#order();
+    const endpoints = this.#port.endpointOrder();
     const copies = Math.min(options.copies ?? 2, endpoints.length);
     for (let i = 0; i < copies; i++) this.#open(endpoints[i], 0);
-  }
-
-  /** The last revision delivered for each watch. */
-  get delivered(): readonly number[] {
-    return this.#delivered;
   }
 
   /** Whether at least one copy is set up and running. */
   get live(): boolean {
     return [...this.#copies].some((c) => c.created);
-  }
-
-  #order(): string[] {
-    return this.#port.endpointOrder?.() ?? [...this.#port.endpoints];
   }
 
   #open(endpoint: string | undefined, failures: number): void {
@@ -134,7 +125,7 @@ export class HedgedWatch {
     }
     // Another copy runs: restart this one elsewhere, after a pause.
     const used = new Set([...this.#copies].map((c) => c.stream.endpoint));
-    const next = this.#order().find((e) => !used.has(e));
+    const next = this.#port.endpointOrder().find((e) => !used.has(e));
     const delay = Math.min(30_000, this.#restartMs * 2 ** copy.failures);
     const timer = setTimeout(() => {
       this.#timers.delete(timer);

@@ -114,8 +114,7 @@ export class FallbackPort implements EtcdPort {
 
   /** The endpoints in the order the current port would try them. */
   endpointOrder(): string[] {
-    const port = this.#current as EtcdPort & { endpointOrder?(): string[] };
-    return port.endpointOrder?.() ?? [...this.endpoints];
+    return this.#current.endpointOrder();
   }
 
   /** Requests sent so far, by kind, through both ports. */

@@ -257,10 +257,19 @@ export interface EtcdPort {
   leaseKeepAlive(id: string, options: CallOptions): Promise<number>;
   /** Revokes a lease, deleting its keys; a lease that is gone already is fine. */
   leaseRevoke(id: string, options: CallOptions): Promise<void>;
+  /** The endpoints in the order they would be tried now (the one that answered last first). */
+  endpointOrder(): string[];
   /** What was sent so far. */
   stats(): PortStats;
   /** Ends every stream and connection. */
   close(): Promise<void>;
+}
+
+/** The result of a range operation of a transaction; `undefined` for any other operation's result. */
+export function rangeOf(
+  result: TxnOpResult | undefined,
+): RangeResult | undefined {
+  return result !== undefined && "range" in result ? result.range : undefined;
 }
 
 const encoder = new TextEncoder();

@@ -2,7 +2,8 @@
  * What the two `EtcdPort` adapters (`gateway.ts`, `grpc.ts`) share
  * around their requests: the {@link EndpointSet} that decides failover and
  * hedging, each member's auth token (fetched once, renewed once when etcd
- * rejects it), the count of requests by kind, and the open watch streams.
+ * rejects it), the count of requests by kind, the open watch streams, and
+ * the port's error for etcd's answer (its gRPC status code and text).
  * The adapters bring only what goes over the wire.
  *
  * @module
@@ -10,6 +11,8 @@
 
 import {
   EtcdAuthenticationError,
+  EtcdPermissionDeniedError,
+  EtcdRequestError,
   EtcdUnavailableError,
 } from "../common/errors.ts";
 import { EndpointSet, NoEndpointAnswered } from "./endpoint_set.ts";
@@ -27,6 +30,52 @@ import type {
  */
 export const DEFAULT_HEDGE_AFTER_MS = 250;
 
+/** gRPC status codes that mean "this member cannot serve now": try another. */
+export const UNAVAILABLE_CODES: ReadonlySet<number> = new Set(
+  [1, 4, 10, 13, 14],
+);
+const UNAUTHENTICATED = 16;
+const PERMISSION_DENIED = 7;
+
+/** etcd answered UNAUTHENTICATED: the token expired or was never valid. */
+export class TokenRejected extends Error {
+  /**
+   * Creates a `TokenRejected`.
+   *
+   * @param details etcd's text
+   */
+  constructor(details: string) {
+    super(details);
+    this.name = "TokenRejected";
+  }
+}
+
+/**
+ * The port's error for etcd's answer from `endpoint` with gRPC status
+ * `code` (not one of {@link UNAVAILABLE_CODES}) and text `details`:
+ * {@link TokenRejected} for a token to renew, `EtcdPermissionDeniedError`,
+ * `EtcdAuthenticationError` for refused credentials, else
+ * `EtcdRequestError` with the code.
+ */
+export function answerError(
+  endpoint: string,
+  code: number,
+  details: string,
+): Error {
+  if (code === UNAUTHENTICATED) return new TokenRejected(details);
+  if (code === PERMISSION_DENIED) {
+    return new EtcdPermissionDeniedError(
+      `etcd at ${endpoint} denied access: ${details}`,
+    );
+  }
+  if (/authentication failed|user name is empty|invalid auth/.test(details)) {
+    return new EtcdAuthenticationError(
+      `etcd at ${endpoint} refused the credentials: ${details}`,
+    );
+  }
+  return new EtcdRequestError(code, `etcd at ${endpoint}: ${details}`);
+}
+
 /** What a {@link PortCore} needs from its adapter. */
 export interface PortCoreOptions {
   /** The members. */
@@ -42,8 +91,6 @@ export interface PortCoreOptions {
     endpoint: string,
     signal: AbortSignal,
   ): Promise<string | undefined>;
-  /** Whether `error` is etcd's answer that the token expired or is not valid. */
-  tokenRejected(error: unknown): error is Error;
 }
 
 /** What a watch stream gets from the port about its member (see {@link PortCore.watch}). */
@@ -125,7 +172,7 @@ export class PortCore {
       try {
         return await send(token);
       } catch (error) {
-        if (!this.#options.tokenRejected(error)) throw error;
+        if (!(error instanceof TokenRejected)) throw error;
         this.dropToken(endpoint);
         if (attempt === 2 || token === undefined) {
           throw new EtcdAuthenticationError(

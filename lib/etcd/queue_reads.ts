@@ -7,13 +7,13 @@
  */
 
 import type { QueueReading } from "./queue_place.ts";
-import type {
-  KeyValue,
-  RangeRequest,
-  TxnOp,
-  TxnOpResult,
-  TxnRequest,
-  TxnResult,
+import {
+  type KeyValue,
+  rangeOf,
+  type RangeRequest,
+  type TxnOp,
+  type TxnRequest,
+  type TxnResult,
 } from "./port.ts";
 
 /** The keys one machine's queue requests are about. */
@@ -38,10 +38,6 @@ export interface QueueSnapshot extends QueueReading {
   readonly revision: number;
   /** The settings key-value, if the key exists. */
   readonly settings: KeyValue | undefined;
-}
-
-function rangeOf(result: TxnOpResult | undefined) {
-  return result !== undefined && "range" in result ? result.range : undefined;
 }
 
 function ranges(keys: QueueKeys, joinedAt: number | undefined): TxnOp[] {

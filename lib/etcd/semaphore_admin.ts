@@ -48,6 +48,7 @@ import {
   viewFrom,
   viewOps,
 } from "./semaphore_view.ts";
+import { settingsText } from "./stored_document.ts";
 
 /** Rounds of read-then-write before a contended change gives up. */
 const MAX_ROUNDS = 8;
@@ -129,7 +130,7 @@ export class EtcdSemaphoreAdmin implements SemaphoreAdmin {
       for (let round = 1; round <= MAX_ROUNDS; round++) {
         const res = await store.port.range({ key }, { deadline });
         const kv = res.kvs[0];
-        const raw = kv === undefined ? undefined : textOf(kv.value) ?? "\0";
+        const raw = settingsText(kv);
         const before = parseSettings(raw);
         let next: string | undefined;
         if (before.kind === "corrupt") {

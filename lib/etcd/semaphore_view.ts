@@ -35,8 +35,8 @@ import {
   type Compare,
   type KeyValue,
   prefixEnd,
+  rangeOf,
   type RangeRequest,
-  type RangeResult,
   textOf,
   type TxnOp,
   type TxnOpResult,
@@ -77,12 +77,6 @@ export function viewOps(
 
 /** Number of operations of {@link viewOps}. */
 export const VIEW_OPS = 6;
-
-function rangeOf(result: TxnOpResult | undefined): RangeResult {
-  return result !== undefined && "range" in result
-    ? result.range
-    : { kvs: [], count: 0, revision: 0 };
-}
 
 function idsUnder(
   prefix: string,
@@ -170,7 +164,7 @@ export function readSemaphoreView(
       failure: [],
     }, { deadline });
     const view = viewFrom(store.key, res.responses, res.revision);
-    store.observe(storedFrom(rangeOf(res.responses[0]).kvs[0]));
+    store.observe(storedFrom(rangeOf(res.responses[0])?.kvs[0]));
     return view;
   });
 }

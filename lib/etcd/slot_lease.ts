@@ -29,6 +29,7 @@ import type { ResumeResult, SlotLease } from "../semaphore/slot_lease.ts";
 import type { EtcdLockStore } from "./etcd_lock_store.ts";
 import { bytes, textOf } from "./port.ts";
 import { readSemaphoreView, reclaimHolders } from "./semaphore_view.ts";
+import { settingsText } from "./stored_document.ts";
 
 /** Options of {@link EtcdSlotLease}. */
 export interface EtcdSlotLeaseOptions {
@@ -97,9 +98,10 @@ export class EtcdSlotLease implements SlotLease {
       const res = await this.#store.port.range({
         key: bytes(settingsKey(this.#store.key)),
       }, { deadline });
-      const kv = res.kvs[0];
-      const raw = kv === undefined ? undefined : textOf(kv.value) ?? "\0";
-      return effectiveSlotTtl(parseSettings(raw), defaultSeconds);
+      return effectiveSlotTtl(
+        parseSettings(settingsText(res.kvs[0])),
+        defaultSeconds,
+      );
     });
   }
 

@@ -1,7 +1,8 @@
 /**
- * A stored document as etcd returns it, and the transaction operations of
- * companion writes: the pieces that the compare-and-swap store, the wait
- * queue and the semaphore view share.
+ * A stored document as etcd returns it, the stored settings' text, and the
+ * transaction operations of companion writes: the pieces that the
+ * compare-and-swap store, the wait queue, the slot lease, the admin and the
+ * semaphore view share.
  *
  * @module
  */
@@ -41,6 +42,15 @@ export function storedFrom(kv: KeyValue | undefined): StoredDocument {
       invalidUtf8: true,
     }
     : { raw, revision: kv.modRevision, version: kv.version };
+}
+
+/**
+ * The stored text of the settings key (`<key>/settings`), `undefined` when
+ * absent. Bytes that are not valid UTF-8 read as `"\0"`, which does not
+ * parse: such settings are corrupt, never a lossy rendering.
+ */
+export function settingsText(kv: KeyValue | undefined): string | undefined {
+  return kv === undefined ? undefined : textOf(kv.value) ?? "\0";
 }
 
 /** The transaction operations of companion writes. */

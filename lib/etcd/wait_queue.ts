@@ -47,13 +47,15 @@ import type {
   TakeOptions,
   WaitResult,
 } from "../semaphore/slot_queue.ts";
-import { type EtcdLockStore, storedFrom } from "./etcd_lock_store.ts";
+import type { EtcdLockStore } from "./etcd_lock_store.ts";
+import { storedFrom } from "./stored_document.ts";
 import { HedgedWatch } from "./hedged_watch.ts";
 import { Wakeup } from "./wakeup.ts";
 import type { LeaseSession } from "./lease_session.ts";
 import {
   bytes,
   lossyText,
+  prefixEnd,
   sameBytes,
   textOf,
   type WatchEvent,
@@ -126,8 +128,7 @@ export class EtcdWaitQueue implements SlotQueue {
     this.#keys = {
       doc: bytes(store.key),
       prefix: bytes(this.#prefix),
-      // "0" follows "/": the end of every key under the prefix.
-      prefixEnd: bytes(`${store.key}/waiters0`),
+      prefixEnd: prefixEnd(bytes(this.#prefix)),
       mine: bytes(waiterKey(store.key, options.id)),
       settings: bytes(settingsKey(store.key)),
     };
@@ -186,15 +187,15 @@ export class EtcdWaitQueue implements SlotQueue {
         );
         if (res.succeeded) {
           this.#joinedAt = res.revision;
-          return await this.#apply(joinedReading(res)) ??
-            await this.#refreshNow();
+          return await this.#apply(joinedReading(res), deadline) ??
+            await this.#refreshNow(deadline);
         }
         const existing = existingEntry(res);
         if (existing === undefined) continue;
         if (existing.lease === lease) {
           // A hedged copy of our own join committed first: it is ours.
           this.#joinedAt = existing.createRevision;
-          return await this.#refreshNow();
+          return await this.#refreshNow(deadline);
         }
         // An entry left by an earlier run of this machine: remove it (only
         // that one), then join at the back.
@@ -206,18 +207,18 @@ export class EtcdWaitQueue implements SlotQueue {
 
   /** Reads the document and the queue again; see {@link SlotQueue.refresh}. */
   refresh(): Promise<QueueState> {
-    this.#refreshing ??= this.#store.operation(() => this.#refreshNow())
+    this.#refreshing ??= this.#store.operation((d) => this.#refreshNow(d))
       .finally(() => (this.#refreshing = undefined));
     return this.#refreshing;
   }
 
-  async #refreshNow(): Promise<QueueState> {
+  async #refreshNow(deadline: number): Promise<QueueState> {
     for (let round = 1;; round++) {
       const res = await this.#store.port.txn(
         readRequest(this.#keys, this.#joinedAt),
-        { deadline: Date.now() + this.#store.timeoutMs },
+        { deadline },
       );
-      const state = await this.#apply(readReading(res));
+      const state = await this.#apply(readReading(res), deadline);
       if (state !== undefined) return state;
       if (round >= 5) {
         throw new Error(`the wait queue of ${this.#store.key} keeps changing`);
@@ -228,9 +229,12 @@ export class EtcdWaitQueue implements SlotQueue {
   /**
    * Takes in a consistent reading: remembers the document, removes junk
    * (then returns `undefined`: read again), places this machine and sets up
-   * the watch for its place.
+   * the watch for its place. Requests go out by `deadline`, the operation's.
    */
-  async #apply(reading: QueueSnapshot): Promise<QueueState | undefined> {
+  async #apply(
+    reading: QueueSnapshot,
+    deadline: number,
+  ): Promise<QueueState | undefined> {
     const before = this.#store.revision;
     this.#store.observe(storedFrom(reading.doc));
     this.#store.observeSettings(reading.settings, reading.revision);
@@ -245,9 +249,7 @@ export class EtcdWaitQueue implements SlotQueue {
           }`,
         );
       }
-      await this.#store.port.txn(removeRequest(placement.junk), {
-        deadline: Date.now() + this.#store.timeoutMs,
-      });
+      await this.#store.port.txn(removeRequest(placement.junk), { deadline });
       return undefined;
     }
     if (placement.place === "out") {

@@ -102,27 +102,16 @@ export function requestShapes<B, S, C>(
     base: T,
     end: Uint8Array | undefined,
   ): T & { range_end?: B } => end ? { ...base, range_end: bytes(end) } : base;
-  const range = (r: RangeRequest): RangeShape<B, S> => {
-    const head = {
-      key: bytes(r.key),
-      ...(r.rangeEnd ? { range_end: bytes(r.rangeEnd) } : {}),
-      ...(r.limit ? { limit: String(r.limit) } : {}),
-    };
-    const tail = {
-      ...(r.keysOnly ? { keys_only: true } : {}),
-      ...(r.countOnly ? { count_only: true } : {}),
-      ...(r.maxCreateRevision
-        ? { max_create_revision: String(r.maxCreateRevision) }
-        : {}),
-    };
-    return r.sortOrder
-      ? {
-        ...head,
-        ...spelling.sort(r.sortOrder, r.sortTarget ?? "KEY"),
-        ...tail,
-      }
-      : { ...head, ...tail };
-  };
+  const range = (r: RangeRequest): RangeShape<B, S> => ({
+    ...withEnd({ key: bytes(r.key) }, r.rangeEnd),
+    ...(r.limit ? { limit: String(r.limit) } : {}),
+    ...(r.sortOrder ? spelling.sort(r.sortOrder, r.sortTarget ?? "KEY") : {}),
+    ...(r.keysOnly ? { keys_only: true } : {}),
+    ...(r.countOnly ? { count_only: true } : {}),
+    ...(r.maxCreateRevision
+      ? { max_create_revision: String(r.maxCreateRevision) }
+      : {}),
+  });
   const compare = (c: Compare): CompareShape<B, C> => {
     const base = { key: bytes(c.key), ...spelling.compare(c.target, c.result) };
     switch (c.target) {
