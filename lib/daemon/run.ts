@@ -10,7 +10,20 @@ import { formatDuration } from "../common/duration.ts";
 import { oneLine } from "../common/errors.ts";
 import { backoffMs } from "./decisions.ts";
 import type { DaemonDeps, DaemonSettings } from "./ports.ts";
-import { commandEnv, type CommandRunner, runCommand } from "./command_run.ts";
+import {
+  commandEnv,
+  type CommandRunner,
+  DEFAULT_COMMAND_TIMEOUT_MS,
+  runCommand,
+} from "./command_run.ts";
+import {
+  DEFAULT_BEST_EFFORT_WAIT_MS,
+  DEFAULT_REBOOT_RETRY_LIMIT_MS,
+} from "./config_keys.ts";
+import {
+  DEFAULT_HEALTH_CHECK_INTERVAL_MS,
+  DEFAULT_HEALTH_CHECK_TIMEOUT_MS,
+} from "./health_gate.ts";
 import {
   type DaemonMetrics,
   NO_METRICS,
@@ -18,15 +31,15 @@ import {
 } from "./metrics_port.ts";
 import type { NotifyEvent } from "./notify.ts";
 
-/** Defaults of the tunable settings. */
+/** Defaults of the tunable settings (those of config keys are the keys' defaults). */
 export const DEFAULTS = {
   safetyRecheckMs: 300_000,
   handoverMs: 10_000,
-  bestEffortWaitMs: 30_000,
-  rebootRetryLimitMs: 1_800_000,
-  healthCheckIntervalMs: 30_000,
-  healthCheckTimeoutMs: 900_000,
-  commandTimeoutMs: 300_000,
+  bestEffortWaitMs: DEFAULT_BEST_EFFORT_WAIT_MS,
+  rebootRetryLimitMs: DEFAULT_REBOOT_RETRY_LIMIT_MS,
+  healthCheckIntervalMs: DEFAULT_HEALTH_CHECK_INTERVAL_MS,
+  healthCheckTimeoutMs: DEFAULT_HEALTH_CHECK_TIMEOUT_MS,
+  commandTimeoutMs: DEFAULT_COMMAND_TIMEOUT_MS,
 } as const;
 
 /** One run of the loop; see the module documentation. */
