@@ -43,7 +43,7 @@ import { fleetLockHolderId, openFleetLockClient } from "./fleetlock_wiring.ts";
 const NOTIFY_CLOSE_MS = 2_000;
 
 /** The real clock: `setTimeout`, abortable; long sleeps are split into timers that fit. */
-export const systemClock: Clock = { ...realClock };
+export const systemClock: Clock = realClock;
 
 /**
  * Stops on SIGTERM or SIGINT: aborts the returned signal; SIGHUP is logged
