@@ -14,10 +14,9 @@ import {
   loadDaemonConfig,
   parseDaemonArgs,
 } from "./config.ts";
-import type { DaemonLogger } from "./log.ts";
 import { answerHelpOrVersion, reportFailure, stderrLog } from "./program_io.ts";
 import { type DaemonOutcome, runDaemonLoop } from "./loop.ts";
-import type { BootInfo, Clock } from "./ports.ts";
+import type { BootInfo, Clock, DaemonLog } from "./ports.ts";
 import { realClock } from "./clock.ts";
 import { bootTimeId, usesLock } from "./decisions.ts";
 import { exitCodeOf, oneLine, UsageError } from "../common/errors.ts";
@@ -51,7 +50,7 @@ export const systemClock: Clock = realClock;
  * the handlers.
  */
 function stopOnSignals(
-  log: DaemonLogger,
+  log: DaemonLog,
 ): { signal: AbortSignal; dispose(): void } {
   const stop = new AbortController();
   const handlers = (["SIGTERM", "SIGINT", "SIGHUP"] as const).map((name) => {
@@ -77,7 +76,7 @@ function stopOnSignals(
 async function openSemaphore(
   config: DaemonConfig,
   machineId: string,
-  log: DaemonLogger,
+  log: DaemonLog,
 ): Promise<{ store: LockStore; queue: SlotQueue; slotLease: SlotLease }> {
   const [
     { openEtcdStore },
@@ -118,7 +117,7 @@ export const BOOT_ID_PATH = "/proc/sys/kernel/random/boot_id";
  */
 async function readBoot(
   configured: string | undefined,
-  log: DaemonLogger,
+  log: DaemonLog,
 ): Promise<BootInfo | undefined> {
   let time: Date;
   try {

@@ -18,10 +18,9 @@ import { commandEnv } from "./command_run.ts";
 import { CommandRebooter } from "./command_rebooter.ts";
 import type { DaemonConfig } from "./config.ts";
 import { windowState } from "./decisions.ts";
-import type { DaemonLogger } from "./log.ts";
 import { type DaemonMetrics, formatListenAddress } from "./metrics_port.ts";
 import { Notifier } from "./notify.ts";
-import type { Clock, Rebooter } from "./ports.ts";
+import type { Clock, DaemonLog, Rebooter } from "./ports.ts";
 import type { RebootSchedule } from "./schedule.ts";
 
 /** The configured commands, in the order of the key table. */
@@ -63,7 +62,7 @@ export interface ServedMetrics {
  */
 export async function serveMetrics(
   config: DaemonConfig,
-  log: DaemonLogger,
+  log: DaemonLog,
 ): Promise<ServedMetrics | undefined> {
   const address = config.metricsAddress;
   if (address === undefined) return undefined;
@@ -83,7 +82,7 @@ export function openNotifier(
   config: DaemonConfig,
   machineId: string,
   metrics: DaemonMetrics,
-  log: DaemonLogger,
+  log: DaemonLog,
 ): Notifier | undefined {
   if (config.notifyUrl === undefined) return undefined;
   const notifier = new Notifier({
@@ -133,7 +132,7 @@ export function chooseRebooter(
   logind: Rebooter,
   machineId: string,
   metrics: DaemonMetrics,
-  log: DaemonLogger,
+  log: DaemonLog,
 ): Rebooter {
   if (config.rebootCommand === undefined) return logind;
   return new CommandRebooter({
