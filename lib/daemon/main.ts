@@ -184,12 +184,14 @@ export async function runDaemon(args: readonly string[]): Promise<number> {
     return 0;
   }
 
+  let systemBus: typeof import("../dbus/system_bus.ts");
+  let busAddress: string;
   try {
-    const { busPermissionNeeds, parseBusAddress, systemBusAddress } =
-      await import("../dbus/system_bus.ts");
+    systemBus = await import("../dbus/system_bus.ts");
+    busAddress = systemBus.systemBusAddress();
     requirePermissions(daemonPermissionNeeds(
       config,
-      busPermissionNeeds(parseBusAddress(systemBusAddress())),
+      systemBus.busPermissionNeeds(systemBus.parseBusAddress(busAddress)),
     ));
     await checkSentinel(config.rebootSentinel);
     checkRunPermissions(config);
@@ -223,13 +225,14 @@ export async function runDaemon(args: readonly string[]): Promise<number> {
     }
     const notifier = openNotifier(config, machineId, metrics, log);
     if (notifier) closers.push(() => notifier.close(NOTIFY_CLOSE_MS));
-    const [{ connectSystemBus }, { LogindRebooter }, { UpdateEngineClient }] =
-      await Promise.all([
-        import("../dbus/system_bus.ts"),
-        import("../dbus/logind.ts"),
-        import("../dbus/update_engine.ts"),
-      ]);
-    const bus = await connectSystemBus({ log: (line) => log.warn(line) });
+    const [{ LogindRebooter }, { UpdateEngineClient }] = await Promise.all([
+      import("../dbus/logind.ts"),
+      import("../dbus/update_engine.ts"),
+    ]);
+    const bus = await systemBus.connectSystemBus({
+      address: busAddress,
+      log: (line) => log.warn(line),
+    });
     closers.push(() => bus.close());
     const engine = new UpdateEngineClient(bus, {
       log: (line) => log.warn(line),
