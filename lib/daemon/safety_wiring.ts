@@ -9,11 +9,7 @@
  */
 
 import { UsageError } from "../common/errors.ts";
-import {
-  allowRunFlag,
-  type ParsedCommand,
-  runPermissionError,
-} from "./command.ts";
+import { type ParsedCommand, runPermissionError } from "./command.ts";
 import { commandEnv } from "./command_run.ts";
 import { CommandRebooter } from "./command_rebooter.ts";
 import type { DaemonConfig } from "./config.ts";
@@ -38,12 +34,8 @@ export function configuredCommands(config: DaemonConfig): ParsedCommand[] {
 export function checkRunPermissions(config: DaemonConfig): void {
   const commands = configuredCommands(config);
   for (const command of commands) {
-    if (runPermissionError(command) === undefined) continue;
-    throw new UsageError(
-      `${command.key}: not allowed to run ${command.program}; start locksmithd with ${
-        allowRunFlag(commands)
-      } (one list naming every command's program)`,
-    );
+    const refused = runPermissionError(command, commands);
+    if (refused !== undefined) throw new UsageError(refused.message);
   }
 }
 
