@@ -10,9 +10,9 @@ import { formatDuration } from "../common/duration.ts";
 import { oneLine } from "../common/errors.ts";
 import { backoffMs } from "./decisions.ts";
 import type { DaemonDeps, DaemonSettings } from "./ports.ts";
+import type { ParsedCommand } from "./command.ts";
 import {
   commandEnv,
-  type CommandRunner,
   DEFAULT_COMMAND_TIMEOUT_MS,
   runCommand,
 } from "./command_run.ts";
@@ -21,6 +21,7 @@ import {
   DEFAULT_REBOOT_RETRY_LIMIT_MS,
 } from "./config_keys.ts";
 import {
+  type CheckOptions,
   DEFAULT_HEALTH_CHECK_INTERVAL_MS,
   DEFAULT_HEALTH_CHECK_TIMEOUT_MS,
 } from "./health_gate.ts";
@@ -112,14 +113,22 @@ export class Run {
     }
   }
 
-  /** Runs the checks: the injected runner, or real processes. */
-  get runner(): CommandRunner {
-    return this.deps.runCommand ?? runCommand;
-  }
-
-  /** The environment of the commands: `PATH`, `LOCKSMITH_MACHINE_ID`, `LOCKSMITH_GROUP`. */
-  get commandEnv(): Record<string, string> {
-    return commandEnv(this.id, this.settings.group ?? "");
+  /**
+   * How to run `command` as a check: the command timeout, the commands'
+   * environment (`PATH`, `LOCKSMITH_MACHINE_ID`, `LOCKSMITH_GROUP`), the
+   * injected runner (or real processes), stopped by `signal`.
+   */
+  checkOptions(
+    command: ParsedCommand,
+    signal: AbortSignal = this.signal,
+  ): CheckOptions {
+    return {
+      command,
+      commandTimeoutMs: this.tuning("commandTimeoutMs"),
+      env: commandEnv(this.id, this.settings.group ?? ""),
+      run: this.deps.runCommand ?? runCommand,
+      signal,
+    };
   }
 
   /** Whether locksmithd was asked to stop. */
