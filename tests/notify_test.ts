@@ -7,9 +7,9 @@ import {
   type Notification,
   Notifier,
   type NotifierOptions,
-  notifyBackoffMs,
   parseNotifyUrl,
 } from "../lib/daemon/notify.ts";
+import { backoffMs as notifyBackoffMs } from "../lib/daemon/decisions.ts";
 import { ConfigValueError } from "../lib/daemon/value_error.ts";
 import { freePorts } from "./harness/ports.ts";
 

@@ -66,6 +66,12 @@ export async function acquireSlot(
       );
     }
   };
+  const alreadyHeld = async (): Promise<"held"> => {
+    await leave();
+    log.info(`this machine (${run.id}) already holds a slot`);
+    run.slotHeld = true;
+    return "held";
+  };
   while (!run.stopped) {
     const now = clock.now().getTime();
     if (closesAt && now >= closesAt.getTime()) {
@@ -94,12 +100,7 @@ export async function acquireSlot(
       }
       run.metrics.setQueuePosition(state.place === "out" ? null : state.ahead);
       const doc = state.doc;
-      if (doc?.holders.includes(run.id)) {
-        await leave();
-        log.info(`this machine (${run.id}) already holds a slot`);
-        run.slotHeld = true;
-        return "held";
-      }
+      if (doc?.holders.includes(run.id)) return await alreadyHeld();
       // First in line and every slot held: a slot whose holder's lease
       // expired is reclaimed (with a slot TTL), then look again.
       if (
@@ -170,12 +171,7 @@ export async function acquireSlot(
       }
     } catch (error) {
       const action = onLockFailure(error);
-      if (action === "holding") {
-        await leave();
-        log.info(`this machine (${run.id}) already holds a slot`);
-        run.slotHeld = true;
-        return "held";
-      }
+      if (action === "holding") return await alreadyHeld();
       if (action === "look-again") continue;
       if (action === "paused") {
         if (!pausedLogged) {

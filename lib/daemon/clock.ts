@@ -1,7 +1,7 @@
 /**
  * The clock of the safe-reboot modules (notifications, health gate): "now"
- * and an abortable sleep, injected so that tests run without sleeping. Its
- * shape is that of the daemon loop's `Clock`, so the loop can pass its own.
+ * and an abortable sleep, injected so that tests run without sleeping. The
+ * daemon loop's `Clock` is this one too, so the loop can pass its own.
  *
  * @module
  */

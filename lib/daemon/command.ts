@@ -222,12 +222,16 @@ export class CommandStartError extends Error {
   }
 }
 
-function notPermitted(command: ParsedCommand): CommandStartError {
+/** The refusal to run `command`, naming the `--allow-run` list of `commands`. */
+function notPermitted(
+  command: ParsedCommand,
+  commands: readonly ParsedCommand[] = [command],
+): CommandStartError {
   return new CommandStartError(
     command,
     "not-permitted",
     `${command.key}: not allowed to run ${command.program}; start locksmithd with ${
-      allowRunFlag([command])
+      allowRunFlag(commands)
     } (one list naming every command's program)`,
   );
 }
@@ -236,16 +240,20 @@ function notPermitted(command: ParsedCommand): CommandStartError {
  * Whether this process may run the command's program (Deno's run
  * permission), without running it: `undefined` when it may, else the
  * {@link CommandStartError} that running it would throw. For checking the
- * configuration at start.
+ * configuration at start; its flag names the programs of `commands`
+ * (default: this command's), so that one list covers every command.
  */
 export function runPermissionError(
   command: ParsedCommand,
+  commands: readonly ParsedCommand[] = [command],
 ): CommandStartError | undefined {
   const status = Deno.permissions.querySync({
     name: "run",
     command: command.program,
   });
-  return status.state === "granted" ? undefined : notPermitted(command);
+  return status.state === "granted"
+    ? undefined
+    : notPermitted(command, commands);
 }
 
 /** Turns an error of `Deno.Command.spawn()` into a {@link CommandStartError}. */

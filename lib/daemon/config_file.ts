@@ -36,8 +36,8 @@ export interface ConfigLine {
 }
 
 const ASSIGNMENT_RE = /^\s*(?:export\s+)?([A-Za-z_][A-Za-z0-9_]*)\s*=(.*)$/;
-const IGNORABLE_RE = /^\s*(?:#.*)?$/;
-const TRAILER_RE = /^\s*(?:#.*)?$/;
+/** A blank line, a `# comment`, or what may follow a closing quote. */
+const BLANK_OR_COMMENT_RE = /^\s*(?:#.*)?$/;
 
 /** The line for an error message: quoted, shortened, hidden if it may hold a password. */
 function excerpt(line: string): string {
@@ -56,7 +56,7 @@ function quoteDefect(rawValue: string): string | undefined {
     i += value[i] === "\\" ? 2 : 1;
   }
   if (i >= value.length) return `has an unterminated ${quote} quote`;
-  if (!TRAILER_RE.test(value.slice(i + 1))) {
+  if (!BLANK_OR_COMMENT_RE.test(value.slice(i + 1))) {
     return "has text after its closing quote; quote the whole value";
   }
   return undefined;
@@ -81,7 +81,7 @@ export function parseConfigText(path: string, text: string): ConfigLine[] {
   const result: ConfigLine[] = [];
   lines.forEach((line, index) => {
     const where = `${path}:${index + 1}`;
-    if (IGNORABLE_RE.test(line)) return;
+    if (BLANK_OR_COMMENT_RE.test(line)) return;
     const match = ASSIGNMENT_RE.exec(line);
     if (match === null) {
       throw new UsageError(

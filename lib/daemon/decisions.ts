@@ -28,14 +28,17 @@ export function usesLock(strategy: RebootStrategy): boolean {
 }
 
 /**
- * Delay before attempt `attempt + 1` (attempt counts from 1): 5 s doubling to
- * 5 min, with jitter in [50 %, 100 %] so that a fleet spreads out.
+ * Delay before attempt `attempt + 1` (attempt counts from 1): `minMs`
+ * doubling per attempt up to `maxMs` (by default 5 s doubling to 5 min),
+ * with jitter in [50 %, 100 %] so that a fleet spreads out.
  */
-export function backoffMs(attempt: number, random: () => number): number {
-  const base = Math.min(
-    BACKOFF_MAX_MS,
-    BACKOFF_MIN_MS * 2 ** Math.max(0, attempt - 1),
-  );
+export function backoffMs(
+  attempt: number,
+  random: () => number,
+  minMs: number = BACKOFF_MIN_MS,
+  maxMs: number = BACKOFF_MAX_MS,
+): number {
+  const base = Math.min(maxMs, minMs * 2 ** Math.max(0, attempt - 1));
   return Math.round(base * (0.5 + random() / 2));
 }
 

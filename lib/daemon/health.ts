@@ -29,13 +29,7 @@ export async function waitUntilHealthy(
   if (command === undefined) return true;
   const { log, clock } = run.deps;
   const intervalMs = run.tuning("healthCheckIntervalMs");
-  const check = {
-    command,
-    commandTimeoutMs: run.tuning("commandTimeoutMs"),
-    env: run.commandEnv,
-    run: run.runner,
-    signal,
-  };
+  const check = run.checkOptions(command, signal);
   const started = clock.now().getTime();
   run.healthPending = true;
   try {

@@ -20,6 +20,7 @@ import { oneLine } from "../common/errors.ts";
 import { realClock, type SafetyClock } from "./clock.ts";
 import {
   commandSucceeded,
+  describeCommand,
   describeResult,
   type ParsedCommand,
 } from "./command.ts";
@@ -150,7 +151,7 @@ export async function runHealthGate(
   const clock = options.clock ?? realClock;
   const signal = options.signal ?? new AbortController().signal;
   const { log, command } = options;
-  const name = `health check ${command.key} (${command.program})`;
+  const name = `health check ${describeCommand(command)}`;
   const start = clock.now().getTime();
   const deadline = start + options.timeoutMs;
   const elapsed = () => clock.now().getTime() - start;

@@ -7,13 +7,7 @@
  * @module
  */
 
-import type { DaemonLog } from "./loop.ts";
-
-/** A {@link DaemonLog} that can also report fatal errors. */
-export interface DaemonLogger extends DaemonLog {
-  /** An error that stops the daemon. */
-  error(message: string): void;
-}
+import type { DaemonLog } from "./ports.ts";
 
 const PRIORITY = { info: 6, warn: 4, error: 3 } as const;
 
@@ -28,7 +22,7 @@ export function createDaemonLog(
   write: (line: string) => void,
   journal: boolean,
   now: () => Date = () => new Date(),
-): DaemonLogger {
+): DaemonLog {
   const line = (level: keyof typeof PRIORITY, message: string) => {
     const text = message.replace(/\s*\n\s*/g, " ");
     write(

@@ -14,10 +14,9 @@ import {
   loadDaemonConfig,
   parseDaemonArgs,
 } from "./config.ts";
-import type { DaemonLogger } from "./log.ts";
 import { answerHelpOrVersion, reportFailure, stderrLog } from "./program_io.ts";
 import { type DaemonOutcome, runDaemonLoop } from "./loop.ts";
-import type { BootInfo, Clock } from "./ports.ts";
+import type { BootInfo, Clock, DaemonLog } from "./ports.ts";
 import { realClock } from "./clock.ts";
 import { bootTimeId, usesLock } from "./decisions.ts";
 import { exitCodeOf, oneLine, UsageError } from "../common/errors.ts";
@@ -43,7 +42,7 @@ import { fleetLockHolderId, openFleetLockClient } from "./fleetlock_wiring.ts";
 const NOTIFY_CLOSE_MS = 2_000;
 
 /** The real clock: `setTimeout`, abortable; long sleeps are split into timers that fit. */
-export const systemClock: Clock = { ...realClock };
+export const systemClock: Clock = realClock;
 
 /**
  * Stops on SIGTERM or SIGINT: aborts the returned signal; SIGHUP is logged
@@ -51,7 +50,7 @@ export const systemClock: Clock = { ...realClock };
  * the handlers.
  */
 function stopOnSignals(
-  log: DaemonLogger,
+  log: DaemonLog,
 ): { signal: AbortSignal; dispose(): void } {
   const stop = new AbortController();
   const handlers = (["SIGTERM", "SIGINT", "SIGHUP"] as const).map((name) => {
@@ -77,7 +76,7 @@ function stopOnSignals(
 async function openSemaphore(
   config: DaemonConfig,
   machineId: string,
-  log: DaemonLogger,
+  log: DaemonLog,
 ): Promise<{ store: LockStore; queue: SlotQueue; slotLease: SlotLease }> {
   const [
     { openEtcdStore },
@@ -118,7 +117,7 @@ export const BOOT_ID_PATH = "/proc/sys/kernel/random/boot_id";
  */
 async function readBoot(
   configured: string | undefined,
-  log: DaemonLogger,
+  log: DaemonLog,
 ): Promise<BootInfo | undefined> {
   let time: Date;
   try {
@@ -185,12 +184,14 @@ export async function runDaemon(args: readonly string[]): Promise<number> {
     return 0;
   }
 
+  let systemBus: typeof import("../dbus/system_bus.ts");
+  let busAddress: string;
   try {
-    const { busPermissionNeeds, parseBusAddress, systemBusAddress } =
-      await import("../dbus/system_bus.ts");
+    systemBus = await import("../dbus/system_bus.ts");
+    busAddress = systemBus.systemBusAddress();
     requirePermissions(daemonPermissionNeeds(
       config,
-      busPermissionNeeds(parseBusAddress(systemBusAddress())),
+      systemBus.busPermissionNeeds(systemBus.parseBusAddress(busAddress)),
     ));
     await checkSentinel(config.rebootSentinel);
     checkRunPermissions(config);
@@ -224,13 +225,14 @@ export async function runDaemon(args: readonly string[]): Promise<number> {
     }
     const notifier = openNotifier(config, machineId, metrics, log);
     if (notifier) closers.push(() => notifier.close(NOTIFY_CLOSE_MS));
-    const [{ connectSystemBus }, { LogindRebooter }, { UpdateEngineClient }] =
-      await Promise.all([
-        import("../dbus/system_bus.ts"),
-        import("../dbus/logind.ts"),
-        import("../dbus/update_engine.ts"),
-      ]);
-    const bus = await connectSystemBus({ log: (line) => log.warn(line) });
+    const [{ LogindRebooter }, { UpdateEngineClient }] = await Promise.all([
+      import("../dbus/logind.ts"),
+      import("../dbus/update_engine.ts"),
+    ]);
+    const bus = await systemBus.connectSystemBus({
+      address: busAddress,
+      log: (line) => log.warn(line),
+    });
     closers.push(() => bus.close());
     const engine = new UpdateEngineClient(bus, {
       log: (line) => log.warn(line),

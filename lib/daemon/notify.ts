@@ -23,6 +23,7 @@ import { formatDuration } from "../common/duration.ts";
 import { oneLine } from "../common/errors.ts";
 import { VERSION } from "../common/version.ts";
 import { realClock, type SafetyClock } from "./clock.ts";
+import { backoffMs } from "./decisions.ts";
 import type { NotificationResult } from "./metrics_port.ts";
 import { ConfigValueError } from "./value_error.ts";
 
@@ -93,21 +94,6 @@ export interface NotifierOptions {
   readonly backoffMaxMs?: number;
   /** Told the fate of each event (for `locksmithd_notifications_total`). */
   readonly onResult?: (result: NotificationResult) => void;
-}
-
-/**
- * The delay before retry number `attempt` (1 = the first retry): `base`
- * doubled per attempt up to `max`, then "equal jitter": a random point in
- * its upper half, so that machines that failed together spread out.
- */
-export function notifyBackoffMs(
-  attempt: number,
-  random: () => number,
-  baseMs: number,
-  maxMs: number,
-): number {
-  const full = Math.min(maxMs, baseMs * 2 ** Math.max(0, attempt - 1));
-  return Math.round(full / 2 + random() * (full / 2));
 }
 
 /**
@@ -261,7 +247,7 @@ export class Notifier {
         this.#log.warn(`${where} refused (${failure.reason}); not retried`);
         return this.#onResult("given-up");
       }
-      const delay = notifyBackoffMs(
+      const delay = backoffMs(
         attempt,
         this.#random,
         this.#backoffBaseMs,

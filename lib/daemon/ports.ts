@@ -7,6 +7,7 @@
  * @module
  */
 
+import type { SafetyClock } from "./clock.ts";
 import type { RebootStrategy } from "./config.ts";
 import type { RebootSchedule } from "./schedule.ts";
 import type { ParsedCommand } from "./command.ts";
@@ -18,13 +19,8 @@ import type { SlotQueue } from "../semaphore/slot_queue.ts";
 import type { SlotLease } from "../semaphore/slot_lease.ts";
 import type { LockServer } from "../semaphore/lock_server.ts";
 
-/** Time, injectable for tests. */
-export interface Clock {
-  /** The current time. */
-  now(): Date;
-  /** Sleeps `ms`; resolves `false` early when `signal` aborts. */
-  sleep(ms: number, signal: AbortSignal): Promise<boolean>;
-}
+/** Time, injectable for tests: "now" and an abortable sleep (`clock.ts`). */
+export type Clock = SafetyClock;
 
 /** Where locksmithd's decisions are logged, one line each. */
 export interface DaemonLog {

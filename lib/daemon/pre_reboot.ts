@@ -49,13 +49,7 @@ export class PreRebootCheck {
     const command = run.settings.preRebootCheck;
     if (command === undefined) return "go";
     const { log, random } = run.deps;
-    const outcome = await runCheck({
-      command,
-      commandTimeoutMs: run.tuning("commandTimeoutMs"),
-      env: run.commandEnv,
-      run: run.runner,
-      signal: run.signal,
-    });
+    const outcome = await runCheck(run.checkOptions(command));
     if (outcome.result === "aborted") return "stopped";
     run.metrics.countCommand("pre-reboot-check", outcome.result);
     const name = `pre-reboot check ${describeCommand(command)}`;

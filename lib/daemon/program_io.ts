@@ -9,7 +9,8 @@
 import { exitCodeOf, oneLine } from "../common/errors.ts";
 import { envIfGranted } from "../common/permissions.ts";
 import { VERSION } from "../common/version.ts";
-import { createDaemonLog, type DaemonLogger } from "./log.ts";
+import { createDaemonLog } from "./log.ts";
+import type { DaemonLog } from "./ports.ts";
 
 const encoder = new TextEncoder();
 
@@ -23,7 +24,7 @@ export function writeStderr(text: string): void {
 }
 
 /** The log on stderr, with the journal's priority prefixes when `JOURNAL_STREAM` is set. */
-export function stderrLog(): DaemonLogger {
+export function stderrLog(): DaemonLog {
   const journal = envIfGranted("JOURNAL_STREAM") !== undefined;
   return createDaemonLog(writeStderr, journal);
 }

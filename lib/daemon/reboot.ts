@@ -12,7 +12,7 @@
 
 import { formatDuration } from "../common/duration.ts";
 import { oneLine } from "../common/errors.ts";
-import { backoffMs, windowState } from "./decisions.ts";
+import { windowState } from "./decisions.ts";
 import { releaseSlot } from "./release.ts";
 import type { Run } from "./run.ts";
 import { wallMessage } from "./safety_decisions.ts";
@@ -93,7 +93,7 @@ export async function rebootNow(
   run: Run,
   holding: boolean,
 ): Promise<RebootOutcome> {
-  const { log, clock, random, rebooter, notifier } = run.deps;
+  const { log, clock, rebooter, notifier } = run.deps;
   const started = clock.now().getTime();
   const limit = run.tuning("rebootRetryLimitMs");
   const action = rebooter.action ?? "asking logind to reboot";
@@ -154,13 +154,9 @@ export async function rebootNow(
           gaveUp: false,
         });
       }
-      const delay = backoffMs(attempt, random);
-      log.warn(
-        `reboot request failed: ${oneLine(error)}; retrying in ${
-          formatDuration(delay)
-        }`,
-      );
-      if (!await run.sleep(delay)) return "stopped";
+      if (!await run.backoff("reboot request failed", error, attempt)) {
+        return "stopped";
+      }
     }
   }
   return "stopped";

@@ -14,6 +14,9 @@ import type { RebootNeed } from "./ports.ts";
 /** update_engine's operation that means "an update is installed and waits for a reboot". */
 export const NEED_REBOOT = "UPDATE_STATUS_UPDATED_NEED_REBOOT";
 
+/** update_engine's operation with nothing to do (a sentinel source reports it while its file is absent). */
+export const IDLE = "UPDATE_STATUS_IDLE";
+
 /** Called with update_engine's current operation on every status change. */
 export type StatusListener = (currentOperation: string) => void;
 

@@ -213,7 +213,8 @@ export function canonicalTimeZone(timeZone: string): string {
   }
 }
 
-function toInstant(now: Date | Temporal.Instant): Temporal.Instant {
+/** `now` as a `Temporal.Instant`; throws a `RangeError` for an invalid `Date`. */
+export function toInstant(now: Date | Temporal.Instant): Temporal.Instant {
   if (now instanceof Temporal.Instant) return now;
   const ms = now.getTime();
   if (!Number.isFinite(ms)) throw new RangeError("now is an invalid Date");

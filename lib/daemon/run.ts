@@ -10,7 +10,21 @@ import { formatDuration } from "../common/duration.ts";
 import { oneLine } from "../common/errors.ts";
 import { backoffMs } from "./decisions.ts";
 import type { DaemonDeps, DaemonSettings } from "./ports.ts";
-import { commandEnv, type CommandRunner, runCommand } from "./command_run.ts";
+import type { ParsedCommand } from "./command.ts";
+import {
+  commandEnv,
+  DEFAULT_COMMAND_TIMEOUT_MS,
+  runCommand,
+} from "./command_run.ts";
+import {
+  DEFAULT_BEST_EFFORT_WAIT_MS,
+  DEFAULT_REBOOT_RETRY_LIMIT_MS,
+} from "./config_keys.ts";
+import {
+  type CheckOptions,
+  DEFAULT_HEALTH_CHECK_INTERVAL_MS,
+  DEFAULT_HEALTH_CHECK_TIMEOUT_MS,
+} from "./health_gate.ts";
 import {
   type DaemonMetrics,
   NO_METRICS,
@@ -18,15 +32,15 @@ import {
 } from "./metrics_port.ts";
 import type { NotifyEvent } from "./notify.ts";
 
-/** Defaults of the tunable settings. */
+/** Defaults of the tunable settings (those of config keys are the keys' defaults). */
 export const DEFAULTS = {
   safetyRecheckMs: 300_000,
   handoverMs: 10_000,
-  bestEffortWaitMs: 30_000,
-  rebootRetryLimitMs: 1_800_000,
-  healthCheckIntervalMs: 30_000,
-  healthCheckTimeoutMs: 900_000,
-  commandTimeoutMs: 300_000,
+  bestEffortWaitMs: DEFAULT_BEST_EFFORT_WAIT_MS,
+  rebootRetryLimitMs: DEFAULT_REBOOT_RETRY_LIMIT_MS,
+  healthCheckIntervalMs: DEFAULT_HEALTH_CHECK_INTERVAL_MS,
+  healthCheckTimeoutMs: DEFAULT_HEALTH_CHECK_TIMEOUT_MS,
+  commandTimeoutMs: DEFAULT_COMMAND_TIMEOUT_MS,
 } as const;
 
 /** One run of the loop; see the module documentation. */
@@ -99,14 +113,22 @@ export class Run {
     }
   }
 
-  /** Runs the checks: the injected runner, or real processes. */
-  get runner(): CommandRunner {
-    return this.deps.runCommand ?? runCommand;
-  }
-
-  /** The environment of the commands: `PATH`, `LOCKSMITH_MACHINE_ID`, `LOCKSMITH_GROUP`. */
-  get commandEnv(): Record<string, string> {
-    return commandEnv(this.id, this.settings.group ?? "");
+  /**
+   * How to run `command` as a check: the command timeout, the commands'
+   * environment (`PATH`, `LOCKSMITH_MACHINE_ID`, `LOCKSMITH_GROUP`), the
+   * injected runner (or real processes), stopped by `signal`.
+   */
+  checkOptions(
+    command: ParsedCommand,
+    signal: AbortSignal = this.signal,
+  ): CheckOptions {
+    return {
+      command,
+      commandTimeoutMs: this.tuning("commandTimeoutMs"),
+      env: commandEnv(this.id, this.settings.group ?? ""),
+      run: this.deps.runCommand ?? runCommand,
+      signal,
+    };
   }
 
   /** Whether locksmithd was asked to stop. */

@@ -9,19 +9,14 @@
  */
 
 import { UsageError } from "../common/errors.ts";
-import {
-  allowRunFlag,
-  type ParsedCommand,
-  runPermissionError,
-} from "./command.ts";
+import { type ParsedCommand, runPermissionError } from "./command.ts";
 import { commandEnv } from "./command_run.ts";
 import { CommandRebooter } from "./command_rebooter.ts";
 import type { DaemonConfig } from "./config.ts";
 import { windowState } from "./decisions.ts";
-import type { DaemonLogger } from "./log.ts";
 import { type DaemonMetrics, formatListenAddress } from "./metrics_port.ts";
 import { Notifier } from "./notify.ts";
-import type { Clock, Rebooter } from "./ports.ts";
+import type { Clock, DaemonLog, Rebooter } from "./ports.ts";
 import type { RebootSchedule } from "./schedule.ts";
 
 /** The configured commands, in the order of the key table. */
@@ -39,12 +34,8 @@ export function configuredCommands(config: DaemonConfig): ParsedCommand[] {
 export function checkRunPermissions(config: DaemonConfig): void {
   const commands = configuredCommands(config);
   for (const command of commands) {
-    if (runPermissionError(command) === undefined) continue;
-    throw new UsageError(
-      `${command.key}: not allowed to run ${command.program}; start locksmithd with ${
-        allowRunFlag(commands)
-      } (one list naming every command's program)`,
-    );
+    const refused = runPermissionError(command, commands);
+    if (refused !== undefined) throw new UsageError(refused.message);
   }
 }
 
@@ -63,7 +54,7 @@ export interface ServedMetrics {
  */
 export async function serveMetrics(
   config: DaemonConfig,
-  log: DaemonLogger,
+  log: DaemonLog,
 ): Promise<ServedMetrics | undefined> {
   const address = config.metricsAddress;
   if (address === undefined) return undefined;
@@ -83,7 +74,7 @@ export function openNotifier(
   config: DaemonConfig,
   machineId: string,
   metrics: DaemonMetrics,
-  log: DaemonLogger,
+  log: DaemonLog,
 ): Notifier | undefined {
   if (config.notifyUrl === undefined) return undefined;
   const notifier = new Notifier({
@@ -133,7 +124,7 @@ export function chooseRebooter(
   logind: Rebooter,
   machineId: string,
   metrics: DaemonMetrics,
-  log: DaemonLogger,
+  log: DaemonLog,
 ): Rebooter {
   if (config.rebootCommand === undefined) return logind;
   return new CommandRebooter({

@@ -25,6 +25,7 @@ import {
   nextWindow,
   type RebootWindow,
   RebootWindowError,
+  toInstant,
   windowContaining,
 } from "./reboot_window.ts";
 
@@ -271,13 +272,6 @@ export function scheduleFromWindow(window: RebootWindow): RebootSchedule {
     lengthMs: window.lengthMs,
   };
   return scheduleOf([entry], window.timeZone);
-}
-
-function toInstant(now: Date | Temporal.Instant): Temporal.Instant {
-  if (now instanceof Temporal.Instant) return now;
-  const ms = now.getTime();
-  if (!Number.isFinite(ms)) throw new RangeError("now is an invalid Date");
-  return Temporal.Instant.fromEpochMilliseconds(ms);
 }
 
 /** Latest end of the occurrences that contain `ms`, or `undefined` when none does. */

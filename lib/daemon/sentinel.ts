@@ -9,20 +9,12 @@
 
 import { oneLine } from "../common/errors.ts";
 import {
+  IDLE,
   NEED_REBOOT,
   type StatusListener,
   type Unsubscribe,
   type UpdateStatusSource,
 } from "./reboot_need.ts";
-
-/** update_engine's idle operation, reported while the file is absent. */
-const IDLE = "UPDATE_STATUS_IDLE";
-
-/** Environment variable naming the reboot sentinel file. */
-export const REBOOT_SENTINEL_ENV = "LOCKSMITHD_REBOOT_SENTINEL";
-
-/** Default reboot sentinel file (Debian and Ubuntu's). */
-export const DEFAULT_REBOOT_SENTINEL_PATH = "/run/reboot-required";
 
 /** Default interval between two checks of the sentinel file. */
 export const DEFAULT_SENTINEL_POLL_MS = 2_000;
@@ -56,13 +48,10 @@ export class SentinelFileSource implements UpdateStatusSource {
   /**
    * Creates a `SentinelFileSource`.
    *
-   * @param path the sentinel file (default {@link DEFAULT_REBOOT_SENTINEL_PATH})
+   * @param path the sentinel file (`LOCKSMITHD_REBOOT_SENTINEL`)
    * @param options poll interval and logging
    */
-  constructor(
-    path: string = DEFAULT_REBOOT_SENTINEL_PATH,
-    options: SentinelOptions = {},
-  ) {
+  constructor(path: string, options: SentinelOptions = {}) {
     this.path = path;
     this.name = `sentinel file ${path}`;
     this.#pollMs = options.pollMs ?? DEFAULT_SENTINEL_POLL_MS;

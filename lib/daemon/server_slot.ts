@@ -45,11 +45,7 @@ export const FULL_RETRY_MAX_MS = 60_000;
  * waiting machines do not call in step.
  */
 export function fullRetryMs(attempt: number, random: () => number): number {
-  const base = Math.min(
-    FULL_RETRY_MAX_MS,
-    FULL_RETRY_MIN_MS * 2 ** Math.max(0, attempt - 1),
-  );
-  return Math.round(base * (0.5 + random() / 2));
+  return backoffMs(attempt, random, FULL_RETRY_MIN_MS, FULL_RETRY_MAX_MS);
 }
 
 /** `(1 of 2 held)`, or what the server did not say. */

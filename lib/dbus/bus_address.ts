@@ -11,7 +11,12 @@
  */
 
 import { UsageError } from "../common/errors.ts";
-import { envIfGranted, type PermissionNeed } from "../common/permissions.ts";
+import {
+  envIfGranted,
+  flagFor,
+  missing,
+  type PermissionNeed,
+} from "../common/permissions.ts";
 
 /** Environment variable naming the system bus address. */
 export const SYSTEM_BUS_ADDRESS_ENV = "DBUS_SYSTEM_BUS_ADDRESS";
@@ -110,65 +115,43 @@ export function systemBusAddress(): string {
   return value ? value : DEFAULT_SYSTEM_BUS_ADDRESS;
 }
 
+/** What a connection to `endpoint` needs for its transport: the socket, or the host and port. */
+function transportNeeds(endpoint: BusEndpoint): PermissionNeed[] {
+  const why = "the system bus";
+  if (endpoint.transport === "tcp") {
+    const host = `${endpoint.host}:${endpoint.port}`;
+    return [{ descriptor: { name: "net", host }, why }];
+  }
+  const p = endpoint.path;
+  return [
+    { descriptor: { name: "read", path: p }, why },
+    { descriptor: { name: "write", path: p }, why },
+    { descriptor: { name: "net", host: `unix:${p}` }, why },
+  ];
+}
+
+/** The EXTERNAL authentication sends the process's uid. */
+const UID_NEED: PermissionNeed = {
+  descriptor: { name: "sys", kind: "uid" },
+  why: "D-Bus authentication sends the uid",
+};
+
 /**
  * The Deno permission flags a connection to `endpoint` needs (EXTERNAL
  * authentication included), e.g. for a socket `P`:
  * `--allow-read=P --allow-write=P --allow-net=unix:P --allow-sys=uid`.
  */
 export function busPermissionFlags(endpoint: BusEndpoint): string[] {
-  if (endpoint.transport === "unix") {
-    const p = endpoint.path;
-    return [
-      `--allow-read=${p}`,
-      `--allow-write=${p}`,
-      `--allow-net=unix:${p}`,
-      "--allow-sys=uid",
-    ];
-  }
-  return [`--allow-net=${endpoint.host}:${endpoint.port}`, "--allow-sys=uid"];
+  return busPermissionNeeds(endpoint).map((need) => flagFor(need.descriptor));
 }
 
 /** What a connection to `endpoint` needs from Deno's permissions (EXTERNAL authentication included). */
 export function busPermissionNeeds(endpoint: BusEndpoint): PermissionNeed[] {
-  const why = "the system bus";
-  const needs: PermissionNeed[] = [];
-  if (endpoint.transport === "unix") {
-    const p = endpoint.path;
-    needs.push(
-      { descriptor: { name: "read", path: p }, why },
-      { descriptor: { name: "write", path: p }, why },
-      { descriptor: { name: "net", host: `unix:${p}` }, why },
-    );
-  } else {
-    const host = `${endpoint.host}:${endpoint.port}`;
-    needs.push({ descriptor: { name: "net", host }, why });
-  }
-  needs.push({
-    descriptor: { name: "sys", kind: "uid" },
-    why: "D-Bus authentication sends the uid",
-  });
-  return needs;
+  return [...transportNeeds(endpoint), UID_NEED];
 }
 
-/** The flags of the permissions a connection to `endpoint` lacks (queried, never prompted). */
+/** The flags of the permissions a connection to `endpoint` lacks (queried, never prompted), `--allow-sys=uid` first. */
 export function missingPermissions(endpoint: BusEndpoint): string[] {
-  const wanted: Array<[Deno.PermissionDescriptor, string]> = [
-    [{ name: "sys", kind: "uid" }, "--allow-sys=uid"],
-  ];
-  if (endpoint.transport === "unix") {
-    const p = endpoint.path;
-    wanted.push(
-      [{ name: "read", path: p }, `--allow-read=${p}`],
-      [{ name: "write", path: p }, `--allow-write=${p}`],
-      [{ name: "net", host: `unix:${p}` }, `--allow-net=unix:${p}`],
-    );
-  } else {
-    const host = `${endpoint.host}:${endpoint.port}`;
-    wanted.push([{ name: "net", host }, `--allow-net=${host}`]);
-  }
-  return wanted
-    .filter(([descriptor]) =>
-      Deno.permissions.querySync(descriptor).state !== "granted"
-    )
-    .map(([, flag]) => flag);
+  return missing([UID_NEED, ...transportNeeds(endpoint)])
+    .map((need) => flagFor(need.descriptor));
 }

@@ -130,5 +130,3 @@ export interface ConnectOptions {
   /** Where non-fatal connection problems are logged, one line each (default: dropped). */
   readonly log?: (line: string) => void;
 }
-
-// dbus-next's runtime values; its types.d.ts numbers MessageType from 0, wrongly.

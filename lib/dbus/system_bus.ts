@@ -53,6 +53,7 @@ export {
   systemBusAddress,
 } from "./bus_address.ts";
 
+// dbus-next's runtime values; its types.d.ts numbers MessageType from 0, wrongly.
 const SIGNAL_TYPE: number = (dbus.MessageType as unknown as { SIGNAL: number })
   .SIGNAL;
 

@@ -9,12 +9,13 @@
 import type { Message } from "dbus-next";
 import { oneLine, quote } from "../common/errors.ts";
 import {
+  IDLE,
   NEED_REBOOT,
   type StatusListener,
   type Unsubscribe,
   type UpdateStatusSource,
 } from "../daemon/reboot_need.ts";
-export { NEED_REBOOT };
+export { IDLE, NEED_REBOOT };
 import {
   DbusCallError,
   INVALID_SIGNATURE_ERROR,
@@ -33,8 +34,6 @@ export const UPDATE_ENGINE_INTERFACE = "com.coreos.update1.Manager";
 export const STATUS_UPDATE_SIGNAL = "StatusUpdate";
 /** Signature of `GetStatus`'s reply and of `StatusUpdate`: last checked time, progress, operation, new version, new size. */
 export const STATUS_SIGNATURE = "xdssx";
-/** The operation of an update_engine with nothing to do. */
-export const IDLE = "UPDATE_STATUS_IDLE";
 
 /** Match rule for update_engine's `StatusUpdate`, from any sender (so `locksmithctl send-need-reboot` is heard). */
 export const STATUS_UPDATE_MATCH_RULE: string =
