@@ -10,10 +10,7 @@ import type { CtlCommand, CtlInvocation } from "./args.ts";
 import { ctlHelp } from "./help.ts";
 import {
   ContentionError,
-  CorruptDocumentError,
-  EtcdAuthenticationError,
-  EtcdPermissionDeniedError,
-  EtcdUnavailableError,
+  errorKind,
   exitCodeOf,
   isPrintable,
   oneLine,
@@ -74,20 +71,6 @@ const ACTION: Record<CtlCommand, string> = {
   "send-need-reboot": "sending need-reboot",
   help: "showing help",
 };
-
-/** Stable machine-readable kind of an error, printed as `"error"` with `--json`. */
-export function errorKind(error: unknown): string {
-  if (error instanceof SemaphoreRefusedError) return error.reason;
-  if (error instanceof CorruptDocumentError) return "corrupt_document";
-  if (error instanceof EtcdUnavailableError) return "etcd_unavailable";
-  if (error instanceof EtcdAuthenticationError) return "etcd_auth_failed";
-  if (error instanceof EtcdPermissionDeniedError) {
-    return "etcd_permission_denied";
-  }
-  if (error instanceof ContentionError) return "contention";
-  if (error instanceof UsageError) return "usage";
-  return "failed";
-}
 
 export { formatStatus } from "./status_text.ts";
 
