@@ -10,8 +10,8 @@ import type { CtlInvocation } from "./args.ts";
 import { isPrintable, oneLine, quote } from "../common/errors.ts";
 import type { SemaphoreAdmin } from "../semaphore/admin.ts";
 import { formatSlotTtl, type StoredSettings } from "../semaphore/settings.ts";
+import { formatAge } from "../common/duration.ts";
 import {
-  formatAge,
   formatGroups,
   formatStatusView,
   groupsJson,

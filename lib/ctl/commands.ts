@@ -72,8 +72,6 @@ const ACTION: Record<CtlCommand, string> = {
   help: "showing help",
 };
 
-export { formatStatus } from "./status_text.ts";
-
 /** Longest stored text that `reset --force` prints in full; `--json` always gives all of it. */
 export const REPLACED_SHOWN_CHARS = 1_000;
 

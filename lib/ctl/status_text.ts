@@ -25,8 +25,6 @@ import {
 } from "../semaphore/semaphore_view.ts";
 import { formatSlotTtl } from "../semaphore/settings.ts";
 
-export { formatAge } from "../common/duration.ts";
-
 /** The text of `status`: exactly as the original locksmithctl prints it. */
 export function formatStatus(doc: Semaphore): string {
   let text = `Available: ${doc.semaphore}\nMax: ${doc.max}\n`;
