@@ -9,7 +9,11 @@
 import type { CtlInvocation } from "./args.ts";
 import { isPrintable, oneLine, quote } from "../common/errors.ts";
 import type { SemaphoreAdmin } from "../semaphore/admin.ts";
-import { formatSlotTtl, type StoredSettings } from "../semaphore/settings.ts";
+import {
+  formatSlotTtl,
+  type StoredSettings,
+  storedSlotTtl,
+} from "../semaphore/settings.ts";
 import { formatAge } from "../common/duration.ts";
 import {
   formatGroups,
@@ -63,16 +67,8 @@ async function withAdmin<T>(
 /** A stored TTL for `set-ttl`'s output: `10m`, `off`, `default` (none stored), `unreadable`. */
 function ttlText(settings: StoredSettings): string {
   if (settings.kind === "corrupt") return "unreadable";
-  const ttl = settings.kind === "ok"
-    ? settings.settings.slotTtlSeconds
-    : undefined;
+  const ttl = storedSlotTtl(settings);
   return ttl === undefined ? "default" : formatSlotTtl(ttl);
-}
-
-function ttlJson(settings: StoredSettings): number | null {
-  return settings.kind === "ok"
-    ? settings.settings.slotTtlSeconds ?? null
-    : null;
 }
 
 /** Runs `status` (without `--watch`), `pause`, `resume`, `set-ttl` or `unlock --stale`. */
@@ -114,8 +110,8 @@ export function executeAdmin(
           text: `Old: ${ttlText(before)}\nNew: ${ttlText(after)}\n`,
           json: {
             key: admin.key,
-            old: ttlJson(before),
-            new: ttlJson(after),
+            old: storedSlotTtl(before) ?? null,
+            new: storedSlotTtl(after) ?? null,
           },
         };
       }

@@ -23,7 +23,7 @@ import {
   type SemaphoreView,
   staleHolders,
 } from "../semaphore/semaphore_view.ts";
-import { formatSlotTtl } from "../semaphore/settings.ts";
+import { formatSlotTtl, storedSlotTtl } from "../semaphore/settings.ts";
 
 /** The text of `status`: exactly as the original locksmithctl prints it. */
 export function formatStatus(doc: Semaphore): string {
@@ -89,10 +89,11 @@ export function formatStatusView(view: SemaphoreView, now: Date): string {
     }: no new slot is given until 'locksmithctl resume'\n`;
   }
   const s = view.settings;
+  const ttl = storedSlotTtl(s);
   if (s.kind === "corrupt") {
     text += `Slot TTL: none (the stored settings do not parse: ${s.defect})\n`;
-  } else if (s.kind === "ok" && s.settings.slotTtlSeconds !== undefined) {
-    text += `Slot TTL: ${formatSlotTtl(s.settings.slotTtlSeconds)}\n`;
+  } else if (ttl !== undefined) {
+    text += `Slot TTL: ${formatSlotTtl(ttl)}\n`;
   }
   if (view.holders.length > 0) {
     text += `\n${
@@ -116,8 +117,7 @@ export function formatStatusView(view: SemaphoreView, now: Date): string {
 }
 
 function storedTtl(view: SemaphoreView): number | null {
-  const s = view.settings;
-  return s.kind === "ok" ? s.settings.slotTtlSeconds ?? null : null;
+  return storedSlotTtl(view.settings) ?? null;
 }
 
 /** The JSON fields of `status` for `view` at `now` (the original fields first). */
