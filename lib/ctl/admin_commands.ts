@@ -7,18 +7,19 @@
  */
 
 import type { CtlInvocation } from "./args.ts";
-import { isPrintable, oneLine, quote } from "../common/errors.ts";
+import { oneLine } from "../common/errors.ts";
 import type { SemaphoreAdmin } from "../semaphore/admin.ts";
 import {
   formatSlotTtl,
   type StoredSettings,
   storedSlotTtl,
 } from "../semaphore/settings.ts";
-import { formatAge } from "../common/duration.ts";
 import {
+  ageSince,
   formatGroups,
   formatStatusView,
   groupsJson,
+  idCell,
   statusJson,
 } from "./status_text.ts";
 
@@ -44,11 +45,6 @@ export interface Output {
   readonly text: string;
   /** The fields printed with `--json` (after `ok` and `command`). */
   readonly json: Record<string, unknown>;
-}
-
-/** A stored value in a line: as it is when printable, else quoted. */
-function shown(text: string): string {
-  return isPrintable(text) ? text : quote(text, 256);
 }
 
 async function withAdmin<T>(
@@ -120,13 +116,11 @@ export function executeAdmin(
         const reclaimed = await admin.reclaimStale();
         const now = deps.now();
         const lines = reclaimed.map((h) => {
-          const since = Date.parse(h.record?.since ?? "");
-          const held = Number.isNaN(since)
-            ? ""
-            : `; held for ${formatAge(now.getTime() - since)}`;
-          const boot = h.record?.boot ? ` (boot ${shown(h.record.boot)})` : "";
+          const age = ageSince(h.record?.since, now);
+          const held = age === undefined ? "" : `; held for ${age}`;
+          const boot = h.record?.boot ? ` (boot ${idCell(h.record.boot)})` : "";
           return `Reclaimed ${
-            shown(h.id)
+            idCell(h.id)
           }: its lease ${h.record?.lease} expired${held}${boot}\n`;
         });
         return {

@@ -42,7 +42,11 @@ function cell(text: string | undefined, max = 64): string {
     : quote(text, max);
 }
 
-function ageSince(since: string | undefined, now: Date): string | undefined {
+/** The age at `now` of a stored ISO time (`12m3s`), or `undefined` when it does not parse. */
+export function ageSince(
+  since: string | undefined,
+  now: Date,
+): string | undefined {
   const t = Date.parse(since ?? "");
   return Number.isNaN(t) ? undefined : formatAge(now.getTime() - t);
 }
@@ -59,8 +63,12 @@ export function table(rows: readonly (readonly string[])[]): string {
   ).join("\n") + "\n";
 }
 
-/** An id as listed: in full as stored when printable (as the original lists it), else quoted. */
-function idCell(id: string): string {
+/**
+ * An id (or another stored value) as listed: in full as stored when
+ * printable (as the original lists ids), else quoted and cut at
+ * {@link MAX_ID_BYTES} characters.
+ */
+export function idCell(id: string): string {
   return isPrintable(id) ? id : quote(id, MAX_ID_BYTES);
 }
 
