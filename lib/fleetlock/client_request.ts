@@ -25,17 +25,17 @@ import type {
   LockServerGrant,
   LockServerResult,
 } from "../semaphore/lock_server.ts";
-import { FLEETLOCK_HEADER, type FleetLockEndpoint } from "./protocol.ts";
+import {
+  FLEETLOCK_HEADER,
+  type FleetLockEndpoint,
+  TOKEN_PATTERN,
+} from "./protocol.ts";
 
 /** Default limit of each request: 30 s. */
 export const DEFAULT_FLEETLOCK_TIMEOUT_MS = 30_000;
 
-/**
- * What a bearer token must look like: RFC 6750's `b64token`, the same
- * pattern as the server's `TOKEN_PATTERN` (`auth.ts`, which loads
- * `node:crypto`; the daemon's configuration does not need it).
- */
-export const BEARER_TOKEN_PATTERN: RegExp = /^[A-Za-z0-9\-._~+/]+=*$/;
+/** What a bearer token must look like: the server's {@link TOKEN_PATTERN}, RFC 6750's `b64token`. */
+export const BEARER_TOKEN_PATTERN: RegExp = TOKEN_PATTERN;
 
 /** The relative reference of each endpoint, resolved against the base URL. */
 export const ENDPOINT_REFERENCES: Readonly<Record<FleetLockEndpoint, string>> =

@@ -12,8 +12,8 @@ import { walkFlags } from "../common/flag_walk.ts";
 import { quote, UsageError } from "../common/errors.ts";
 import { duration, ValueDefect } from "../common/value_parsers.ts";
 import { MAX_SLOTS } from "../semaphore/document.ts";
-import { groupDefect } from "./protocol.ts";
-import { ANY_GROUP, TOKEN_PATTERN } from "./auth.ts";
+import { groupDefect, TOKEN_PATTERN } from "./protocol.ts";
+import { ANY_GROUP } from "./auth.ts";
 import { DEFAULT_READ_TIMEOUT_MS } from "./handler.ts";
 
 /** One option of `serve`: its flag, its environment variable, its help. */

@@ -37,6 +37,12 @@ export const FLEETLOCK_GROUP_PATTERN: RegExp = /^[a-zA-Z0-9.-]+$/;
 /** Longest accepted group name, in bytes (the same limit as holder ids). */
 export const MAX_GROUP_BYTES: number = MAX_ID_BYTES;
 
+/**
+ * What a token must look like, on the server (`--token`) and in the client
+ * (`LOCKSMITHD_FLEETLOCK_TOKEN`): RFC 6750's `b64token`.
+ */
+export const TOKEN_PATTERN: RegExp = /^[A-Za-z0-9\-._~+/]+=*$/;
+
 /** Largest accepted request body: 64 KiB (Zincati sends about 100 bytes). */
 export const MAX_BODY_BYTES = 64 * 1024;
 
