@@ -25,6 +25,7 @@ import {
   unlockSlot,
 } from "../semaphore/lock_store.ts";
 import { INITIAL_SEMAPHORE, type Semaphore } from "../semaphore/document.ts";
+import type { HolderRecord } from "../semaphore/holder_record.ts";
 import { VERSION } from "../common/version.ts";
 import { type AdminDeps, executeAdmin, watchStatus } from "./admin_commands.ts";
 
@@ -93,6 +94,11 @@ function slotFields(key: string, doc: Semaphore): Record<string, unknown> {
   return { key, available: doc.semaphore, max: doc.max, holders: doc.holders };
 }
 
+/** The holder record of a slot that locksmithctl takes for `id` now. */
+function ctlRecord(id: string, deps: CtlDeps): HolderRecord {
+  return { id, since: deps.now().toISOString(), by: "locksmithctl" };
+}
+
 async function withStore<T>(
   invocation: CtlInvocation,
   deps: CtlDeps,
@@ -111,11 +117,10 @@ async function execute(
   deps: CtlDeps,
 ): Promise<{ text: string; json: Record<string, unknown> }> {
   switch (inv.command) {
-    case "help":
-      return {
-        text: ctlHelp(inv.helpTopic),
-        json: { help: ctlHelp(inv.helpTopic) },
-      };
+    case "help": {
+      const help = ctlHelp(inv.helpTopic);
+      return { text: help, json: { help } };
+    }
     case "status":
     case "pause":
     case "resume":
@@ -129,9 +134,7 @@ async function execute(
       const id = inv.id ?? await deps.machineId();
       return await withStore(inv, deps, async (store) => {
         const { after } = inv.command === "lock"
-          ? await lockSlot(store, id, {
-            record: { id, since: new Date().toISOString(), by: "locksmithctl" },
-          })
+          ? await lockSlot(store, id, { record: ctlRecord(id, deps) })
           : await unlockSlot(store, id);
         return { text: "", json: { id, ...slotFields(store.key, after) } };
       });
@@ -209,9 +212,7 @@ async function rebootCommand(
     return await withStore(inv, deps, async (store) => {
       let took = false;
       try {
-        await lockSlot(store, id, {
-          record: { id, since: new Date().toISOString(), by: "locksmithctl" },
-        });
+        await lockSlot(store, id, { record: ctlRecord(id, deps) });
         took = true;
       } catch (error) {
         // Our own slot from an earlier attempt is ours to use.
