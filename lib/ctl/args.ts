@@ -95,11 +95,6 @@ const parseMax = wholeNumber(0, MAX_SLOTS);
 const parseTtl: ValueParser<number | "default"> = (text) =>
   text === "default" ? "default" : parseSlotTtl(text);
 
-/** Examples for "needs a value" messages, by flag name. */
-const EXAMPLES: ReadonlyMap<string, string> = new Map(
-  valueFlags().map((f) => [f.name, f.example]),
-);
-
 /** node:util parseArgs options, one per row of the flag table. */
 const ARG_OPTIONS = Object.fromEntries(
   CTL_FLAGS.map((f) => [f.name, {
@@ -116,7 +111,7 @@ function missingValue(message: string): string | undefined {
       .exec(message);
   if (flag === null) return undefined;
   const name = flag[1] as string;
-  const example = EXAMPLES.get(name.replace(/^--/, ""));
+  const example = valueFlags().find((f) => `--${f.name}` === name)?.example;
   return flag[2] === "missing"
     ? `${name} needs a value${example ? `, e.g. ${name} ${example}` : ""}`
     : `${name} needs a value; a value that starts with "-" must be written ${name}=VALUE`;
