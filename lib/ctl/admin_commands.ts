@@ -8,6 +8,7 @@
 
 import type { CtlInvocation } from "./args.ts";
 import { oneLine } from "../common/errors.ts";
+import { withClosing } from "../common/closing.ts";
 import type { SemaphoreAdmin } from "../semaphore/admin.ts";
 import {
   formatSlotTtl,
@@ -47,17 +48,12 @@ export interface Output {
   readonly json: Record<string, unknown>;
 }
 
-async function withAdmin<T>(
+function withAdmin<T>(
   inv: CtlInvocation,
   deps: AdminDeps,
   body: (admin: SemaphoreAdmin) => Promise<T>,
 ): Promise<T> {
-  const admin = await deps.openAdmin(inv);
-  try {
-    return await body(admin);
-  } finally {
-    await admin.close();
-  }
+  return withClosing(deps.openAdmin(inv), body);
 }
 
 /** A stored TTL for `set-ttl`'s output: `10m`, `off`, `default` (none stored), `unreadable`. */

@@ -27,6 +27,7 @@ import {
 import { INITIAL_SEMAPHORE, type Semaphore } from "../semaphore/document.ts";
 import type { HolderRecord } from "../semaphore/holder_record.ts";
 import { VERSION } from "../common/version.ts";
+import { withClosing } from "../common/closing.ts";
 import { type AdminDeps, executeAdmin, watchStatus } from "./admin_commands.ts";
 
 /** systemd-logind, as `locksmithctl reboot` uses it. */
@@ -99,17 +100,12 @@ function ctlRecord(id: string, deps: CtlDeps): HolderRecord {
   return { id, since: deps.now().toISOString(), by: "locksmithctl" };
 }
 
-async function withStore<T>(
+function withStore<T>(
   invocation: CtlInvocation,
   deps: CtlDeps,
   body: (store: LockStore) => Promise<T>,
 ): Promise<T> {
-  const store = await deps.openStore(invocation);
-  try {
-    return await body(store);
-  } finally {
-    await store.close();
-  }
+  return withClosing(deps.openStore(invocation), body);
 }
 
 async function execute(
@@ -199,8 +195,7 @@ async function rebootCommand(
 ): Promise<{ text: string; json: Record<string, unknown> }> {
   if (!deps.isRoot()) throw new UsageError("reboot must be run as root");
   const id = await deps.machineId();
-  const logind = await deps.connectLogind();
-  try {
+  return await withClosing(deps.connectLogind(), async (logind) => {
     const can = await logind.canReboot();
     if (can !== "yes") {
       throw new Error(
@@ -252,9 +247,7 @@ async function rebootCommand(
       }
       return { text: "", json: { id, reboot: "requested" } };
     });
-  } finally {
-    await logind.close();
-  }
+  });
 }
 
 /**
