@@ -232,29 +232,26 @@ export function parseClientParams(body: Uint8Array | string): ClientParams {
     throw bad(`"client_params" is ${describe(params)}, not an object`);
   }
   const record = params as Record<string, unknown>;
-  const id = field(record, "id");
-  if (id === undefined) throw bad(`"client_params" has no "id"`);
-  const idProblem = idDefect(id);
-  if (idProblem !== undefined) {
-    throw bad(
-      `client_params.id ${
-        typeof id === "string" ? idProblem : `is ${describe(id)}, not a string`
-      }`,
-    );
-  }
-  const group = field(record, "group");
-  if (group === undefined) throw bad(`"client_params" has no "group"`);
-  const groupProblem = groupDefect(group);
-  if (groupProblem !== undefined) {
-    throw bad(
-      `client_params.group ${
-        typeof group === "string"
-          ? groupProblem
-          : `is ${describe(group)}, not a string`
-      }`,
-    );
-  }
-  return { id: id as string, group: group as string };
+  /** The string field `name` of `client_params`, which `defectOf` accepts. */
+  const checked = (
+    name: keyof ClientParams,
+    defectOf: (value: unknown) => string | undefined,
+  ): string => {
+    const value = field(record, name);
+    if (value === undefined) throw bad(`"client_params" has no "${name}"`);
+    const defect = defectOf(value);
+    if (defect !== undefined) {
+      throw bad(
+        `client_params.${name} ${
+          typeof value === "string"
+            ? defect
+            : `is ${describe(value)}, not a string`
+        }`,
+      );
+    }
+    return value as string;
+  };
+  return { id: checked("id", idDefect), group: checked("group", groupDefect) };
 }
 
 /**
