@@ -14,6 +14,7 @@
 import { quote } from "../common/errors.ts";
 import { idDefect, MAX_ID_BYTES } from "../common/machine_id.ts";
 import { DEFAULT_SEMAPHORE_KEY, semaphoreKey } from "../semaphore/keys.ts";
+import type { LockServerResult } from "../semaphore/lock_server.ts";
 
 /** The two FleetLock endpoints. */
 export type FleetLockEndpoint = "pre-reboot" | "steady-state";
@@ -117,6 +118,46 @@ export class FleetLockError extends Error {
 /** The JSON body of an error response: `{"kind": …, "value": …}`. */
 export function errorBody(kind: FleetLockErrorKind, value: string): string {
   return JSON.stringify({ kind, value });
+}
+
+/** What each successful call did, as locksmith's server says it (the client reads it back). */
+const SUCCESS_TEXT: Readonly<Record<LockServerResult, string>> = {
+  locked: "took a slot",
+  already_held: "already holds a slot",
+  released: "released its slot",
+  not_held: "holds no slot (nothing to release)",
+};
+
+/**
+ * How locksmith's server reports a successful call (its text answer, and
+ * its log line), without the final newline:
+ * `group web: <id> took a slot (1/2 held)`.
+ */
+export function successLine(
+  group: string,
+  id: string,
+  result: LockServerResult,
+  held: number,
+  max: number,
+): string {
+  return `group ${group}: ${id} ${SUCCESS_TEXT[result]} (${held}/${max} held)`;
+}
+
+const SUCCESS_LINE = /^group [a-zA-Z0-9.-]+: (.*) \((\d+)\/(\d+) held\)\n?$/s;
+
+/** Reads a {@link successLine} (with or without its newline) back; `undefined` for any other text. */
+export function parseSuccessLine(
+  text: string,
+): { result: LockServerResult; held: number; max: number } | undefined {
+  const match = SUCCESS_LINE.exec(text);
+  if (match === null) return undefined;
+  const said = match[1] as string;
+  const result = (Object.keys(SUCCESS_TEXT) as LockServerResult[]).find((r) =>
+    said.endsWith(` ${SUCCESS_TEXT[r]}`)
+  );
+  return result === undefined
+    ? undefined
+    : { result, held: Number(match[2]), max: Number(match[3]) };
 }
 
 /** The identity a FleetLock client sends. */
