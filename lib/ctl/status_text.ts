@@ -25,9 +25,14 @@ import {
 } from "../semaphore/semaphore_view.ts";
 import { formatSlotTtl, storedSlotTtl } from "../semaphore/settings.ts";
 
+/** The first two lines of every `status`, as the original prints them. */
+function counts(doc: Semaphore): string {
+  return `Available: ${doc.semaphore}\nMax: ${doc.max}\n`;
+}
+
 /** The text of `status`: exactly as the original locksmithctl prints it. */
 export function formatStatus(doc: Semaphore): string {
-  let text = `Available: ${doc.semaphore}\nMax: ${doc.max}\n`;
+  let text = counts(doc);
   if (doc.holders.length > 0) {
     text += `\nMACHINE ID\n${doc.holders.join("\n")}\n`;
   }
@@ -90,7 +95,7 @@ function holderRow(h: HolderState, now: Date): string[] {
  */
 export function formatStatusView(view: SemaphoreView, now: Date): string {
   if (!hasDetails(view)) return formatStatus(view.doc);
-  let text = `Available: ${view.doc.semaphore}\nMax: ${view.doc.max}\n`;
+  let text = counts(view.doc);
   if (view.paused) {
     text += `PAUSED${
       view.pausedSince ? ` since ${cell(view.pausedSince)}` : ""
