@@ -102,6 +102,7 @@ export { DEFAULT_ENDPOINT, parseEndpoints } from "./lib/etcd/endpoints.ts";
 export {
   ContentionError,
   CorruptDocumentError,
+  errorKind,
   EtcdAuthenticationError,
   EtcdPermissionDeniedError,
   EtcdRequestError,
@@ -113,7 +114,6 @@ export {
   SemaphoreRefusedError,
   UsageError,
 } from "./lib/common/errors.ts";
-export { errorKind } from "./lib/ctl/commands.ts";
 export { formatDuration, parseDuration } from "./lib/common/duration.ts";
 export {
   idDefect,

@@ -24,8 +24,8 @@ import {
   ZINCATI_APP_ID,
   zincatiId,
 } from "../lib/fleetlock/zincati_id.ts";
-import { parseClientParams } from "../lib/fleetlock/protocol.ts";
-import { TOKEN_PATTERN, tokenOf } from "../lib/fleetlock/auth.ts";
+import { parseClientParams, TOKEN_PATTERN } from "../lib/fleetlock/protocol.ts";
+import { tokenOf } from "../lib/fleetlock/auth.ts";
 import { createFleetLockHandler } from "../lib/fleetlock/handler.ts";
 import { GroupSemaphores } from "../lib/fleetlock/semaphores.ts";
 import { FakeClock, FakeStore } from "./fakes.ts";

@@ -53,6 +53,21 @@ Deno.test("lock() refuses while set-max left the semaphore negative", () => {
   refusal(() => lock(over, "c"), "semaphore_full");
 });
 
+Deno.test("lock() refuses a holder past MAX_HOLDERS, which the stored document may not list", () => {
+  const holders = Array.from(
+    { length: MAX_HOLDERS },
+    (_, i) => `m${String(i).padStart(5, "0")}`,
+  );
+  const crowded = doc(10, MAX_HOLDERS + 10, holders);
+  refusal(() => lock(crowded, "z"), "semaphore_full");
+  refusal(() => lock(crowded, "m00000"), "holder_exists");
+  const one = lock(doc(1, MAX_HOLDERS, holders.slice(1)), "m00000");
+  assert.equal(
+    parseSemaphore(formatSemaphore(one), KEY).holders.length,
+    MAX_HOLDERS,
+  );
+});
+
 Deno.test("unlock() releases the slot and refuses an id that holds none", () => {
   assert.deepEqual(unlock(doc(0, 2, ["a", "b"]), "a"), doc(1, 2, ["b"]));
   refusal(() => unlock(doc(1, 1, []), "a"), "holder_not_found");

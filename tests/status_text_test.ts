@@ -6,12 +6,12 @@
 
 import assert from "node:assert/strict";
 import {
-  formatAge,
   formatGroups,
   formatStatusView,
   groupsJson,
   statusJson,
 } from "../lib/ctl/status_text.ts";
+import { formatAge } from "../lib/common/duration.ts";
 import type {
   HolderState,
   SemaphoreView,

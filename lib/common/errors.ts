@@ -169,6 +169,20 @@ export function exitCodeOf(error: unknown): number {
   return 1;
 }
 
+/** Stable machine-readable kind of an error, printed as `"error"` with `--json`. */
+export function errorKind(error: unknown): string {
+  if (error instanceof SemaphoreRefusedError) return error.reason;
+  if (error instanceof CorruptDocumentError) return "corrupt_document";
+  if (error instanceof EtcdUnavailableError) return "etcd_unavailable";
+  if (error instanceof EtcdAuthenticationError) return "etcd_auth_failed";
+  if (error instanceof EtcdPermissionDeniedError) {
+    return "etcd_permission_denied";
+  }
+  if (error instanceof ContentionError) return "contention";
+  if (error instanceof UsageError) return "usage";
+  return "failed";
+}
+
 /** Line breaks, including the Unicode ones a terminal or a log viewer may honour. */
 const LINE_BREAKS = /\s*[\n\r\v\f\u0085\u2028\u2029]\s*/g;
 

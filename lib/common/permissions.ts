@@ -131,14 +131,6 @@ export function describeRefusal(
     }`;
   }
   const [, kind, target] = m;
-  const flag = kind === "all"
-    ? "--allow-all"
-    : kind === "env"
-    ? `--allow-env=${target}`
-    : kind === "sys"
-    ? `--allow-sys=${target}`
-    : kind === "run"
-    ? `--allow-run=${target}`
-    : `--allow-${kind}=${target}`;
+  const flag = kind === "all" ? "--allow-all" : `--allow-${kind}=${target}`;
   return `${kind} access to ${target} was refused (${why}): add ${flag}`;
 }

@@ -7,14 +7,20 @@
  */
 
 import type { CtlInvocation } from "./args.ts";
-import { isPrintable, oneLine, quote } from "../common/errors.ts";
+import { oneLine } from "../common/errors.ts";
+import { withClosing } from "../common/closing.ts";
 import type { SemaphoreAdmin } from "../semaphore/admin.ts";
-import { formatSlotTtl, type StoredSettings } from "../semaphore/settings.ts";
 import {
-  formatAge,
+  formatSlotTtl,
+  type StoredSettings,
+  storedSlotTtl,
+} from "../semaphore/settings.ts";
+import {
+  ageSince,
   formatGroups,
   formatStatusView,
   groupsJson,
+  idCell,
   statusJson,
 } from "./status_text.ts";
 
@@ -42,37 +48,19 @@ export interface Output {
   readonly json: Record<string, unknown>;
 }
 
-/** A stored value in a line: as it is when printable, else quoted. */
-function shown(text: string): string {
-  return isPrintable(text) ? text : quote(text, 256);
-}
-
-async function withAdmin<T>(
+function withAdmin<T>(
   inv: CtlInvocation,
   deps: AdminDeps,
   body: (admin: SemaphoreAdmin) => Promise<T>,
 ): Promise<T> {
-  const admin = await deps.openAdmin(inv);
-  try {
-    return await body(admin);
-  } finally {
-    await admin.close();
-  }
+  return withClosing(deps.openAdmin(inv), body);
 }
 
 /** A stored TTL for `set-ttl`'s output: `10m`, `off`, `default` (none stored), `unreadable`. */
 function ttlText(settings: StoredSettings): string {
   if (settings.kind === "corrupt") return "unreadable";
-  const ttl = settings.kind === "ok"
-    ? settings.settings.slotTtlSeconds
-    : undefined;
+  const ttl = storedSlotTtl(settings);
   return ttl === undefined ? "default" : formatSlotTtl(ttl);
-}
-
-function ttlJson(settings: StoredSettings): number | null {
-  return settings.kind === "ok"
-    ? settings.settings.slotTtlSeconds ?? null
-    : null;
 }
 
 /** Runs `status` (without `--watch`), `pause`, `resume`, `set-ttl` or `unlock --stale`. */
@@ -114,8 +102,8 @@ export function executeAdmin(
           text: `Old: ${ttlText(before)}\nNew: ${ttlText(after)}\n`,
           json: {
             key: admin.key,
-            old: ttlJson(before),
-            new: ttlJson(after),
+            old: storedSlotTtl(before) ?? null,
+            new: storedSlotTtl(after) ?? null,
           },
         };
       }
@@ -124,13 +112,11 @@ export function executeAdmin(
         const reclaimed = await admin.reclaimStale();
         const now = deps.now();
         const lines = reclaimed.map((h) => {
-          const since = Date.parse(h.record?.since ?? "");
-          const held = Number.isNaN(since)
-            ? ""
-            : `; held for ${formatAge(now.getTime() - since)}`;
-          const boot = h.record?.boot ? ` (boot ${shown(h.record.boot)})` : "";
+          const age = ageSince(h.record?.since, now);
+          const held = age === undefined ? "" : `; held for ${age}`;
+          const boot = h.record?.boot ? ` (boot ${idCell(h.record.boot)})` : "";
           return `Reclaimed ${
-            shown(h.id)
+            idCell(h.id)
           }: its lease ${h.record?.lease} expired${held}${boot}\n`;
         });
         return {

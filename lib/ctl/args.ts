@@ -10,7 +10,11 @@ import { parseArgs } from "node:util";
 import { quote, UsageError } from "../common/errors.ts";
 import type { EtcdConnectionOptions } from "../etcd/options.ts";
 import { validateId } from "../common/machine_id.ts";
-import { ValueDefect } from "../common/value_parsers.ts";
+import {
+  ValueDefect,
+  type ValueParser,
+  wholeNumber,
+} from "../common/value_parsers.ts";
 import { MAX_SLOTS } from "../semaphore/document.ts";
 import { parseSlotTtl } from "../semaphore/settings.ts";
 import { CTL_FLAGS, envNameOf, valueFlags } from "./flags.ts";
@@ -62,20 +66,7 @@ export interface CtlInvocation extends EtcdConnectionOptions {
   readonly group: string;
 }
 
-const COMMANDS: readonly CtlCommand[] = [
-  "status",
-  "lock",
-  "unlock",
-  "set-max",
-  "set-ttl",
-  "pause",
-  "resume",
-  "reset",
-  "reboot",
-  "send-need-reboot",
-  "help",
-];
-
+/** Each subcommand's least and most positional arguments. */
 const ARITY: Record<CtlCommand, [number, number]> = {
   status: [0, 0],
   lock: [0, 1],
@@ -91,36 +82,18 @@ const ARITY: Record<CtlCommand, [number, number]> = {
 };
 
 function parseCommand(name: string, what: string): CtlCommand {
-  if ((COMMANDS as readonly string[]).includes(name)) return name as CtlCommand;
+  if (Object.hasOwn(ARITY, name)) return name as CtlCommand;
   throw new UsageError(
     `unknown ${what} ${quote(name)}; run 'locksmithctl help' for the list`,
   );
 }
 
-function parseMax(text: string): number {
-  if (!/^\d+$/.test(text) || Number(text) > MAX_SLOTS) {
-    throw new UsageError(
-      `set-max: ${quote(text)} is not a whole number from 0 to ${MAX_SLOTS}`,
-    );
-  }
-  return Number(text);
-}
+/** `set-max`'s argument: a whole number from 0 to `MAX_SLOTS`. */
+const parseMax = wholeNumber(0, MAX_SLOTS);
 
 /** `set-ttl`'s argument: a duration of at least a minute, `0` or `off`, or `default`. */
-function parseTtl(text: string): number | "default" {
-  if (text === "default") return "default";
-  try {
-    return parseSlotTtl(text);
-  } catch (error) {
-    if (!(error instanceof ValueDefect)) throw error;
-    throw new UsageError(`set-ttl: ${quote(text)} ${error.defect}`);
-  }
-}
-
-/** Examples for "needs a value" messages, by flag name. */
-const EXAMPLES: ReadonlyMap<string, string> = new Map(
-  valueFlags().map((f) => [f.name, f.example]),
-);
+const parseTtl: ValueParser<number | "default"> = (text) =>
+  text === "default" ? "default" : parseSlotTtl(text);
 
 /** node:util parseArgs options, one per row of the flag table. */
 const ARG_OPTIONS = Object.fromEntries(
@@ -138,7 +111,7 @@ function missingValue(message: string): string | undefined {
       .exec(message);
   if (flag === null) return undefined;
   const name = flag[1] as string;
-  const example = EXAMPLES.get(name.replace(/^--/, ""));
+  const example = valueFlags().find((f) => `--${f.name}` === name)?.example;
   return flag[2] === "missing"
     ? `${name} needs a value${example ? `, e.g. ${name} ${example}` : ""}`
     : `${name} needs a value; a value that starts with "-" must be written ${name}=VALUE`;
@@ -241,6 +214,13 @@ export function parseCtlArgs(
       ? flag.default
       : parseSetting(flag.parse, setting);
   }
+  /** The subcommand's argument; a defect becomes `set-max: "x" defect`. */
+  const commandArgument = <T>(parse: ValueParser<T>): T =>
+    parseValue(
+      parse,
+      rest[0] as string,
+      `${command}: ${quote(rest[0] as string)}`,
+    );
   const id =
     (command === "lock" || command === "unlock") && rest[0] !== undefined
       ? validateId(rest[0])
@@ -259,8 +239,8 @@ export function parseCtlArgs(
     command,
     helpTopic,
     id,
-    max: command === "set-max" ? parseMax(rest[0] as string) : undefined,
-    ttl: command === "set-ttl" ? parseTtl(rest[0] as string) : undefined,
+    max: command === "set-max" ? commandArgument(parseMax) : undefined,
+    ttl: command === "set-ttl" ? commandArgument(parseTtl) : undefined,
     ...options,
   } as CtlInvocation;
 }
@@ -290,13 +270,22 @@ function parseSetting(
   parse: (text: string) => unknown,
   setting: Setting,
 ): unknown {
+  const { text, source } = setting;
+  return parseValue(
+    parse,
+    text,
+    source.startsWith("--")
+      ? `${source} ${quote(text)}`
+      : `${source}=${quote(text)}`,
+  );
+}
+
+/** `parse(text)`; a {@link ValueDefect} becomes the usage error `<shown> <defect>`. */
+function parseValue<T>(parse: ValueParser<T>, text: string, shown: string): T {
   try {
-    return parse(setting.text);
+    return parse(text);
   } catch (error) {
     if (!(error instanceof ValueDefect)) throw error;
-    const shown = setting.source.startsWith("--")
-      ? `${setting.source} ${quote(setting.text)}`
-      : `${setting.source}=${quote(setting.text)}`;
     throw new UsageError(`${shown} ${error.defect}`);
   }
 }

@@ -10,10 +10,7 @@ import type { CtlCommand, CtlInvocation } from "./args.ts";
 import { ctlHelp } from "./help.ts";
 import {
   ContentionError,
-  CorruptDocumentError,
-  EtcdAuthenticationError,
-  EtcdPermissionDeniedError,
-  EtcdUnavailableError,
+  errorKind,
   exitCodeOf,
   isPrintable,
   oneLine,
@@ -28,7 +25,9 @@ import {
   unlockSlot,
 } from "../semaphore/lock_store.ts";
 import { INITIAL_SEMAPHORE, type Semaphore } from "../semaphore/document.ts";
+import type { HolderRecord } from "../semaphore/holder_record.ts";
 import { VERSION } from "../common/version.ts";
+import { withClosing } from "../common/closing.ts";
 import { type AdminDeps, executeAdmin, watchStatus } from "./admin_commands.ts";
 
 /** systemd-logind, as `locksmithctl reboot` uses it. */
@@ -75,22 +74,6 @@ const ACTION: Record<CtlCommand, string> = {
   help: "showing help",
 };
 
-/** Stable machine-readable kind of an error, printed as `"error"` with `--json`. */
-export function errorKind(error: unknown): string {
-  if (error instanceof SemaphoreRefusedError) return error.reason;
-  if (error instanceof CorruptDocumentError) return "corrupt_document";
-  if (error instanceof EtcdUnavailableError) return "etcd_unavailable";
-  if (error instanceof EtcdAuthenticationError) return "etcd_auth_failed";
-  if (error instanceof EtcdPermissionDeniedError) {
-    return "etcd_permission_denied";
-  }
-  if (error instanceof ContentionError) return "contention";
-  if (error instanceof UsageError) return "usage";
-  return "failed";
-}
-
-export { formatStatus } from "./status_text.ts";
-
 /** Longest stored text that `reset --force` prints in full; `--json` always gives all of it. */
 export const REPLACED_SHOWN_CHARS = 1_000;
 
@@ -112,17 +95,17 @@ function slotFields(key: string, doc: Semaphore): Record<string, unknown> {
   return { key, available: doc.semaphore, max: doc.max, holders: doc.holders };
 }
 
-async function withStore<T>(
+/** The holder record of a slot that locksmithctl takes for `id` now. */
+function ctlRecord(id: string, deps: CtlDeps): HolderRecord {
+  return { id, since: deps.now().toISOString(), by: "locksmithctl" };
+}
+
+function withStore<T>(
   invocation: CtlInvocation,
   deps: CtlDeps,
   body: (store: LockStore) => Promise<T>,
 ): Promise<T> {
-  const store = await deps.openStore(invocation);
-  try {
-    return await body(store);
-  } finally {
-    await store.close();
-  }
+  return withClosing(deps.openStore(invocation), body);
 }
 
 async function execute(
@@ -130,11 +113,10 @@ async function execute(
   deps: CtlDeps,
 ): Promise<{ text: string; json: Record<string, unknown> }> {
   switch (inv.command) {
-    case "help":
-      return {
-        text: ctlHelp(inv.helpTopic),
-        json: { help: ctlHelp(inv.helpTopic) },
-      };
+    case "help": {
+      const help = ctlHelp(inv.helpTopic);
+      return { text: help, json: { help } };
+    }
     case "status":
     case "pause":
     case "resume":
@@ -148,9 +130,7 @@ async function execute(
       const id = inv.id ?? await deps.machineId();
       return await withStore(inv, deps, async (store) => {
         const { after } = inv.command === "lock"
-          ? await lockSlot(store, id, {
-            record: { id, since: new Date().toISOString(), by: "locksmithctl" },
-          })
+          ? await lockSlot(store, id, { record: ctlRecord(id, deps) })
           : await unlockSlot(store, id);
         return { text: "", json: { id, ...slotFields(store.key, after) } };
       });
@@ -215,8 +195,7 @@ async function rebootCommand(
 ): Promise<{ text: string; json: Record<string, unknown> }> {
   if (!deps.isRoot()) throw new UsageError("reboot must be run as root");
   const id = await deps.machineId();
-  const logind = await deps.connectLogind();
-  try {
+  return await withClosing(deps.connectLogind(), async (logind) => {
     const can = await logind.canReboot();
     if (can !== "yes") {
       throw new Error(
@@ -228,9 +207,7 @@ async function rebootCommand(
     return await withStore(inv, deps, async (store) => {
       let took = false;
       try {
-        await lockSlot(store, id, {
-          record: { id, since: new Date().toISOString(), by: "locksmithctl" },
-        });
+        await lockSlot(store, id, { record: ctlRecord(id, deps) });
         took = true;
       } catch (error) {
         // Our own slot from an earlier attempt is ours to use.
@@ -270,9 +247,7 @@ async function rebootCommand(
       }
       return { text: "", json: { id, reboot: "requested" } };
     });
-  } finally {
-    await logind.close();
-  }
+  });
 }
 
 /**

@@ -5,19 +5,11 @@
  * @module
  */
 
-import { connectSystemBus, type SystemBus } from "../dbus/system_bus.ts";
+import { connectSystemBus } from "../dbus/system_bus.ts";
+import { withClosing } from "../common/closing.ts";
 import { LogindRebooter } from "../dbus/logind.ts";
 import { emitNeedReboot } from "../dbus/update_engine.ts";
 import type { LogindSession } from "./commands.ts";
-
-async function withBus(body: (bus: SystemBus) => Promise<void>): Promise<void> {
-  const bus = await connectSystemBus();
-  try {
-    await body(bus);
-  } finally {
-    await bus.close();
-  }
-}
 
 /** Connects to systemd-logind for `locksmithctl reboot` (the caller closes it). */
 export async function connectLogind(): Promise<LogindSession> {
@@ -32,5 +24,5 @@ export async function connectLogind(): Promise<LogindSession> {
 
 /** Emits update_engine's StatusUpdate(UPDATE_STATUS_UPDATED_NEED_REBOOT) signal. */
 export function sendNeedRebootSignal(): Promise<void> {
-  return withBus((bus) => emitNeedReboot(bus));
+  return withClosing(connectSystemBus(), (bus) => emitNeedReboot(bus));
 }

@@ -27,22 +27,23 @@ function flagHelp(flag: CtlFlag): string {
   return plainText(`${flag.description}${shown}`);
 }
 
-const GLOBAL_FLAG_ROWS: [string, string][] = CTL_FLAGS
-  .filter((flag) => flag.command === undefined)
-  .map((flag) => [flagSynopsis(flag), flagHelp(flag)]);
+/** The end of every help text: the global flags, their variables, the exit status (built when help is asked for). */
+function globalFlags(): string {
+  const rows: [string, string][] = CTL_FLAGS
+    .filter((flag) => flag.command === undefined)
+    .map((flag) => [flagSynopsis(flag), flagHelp(flag)]);
+  const [firstEnv, secondEnv] = valueFlags().map((f) => envNameOf(f.name));
+  const envNote = wrapWords(
+    `Each flag with a value can also be set with LOCKSMITHCTL_<FLAG>, e.g. ${firstEnv}, ${secondEnv}; a flag on the command line wins.`,
+    HELP_WIDTH,
+  ).join("\n");
+  return `Global flags (before or after the command):
+${helpColumns(rows)}
 
-const [firstEnv, secondEnv] = valueFlags().map((f) => envNameOf(f.name));
-const ENV_NOTE = wrapWords(
-  `Each flag with a value can also be set with LOCKSMITHCTL_<FLAG>, e.g. ${firstEnv}, ${secondEnv}; a flag on the command line wins.`,
-  HELP_WIDTH,
-).join("\n");
-
-const GLOBAL_FLAGS = `Global flags (before or after the command):
-${helpColumns(GLOBAL_FLAG_ROWS)}
-
-${ENV_NOTE}
+${envNote}
 
 Exit status: 0 success, 1 refused or failed, 2 usage error.`;
+}
 
 const COMMAND_HELP: Record<CtlCommand, string> = {
   status: `Usage: locksmithctl status [--watch | --all-groups]
@@ -112,7 +113,7 @@ Shows the list of commands, or the help of COMMAND.`,
 /** The help text of `command`, or the overview when absent; ends with the global flags. */
 export function ctlHelp(command?: CtlCommand): string {
   if (command !== undefined && command !== "help") {
-    return `${COMMAND_HELP[command]}\n\n${GLOBAL_FLAGS}\n`;
+    return `${COMMAND_HELP[command]}\n\n${globalFlags()}\n`;
   }
   return `locksmithctl: inspect and control the reboot semaphore of a locksmith fleet.
 
@@ -131,6 +132,6 @@ Commands:
   send-need-reboot  tell locksmithd that a reboot is needed (for testing)
   help [COMMAND]    show help
 
-${GLOBAL_FLAGS}
+${globalFlags()}
 `;
 }

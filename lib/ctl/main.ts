@@ -14,7 +14,7 @@ import {
   readGrantedEnv,
   requirePermissions,
 } from "../common/permissions.ts";
-import { ctlPermissionNeeds } from "./permission_needs.ts";
+import { ctlPermissionNeeds, usesSystemBus } from "./permission_needs.ts";
 import type { LockStore } from "../semaphore/lock_store.ts";
 import { readMachineId } from "../common/machine_id.ts";
 import type { SemaphoreAdmin } from "../semaphore/admin.ts";
@@ -73,7 +73,7 @@ export function realCtlDeps(): CtlDeps {
     isRoot: () => Deno.uid() === 0,
     checkPermissions: async (inv) => {
       let bus: PermissionNeed[] = [];
-      if (inv.command === "reboot" || inv.command === "send-need-reboot") {
+      if (usesSystemBus(inv)) {
         const { busPermissionNeeds, parseBusAddress, systemBusAddress } =
           await import("../dbus/system_bus.ts");
         bus = busPermissionNeeds(parseBusAddress(systemBusAddress()));

@@ -11,6 +11,11 @@ import { MACHINE_ID_PATH } from "../common/machine_id.ts";
 import { etcdPermissionNeeds } from "../etcd/permission_needs.ts";
 import type { CtlInvocation } from "./args.ts";
 
+/** Whether `inv` talks to the system bus (`reboot`, `send-need-reboot`). */
+export function usesSystemBus(inv: CtlInvocation): boolean {
+  return inv.command === "reboot" || inv.command === "send-need-reboot";
+}
+
 /** The permissions `inv` needs; `busNeeds` are those of the system bus (for the D-Bus commands). */
 export function ctlPermissionNeeds(
   inv: CtlInvocation,
@@ -28,9 +33,7 @@ export function ctlPermissionNeeds(
       why: "this machine's id; or give the id as an argument",
     });
   }
-  if (inv.command === "reboot" || inv.command === "send-need-reboot") {
-    needs.push(...busNeeds);
-  }
+  if (usesSystemBus(inv)) needs.push(...busNeeds);
   if (usesEtcd) {
     needs.push(...etcdPermissionNeeds(inv, {
       caFile: "--etcd-cafile",

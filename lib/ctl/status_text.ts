@@ -23,13 +23,16 @@ import {
   type SemaphoreView,
   staleHolders,
 } from "../semaphore/semaphore_view.ts";
-import { formatSlotTtl } from "../semaphore/settings.ts";
+import { formatSlotTtl, storedSlotTtl } from "../semaphore/settings.ts";
 
-export { formatAge } from "../common/duration.ts";
+/** The first two lines of every `status`, as the original prints them. */
+function counts(doc: Semaphore): string {
+  return `Available: ${doc.semaphore}\nMax: ${doc.max}\n`;
+}
 
 /** The text of `status`: exactly as the original locksmithctl prints it. */
 export function formatStatus(doc: Semaphore): string {
-  let text = `Available: ${doc.semaphore}\nMax: ${doc.max}\n`;
+  let text = counts(doc);
   if (doc.holders.length > 0) {
     text += `\nMACHINE ID\n${doc.holders.join("\n")}\n`;
   }
@@ -44,7 +47,11 @@ function cell(text: string | undefined, max = 64): string {
     : quote(text, max);
 }
 
-function ageSince(since: string | undefined, now: Date): string | undefined {
+/** The age at `now` of a stored ISO time (`12m3s`), or `undefined` when it does not parse. */
+export function ageSince(
+  since: string | undefined,
+  now: Date,
+): string | undefined {
   const t = Date.parse(since ?? "");
   return Number.isNaN(t) ? undefined : formatAge(now.getTime() - t);
 }
@@ -61,8 +68,12 @@ export function table(rows: readonly (readonly string[])[]): string {
   ).join("\n") + "\n";
 }
 
-/** An id as listed: in full as stored when printable (as the original lists it), else quoted. */
-function idCell(id: string): string {
+/**
+ * An id (or another stored value) as listed: in full as stored when
+ * printable (as the original lists ids), else quoted and cut at
+ * {@link MAX_ID_BYTES} characters.
+ */
+export function idCell(id: string): string {
   return isPrintable(id) ? id : quote(id, MAX_ID_BYTES);
 }
 
@@ -84,17 +95,18 @@ function holderRow(h: HolderState, now: Date): string[] {
  */
 export function formatStatusView(view: SemaphoreView, now: Date): string {
   if (!hasDetails(view)) return formatStatus(view.doc);
-  let text = `Available: ${view.doc.semaphore}\nMax: ${view.doc.max}\n`;
+  let text = counts(view.doc);
   if (view.paused) {
     text += `PAUSED${
       view.pausedSince ? ` since ${cell(view.pausedSince)}` : ""
     }: no new slot is given until 'locksmithctl resume'\n`;
   }
   const s = view.settings;
+  const ttl = storedSlotTtl(s);
   if (s.kind === "corrupt") {
     text += `Slot TTL: none (the stored settings do not parse: ${s.defect})\n`;
-  } else if (s.kind === "ok" && s.settings.slotTtlSeconds !== undefined) {
-    text += `Slot TTL: ${formatSlotTtl(s.settings.slotTtlSeconds)}\n`;
+  } else if (ttl !== undefined) {
+    text += `Slot TTL: ${formatSlotTtl(ttl)}\n`;
   }
   if (view.holders.length > 0) {
     text += `\n${
@@ -118,8 +130,7 @@ export function formatStatusView(view: SemaphoreView, now: Date): string {
 }
 
 function storedTtl(view: SemaphoreView): number | null {
-  const s = view.settings;
-  return s.kind === "ok" ? s.settings.slotTtlSeconds ?? null : null;
+  return storedSlotTtl(view.settings) ?? null;
 }
 
 /** The JSON fields of `status` for `view` at `now` (the original fields first). */

@@ -14,9 +14,6 @@ import type { Buffer } from "node:buffer";
 /** The group name whose tokens are valid for every group. */
 export const ANY_GROUP = "*";
 
-/** What a token must look like: RFC 6750's `b64token`. */
-export const TOKEN_PATTERN: RegExp = /^[A-Za-z0-9\-._~+/]+=*$/;
-
 function digest(text: string): Buffer {
   return createHash("sha256").update(text).digest();
 }

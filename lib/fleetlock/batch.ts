@@ -20,8 +20,6 @@ import {
 } from "../common/errors.ts";
 import {
   formatSemaphore,
-  isHolder,
-  MAX_HOLDERS,
   type Semaphore,
   setMax,
   unlock,
@@ -286,9 +284,9 @@ function releasedRecords(
 /**
  * Applies a slot count and then the calls, in order, to `doc`; returns the
  * new document (`undefined` when it would store the same text) and each
- * call's result. Never adds a holder past `MAX_HOLDERS` (the stored
- * document's limit): such a lock is `full`. While `context` says paused, a
- * lock by a non-holder is `paused`.
+ * call's result. A lock with no room is `full` (no free slot, or
+ * `MAX_HOLDERS` already listed: `lock` refuses both); while `context` says
+ * paused, a lock by a non-holder is `paused`.
  */
 function applyBatch(
   key: string,
@@ -302,10 +300,6 @@ function applyBatch(
   for (const { request } of batch) {
     try {
       if (request.op === "lock") {
-        if (next.holders.length >= MAX_HOLDERS && !isHolder(next, request.id)) {
-          results.push("full");
-          continue;
-        }
         next = lockUnlessPaused(key, next, request.id, context);
         results.push("locked");
       } else {

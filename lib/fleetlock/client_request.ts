@@ -21,21 +21,19 @@
  */
 
 import { quote } from "../common/errors.ts";
-import type {
-  LockServerGrant,
-  LockServerResult,
-} from "../semaphore/lock_server.ts";
-import { FLEETLOCK_HEADER, type FleetLockEndpoint } from "./protocol.ts";
+import type { LockServerGrant } from "../semaphore/lock_server.ts";
+import {
+  FLEETLOCK_HEADER,
+  type FleetLockEndpoint,
+  parseSuccessLine,
+  TOKEN_PATTERN,
+} from "./protocol.ts";
 
 /** Default limit of each request: 30 s. */
 export const DEFAULT_FLEETLOCK_TIMEOUT_MS = 30_000;
 
-/**
- * What a bearer token must look like: RFC 6750's `b64token`, the same
- * pattern as the server's `TOKEN_PATTERN` (`auth.ts`, which loads
- * `node:crypto`; the daemon's configuration does not need it).
- */
-export const BEARER_TOKEN_PATTERN: RegExp = /^[A-Za-z0-9\-._~+/]+=*$/;
+/** What a bearer token must look like: the server's {@link TOKEN_PATTERN}, RFC 6750's `b64token`. */
+export const BEARER_TOKEN_PATTERN: RegExp = TOKEN_PATTERN;
 
 /** The relative reference of each endpoint, resolved against the base URL. */
 export const ENDPOINT_REFERENCES: Readonly<Record<FleetLockEndpoint, string>> =
@@ -219,31 +217,16 @@ export function isFull(status: number, kind: string): boolean {
   return FULL_KINDS.has(kind) || status === 409 || status === 423;
 }
 
-const SUCCESS_LINE =
-  /^group [a-zA-Z0-9.-]+: .* (took a slot|already holds a slot|released its slot|holds no slot \(nothing to release\)) \((\d+)\/(\d+) held\)\n?$/s;
-
-const RESULT_OF_TEXT: Readonly<Record<string, LockServerResult>> = {
-  "took a slot": "locked",
-  "already holds a slot": "already_held",
-  "released its slot": "released",
-  "holds no slot (nothing to release)": "not_held",
-};
-
 /**
  * Reads a 2xx answer. Any 2xx is success whatever the body; locksmith's
  * server also says what it did (`group web: <id> took a slot (1/2 held)`),
  * which is read for the log, never needed.
  */
 export function readGrant(status: number, text: string): LockServerGrant {
-  const match = SUCCESS_LINE.exec(text);
-  if (match === null) return { ok: true, status };
-  return {
-    ok: true,
-    status,
-    result: RESULT_OF_TEXT[match[1] as string],
-    held: Number(match[2]),
-    max: Number(match[3]),
-  };
+  const said = parseSuccessLine(text);
+  return said === undefined
+    ? { ok: true, status }
+    : { ok: true, status, ...said };
 }
 
 /**

@@ -27,6 +27,7 @@ import {
   type FleetLockErrorKind,
   MAX_BODY_BYTES,
   parseClientParams,
+  successLine,
 } from "./protocol.ts";
 import type { GroupTokens } from "./auth.ts";
 import type { SlotResult, SlotVerdict } from "./batch.ts";
@@ -197,13 +198,6 @@ async function readBody(
   return body;
 }
 
-const SUCCESS_TEXT: Record<Exclude<SlotResult, "full" | "paused">, string> = {
-  locked: "took a slot",
-  already_held: "already holds a slot",
-  released: "released its slot",
-  not_held: "holds no slot (nothing to release)",
-};
-
 /**
  * Creates the FleetLock handler: `POST /v1/pre-reboot`, `POST
  * /v1/steady-state`, `GET /-/healthy` (200 `ok` when etcd answers, else 503)
@@ -306,18 +300,12 @@ export function createFleetLockHandler(
           : `all ${doc.max} slot(s) of group ${group} are held; retry later`,
       );
     }
-    const held = `${doc.holders.length}/${doc.max} held`;
+    const line = (who: string) =>
+      successLine(group, who, result, doc.holders.length, doc.max);
     if (result === "locked" || result === "released") {
-      log?.info(
-        `group ${group}: ${shown(id)} ${SUCCESS_TEXT[result]} (${held})`,
-      );
+      log?.info(line(shown(id)));
     }
-    return [
-      textResponse(
-        `group ${group}: ${id} ${SUCCESS_TEXT[result]} (${held})\n`,
-      ),
-      result,
-    ];
+    return [textResponse(`${line(id)}\n`), result];
   };
 
   const dispatch = async (

@@ -10,14 +10,10 @@
 
 import { walkFlags } from "../common/flag_walk.ts";
 import { quote, UsageError } from "../common/errors.ts";
-import {
-  MAX_DURATION_MS,
-  MAX_DURATION_TEXT,
-  parseDuration,
-} from "../common/duration.ts";
+import { duration, ValueDefect } from "../common/value_parsers.ts";
 import { MAX_SLOTS } from "../semaphore/document.ts";
-import { groupDefect } from "./protocol.ts";
-import { ANY_GROUP, TOKEN_PATTERN } from "./auth.ts";
+import { groupDefect, TOKEN_PATTERN } from "./protocol.ts";
+import { ANY_GROUP } from "./auth.ts";
 import { DEFAULT_READ_TIMEOUT_MS } from "./handler.ts";
 
 /** One option of `serve`: its flag, its environment variable, its help. */
@@ -187,6 +183,9 @@ export interface ServeOptions {
   readonly readTimeoutMs: number;
 }
 
+/** `--read-timeout`: `is not a duration longer than 0, like 10s (…)`, `is longer than 24d`. */
+const READ_TIMEOUT = duration({ example: "10s", positive: true });
+
 interface Setting {
   readonly key: string;
   readonly value: string;
@@ -347,17 +346,12 @@ export function resolveServeOptions(
   const timeoutSetting = get("LOCKSMITHD_FLEETLOCK_READ_TIMEOUT");
   let readTimeoutMs = DEFAULT_READ_TIMEOUT_MS;
   if (timeoutSetting !== undefined) {
-    const ms = parseDuration(timeoutSetting.value);
-    if (ms === undefined || ms <= 0) {
-      throw invalid(
-        timeoutSetting,
-        "is not a duration longer than 0, like 10s (units ms, s, m, h, d)",
-      );
+    try {
+      readTimeoutMs = READ_TIMEOUT(timeoutSetting.value);
+    } catch (error) {
+      if (!(error instanceof ValueDefect)) throw error;
+      throw invalid(timeoutSetting, error.defect);
     }
-    if (ms > MAX_DURATION_MS) {
-      throw invalid(timeoutSetting, `is longer than ${MAX_DURATION_TEXT}`);
-    }
-    readTimeoutMs = ms;
   }
 
   return {

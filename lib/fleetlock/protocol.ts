@@ -14,6 +14,7 @@
 import { quote } from "../common/errors.ts";
 import { idDefect, MAX_ID_BYTES } from "../common/machine_id.ts";
 import { DEFAULT_SEMAPHORE_KEY, semaphoreKey } from "../semaphore/keys.ts";
+import type { LockServerResult } from "../semaphore/lock_server.ts";
 
 /** The two FleetLock endpoints. */
 export type FleetLockEndpoint = "pre-reboot" | "steady-state";
@@ -36,6 +37,12 @@ export const FLEETLOCK_GROUP_PATTERN: RegExp = /^[a-zA-Z0-9.-]+$/;
 
 /** Longest accepted group name, in bytes (the same limit as holder ids). */
 export const MAX_GROUP_BYTES: number = MAX_ID_BYTES;
+
+/**
+ * What a token must look like, on the server (`--token`) and in the client
+ * (`LOCKSMITHD_FLEETLOCK_TOKEN`): RFC 6750's `b64token`.
+ */
+export const TOKEN_PATTERN: RegExp = /^[A-Za-z0-9\-._~+/]+=*$/;
 
 /** Largest accepted request body: 64 KiB (Zincati sends about 100 bytes). */
 export const MAX_BODY_BYTES = 64 * 1024;
@@ -111,6 +118,46 @@ export class FleetLockError extends Error {
 /** The JSON body of an error response: `{"kind": …, "value": …}`. */
 export function errorBody(kind: FleetLockErrorKind, value: string): string {
   return JSON.stringify({ kind, value });
+}
+
+/** What each successful call did, as locksmith's server says it (the client reads it back). */
+const SUCCESS_TEXT: Readonly<Record<LockServerResult, string>> = {
+  locked: "took a slot",
+  already_held: "already holds a slot",
+  released: "released its slot",
+  not_held: "holds no slot (nothing to release)",
+};
+
+/**
+ * How locksmith's server reports a successful call (its text answer, and
+ * its log line), without the final newline:
+ * `group web: <id> took a slot (1/2 held)`.
+ */
+export function successLine(
+  group: string,
+  id: string,
+  result: LockServerResult,
+  held: number,
+  max: number,
+): string {
+  return `group ${group}: ${id} ${SUCCESS_TEXT[result]} (${held}/${max} held)`;
+}
+
+const SUCCESS_LINE = /^group [a-zA-Z0-9.-]+: (.*) \((\d+)\/(\d+) held\)\n?$/s;
+
+/** Reads a {@link successLine} (with or without its newline) back; `undefined` for any other text. */
+export function parseSuccessLine(
+  text: string,
+): { result: LockServerResult; held: number; max: number } | undefined {
+  const match = SUCCESS_LINE.exec(text);
+  if (match === null) return undefined;
+  const said = match[1] as string;
+  const result = (Object.keys(SUCCESS_TEXT) as LockServerResult[]).find((r) =>
+    said.endsWith(` ${SUCCESS_TEXT[r]}`)
+  );
+  return result === undefined
+    ? undefined
+    : { result, held: Number(match[2]), max: Number(match[3]) };
 }
 
 /** The identity a FleetLock client sends. */
@@ -226,29 +273,26 @@ export function parseClientParams(body: Uint8Array | string): ClientParams {
     throw bad(`"client_params" is ${describe(params)}, not an object`);
   }
   const record = params as Record<string, unknown>;
-  const id = field(record, "id");
-  if (id === undefined) throw bad(`"client_params" has no "id"`);
-  const idProblem = idDefect(id);
-  if (idProblem !== undefined) {
-    throw bad(
-      `client_params.id ${
-        typeof id === "string" ? idProblem : `is ${describe(id)}, not a string`
-      }`,
-    );
-  }
-  const group = field(record, "group");
-  if (group === undefined) throw bad(`"client_params" has no "group"`);
-  const groupProblem = groupDefect(group);
-  if (groupProblem !== undefined) {
-    throw bad(
-      `client_params.group ${
-        typeof group === "string"
-          ? groupProblem
-          : `is ${describe(group)}, not a string`
-      }`,
-    );
-  }
-  return { id: id as string, group: group as string };
+  /** The string field `name` of `client_params`, which `defectOf` accepts. */
+  const checked = (
+    name: keyof ClientParams,
+    defectOf: (value: unknown) => string | undefined,
+  ): string => {
+    const value = field(record, name);
+    if (value === undefined) throw bad(`"client_params" has no "${name}"`);
+    const defect = defectOf(value);
+    if (defect !== undefined) {
+      throw bad(
+        `client_params.${name} ${
+          typeof value === "string"
+            ? defect
+            : `is ${describe(value)}, not a string`
+        }`,
+      );
+    }
+    return value as string;
+  };
+  return { id: checked("id", idDefect), group: checked("group", groupDefect) };
 }
 
 /**

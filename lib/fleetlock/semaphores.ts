@@ -112,26 +112,22 @@ export class GroupSemaphores {
    */
   async documents(): Promise<Map<string, Semaphore>> {
     const docs = new Map<string, Semaphore>();
-    await Promise.all(this.groups.map(async (group) => {
-      const entry = this.#entries.get(group);
-      if (entry === undefined) return;
-      entry.users++;
+    await Promise.all([...this.#entries.values()].map(async (entry) => {
       try {
-        const batcher = await entry.ready;
-        try {
-          const snapshot = await this.#timed(
-            "read",
-            () => batcher.store.read(),
-          );
-          docs.set(group, snapshot.doc);
-        } catch {
-          const seen = batcher.store.peek();
-          if (seen !== undefined) docs.set(group, seen);
-        }
+        await this.#with(entry, async (batcher) => {
+          try {
+            const snapshot = await this.#timed(
+              "read",
+              () => batcher.store.read(),
+            );
+            docs.set(entry.group, snapshot.doc);
+          } catch {
+            const seen = batcher.store.peek();
+            if (seen !== undefined) docs.set(entry.group, seen);
+          }
+        });
       } catch {
         // The store did not open: nothing to show.
-      } finally {
-        entry.users--;
       }
     }));
     return docs;
@@ -166,7 +162,14 @@ export class GroupSemaphores {
     operation: (batcher: SlotBatcher) => Promise<T>,
   ): Promise<T> {
     if (this.#closed) throw new Error("the FleetLock semaphores are closed");
-    const entry = this.#entry(group);
+    return await this.#with(this.#entry(group), operation);
+  }
+
+  /** Runs `operation` on `entry`'s batcher once open; the entry is not closed meanwhile. */
+  async #with<T>(
+    entry: Entry,
+    operation: (batcher: SlotBatcher) => Promise<T>,
+  ): Promise<T> {
     entry.users++;
     try {
       return await operation(await entry.ready);

@@ -146,7 +146,8 @@ export function isHolder(doc: Semaphore, id: string): boolean {
 /**
  * Takes a slot for `id`. Refuses with `holder_exists` when `id` already holds one
  * (checked first, so re-locking is recognisable even when full), and with
- * `semaphore_full` when no slot is available.
+ * `semaphore_full` when no slot is available or the document already lists
+ * {@link MAX_HOLDERS} holders (one more would make it unreadable as corrupt).
  */
 export function lock(doc: Semaphore, id: string): Semaphore {
   if (isHolder(doc, id)) {
@@ -156,6 +157,12 @@ export function lock(doc: Semaphore, id: string): Semaphore {
     throw new SemaphoreRefusedError(
       "semaphore_full",
       `semaphore is at ${doc.semaphore}: all ${doc.max} slot(s) are held`,
+    );
+  }
+  if (doc.holders.length >= MAX_HOLDERS) {
+    throw new SemaphoreRefusedError(
+      "semaphore_full",
+      `the semaphore has ${doc.holders.length} holders, the most a document may list`,
     );
   }
   const holders = [...doc.holders, id].sort(compareIds);

@@ -9,10 +9,12 @@
  * @module
  */
 
-import { formatDuration, parseDuration } from "../common/duration.ts";
-import { ValueDefect } from "../common/value_parsers.ts";
-import { limitText } from "../common/value_parsers.ts";
-import { MAX_DURATION_MS } from "../common/duration.ts";
+import {
+  formatDuration,
+  MAX_DURATION_MS,
+  parseDuration,
+} from "../common/duration.ts";
+import { limitText, ValueDefect } from "../common/value_parsers.ts";
 
 /**
  * Shortest slot TTL accepted: 1 minute. A slot's TTL must cover the time
@@ -113,6 +115,11 @@ export function parseSlotTtl(text: string): number {
   return Math.ceil(ms / 1_000);
 }
 
+/** The slot TTL that `stored` holds, in seconds; `undefined` when none is stored or the settings do not parse. */
+export function storedSlotTtl(stored: StoredSettings): number | undefined {
+  return stored.kind === "ok" ? stored.settings.slotTtlSeconds : undefined;
+}
+
 /** The slot TTL in force for a group, and where it comes from. */
 export interface EffectiveSlotTtl {
   /** Seconds; `0` for none (no lease, no reclaim). */
@@ -131,7 +138,7 @@ export function effectiveSlotTtl(
   defaultSeconds: number,
 ): EffectiveSlotTtl {
   if (stored.kind === "corrupt") return { seconds: 0, source: "corrupt" };
-  const ttl = stored.kind === "ok" ? stored.settings.slotTtlSeconds : undefined;
+  const ttl = storedSlotTtl(stored);
   return ttl === undefined
     ? { seconds: defaultSeconds, source: "default" }
     : { seconds: ttl, source: "stored" };
