@@ -16,6 +16,7 @@ import { checkHistory } from "./harness/invariants.ts";
 import { MemoryLog } from "./fakes.ts";
 import { openEtcdStore } from "../lib/etcd/open.ts";
 import type { EtcdLockStore } from "../lib/etcd/etcd_lock_store.ts";
+import type { EtcdPort } from "../lib/etcd/port.ts";
 import { LeaseSession } from "../lib/etcd/lease_session.ts";
 import { EtcdWaitQueue } from "../lib/etcd/wait_queue.ts";
 import { EtcdSlotLease } from "../lib/etcd/slot_lease.ts";
@@ -346,6 +347,50 @@ Deno.test("stale slots against a real etcd", async (t) => {
               stale.holders[0]?.record?.lease,
           true,
         );
+      },
+    );
+
+    await t.step(
+      "a renewal that commits through one copy of its write keeps its slot when the other copy's failed guard answers first",
+      async () => {
+        const group = "hedged-renewal";
+        const store = await open(group);
+        const frozen = new EtcdSlotLease(store, {
+          id: "hedged",
+          keepAliveMs: 3_600_000,
+        });
+        await lockWithLease(store, frozen, "hedged", 2);
+        await frozen.close().catch(() => {}); // no revoke: attached
+        await until("the lease to expire", async () => {
+          const view = await readSemaphoreView(store);
+          return staleHolders(view).length === 1;
+        });
+        // A port that sends each transaction twice and answers with the
+        // second copy, as hedging does when a slow member's copy commits
+        // first: the guard of the copy that answers fails.
+        const resumed = await open(group);
+        const real = resumed.port;
+        (resumed as { port: EtcdPort }).port = new Proxy(real, {
+          get(target, name) {
+            if (name === "txn") {
+              return async (...args: Parameters<EtcdPort["txn"]>) => {
+                await target.txn(...args);
+                return await target.txn(...args);
+              };
+            }
+            const value = Reflect.get(target, name);
+            return typeof value === "function" ? value.bind(target) : value;
+          },
+        });
+        const lease = new EtcdSlotLease(resumed, { id: "hedged" });
+        closers.push(() => lease.release());
+        assert.equal(await lease.resume(), "replaced");
+        assert.equal(lease.covered(), true);
+        const view = await readSemaphoreView(store);
+        assert.deepEqual(view.holders.map((h) => [h.id, h.alive]), [[
+          "hedged",
+          true,
+        ]]);
       },
     );
 

@@ -236,7 +236,12 @@ export interface EtcdPort {
   readonly transport: "gateway" | "grpc";
   /** Reads keys (linearizable). */
   range(request: RangeRequest, options: CallOptions): Promise<RangeResult>;
-  /** Runs a guarded transaction. */
+  /**
+   * Runs a guarded transaction. A slow member may make it go to a second
+   * member too (hedging): the first answer wins, so a failed guard may be
+   * the work of this call's own other copy. A caller that acts on a failed
+   * guard confirms by what the `failure` branch reads.
+   */
   txn(request: TxnRequest, options: CallOptions): Promise<TxnResult>;
   /**
    * Opens one watch stream carrying `requests` (one watch each), on

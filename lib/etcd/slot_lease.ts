@@ -27,7 +27,7 @@ import {
 } from "../semaphore/settings.ts";
 import type { ResumeResult, SlotLease } from "../semaphore/slot_lease.ts";
 import type { EtcdLockStore } from "./etcd_lock_store.ts";
-import { bytes, textOf } from "./port.ts";
+import { bytes, rangeOf, textOf } from "./port.ts";
 import { readSemaphoreView, reclaimHolders } from "./semaphore_view.ts";
 import { settingsText } from "./stored_document.ts";
 
@@ -173,10 +173,10 @@ export class EtcdSlotLease implements SlotLease {
     if (ttl <= 0) return false;
     const granted = await this.#store.port.leaseGrant(ttl, this.#deadline());
     const record = { ...attached.record, lease: granted.id, ttl };
-    const key = this.#store.key;
+    const recordKey = bytes(holderRecordKey(this.#store.key, this.#id));
     const res = await this.#store.port.txn({
       compare: [{
-        key: bytes(holderRecordKey(key, this.#id)),
+        key: recordKey,
         target: "MOD",
         result: "EQUAL",
         value: attached.revision,
@@ -184,21 +184,31 @@ export class EtcdSlotLease implements SlotLease {
       success: [
         {
           put: {
-            key: bytes(holderRecordKey(key, this.#id)),
+            key: recordKey,
             value: bytes(formatHolderRecord(record)),
           },
         },
         {
           put: {
-            key: bytes(aliveKey(key, this.#id)),
+            key: bytes(aliveKey(this.#store.key, this.#id)),
             value: bytes(this.#id),
             lease: granted.id,
           },
         },
       ],
-      failure: [],
+      failure: [{ range: { key: recordKey } }],
     }, this.#deadline());
-    if (!res.succeeded) {
+    // A failed guard is a reclaim, unless another copy of this very write
+    // (a hedged or re-sent request) committed first: the record then names
+    // the lease just granted, and the slot is this machine's.
+    const stored = res.succeeded
+      ? undefined
+      : rangeOf(res.responses[0])?.kvs[0];
+    const storedText = stored && textOf(stored.value);
+    const ours = res.succeeded ||
+      (storedText !== undefined &&
+        parseHolderRecord(storedText)?.lease === granted.id);
+    if (!ours) {
       await this.#store.port.leaseRevoke(granted.id, this.#deadline())
         .catch(() => {});
       this.#lease = undefined;
@@ -211,7 +221,10 @@ export class EtcdSlotLease implements SlotLease {
       return false;
     }
     this.#lease = { id: granted.id, ttl };
-    this.#attached = { record, revision: res.revision };
+    this.#attached = {
+      record,
+      revision: stored?.modRevision ?? res.revision,
+    };
     this.#renewedUntil = this.#now() + granted.ttl * 1_000;
     this.#schedule();
     this.#log(
