@@ -144,7 +144,7 @@ Deno.test("a server that does not answer in time, or not at all, is a refusal na
   assert.match(
     (refused as { message: string }).message,
     new RegExp(
-      `^FleetLock server http://127\\.0\\.0\\.1:${silent.port}/v1/pre-reboot cannot be reached: tcp connect error: Connection refused`,
+      `^FleetLock server http://127\\.0\\.0\\.1:${silent.port}/v1/pre-reboot cannot be reached: connection refused`,
     ),
   );
   await gone.close();

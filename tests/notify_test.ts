@@ -7,10 +7,8 @@ import {
   type Notification,
   Notifier,
   type NotifierOptions,
-  parseNotifyUrl,
 } from "../lib/daemon/notify.ts";
 import { backoffMs as notifyBackoffMs } from "../lib/daemon/decisions.ts";
-import { ConfigValueError } from "../lib/daemon/value_error.ts";
 import { freePorts } from "./harness/ports.ts";
 
 const MACHINE = "69d27b356a94476da859461d3a3bc6fd";
@@ -287,31 +285,4 @@ Deno.test("notifyBackoffMs() doubles per attempt up to the cap, jittered in the 
   assert.equal(notifyBackoffMs(3, () => 0, 1_000, 60_000), 2_000);
   assert.equal(notifyBackoffMs(20, () => 0, 1_000, 60_000), 30_000);
   assert.equal(notifyBackoffMs(20, () => 0.5, 1_000, 60_000), 45_000);
-});
-
-Deno.test("parseNotifyUrl() accepts http and https URLs and names the key otherwise", () => {
-  assert.equal(
-    parseNotifyUrl("LOCKSMITHD_NOTIFY_URL", " https://hooks.example.com/x?t=1 ")
-      .href,
-    "https://hooks.example.com/x?t=1",
-  );
-  assert.equal(
-    parseNotifyUrl("LOCKSMITHD_NOTIFY_URL", "http://127.0.0.1:8080").port,
-    "8080",
-  );
-  for (
-    const text of ["hooks.example.com", "ftp://x/", "file:///etc/passwd", ""]
-  ) {
-    assert.throws(
-      () => parseNotifyUrl("LOCKSMITHD_NOTIFY_URL", text),
-      (e: unknown) => {
-        assert.ok(e instanceof ConfigValueError);
-        assert.match(
-          e.message,
-          /^LOCKSMITHD_NOTIFY_URL=".*" is not an http:\/\/ or https:\/\/ URL/,
-        );
-        return true;
-      },
-    );
-  }
 });

@@ -25,7 +25,6 @@ import { VERSION } from "../common/version.ts";
 import { realClock, type SafetyClock } from "./clock.ts";
 import { backoffMs } from "./decisions.ts";
 import type { NotificationResult } from "./metrics_port.ts";
-import { ConfigValueError } from "./value_error.ts";
 
 /** The events locksmithd notifies. */
 export const NOTIFY_EVENTS = [
@@ -94,27 +93,6 @@ export interface NotifierOptions {
   readonly backoffMaxMs?: number;
   /** Told the fate of each event (for `locksmithd_notifications_total`). */
   readonly onResult?: (result: NotificationResult) => void;
-}
-
-/**
- * Parses a notification URL for `key` (e.g. `LOCKSMITHD_NOTIFY_URL`): an
- * absolute `http://` or `https://` URL. Throws a {@link ConfigValueError}.
- */
-export function parseNotifyUrl(key: string, text: string): URL {
-  let url: URL | undefined;
-  try {
-    url = new URL(text.trim());
-  } catch {
-    url = undefined;
-  }
-  if (url === undefined || !["http:", "https:"].includes(url.protocol)) {
-    throw new ConfigValueError(
-      key,
-      text,
-      "is not an http:// or https:// URL, e.g. https://hooks.example.com/locksmith",
-    );
-  }
-  return url;
 }
 
 interface Queued {

@@ -12,6 +12,7 @@
  */
 
 import { EtcdRequestError } from "../common/errors.ts";
+import { describeFetchError } from "../common/fetch_error.ts";
 import { EndpointFailure } from "./endpoint_set.ts";
 import {
   type Json,
@@ -51,27 +52,8 @@ export class NoGatewayError extends Error {
 }
 
 /** Why `fetch` failed, in words an operator recognises. */
-export function describeFetchError(error: unknown): string {
-  const cause = error instanceof Error && error.cause instanceof Error
-    ? `: ${error.cause.message}`
-    : "";
-  const text = error instanceof Error
-    ? `${error.message}${cause}`
-    : String(error);
-  if (/Connection refused|ECONNREFUSED/i.test(text)) {
-    return "connection refused";
-  }
-  // The Fetch standard's "bad ports" (1, 9, 25, ...) are never contacted.
-  const blocked = /Requests to port (\d+) are blocked/.exec(text);
-  if (blocked) {
-    return `port ${
-      blocked[1]
-    } is one that HTTP clients refuse to contact; run etcd on another port`;
-  }
-  if (/certificate|tls|handshake/i.test(text)) {
-    return `TLS failed: ${text.replace(/\s+/g, " ")}`;
-  }
-  return text.replace(/\s+/g, " ").replace(/^error sending request.*?: /, "");
+export function describeEtcdFetchError(error: unknown): string {
+  return describeFetchError(error, "etcd");
 }
 
 /** Opens the gateway port: checks the options and reads the TLS files (errors name the file). */
@@ -151,7 +133,11 @@ export class GatewayPort implements EtcdPort {
       if (signal.aborted) {
         throw new EndpointFailure(endpoint, "timeout", "no answer");
       }
-      throw new EndpointFailure(endpoint, "refused", describeFetchError(error));
+      throw new EndpointFailure(
+        endpoint,
+        "refused",
+        describeEtcdFetchError(error),
+      );
     }
     let json: Json;
     try {

@@ -10,7 +10,7 @@
  * @module
  */
 
-import { describeFetchError } from "./gateway.ts";
+import { describeEtcdFetchError } from "./gateway.ts";
 import {
   type Json,
   watchCreateJson,
@@ -46,7 +46,7 @@ export class GatewayWatch implements WatchStream {
     this.#run().catch((error) => {
       this.#end({
         kind: "disconnected",
-        reason: `${this.endpoint}: ${describeFetchError(error)}`,
+        reason: `${this.endpoint}: ${describeEtcdFetchError(error)}`,
       });
     });
   }

@@ -11,7 +11,7 @@
  */
 
 import { formatDuration } from "../common/duration.ts";
-import { oneLine } from "../common/errors.ts";
+import { describeFetchError } from "../common/fetch_error.ts";
 import { VERSION } from "../common/version.ts";
 import type { LockServer, LockServerAnswer } from "../semaphore/lock_server.ts";
 import {
@@ -74,21 +74,6 @@ async function readCapped(response: Response): Promise<string> {
     offset += part.length;
   }
   return decoder.decode(bytes);
-}
-
-/**
- * Why a request got no answer, in one line: the innermost cause of a
- * fetch error (`fetch failed` says nothing), without the URL it repeats,
- * e.g. `tcp connect error: Connection refused (os error 111)`.
- */
-export function describeFetchError(error: unknown): string {
-  let inner = error;
-  while (inner instanceof Error && inner.cause instanceof Error) {
-    inner = inner.cause;
-  }
-  return oneLine(inner)
-    .replace(/^error sending request for url \([^)]*\): /, "")
-    .replace(/^client error \(\w+\): /, "");
 }
 
 /** A FleetLock client for one machine in one group; see the module documentation. */
@@ -186,7 +171,7 @@ export class FleetLockClient implements LockServer {
             formatDuration(this.#timeoutMs)
           }`
           : `FleetLock server ${url} cannot be reached: ${
-            describeFetchError(error)
+            describeFetchError(error, "the FleetLock server")
           }`,
       };
     } finally {
