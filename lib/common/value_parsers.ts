@@ -192,32 +192,35 @@ export function url(options: UrlOptions): ValueParser<string> {
 export interface HostPort {
   /** Host name or IP address; an IPv6 address without its brackets. */
   readonly hostname: string;
-  /** Port, 1 to 65535. */
+  /** Port, 0 to 65535 (0: any free port, where a listener allows it). */
   readonly port: number;
 }
 
-const HOST_PORT_RE = /^(?:\[([0-9A-Fa-f:.]+)\]|([A-Za-z0-9.-]+)):(\d{1,5})$/;
+const HOST_PORT_RE = /^(?:\[([0-9A-Fa-f:.]+)\]|([A-Za-z0-9.-]*)):(\d{1,5})$/;
 
 /**
- * `HOST:PORT`, e.g. `127.0.0.1:9100`, `[::1]:9100` or `localhost:9100`:
- * `is not HOST:PORT like 127.0.0.1:9100 (PORT 1 to 65535)`.
+ * Splits `HOST:PORT` or `[IPv6]:PORT` (brackets dropped); `:PORT` only
+ * when `emptyHost` says what an empty host means (e.g. `0.0.0.0`, every
+ * interface). `undefined` when the text is not one; the port is any of
+ * 0 to 99999, for the caller to check against its own range. Pure.
  */
-export function hostPort(example: string): ValueParser<HostPort> {
-  const defect = `is not HOST:PORT like ${example} (PORT 1 to 65535)`;
-  return (text) => {
-    const match = HOST_PORT_RE.exec(text);
-    const port = Number(match?.[3]);
-    if (match === null || port < 1 || port > 65535) {
-      throw new ValueDefect(defect);
-    }
-    const hostname = (match[1] ?? match[2]) as string;
-    try {
-      new URL(`http://${match[1] === undefined ? hostname : `[${hostname}]`}/`);
-    } catch {
-      throw new ValueDefect(defect);
-    }
-    return { hostname, port };
-  };
+export function splitHostPort(
+  text: string,
+  emptyHost?: string,
+): HostPort | undefined {
+  const match = HOST_PORT_RE.exec(text);
+  if (match === null) return undefined;
+  let hostname = match[1] ?? match[2] ?? "";
+  if (hostname === "") {
+    if (emptyHost === undefined) return undefined;
+    hostname = emptyHost;
+  }
+  try {
+    new URL(`http://${match[1] === undefined ? hostname : `[${hostname}]`}/`);
+  } catch {
+    return undefined;
+  }
+  return { hostname, port: Number(match[3]) };
 }
 
 /** An error that says what is wrong with a value without naming it again, as a `defect`. */

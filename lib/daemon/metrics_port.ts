@@ -8,6 +8,7 @@
  * @module
  */
 
+import { splitHostPort } from "../common/value_parsers.ts";
 import { ConfigValueError } from "./value_error.ts";
 
 /** Results of a lock attempt, the values of label `result` of `locksmithd_lock_attempts_total`. */
@@ -121,8 +122,6 @@ export interface ListenAddress {
   readonly port: number;
 }
 
-const HOST_PORT_RE = /^(?:\[([0-9A-Fa-f:.]+)\]|([A-Za-z0-9.-]*)):(\d{1,5})$/;
-
 /**
  * Parses a listen address for `key` (e.g. `LOCKSMITHD_METRICS_ADDR`):
  * `HOST:PORT` (`127.0.0.1:9101`, `localhost:9101`), `[IPv6]:PORT`
@@ -130,17 +129,15 @@ const HOST_PORT_RE = /^(?:\[([0-9A-Fa-f:.]+)\]|([A-Za-z0-9.-]*)):(\d{1,5})$/;
  * {@link ConfigValueError} naming the key. Pure.
  */
 export function parseListenAddress(key: string, text: string): ListenAddress {
-  const match = HOST_PORT_RE.exec(text.trim());
-  const port = Number(match?.[3]);
-  if (match === null || !(port >= 1 && port <= 65535)) {
+  const address = splitHostPort(text.trim(), "0.0.0.0");
+  if (address === undefined || !(address.port >= 1 && address.port <= 65535)) {
     throw new ConfigValueError(
       key,
       text,
       "is not HOST:PORT with a port 1-65535, e.g. 127.0.0.1:9101, [::1]:9101 or :9101 (every interface)",
     );
   }
-  const hostname = match[1] ?? (match[2] === "" ? "0.0.0.0" : match[2]);
-  return { hostname: hostname as string, port };
+  return address;
 }
 
 /** Formats a listen address as `HOST:PORT`, with brackets around an IPv6 address. */

@@ -10,7 +10,11 @@
 
 import { walkFlags } from "../common/flag_walk.ts";
 import { quote, UsageError } from "../common/errors.ts";
-import { duration, ValueDefect } from "../common/value_parsers.ts";
+import {
+  duration,
+  splitHostPort,
+  ValueDefect,
+} from "../common/value_parsers.ts";
 import { MAX_SLOTS } from "../semaphore/document.ts";
 import { groupDefect, TOKEN_PATTERN } from "./protocol.ts";
 import { ANY_GROUP } from "./auth.ts";
@@ -205,15 +209,14 @@ function invalid(setting: Setting, defect: string): UsageError {
 export function parseListen(
   text: string,
 ): { hostname: string; port: number } | string {
-  const match = /^(?:\[([0-9A-Fa-f:.]+)\]|([A-Za-z0-9.-]+)):(\d{1,5})$/.exec(
-    text,
-  );
-  if (match === null) {
+  const address = splitHostPort(text);
+  if (address === undefined) {
     return `is not HOST:PORT, e.g. ${DEFAULT_LISTEN}, 0.0.0.0:8080 or [::1]:8080`;
   }
-  const port = Number(match[3]);
-  if (port > 65535) return `has port ${port}, outside 0..65535`;
-  return { hostname: (match[1] ?? match[2]) as string, port };
+  if (address.port > 65535) {
+    return `has port ${address.port}, outside 0..65535`;
+  }
+  return address;
 }
 
 /** Splits `GROUP=VALUE,GROUP=VALUE`; checks the group names (and `*` when allowed). */
