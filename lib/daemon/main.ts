@@ -7,6 +7,7 @@
  * @module
  */
 
+import { stopOnSignals } from "../common/signals.ts";
 import {
   DAEMON_CONFIG_KEYS,
   DAEMON_USAGE,
@@ -43,34 +44,6 @@ const NOTIFY_CLOSE_MS = 2_000;
 
 /** The real clock: `setTimeout`, abortable; long sleeps are split into timers that fit. */
 export const systemClock: Clock = realClock;
-
-/**
- * Stops on SIGTERM or SIGINT: aborts the returned signal; SIGHUP is logged
- * and ignored (the configuration is read at start only); `dispose` removes
- * the handlers.
- */
-function stopOnSignals(
-  log: DaemonLog,
-): { signal: AbortSignal; dispose(): void } {
-  const stop = new AbortController();
-  const handlers = (["SIGTERM", "SIGINT", "SIGHUP"] as const).map((name) => {
-    const handler = name === "SIGHUP"
-      ? () =>
-        log.info(
-          "SIGHUP received: locksmithd reads its configuration at start only; restart it to apply changes",
-        )
-      : () => {
-        if (!stop.signal.aborted) log.info(`${name} received: stopping`);
-        stop.abort();
-      };
-    Deno.addSignalListener(name, handler);
-    return () => Deno.removeSignalListener(name, handler);
-  });
-  return {
-    signal: stop.signal,
-    dispose: () => handlers.forEach((remove) => remove()),
-  };
-}
 
 /** The etcd store, this machine's wait queue and the lease on its slot. */
 async function openSemaphore(
@@ -199,7 +172,14 @@ export async function runDaemon(args: readonly string[]): Promise<number> {
     return reportFailure("locksmithd", error);
   }
 
-  const { signal, dispose } = stopOnSignals(log);
+  // SIGHUP is logged and ignored: the configuration is read at start only.
+  const { signal, dispose } = stopOnSignals({
+    onStop: (name, first) => first && log.info(`${name} received: stopping`),
+    onHangup: () =>
+      log.info(
+        "SIGHUP received: locksmithd reads its configuration at start only; restart it to apply changes",
+      ),
+  });
   const closers: (() => Promise<void>)[] = [];
   try {
     const hostId = config.machineId ?? await readMachineId();

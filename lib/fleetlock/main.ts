@@ -6,6 +6,7 @@
  * @module
  */
 
+import { stopOnSignals } from "../common/signals.ts";
 import {
   DAEMON_CONFIG_KEYS,
   type DaemonConfig,
@@ -75,18 +76,6 @@ async function readPem(path: string, what: string): Promise<string> {
   }
 }
 
-/** Resolves when SIGTERM or SIGINT arrives; `dispose` removes the handlers. */
-function signalled(): { stopped: Promise<string>; dispose(): void } {
-  let resolve: (name: string) => void = () => {};
-  const stopped = new Promise<string>((r) => resolve = r);
-  const removers = (["SIGTERM", "SIGINT"] as const).map((name) => {
-    const handler = () => resolve(name);
-    Deno.addSignalListener(name, handler);
-    return () => Deno.removeSignalListener(name, handler);
-  });
-  return { stopped, dispose: () => removers.forEach((remove) => remove()) };
-}
-
 /**
  * Runs `locksmithd serve` with `args` (the arguments after `serve`) until
  * SIGTERM or SIGINT. Returns the exit status: 0 after a clean stop, 1 when
@@ -121,7 +110,7 @@ export async function runServe(args: readonly string[]): Promise<number> {
   }
   for (const warning of config.warnings) log.warn(warning);
 
-  const { stopped, dispose } = signalled();
+  const { stopped, dispose } = stopOnSignals();
   const stores = etcdStoreFactory(config);
   let server: FleetLockServer;
   try {
