@@ -29,6 +29,7 @@ import type {
 import type {
   QueueState,
   SlotQueue,
+  StartupReading,
   TakeOptions,
   WaitResult,
 } from "../lib/semaphore/slot_queue.ts";
@@ -202,13 +203,15 @@ export class FakeQueue implements SlotQueue {
   #seenRevision = -1;
   #joined = false;
   constructor(readonly store: FakeStore, readonly me: string) {}
-  startupRead(): Promise<{ doc: Semaphore; record: HolderRecord | undefined }> {
+  startupRead(): Promise<StartupReading> {
     try {
       this.store.check();
       this.queue = this.queue.filter((q) => q !== this.me);
+      const record = this.store.records.get(this.me);
       return Promise.resolve({
         doc: this.store.doc,
-        record: this.store.records.get(this.me),
+        record,
+        stored: { record, revision: record === undefined ? 0 : 1 },
       });
     } catch (error) {
       return Promise.reject(error);

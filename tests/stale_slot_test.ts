@@ -456,6 +456,40 @@ Deno.test("stale slots against a real etcd", async (t) => {
         assert.equal(view.holders[0]?.record?.lease, leaseId);
       },
     );
+
+    await t.step(
+      "a restarted daemon resumes from the record its start-up read found, without reading it again",
+      async () => {
+        const group = "restart-one-read";
+        const store = await open(group);
+        const first = new EtcdSlotLease(store, { id: "reader" });
+        await lockWithLease(store, first, "reader", 5);
+        await first.close();
+        const reopened = await open(group);
+        const session = new LeaseSession(reopened.port, { timeoutMs: 5_000 });
+        const queue = new EtcdWaitQueue(reopened, { id: "reader", session });
+        closers.push(() => queue.close());
+        const { doc, stored } = await queue.startupRead();
+        assert.deepEqual(doc.holders, ["reader"]);
+        assert.ok(stored.record?.lease !== undefined && stored.revision > 0);
+        const sent: string[] = [];
+        const real = reopened.port;
+        (reopened as { port: EtcdPort }).port = new Proxy(real, {
+          get(target, name) {
+            const value = Reflect.get(target, name);
+            if (typeof value !== "function") return value;
+            return (...args: unknown[]) => {
+              sent.push(String(name));
+              return value.apply(target, args);
+            };
+          },
+        });
+        const second = new EtcdSlotLease(reopened, { id: "reader" });
+        closers.push(() => second.release());
+        assert.equal(await second.resume(stored), "renewed");
+        assert.deepEqual(sent, ["leaseKeepAlive"]);
+      },
+    );
   } finally {
     for (const child of children) {
       try {

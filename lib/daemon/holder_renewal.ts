@@ -19,6 +19,7 @@
  * @module
  */
 
+import type { StoredHolderRecord } from "../semaphore/slot_queue.ts";
 import { formatAge } from "../common/duration.ts";
 import { oneLine } from "../common/errors.ts";
 import type { HolderRecord } from "../semaphore/holder_record.ts";
@@ -63,17 +64,21 @@ export function afterTake(
 
 /**
  * At start, holding a slot: renews the lease this machine's record names,
- * retrying with backoff until etcd answers or `signal` aborts.
+ * retrying with backoff until etcd answers or `signal` aborts. `stored` is
+ * the record as the start-up read found it (a retry reads it again).
  */
 export async function resumeLease(
   run: Run,
   signal: AbortSignal,
+  stored: StoredHolderRecord,
 ): Promise<void> {
   const lease = run.deps.slotLease;
   if (lease === undefined) return;
   for (let attempt = 1; !signal.aborted; attempt++) {
     try {
-      const result = await run.etcd(() => lease.resume());
+      const result = await run.etcd(() =>
+        lease.resume(attempt === 1 ? stored : undefined)
+      );
       if (result === "renewed" || result === "replaced") {
         run.deps.log.info(
           "renewing the lease on this machine's slot until it is released",

@@ -38,8 +38,9 @@ export async function startupCheck(
   }
   for (let attempt = 1; !signal.aborted; attempt++) {
     let facts;
+    let stored;
     try {
-      const { doc, record } = await run.etcd(
+      const { doc, record, stored: read } = await run.etcd(
         () => queue.startupRead(),
         "startup-read",
       );
@@ -49,6 +50,7 @@ export async function startupCheck(
         recordedBoot: record?.boot,
         currentBoot: boot?.id,
       };
+      stored = read;
     } catch (error) {
       if (
         !await run.backoff(
@@ -61,7 +63,7 @@ export async function startupCheck(
       continue;
     }
     // Renew the slot's lease (if any) while deciding, checking and releasing.
-    if (facts.holding) await resumeLease(run, signal);
+    if (facts.holding) await resumeLease(run, signal, stored);
     const decision = startupAction(facts);
     run.slotHeld = facts.holding;
     if (decision.action === "keep") {

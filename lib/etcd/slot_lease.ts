@@ -12,6 +12,7 @@
  * @module
  */
 
+import type { StoredHolderRecord } from "../semaphore/slot_queue.ts";
 import { oneLine } from "../common/errors.ts";
 import {
   formatHolderRecord,
@@ -131,17 +132,11 @@ export class EtcdSlotLease implements SlotLease {
   }
 
   /** Resumes renewing after a start; see {@link SlotLease.resume}. */
-  async resume(): Promise<ResumeResult> {
-    const key = bytes(holderRecordKey(this.#store.key, this.#id));
-    const kv =
-      (await this.#store.operation((deadline) =>
-        this.#store.port.range({ key }, { deadline })
-      )).kvs[0];
-    const text = kv && textOf(kv.value);
-    const record = text === undefined ? undefined : parseHolderRecord(text);
-    if (kv === undefined || record?.lease === undefined) return "untracked";
+  async resume(stored?: StoredHolderRecord): Promise<ResumeResult> {
+    const { record, revision } = stored ?? await this.#readRecord();
+    if (record?.lease === undefined) return "untracked";
     this.#lease = { id: record.lease, ttl: record.ttl ?? 0 };
-    this.#attached = { record, revision: kv.modRevision };
+    this.#attached = { record, revision };
     this.#lost = false;
     let ttl: number;
     try {
@@ -159,6 +154,19 @@ export class EtcdSlotLease implements SlotLease {
       return "renewed";
     }
     return await this.#reattach() ? "replaced" : "lost";
+  }
+
+  async #readRecord(): Promise<StoredHolderRecord> {
+    const key = bytes(holderRecordKey(this.#store.key, this.#id));
+    const kv =
+      (await this.#store.operation((deadline) =>
+        this.#store.port.range({ key }, { deadline })
+      )).kvs[0];
+    const text = kv && textOf(kv.value);
+    return {
+      record: text === undefined ? undefined : parseHolderRecord(text),
+      revision: kv?.modRevision ?? 0,
+    };
   }
 
   /**

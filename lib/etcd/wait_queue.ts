@@ -24,11 +24,7 @@
  */
 
 import { oneLine } from "../common/errors.ts";
-import type { Semaphore } from "../semaphore/document.ts";
-import {
-  type HolderRecord,
-  parseHolderRecord,
-} from "../semaphore/holder_record.ts";
+import { parseHolderRecord } from "../semaphore/holder_record.ts";
 import {
   holderRecordKey,
   settingsKey,
@@ -44,6 +40,7 @@ import type {
   QueuePlace,
   QueueState,
   SlotQueue,
+  StartupReading,
   TakeOptions,
   WaitResult,
 } from "../semaphore/slot_queue.ts";
@@ -155,7 +152,7 @@ export class EtcdWaitQueue implements SlotQueue {
   }
 
   /** Reads the document and this machine's record, clearing a stale entry; see {@link SlotQueue.startupRead}. */
-  startupRead(): Promise<{ doc: Semaphore; record: HolderRecord | undefined }> {
+  startupRead(): Promise<StartupReading> {
     return this.#store.operation(async (deadline) => {
       const res = await this.#store.port.txn(
         startupRequest(
@@ -168,9 +165,11 @@ export class EtcdWaitQueue implements SlotQueue {
       const { doc, record } = startupReading(res);
       const stored = this.#store.observe(storedFrom(doc));
       const raw = record && textOf(record.value);
+      const parsed = raw === undefined ? undefined : parseHolderRecord(raw);
       return {
         doc: this.#store.parse(stored),
-        record: raw === undefined ? undefined : parseHolderRecord(raw),
+        record: parsed,
+        stored: { record: parsed, revision: record?.modRevision ?? 0 },
       };
     });
   }

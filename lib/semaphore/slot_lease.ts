@@ -12,6 +12,7 @@
  * @module
  */
 
+import type { StoredHolderRecord } from "./slot_queue.ts";
 import type { HolderRecord } from "./holder_record.ts";
 import type { SemaphoreView } from "./semaphore_view.ts";
 import type { EffectiveSlotTtl } from "./settings.ts";
@@ -35,8 +36,12 @@ export interface SlotLease {
   prepare(ttlSeconds: number): Promise<string>;
   /** The take stored `record` (naming the prepared lease) at `revision`. */
   attach(record: HolderRecord, revision: number): void;
-  /** At start, holding a slot: renews the lease this machine's record names; see {@link ResumeResult}. */
-  resume(): Promise<ResumeResult>;
+  /**
+   * At start, holding a slot: renews the lease this machine's record names;
+   * see {@link ResumeResult}. `stored` is the record as the start-up read
+   * found it (saving a read); without it the record is read first.
+   */
+  resume(stored?: StoredHolderRecord): Promise<ResumeResult>;
   /**
    * Whether the slot is known to be covered now: no lease is in use, or
    * the lease was renewed recently enough that it has not expired

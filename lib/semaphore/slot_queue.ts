@@ -42,13 +42,31 @@ export interface TakeOptions {
   readonly record?: HolderRecord | undefined;
 }
 
+/** This machine's holder record as stored, with the revision of its last write. */
+export interface StoredHolderRecord {
+  /** The record, if the key exists and holds one. */
+  readonly record: HolderRecord | undefined;
+  /** The key's mod revision (0 when there is no key). */
+  readonly revision: number;
+}
+
+/** What {@link SlotQueue.startupRead} finds. */
+export interface StartupReading {
+  /** The semaphore document. */
+  readonly doc: Semaphore;
+  /** This machine's holder record, if any. */
+  readonly record: HolderRecord | undefined;
+  /** The same record with its revision, for the slot lease to resume from. */
+  readonly stored: StoredHolderRecord;
+}
+
 /** The wait queue of one semaphore, for one machine. */
 export interface SlotQueue {
   /**
    * At start: reads the document and this machine's holder record, and
    * removes a queue entry this machine left before a restart, in one request.
    */
-  startupRead(): Promise<{ doc: Semaphore; record: HolderRecord | undefined }>;
+  startupRead(): Promise<StartupReading>;
   /** Joins at the back (or finds this machine's live entry) and learns its place. */
   join(): Promise<QueueState>;
   /** The current state, without I/O. */
