@@ -9,6 +9,7 @@
 import assert from "node:assert/strict";
 import { Etcd3 } from "etcd3";
 import { startEtcd } from "./harness/etcd.ts";
+import { sendEveryTxnTwice } from "./harness/twice_txn.ts";
 import { keyHistory } from "./harness/history.ts";
 import { checkHistory } from "./harness/invariants.ts";
 import { FakeClock, FakeStore } from "./fakes.ts";
@@ -45,6 +46,26 @@ Deno.test("pause and resume against a real etcd", async (t) => {
     return store;
   };
   try {
+    await t.step(
+      "pause, resume and set-ttl report their own change when a hedged copy of the write committed first",
+      async () => {
+        const group = "hedged-admin";
+        const store = await open(group);
+        sendEveryTxnTwice(store);
+        const admin = new EtcdSemaphoreAdmin(store);
+        assert.equal(await admin.setPaused(true, "test"), true);
+        assert.equal(await admin.setPaused(true, "test"), false);
+        assert.equal(await admin.setPaused(false, "test"), true);
+        assert.equal(await admin.setPaused(false, "test"), false);
+        const set = await admin.setSlotTtl(600);
+        assert.deepEqual([set.before.kind, set.after.kind], ["absent", "ok"]);
+        const again = await admin.setSlotTtl(600);
+        assert.deepEqual(again.before, again.after);
+        const cleared = await admin.setSlotTtl(undefined);
+        assert.notDeepEqual(cleared.before, cleared.after);
+      },
+    );
+
     await t.step(
       "no lock racing a pause is stored after the pause was acknowledged; every locker ends refused with 'paused'",
       async () => {

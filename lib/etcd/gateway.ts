@@ -35,6 +35,7 @@ import type {
   WatchRequest,
   WatchStream,
 } from "./port.ts";
+import { withCopies } from "./port.ts";
 import type { EtcdPortOptions } from "./options.ts";
 import { checkConnectionOptions, readTlsFiles } from "./tls.ts";
 
@@ -168,12 +169,15 @@ export class GatewayPort implements EtcdPort {
     path: string,
     body: Json,
     options: CallOptions,
+    onSend?: () => void,
   ): Promise<Json> {
     return this.#core.call(
       kind,
       options,
-      (endpoint, signal, token) =>
-        this.#post(endpoint, path, body, signal, token),
+      (endpoint, signal, token) => {
+        onSend?.();
+        return this.#post(endpoint, path, body, signal, token);
+      },
     );
   }
   /** Reads keys; see {@link EtcdPort.range}. */
@@ -188,9 +192,15 @@ export class GatewayPort implements EtcdPort {
 
   /** Runs a guarded transaction; see {@link EtcdPort.txn}. */
   async txn(request: TxnRequest, options: CallOptions): Promise<TxnResult> {
-    return txnResultFrom(
-      await this.#call("txn", "/v3/kv/txn", txnJson(request), options),
+    let copies = 0;
+    const json = await this.#call(
+      "txn",
+      "/v3/kv/txn",
+      txnJson(request),
+      options,
+      () => copies++,
     );
+    return withCopies(txnResultFrom(json), copies);
   }
 
   /** Grants a lease; see {@link EtcdPort.leaseGrant}. */

@@ -46,6 +46,7 @@ import type {
   WatchRequest,
   WatchStream,
 } from "./port.ts";
+import { withCopies } from "./port.ts";
 
 const NOT_FOUND = 5;
 
@@ -154,18 +155,25 @@ export class GrpcPort implements EtcdPort {
   }
 
   /** Runs `call` on the members as the endpoint set decides, within `options.deadline`. */
-  #call<T>(kind: string, options: CallOptions, call: Rpc<T>): Promise<T> {
+  #call<T>(
+    kind: string,
+    options: CallOptions,
+    call: Rpc<T>,
+    onSend?: () => void,
+  ): Promise<T> {
     return this.#core.call(
       kind,
       options,
-      (endpoint, signal, token) =>
-        this.#rpc(
+      (endpoint, signal, token) => {
+        onSend?.();
+        return this.#rpc(
           endpoint,
           signal,
           options.deadline + BACKSTOP_MS,
           call,
           token,
-        ),
+        );
+      },
     );
   }
 
@@ -183,9 +191,14 @@ export class GrpcPort implements EtcdPort {
   /** Runs a guarded transaction; see {@link EtcdPort.txn}. */
   async txn(request: TxnRequest, options: CallOptions): Promise<TxnResult> {
     const message = txnMessage(request);
-    return txnResultFrom(
-      await this.#call("txn", options, (c, o) => c.kv.txn(message, o)),
+    let copies = 0;
+    const answer = await this.#call(
+      "txn",
+      options,
+      (c, o) => c.kv.txn(message, o),
+      () => copies++,
     );
+    return withCopies(txnResultFrom(answer), copies);
   }
 
   /** Grants a lease; see {@link EtcdPort.leaseGrant}. */

@@ -141,6 +141,17 @@ export interface TxnResult {
   readonly revision: number;
   /** One result per operation of the branch that ran, in order. */
   readonly responses: readonly TxnOpResult[];
+  /**
+   * `true` when the request went out more than once (hedged to another
+   * member, or sent again after a member failed): a failed guard may then
+   * have failed on a copy of this very write that committed first.
+   */
+  readonly resent?: boolean;
+}
+
+/** `result`, marked {@link TxnResult.resent} when it took more than one copy. */
+export function withCopies(result: TxnResult, copies: number): TxnResult {
+  return copies > 1 ? { ...result, resent: true } : result;
 }
 
 /** One watched key or range in a watch stream. */

@@ -40,7 +40,7 @@ import {
 } from "../semaphore/settings.ts";
 import type { EtcdLockStore } from "./etcd_lock_store.ts";
 import { HedgedWatch } from "./hedged_watch.ts";
-import { bytes, prefixEnd, textOf } from "./port.ts";
+import { bytes, prefixEnd, rangeOf, textOf } from "./port.ts";
 import {
   readSemaphoreView,
   reclaimHolders,
@@ -99,23 +99,48 @@ export class EtcdSemaphoreAdmin implements SemaphoreAdmin {
   setPaused(paused: boolean, by: string): Promise<boolean> {
     const store = this.#store;
     const key = bytes(pausedKey(store.key));
+    // A hedged copy of the write may commit first and make the copy that
+    // answers fail its guard: each branch tells its own write by what the
+    // failure reads (see EtcdPort.txn).
     return store.operation(async (deadline) => {
       if (!paused) {
-        const res = await store.port.txn({
-          compare: [],
-          success: [{ deleteRange: { key } }],
-          failure: [],
-        }, { deadline });
-        const op = res.responses[0];
-        return op !== undefined && "deleted" in op && op.deleted > 0;
+        for (let round = 1; round <= MAX_ROUNDS; round++) {
+          const seen = (await store.port.range({ key }, { deadline })).kvs[0];
+          if (seen === undefined) return false;
+          const res = await store.port.txn({
+            compare: [{
+              key,
+              target: "MOD",
+              result: "EQUAL",
+              value: seen.modRevision,
+            }],
+            success: [{ deleteRange: { key } }],
+            failure: [{ range: { key } }],
+          }, { deadline });
+          // Gone either way: the pause this read saw has been lifted.
+          if (
+            res.succeeded || rangeOf(res.responses[0])?.kvs[0] === undefined
+          ) {
+            return true;
+          }
+        }
+        throw new ContentionError(
+          `gave up on ${
+            pausedKey(store.key)
+          } after ${MAX_ROUNDS} conflicting writes`,
+        );
       }
       const value = JSON.stringify({ since: this.#now().toISOString(), by });
       const res = await store.port.txn({
         compare: [{ key, target: "VERSION", result: "EQUAL", value: 0 }],
         success: [{ put: { key, value: bytes(value) } }],
-        failure: [],
+        failure: [{ range: { key } }],
       }, { deadline });
-      return res.succeeded;
+      if (res.succeeded) return true;
+      // Exactly our bytes (our time to the millisecond), written once: ours.
+      const now = rangeOf(res.responses[0])?.kvs[0];
+      return now !== undefined && now.version === 1 &&
+        textOf(now.value) === value;
     });
   }
 
@@ -158,9 +183,20 @@ export class EtcdSemaphoreAdmin implements SemaphoreAdmin {
               ? { deleteRange: { key } }
               : { put: { key, value: bytes(next) } },
           ],
-          failure: [],
+          failure: [{ range: { key } }],
         }, { deadline });
-        if (write.succeeded) return { before, after: parseSettings(next) };
+        // A failed guard over exactly the value we wrote, written after our
+        // read: a hedged copy of this write committed first.
+        const now = write.succeeded
+          ? undefined
+          : rangeOf(write.responses[0])?.kvs[0];
+        if (
+          write.succeeded ||
+          (settingsText(now) === next &&
+            (now?.modRevision ?? Infinity) > (kv?.modRevision ?? 0))
+        ) {
+          return { before, after: parseSettings(next) };
+        }
       }
       throw new ContentionError(
         `gave up on ${name} after ${MAX_ROUNDS} conflicting writes`,

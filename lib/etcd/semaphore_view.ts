@@ -219,15 +219,20 @@ export function reclaimHolders(
     const res = await store.port.txn({
       compare,
       success: [{ put: { key: bytes(key), value: bytes(raw) } }, ...success],
-      failure: [],
+      failure: [{ range: { key: bytes(key) } }],
     }, { deadline });
+    const written = { raw, version: view.docVersion + 1 };
     if (res.succeeded) {
-      store.observe({
-        raw,
-        revision: res.revision,
-        version: view.docVersion + 1,
-      });
+      store.observe({ ...written, revision: res.revision });
+      return true;
     }
-    return res.succeeded;
+    // A copy of this Txn sent to another member may have committed first.
+    // Racing reclaimers write the same bytes, so only a request that went
+    // out more than once counts exactly our bytes, exactly one write after
+    // the version read, as its own.
+    const now = storedFrom(rangeOf(res.responses[0])?.kvs[0]);
+    store.observe(now);
+    return res.resent === true && now.raw === written.raw &&
+      now.version === written.version;
   });
 }

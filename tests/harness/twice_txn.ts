@@ -1,0 +1,26 @@
+/**
+ * A store whose port sends each transaction twice and answers with the
+ * second copy, as hedging does when a slow member's copy commits first:
+ * the guard of the copy that answers then fails on the caller's own write
+ * (the answer says it was `resent`, as the port's does).
+ */
+
+import type { EtcdLockStore } from "../../lib/etcd/etcd_lock_store.ts";
+import type { EtcdPort } from "../../lib/etcd/port.ts";
+
+/** Makes `store`'s port send every Txn twice, answering with the second copy. */
+export function sendEveryTxnTwice(store: EtcdLockStore): void {
+  const real = store.port;
+  (store as { port: EtcdPort }).port = new Proxy(real, {
+    get(target, name) {
+      if (name === "txn") {
+        return async (...args: Parameters<EtcdPort["txn"]>) => {
+          await target.txn(...args);
+          return { ...await target.txn(...args), resent: true };
+        };
+      }
+      const value = Reflect.get(target, name);
+      return typeof value === "function" ? value.bind(target) : value;
+    },
+  });
+}
