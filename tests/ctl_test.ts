@@ -299,6 +299,18 @@ Deno.test("locksmithctl falls back to gRPC when etcd has no JSON gateway, and sa
   const proto =
     `${REPO_ROOT}node_modules/.deno/etcd3@1.1.2/node_modules/etcd3/proto`;
   try {
+    // The gRPC client is imported by a computed specifier (kept out of the
+    // module graph of every start): Deno checks read access to the
+    // package's files for it, which the ctl set grants (./lib).
+    const narrow = await runCtlProcess(
+      ["status", "--endpoint", etcd.endpoint],
+      { permissions: ["-q", "--no-prompt", "--allow-net"] },
+    );
+    assert.equal(narrow.code, 2);
+    assert.equal(
+      narrow.stderr,
+      `locksmithctl: read access to ${REPO_ROOT}lib/etcd/grpc.ts was refused (etcd at ${etcd.endpoint} has no JSON gateway, and the gRPC client's modules are loaded only then): add --allow-read=${REPO_ROOT}lib\n`,
+    );
     const refused = await runCtlProcess([
       "status",
       "--endpoint",

@@ -202,6 +202,43 @@ try {
     );
 
     await t.step(
+      "locksmithctl's permission set covers the gRPC fallback's modules (its ./lib is the package's); the protocol files in Deno's npm cache are the one read to add",
+      async () => {
+        const noGateway = await startEtcd({
+          extraArgs: ["--enable-grpc-gateway=false"],
+        });
+        try {
+          const status = (...flags: string[]) =>
+            deno(pkg, [
+              "run",
+              ...flags,
+              "ctl.ts",
+              "status",
+              "--endpoint",
+              noGateway.endpoint,
+            ]);
+          const refused = await status("-q", "-P=ctl");
+          assert.equal(refused.code, 2);
+          const proto =
+            /^locksmithctl: read access to (\S+\/proto)\/rpc\.proto was refused \(etcd at \S+ has no JSON gateway, and the gRPC client needs its protocol files\): add --allow-read=\S+\n$/
+              .exec(refused.stderr)?.[1];
+          assert.ok(proto, refused.stderr);
+          assert.ok(!proto.startsWith(dir), "in Deno's global cache");
+          // An extra --allow-read replaces the set's read list: repeat ./lib.
+          const r = await status(
+            "-q",
+            "-P=ctl",
+            `--allow-read=${pkg}/lib,${proto}`,
+          );
+          assert.equal(r.stderr, "");
+          assert.equal(r.stdout, "Available: 1\nMax: 1\n");
+        } finally {
+          await noGateway.close();
+        }
+      },
+    );
+
+    await t.step(
       "locksmithd with the README's plain flags reboots through a private bus; too few flags are one line naming them",
       async () => {
         const bus = await startDbus();

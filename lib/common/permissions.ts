@@ -134,3 +134,37 @@ export function describeRefusal(
   const flag = kind === "all" ? "--allow-all" : `--allow-${kind}=${target}`;
   return `${kind} access to ${target} was refused (${why}): add ${flag}`;
 }
+
+/**
+ * Imports `url`, a module of this package that a program keeps out of its
+ * module graph: its specifier is computed, so `deno run` does not resolve it
+ * (and the npm packages behind it) at every start. Deno checks read
+ * permission on a module imported that way and on each module it loads
+ * with it; a refusal becomes one {@link UsageError} line naming `folder`
+ * (the package's source folder, which covers them all), e.g.
+ * `read access to /opt/locksmith/lib/etcd/grpc.ts was refused (<why>): add --allow-read=/opt/locksmith/lib`.
+ * From JSR (`https:` modules) no read permission is involved: Deno allows
+ * imports from jsr.io by default.
+ */
+export async function importOwnModule<T>(
+  url: URL,
+  folder: URL,
+  why: string,
+): Promise<T> {
+  try {
+    return await import(url.href);
+  } catch (error) {
+    // Deno's module loader reports the refusal as a TypeError; a refusal
+    // while the modules run (the gRPC client reading its .proto files) is
+    // about another file, and left to the caller.
+    if (folder.protocol !== "file:" || !(error instanceof TypeError)) {
+      throw error;
+    }
+    const dir = decodeURIComponent(folder.pathname).replace(/\/$/, "");
+    const path = /Requires read access to "([^"]*)"/.exec(error.message)?.[1];
+    if (path === undefined || !path.startsWith(`${dir}/`)) throw error;
+    throw new UsageError(
+      `read access to ${path} was refused (${why}): add --allow-read=${dir}`,
+    );
+  }
+}

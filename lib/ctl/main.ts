@@ -1,7 +1,12 @@
 /**
  * locksmithctl wired to the real world: etcd, `/etc/machine-id`, the system
- * bus, stdout and stderr. Heavy modules (the etcd and D-Bus clients) are
- * imported only by the commands that use them, to keep start-up fast.
+ * bus, stdout and stderr. Heavy modules are imported only by the commands
+ * that use them, to keep start-up fast: the etcd client by the etcd
+ * commands; the gRPC client (when etcd has no JSON gateway) and the D-Bus
+ * client (`reboot`, `send-need-reboot`) by computed specifiers, so that
+ * `deno run` does not even resolve them and their npm packages at start
+ * (the `ctl` permission set lets Deno read the package's `lib` folder for
+ * them; see {@link importOwnModule}).
  *
  * @module
  */
@@ -10,6 +15,7 @@ import { ctlEnvNames, type CtlInvocation, parseCtlArgs } from "./args.ts";
 import { type CtlDeps, runCtlInvocation } from "./commands.ts";
 import { exitCodeOf, oneLine } from "../common/errors.ts";
 import {
+  importOwnModule,
   type PermissionNeed,
   readGrantedEnv,
   requirePermissions,
@@ -17,7 +23,13 @@ import {
 import { ctlPermissionNeeds, usesSystemBus } from "./permission_needs.ts";
 import type { LockStore } from "../semaphore/lock_store.ts";
 import { readMachineId } from "../common/machine_id.ts";
+import { semaphoreKey } from "../semaphore/keys.ts";
 import type { SemaphoreAdmin } from "../semaphore/admin.ts";
+import type { EtcdLockStore } from "../etcd/etcd_lock_store.ts";
+import type { GrpcModule } from "../etcd/fallback_port.ts";
+
+/** The package's source folder: what Deno must be allowed to read for the modules imported by computed specifiers. */
+const LIB = new URL("../", import.meta.url);
 
 const encoder = new TextEncoder();
 
@@ -32,21 +44,46 @@ function write(
   }
 }
 
+/** Connects to the invocation's semaphore (the gRPC client loaded only when etcd has no JSON gateway). */
+async function openStore(inv: CtlInvocation): Promise<EtcdLockStore> {
+  const [{ openFallbackPort }, { EtcdLockStore }] = await Promise.all([
+    import("../etcd/fallback_port.ts"),
+    import("../etcd/etcd_lock_store.ts"),
+  ]);
+  const port = await openFallbackPort(inv, () =>
+    importOwnModule<GrpcModule>(
+      new URL("../etcd/grpc.ts", import.meta.url),
+      LIB,
+      `etcd at ${
+        inv.endpoints.join(",")
+      } has no JSON gateway, and the gRPC client's modules are loaded only then`,
+    ));
+  return new EtcdLockStore(port, semaphoreKey(inv.group), inv);
+}
+
 /** Opens the etcd-backed store for an invocation (through etcd's JSON gateway, falling back to gRPC). */
-export async function openEtcdStore(inv: CtlInvocation): Promise<LockStore> {
-  const { openEtcdLockStore } = await import("../etcd/open.ts");
-  return await openEtcdLockStore(inv, inv.group);
+export function openEtcdStore(inv: CtlInvocation): Promise<LockStore> {
+  return openStore(inv);
 }
 
 /** Opens the operator's port on the invocation's semaphore (status, pause, set-ttl, ...). */
 export async function openEtcdAdmin(
   inv: CtlInvocation,
 ): Promise<SemaphoreAdmin> {
-  const [{ openEtcdStore }, { EtcdSemaphoreAdmin }] = await Promise.all([
-    import("../etcd/open.ts"),
+  const [store, { EtcdSemaphoreAdmin }] = await Promise.all([
+    openStore(inv),
     import("../etcd/semaphore_admin.ts"),
   ]);
-  return new EtcdSemaphoreAdmin(await openEtcdStore(inv, inv.group));
+  return new EtcdSemaphoreAdmin(store);
+}
+
+/** The D-Bus actions (`dbus.ts`), loaded only by `reboot` and `send-need-reboot`. */
+function dbusActions(): Promise<typeof import("./dbus.ts")> {
+  return importOwnModule(
+    new URL("./dbus.ts", import.meta.url),
+    LIB,
+    "the D-Bus client's modules are loaded only by reboot and send-need-reboot",
+  );
 }
 
 /** Aborts on SIGINT or SIGTERM, until disposed. */
@@ -75,17 +112,17 @@ export function realCtlDeps(): CtlDeps {
       let bus: PermissionNeed[] = [];
       if (usesSystemBus(inv)) {
         const { busPermissionNeeds, parseBusAddress, systemBusAddress } =
-          await import("../dbus/system_bus.ts");
+          await import("../dbus/bus_address.ts");
         bus = busPermissionNeeds(parseBusAddress(systemBusAddress()));
       }
       requirePermissions(ctlPermissionNeeds(inv, bus));
     },
     connectLogind: async () => {
-      const { connectLogind } = await import("./dbus.ts");
+      const { connectLogind } = await dbusActions();
       return await connectLogind();
     },
     sendNeedReboot: async () => {
-      const { sendNeedRebootSignal } = await import("./dbus.ts");
+      const { sendNeedRebootSignal } = await dbusActions();
       await sendNeedRebootSignal();
     },
     stdout: (text) => write(Deno.stdout, text),

@@ -20,6 +20,8 @@ export interface CtlProcessOptions {
   readonly extraRead?: string[];
   /** Extra write paths (e.g. a private bus socket's dir) added to the `ctl` set. */
   readonly extraWrite?: string[];
+  /** Deno permission flags to run with instead of the set's (extraRead and extraWrite are then ignored). */
+  readonly permissions?: string[];
 }
 
 /** Runs `deno run <ctl permissions> ctl.ts ...args` and collects its output. */
@@ -44,10 +46,10 @@ export function spawnProgram(
   return new Deno.Command(Deno.execPath(), {
     args: [
       "run",
-      ...programFlags(program, {
+      ...(options.permissions ?? programFlags(program, {
         read: options.extraRead ?? [],
         write: options.extraWrite ?? [],
-      }),
+      })),
       `${REPO_ROOT}${program}.ts`,
       ...args,
     ],
