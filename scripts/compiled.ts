@@ -1,8 +1,9 @@
 /**
  * Builds the compiled binaries with the compile tasks of deno.json and runs
  * them for real: `--version` of each, `locksmithctl status` and `lock`
- * against a fresh etcd, and locksmithd from start to a reboot request on a
- * private system bus. `deno compile` needs the `denort` runtime of the same
+ * against a fresh etcd (and `status` against one without the JSON gateway,
+ * which loads the gRPC client embedded by `--include`), and locksmithd from
+ * start to a reboot request on a private system bus. `deno compile` needs the `denort` runtime of the same
  * Deno version, which it normally downloads; set `DENORT_BIN` to a copy.
  * Without it, nothing is built and the script says so (exit status 0, with
  * "NOT RUN" on stdout), so that a missing runtime is never mistaken for a
@@ -92,6 +93,34 @@ if (import.meta.main) {
     }
   } finally {
     await etcd.close();
+  }
+  // locksmithctl imports its gRPC client by a computed specifier: the
+  // binary has it only through compile:ctl's --include. Without etcd's
+  // gateway it must load it; reading the .proto files may then be refused
+  // (one line naming them), but never a missing module.
+  const noGateway = await startEtcd({
+    extraArgs: ["--enable-grpc-gateway=false"],
+  });
+  try {
+    const out = await new Deno.Command("dist/locksmithctl", {
+      args: ["status", "--endpoint", noGateway.endpoint],
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    const stderr = new TextDecoder().decode(out.stderr).trim();
+    if (
+      !out.success &&
+      !/^locksmithctl: read access to \S+\.proto was refused/.test(stderr)
+    ) {
+      throw new Error(`locksmithctl status without a gateway: ${stderr}`);
+    }
+    say(
+      `locksmithctl status without a gateway (gRPC): ${
+        out.success ? "answered" : stderr
+      }`,
+    );
+  } finally {
+    await noGateway.close();
   }
   say("PASS: the compiled binaries build, answer and run");
 }
