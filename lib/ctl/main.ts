@@ -11,6 +11,7 @@
  * @module
  */
 
+import { stopOnSignals } from "../common/signals.ts";
 import { ctlEnvNames, type CtlInvocation, parseCtlArgs } from "./args.ts";
 import { type CtlDeps, runCtlInvocation } from "./commands.ts";
 import { exitCodeOf, oneLine } from "../common/errors.ts";
@@ -86,18 +87,6 @@ function dbusActions(): Promise<typeof import("./dbus.ts")> {
   );
 }
 
-/** Aborts on SIGINT or SIGTERM, until disposed. */
-function interrupts(): { signal: AbortSignal; dispose(): void } {
-  const stop = new AbortController();
-  const abort = () => stop.abort();
-  const names = ["SIGINT", "SIGTERM"] as const;
-  for (const name of names) Deno.addSignalListener(name, abort);
-  return {
-    signal: stop.signal,
-    dispose: () => names.forEach((n) => Deno.removeSignalListener(n, abort)),
-  };
-}
-
 /** The real dependencies of locksmithctl. */
 export function realCtlDeps(): CtlDeps {
   return {
@@ -105,7 +94,7 @@ export function realCtlDeps(): CtlDeps {
     openAdmin: openEtcdAdmin,
     now: () => new Date(),
     stdoutIsTerminal: () => Deno.stdout.isTerminal(),
-    interrupts,
+    interrupts: () => stopOnSignals(),
     machineId: () => readMachineId(),
     isRoot: () => Deno.uid() === 0,
     checkPermissions: async (inv) => {
