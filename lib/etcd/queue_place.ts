@@ -129,33 +129,3 @@ export function describeJunk(kv: KeyValue): string {
   const value = lossyText(kv.value);
   return `${JSON.stringify(key)} = ${JSON.stringify(value.slice(0, 80))}`;
 }
-
-/**
- * What a waiter in `placement` watches (each with no start revision yet),
- * and a key naming that plan, to tell whether a running watch still fits:
- * the document's range `[doc, prefix)` for the head; that range and the
- * head's entry for the second; the two entries ahead for the others.
- */
-export function watchPlan(
-  placement: Placement,
-  doc: Uint8Array,
-  prefix: Uint8Array,
-): { requests: { key: Uint8Array; rangeEnd?: Uint8Array }[]; key: string } {
-  const docRange = { key: doc, rangeEnd: prefix };
-  switch (placement.place) {
-    case "head":
-      return { requests: [docRange], key: "head:0" };
-    case "second":
-      return {
-        requests: [docRange, { key: placement.head.key }],
-        key: `second:${placement.head.createRevision}`,
-      };
-    case "behind":
-      return {
-        requests: placement.ahead.map((e) => ({ key: e.key })),
-        key: `behind:${placement.ahead.map((e) => e.createRevision).join(",")}`,
-      };
-    default:
-      return { requests: [], key: `${placement.place}:0` };
-  }
-}

@@ -46,7 +46,7 @@ import type {
 } from "../semaphore/slot_queue.ts";
 import type { EtcdLockStore } from "./etcd_lock_store.ts";
 import { storedFrom } from "./stored_document.ts";
-import { HedgedWatch } from "./hedged_watch.ts";
+import { QueueWatches } from "./queue_watches.ts";
 import { Wakeup } from "./wakeup.ts";
 import type { LeaseSession } from "./lease_session.ts";
 import {
@@ -62,7 +62,6 @@ import {
   formatWaiterValue,
   type Placement,
   placeOf,
-  watchPlan,
 } from "./queue_place.ts";
 import {
   existingEntry,
@@ -103,8 +102,7 @@ export class EtcdWaitQueue implements SlotQueue {
   #joinedAt: number | undefined;
   #placement: Placement = { place: "out" };
   #ahead = 0;
-  #watch: HedgedWatch | undefined;
-  #watchKey = "";
+  readonly #watches: QueueWatches;
   #refreshing: Promise<QueueState> | undefined;
   readonly #wakeup = new Wakeup();
   readonly #unsubscribe: () => void;
@@ -129,6 +127,18 @@ export class EtcdWaitQueue implements SlotQueue {
       mine: bytes(waiterKey(store.key, options.id)),
       settings: bytes(settingsKey(store.key)),
     };
+    this.#watches = new QueueWatches(
+      store.port,
+      { key: this.#keys.doc, rangeEnd: this.#keys.prefix },
+      {
+        onDocEvents: (events) => this.#onDocEvents(events),
+        onEntryEvents: (events) => this.#onEntryEvents(events),
+        onLost: (reason) => {
+          this.#log(`${reason}; reading the queue again`);
+          this.#wakeup.lost(true);
+        },
+      },
+    );
     this.#unsubscribe = this.#session.onExpired(() => {
       this.#log(
         "this machine's queue entry expired with its lease; joining again",
@@ -259,72 +269,48 @@ export class EtcdWaitQueue implements SlotQueue {
         placement.place === "behind" ? 2 : 0,
         reading.count - 1,
       );
-      this.#ensureWatch(reading.revision, this.#store.revision > before);
+      this.#watches.ensure(
+        placement,
+        reading.revision,
+        this.#store.revision > before,
+      );
     }
     this.#wakeup.lost(false);
     this.#wakeup.changed();
     return this.state();
   }
 
-  /** Sets up the watch for the current place from `revision` on, unless the same one runs. */
-  #ensureWatch(revision: number, docMoved: boolean): void {
-    const p = this.#placement;
-    const { requests, key } = watchPlan(p, this.#keys.doc, this.#keys.prefix);
-    // A head that just became head keeps its second-place watch (it covers
-    // the document already); so does an unchanged place, unless the read
-    // showed a document the watch had not delivered.
-    const same = key === this.#watchKey ||
-      (p.place === "head" && this.#watchKey.startsWith("second:"));
-    if (this.#watch?.live && same && !docMoved) return;
-    this.#watch?.cancel();
-    this.#watch = undefined;
-    this.#watchKey = key;
-    if (requests.length === 0) return;
-    this.#watch = new HedgedWatch(
-      this.#store.port,
-      requests.map((r) => ({ ...r, startRevision: revision + 1 })),
-      {
-        onEvents: (index, events) => this.#onEvents(index, events),
-        onLost: (reason) => {
-          this.#watch = undefined;
-          this.#watchKey = "";
-          this.#log(`${reason}; reading the queue again`);
-          this.#wakeup.lost(true);
-        },
-      },
-    );
-  }
-
-  #onEvents(index: number, events: readonly WatchEvent[]): void {
-    const p = this.#placement;
-    if ((p.place === "head" || p.place === "second") && index === 0) {
-      for (const e of events) {
-        if (sameBytes(e.kv.key, this.#keys.settings)) {
-          this.#store.observeSettings(
-            e.type === "PUT" ? e.kv : undefined,
-            e.kv.modRevision,
-          );
-        }
-        if (!sameBytes(e.kv.key, this.#keys.doc)) continue;
-        this.#store.observe(
-          e.type === "PUT"
-            ? storedFrom(e.kv)
-            : { raw: undefined, revision: e.kv.modRevision, version: 0 },
+  #onDocEvents(events: readonly WatchEvent[]): void {
+    for (const e of events) {
+      if (sameBytes(e.kv.key, this.#keys.settings)) {
+        this.#store.observeSettings(
+          e.type === "PUT" ? e.kv : undefined,
+          e.kv.modRevision,
         );
       }
-      this.#wakeup.changed();
-      return;
+      if (!sameBytes(e.kv.key, this.#keys.doc)) continue;
+      this.#store.observe(
+        e.type === "PUT"
+          ? storedFrom(e.kv)
+          : { raw: undefined, revision: e.kv.modRevision, version: 0 },
+      );
     }
-    if (p.place === "second" && index === 1) {
-      if (events.some((e) => e.type === "DELETE")) {
+    this.#wakeup.changed();
+  }
+
+  #onEntryEvents(events: readonly WatchEvent[]): void {
+    const p = this.#placement;
+    const deleted = events.filter((e) => e.type === "DELETE");
+    if (p.place === "second") {
+      if (deleted.some((e) => sameBytes(e.kv.key, p.head.key))) {
         // The head left: this machine is first in line now.
         this.#placement = { place: "head" };
-        this.#watchKey = "head:0";
+        this.#watches.dropEntries();
         this.#wakeup.changed();
       }
       return;
     }
-    if (p.place === "behind" && events.some((e) => e.type === "DELETE")) {
+    if (p.place === "behind" && deleted.length > 0) {
       // A waiter ahead left: read the front of the queue again.
       this.refresh().catch((error) => {
         this.#log(`cannot read the queue again: ${oneLine(error)}`);
@@ -336,9 +322,7 @@ export class EtcdWaitQueue implements SlotQueue {
   #out(): void {
     this.#joinedAt = undefined;
     this.#placement = { place: "out" };
-    this.#watch?.cancel();
-    this.#watch = undefined;
-    this.#watchKey = "";
+    this.#watches.cancel();
   }
 
   /** Takes a slot and leaves the queue; see {@link SlotQueue.take}. */
