@@ -18,7 +18,7 @@ import { idDefect } from "./machine_id.ts";
 /**
  * What is wrong with a configuration value, thrown by a {@link ValueParser}.
  * Not a complete message: `defect` follows the key and value in the
- * caller's message, e.g. `REBOOT_STRATEGY="fast" (from …) is not one of …`.
+ * caller's message, e.g. `REBOOT_STRATEGY="fast" (from ...) is not one of ...`.
  */
 export class ValueDefect extends Error {
   /** What is wrong and what is accepted, e.g. `is not an absolute path`. */
@@ -84,7 +84,7 @@ export function limitText(ms: number): string {
 /**
  * A Go-style duration (`500ms`, `5s`, `1h30m`, `2d`; a bare `0`), in
  * milliseconds, within limits:
- * `is not a duration [longer than 0, ]like 5s (units ms, s, m, h, d[; 0 …])`,
+ * `is not a duration [longer than 0, ]like 5s (units ms, s, m, h, d[; 0 ...])`,
  * `is shorter than 1m`, `is longer than 24d`.
  */
 export function duration(options: DurationOptions): ValueParser<number> {
@@ -164,7 +164,7 @@ export interface UrlOptions {
 
 /**
  * An absolute URL with a host and one of the given schemes, as written
- * (`is not a URL like https://…`). Control characters are refused rather
+ * (`is not a URL like https://...`). Control characters are refused rather
  * than silently dropped, as the URL parser would.
  */
 export function url(options: UrlOptions): ValueParser<string> {
@@ -225,7 +225,7 @@ export function splitHostPort(
 
 /** An error that says what is wrong with a value without naming it again, as a `defect`. */
 interface HasDefect {
-  /** What is wrong and what is accepted, e.g. `is not HOST:PORT like …`. */
+  /** What is wrong and what is accepted, e.g. `is not HOST:PORT like ...`. */
   readonly defect: string;
 }
 

@@ -103,7 +103,7 @@ function timeout(): ValueParser<number> {
   };
 }
 
-/** etcd endpoints; a bad one is refused with `endpoint "x" is not a URL like …`. */
+/** etcd endpoints; a bad one is refused with `endpoint "x" is not a URL like ...`. */
 function endpointList(): ValueParser<readonly string[]> {
   return (text) => parseEndpoints([text]);
 }

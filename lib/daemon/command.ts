@@ -3,12 +3,12 @@
  * command), always without a shell.
  *
  * A command is one config value split into words by shell quoting rules
- * (npm:shell-quote): words are separated by blanks, `'…'` and `"…"` quote,
+ * (npm:shell-quote): words are separated by blanks, `'...'` and `"..."` quote,
  * a backslash escapes one character. Nothing else a shell would do happens,
  * so anything that would make a shell do more is refused with one line naming
  * the key and the culprit: operators (`|`, `&&`, `;`, `&`, `(`), redirections
  * (`>`, `<`, `2>&1`), globs (`*`, `?`), expansions (`$VAR`, `${VAR}`,
- * `$(…)`), backticks, comments (`# …`), environment assignments (`A=1 prog`)
+ * `$(...)`), backticks, comments (`# ...`), environment assignments (`A=1 prog`)
  * and line breaks. The program must be an absolute path. To use a shell, name
  * it: `/bin/sh -c 'drain --node "$(hostname)" && sleep 5'`.
  *
@@ -38,7 +38,7 @@ export interface ParsedCommand {
 /**
  * A command value that cannot be run without a shell, or names no absolute
  * program: a {@link ConfigValueError} (exit status 2) reading
- * `KEY="value" uses the shell operator "|", which is not allowed (…)`.
+ * `KEY="value" uses the shell operator "|", which is not allowed (...)`.
  */
 export class CommandSyntaxError extends ConfigValueError {
   /**
@@ -55,7 +55,7 @@ export class CommandSyntaxError extends ConfigValueError {
 }
 
 const NO_SHELL =
-  "commands run without a shell (to use one, write /bin/sh -c '…')";
+  "commands run without a shell (to use one, write /bin/sh -c '\u2026')";
 const REDIRECTIONS = new Set([
   "<",
   ">",
@@ -92,7 +92,7 @@ function defectOf(entry: unknown, text: string): string | undefined {
     const shown = e.expansion !== ""
       ? `$${e.expansion}`
       : text.includes("$(")
-      ? "$(…)"
+      ? "$(\u2026)"
       : "$";
     return `uses the expansion ${quote(shown)}, which is not allowed`;
   }
@@ -118,7 +118,7 @@ function defectOf(entry: unknown, text: string): string | undefined {
  * ```ts
  * import { parseCommand } from "./command.ts";
  * parseCommand("LOCKSMITHD_HEALTH_CHECK", "/usr/local/bin/healthy --quick 'a b'");
- * // { key: "LOCKSMITHD_HEALTH_CHECK", program: "/usr/local/bin/healthy", args: ["--quick", "a b"], … }
+ * // { key: "LOCKSMITHD_HEALTH_CHECK", program: "/usr/local/bin/healthy", args: ["--quick", "a b"], ... }
  * ```
  */
 export function parseCommand(key: string, text: string): ParsedCommand {
@@ -318,10 +318,10 @@ export function commandSucceeded(result: CommandResult): boolean {
 
 /**
  * One line for a log: how the run ended and its output, e.g. `exited 1
- * after 1.2s: output (last 4096 of 10000 bytes): …`, or `exited 0 after
+ * after 1.2s: output (last 4096 of 10000 bytes): ...`, or `exited 0 after
  * 15ms, no output`. Line breaks and control characters in the output are
  * flattened. With `duration: false`, the run time is left out (`exited 1:
- * output: …`), so that repeated runs that ended alike read alike.
+ * output: ...`), so that repeated runs that ended alike read alike.
  */
 export function describeResult(
   result: CommandResult,

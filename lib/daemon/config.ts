@@ -221,7 +221,7 @@ function collectSettings(
  * Throws a `UsageError` with one line naming the key, the value, where
  * it came from and what is accepted, e.g. `REBOOT_STRATEGY="fast" (from
  * /etc/coreos/update.conf:3) is not one of etcd-lock, fleetlock, reboot, best-effort, off`;
- * a malformed file line is reported as `path:line: …`. Each key is checked in
+ * a malformed file line is reported as `path:line: ...`. Each key is checked in
  * the order of {@link DAEMON_KEYS}, then the rules that tie keys together.
  */
 export function resolveDaemonConfig(

@@ -74,7 +74,7 @@ function quoteDefect(rawValue: string): string | undefined {
  *
  * Throws a {@link UsageError} naming `path` and the line number of the first
  * malformed line, e.g. `update.conf:7: line is not KEY=value or a # comment
- * (…): "oops"`.
+ * (...): "oops"`.
  */
 export function parseConfigText(path: string, text: string): ConfigLine[] {
   const lines = text.replace(/^\uFEFF/, "").split(/\r\n|\r|\n/);

@@ -149,7 +149,7 @@ export type DaemonKey =
   | { [F in DaemonField]: FieldKey<F> }[DaemonField]
   | RuleKey;
 
-/** etcd endpoints, comma separated: `is invalid: endpoint "x" is not a URL like …`. */
+/** etcd endpoints, comma separated: `is invalid: endpoint "x" is not a URL like ...`. */
 function endpointList(): ValueParser<readonly string[]> {
   return (text) => {
     try {

@@ -77,7 +77,7 @@ function orFallback(key: string): string {
   return fallback === undefined ? key : `${key} nor ${fallback}`;
 }
 
-/** Both keys are set, or neither: `X is set (from …) but Y is not; set both or neither`. */
+/** Both keys are set, or neither: `X is set (from ...) but Y is not; set both or neither`. */
 function bothOrNeither(a: string, b: string): Rule {
   return (r) => {
     const [given, missing] = r.setting(a) === undefined

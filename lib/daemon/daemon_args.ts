@@ -140,7 +140,7 @@ Exit status: 0 ok, 1 runtime failure, 2 usage or configuration error.
 
 /**
  * locksmithd's synopsis, from the flags of the key table:
- * `locksmithd [--config FILE]... [--strategy NAME] …`.
+ * `locksmithd [--config FILE]... [--strategy NAME] ...`.
  */
 export function daemonSynopsis(): string {
   const flags = DAEMON_KEYS.flatMap((row) =>

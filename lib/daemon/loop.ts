@@ -43,7 +43,7 @@ export type {
   UserWarning,
 } from "./ports.ts";
 
-/** `reboot window Thu 04:00 for 1h (UTC)`, or `reboot schedule …` for several entries. */
+/** `reboot window Thu 04:00 for 1h (UTC)`, or `reboot schedule ...` for several entries. */
 function describeSchedule(schedule: RebootSchedule): string {
   return `${
     schedule.entries.length === 1 ? "reboot window" : "reboot schedule"

@@ -44,7 +44,7 @@ export const DAY_NAMES: readonly string[] = Object.freeze([
 /** A reboot window that recurs every day, or every week on one day. */
 export interface RebootWindow {
   /**
-   * Day of the week of a weekly window, 0 = Sunday … 6 = Saturday (as Go's
+   * Day of the week of a weekly window, 0 = Sunday ... 6 = Saturday (as Go's
    * `time.Weekday` and JavaScript's `Date.getDay()`); `undefined` for a daily window.
    */
   readonly day?: number | undefined;
@@ -81,7 +81,7 @@ const FIELD_NAMES: Record<RebootWindowField, string> = {
 
 /**
  * A rejected reboot window value. A {@link UsageError} (exit status 2) whose
- * message reads `window start "Thu 25:00" is not …`; `field`, `value` and
+ * message reads `window start "Thu 25:00" is not ...`; `field`, `value` and
  * `defect` let a caller rephrase it, e.g. with a config key and its source.
  */
 export class RebootWindowError extends UsageError {

@@ -68,7 +68,7 @@ export function releaseWaitsForHealth(
 
 /**
  * The message logged-in users get before the reboot (logind broadcasts it
- * with its own "The system will reboot at …" line), e.g. `locksmithd: this
+ * with its own "The system will reboot at ..." line), e.g. `locksmithd: this
  * machine reboots in 5m (Thu 2026-03-05 10:05+00:00 UTC) to finish an
  * update; save your work and log out.`
  */

@@ -37,7 +37,7 @@ export const SCHEDULE_HORIZON_MS = 14 * 86_400_000;
 
 /** One entry of a schedule: a start time and length, daily or on some days. */
 export interface ScheduleEntry {
-  /** Days the window starts on (0 = Sunday … 6 = Saturday), ascending; `undefined` for daily. */
+  /** Days the window starts on (0 = Sunday ... 6 = Saturday), ascending; `undefined` for daily. */
   readonly days?: readonly number[] | undefined;
   /** The day list as written, with day names capitalised (`Mon-Fri`, `Sun,Wed`); `undefined` for daily. */
   readonly daysText?: string | undefined;
@@ -76,10 +76,10 @@ export type ScheduleState =
 /**
  * A rejected reboot schedule: a {@link RebootWindowError} with field
  * `schedule`, whose `value` is the whole schedule text and whose `defect`
- * reads `is invalid: "Mon-Fry" is not a day or day range; …`. `part` is the
+ * reads `is invalid: "Mon-Fry" is not a day or day range; ...`. `part` is the
  * faulty piece and `problem` what is wrong with it, so that configuration
  * resolution can name its key, e.g.
- * `LOCKSMITHD_REBOOT_SCHEDULE="Mon-Fry 02:00 2h" (from …) is invalid: "Mon-Fry" is not …`.
+ * `LOCKSMITHD_REBOOT_SCHEDULE="Mon-Fry 02:00 2h" (from ...) is invalid: "Mon-Fry" is not ...`.
  */
 export class ScheduleError extends RebootWindowError {
   /** The faulty piece of the schedule text, e.g. `Mon-Fry`. */

@@ -78,7 +78,7 @@ async function readCapped(response: Response): Promise<string> {
 
 /** A FleetLock client for one machine in one group; see the module documentation. */
 export class FleetLockClient implements LockServer {
-  /** For log lines: `FleetLock server http://h:8080/ (group default, id …)`. */
+  /** For log lines: `FleetLock server http://h:8080/ (group default, id ...)`. */
   readonly name: string;
   /** The base URL as resolved (request URLs, credentials, warnings). */
   readonly base: ResolvedBase;

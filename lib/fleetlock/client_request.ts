@@ -231,7 +231,7 @@ export function readGrant(status: number, text: string): LockServerGrant {
 
 /**
  * One line for a refusal: `FleetLock server http://h/v1/pre-reboot
- * answered 409 failed_lock_semaphore_full: "all 2 slot(s) …"`. The
+ * answered 409 failed_lock_semaphore_full: "all 2 slot(s) ..."`. The
  * server's words are quoted and cut: a hostile server cannot break the line.
  */
 export function describeRefusal(

@@ -187,7 +187,7 @@ export interface ServeOptions {
   readonly readTimeoutMs: number;
 }
 
-/** `--read-timeout`: `is not a duration longer than 0, like 10s (…)`, `is longer than 24d`. */
+/** `--read-timeout`: `is not a duration longer than 0, like 10s (...)`, `is longer than 24d`. */
 const READ_TIMEOUT = duration({ example: "10s", positive: true });
 
 interface Setting {

@@ -115,7 +115,7 @@ export class FleetLockError extends Error {
   }
 }
 
-/** The JSON body of an error response: `{"kind": …, "value": …}`. */
+/** The JSON body of an error response: `{"kind": ..., "value": ...}`. */
 export function errorBody(kind: FleetLockErrorKind, value: string): string {
   return JSON.stringify({ kind, value });
 }

@@ -60,7 +60,7 @@ export type LockServerAnswer = LockServerGrant | LockServerRefusal;
 
 /** A lock server for one machine in one group (see the module documentation). */
 export interface LockServer {
-  /** For log lines, e.g. `FleetLock server http://10.0.0.5:8080/ (group default, id 4d4a…)`. */
+  /** For log lines, e.g. `FleetLock server http://10.0.0.5:8080/ (group default, id 4d4a...)`. */
   readonly name: string;
   /** Asks for this machine's slot; a grant also when it already held one. Rejects only when `signal` aborts. */
   lock(signal: AbortSignal): Promise<LockServerAnswer>;
