@@ -14,6 +14,7 @@ import { REPO_ROOT } from "./harness/permissions.ts";
 import { MemoryLog } from "./fakes.ts";
 import { openEtcdStore } from "../lib/etcd/open.ts";
 import type { EtcdLockStore } from "../lib/etcd/etcd_lock_store.ts";
+import type { EtcdPort } from "../lib/etcd/port.ts";
 import { LeaseSession } from "../lib/etcd/lease_session.ts";
 import { EtcdWaitQueue } from "../lib/etcd/wait_queue.ts";
 import { lockSlot, unlockSlot } from "../lib/semaphore/lock_store.ts";
@@ -147,6 +148,56 @@ Deno.test("the wait queue against a real etcd", async (t) => {
         await unlockSlot(holder.store, "holder-x");
         await acquiring;
         assert.ok(Date.now() - freed < 2_000, `${Date.now() - freed} ms`);
+      },
+    );
+
+    await t.step(
+      "the one ahead leaving while the queue is being read again is not missed: the third becomes head",
+      async () => {
+        const holder = await join("reread", "holder");
+        await lockSlot(holder.store, "holder");
+        const a = await join("reread", "a");
+        const b = await join("reread", "b");
+        const c = await join("reread", "c");
+        assert.equal((await a.queue.join()).place, "head");
+        assert.equal((await b.queue.join()).place, "second");
+        assert.equal((await c.queue.join()).place, "behind");
+        // c's next re-read is answered only once b has left: the read sees
+        // b still there, the watch has already delivered b's leaving.
+        let hold: Promise<void> | undefined;
+        let letGo = () => {};
+        const real = c.store.port;
+        (c.store as { port: EtcdPort }).port = new Proxy(real, {
+          get(target, name) {
+            if (name === "txn") {
+              return async (...args: Parameters<EtcdPort["txn"]>) => {
+                const answer = await target.txn(...args);
+                const isRead = args[0].compare.length === 0 &&
+                  args[0].success.every((op) => "range" in op);
+                if (isRead && hold === undefined) {
+                  hold = new Promise<void>((r) => (letGo = r));
+                  await hold;
+                }
+                return answer;
+              };
+            }
+            const value = Reflect.get(target, name);
+            return typeof value === "function" ? value.bind(target) : value;
+          },
+        });
+        await a.queue.leave(); // c reads the queue again: b is head now
+        await until("c's re-read to be held", () => hold !== undefined);
+        await b.queue.leave(); // delivered to c while its read is held
+        await sleep(300);
+        letGo();
+        await until(
+          "c to see that it is first in line",
+          async () => {
+            await c.queue.waitForChange(200);
+            return c.queue.state().place === "head";
+          },
+          3_000,
+        );
       },
     );
 

@@ -48,7 +48,14 @@ export class QueueWatches {
   readonly #docRange: { key: Uint8Array; rangeEnd: Uint8Array };
   readonly #handlers: QueueWatchHandlers;
   #doc: HedgedWatch | undefined;
-  #entries: { watch: HedgedWatch; covers: ReadonlySet<number> } | undefined;
+  #entries:
+    | {
+      watch: HedgedWatch;
+      covers: ReadonlySet<number>;
+      /** The revision of the last event it delivered. */
+      seen: number;
+    }
+    | undefined;
 
   /**
    * Creates the pair; nothing is watched before {@link QueueWatches.ensure}.
@@ -72,7 +79,10 @@ export class QueueWatches {
    * `revision` (the read that placed the waiter). A running document watch
    * is kept unless `docMoved` (the read showed a document it had not
    * delivered); a running entries watch is kept when it covers every entry
-   * needed now. What is not needed any more is cancelled.
+   * needed now and has delivered nothing after `revision` (an event after
+   * the read was handled for the place before, so a new watch from the read
+   * on delivers it again for this one). What is not needed any more is
+   * cancelled.
    */
   ensure(placement: Placement, revision: number, docMoved: boolean): void {
     const needs = watchNeeds(placement);
@@ -88,23 +98,29 @@ export class QueueWatches {
         : undefined;
     }
     const running = this.#entries;
-    const covered = running?.watch.live &&
+    const covered = running?.watch.live && running.seen <= revision &&
       needs.entries.every((e) => running.covers.has(e.createRevision));
     if (needs.entries.length === 0 || !covered) {
       running?.watch.cancel();
       this.#entries = undefined;
       if (needs.entries.length > 0) {
-        const watch = this.#open(
+        const covers = new Set(needs.entries.map((e) => e.createRevision));
+        const watch: HedgedWatch = this.#open(
           needs.entries.map((e) => ({ key: e.key })),
           revision,
-          (events) => this.#handlers.onEntryEvents(events),
+          (events) => {
+            const entries = this.#entries;
+            if (entries?.watch === watch) {
+              for (const e of events) {
+                entries.seen = Math.max(entries.seen, e.kv.modRevision);
+              }
+            }
+            this.#handlers.onEntryEvents(events);
+          },
           (lost) =>
             this.#entries?.watch === lost && (this.#entries = undefined),
         );
-        this.#entries = {
-          watch,
-          covers: new Set(needs.entries.map((e) => e.createRevision)),
-        };
+        this.#entries = { watch, covers, seen: revision };
       }
     }
   }
