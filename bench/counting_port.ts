@@ -5,8 +5,6 @@
  * the store build them:
  *
  * - `Txn join`: put with a lease, guarded by the entry's version 0;
- * - `Txn announce`: put guarded by the entry's create revision (the head
- *   telling the waiter behind);
  * - `Txn CAS won` / `Txn CAS lost`: the document's compare-and-swap (lock,
  *   unlock), by its outcome;
  * - `Txn startup read`: the start-up read, which also removes a stale entry;
@@ -28,9 +26,6 @@ export function txnKind(request: etcd.TxnRequest): string {
     first?.target === "VERSION" && ops.some((o) => "put" in o && o.put.lease)
   ) {
     return "join";
-  }
-  if (first?.target === "CREATE" && ops.some((o) => "put" in o)) {
-    return "announce";
   }
   if (first?.target === "MOD" && ops.some((o) => "put" in o)) return "CAS";
   if (request.compare.length > 0) return "other";

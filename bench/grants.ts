@@ -2,8 +2,8 @@
  * Measurement `grants`: 200 simulated machines (`sim_machine.ts`, each with
  * its own port and connections) need a reboot at once, on a semaphore of 5
  * slots. Each takes a slot as locksmithd does (`acquireSlot`), "reboots"
- * (shuts down as locksmithd does, which revokes its lease, and is down for
- * a moment), and the next boot's start-up check releases the slot. Counts
+ * (shuts down as locksmithd does: its lease, which holds no key once the
+ * slot is taken, is left to expire; and is down for a moment), and the next boot's start-up check releases the slot. Counts
  * every etcd request from etcd's own /metrics and, by what each request
  * does, from each machine's counting port, per phase: acquiring, shutting
  * down, booting. Checks the key's history: never more than 5 holders.
@@ -41,7 +41,7 @@ export async function measureGrants(
 ): Promise<void> {
   const S = "grants";
   report.log(
-    `\ngrants: ${MACHINES} machines need a reboot at once, max ${MAX}; each takes a slot (acquireSlot), shuts down (lease revoked), is down ${DOWN_MS} ms, and its next boot releases the slot`,
+    `\ngrants: ${MACHINES} machines need a reboot at once, max ${MAX}; each takes a slot (acquireSlot), shuts down (its empty lease left to expire), is down ${DOWN_MS} ms, and its next boot releases the slot`,
   );
   const group = "bench-grants";
   const key = semaphoreKey(group);

@@ -184,7 +184,7 @@ export async function measureWaiting(
     report.add(S, "watch events sent per grant", all.events / rounds, "events");
     report.add(
       S,
-      "etcd requests per grant (release, lock, moving up, revoke)",
+      "etcd requests per grant (release, lock, moving up)",
       all.total / rounds,
       "req",
     );
