@@ -137,9 +137,10 @@ export class EtcdSemaphoreAdmin implements SemaphoreAdmin {
         failure: [{ range: { key } }],
       }, { deadline });
       if (res.succeeded) return true;
-      // Exactly our bytes (our time to the millisecond), written once: ours.
+      // Sent more than once, and exactly our bytes (our time to the
+      // millisecond), written once: a copy of this write committed first.
       const now = rangeOf(res.responses[0])?.kvs[0];
-      return now !== undefined && now.version === 1 &&
+      return res.resent === true && now !== undefined && now.version === 1 &&
         textOf(now.value) === value;
     });
   }

@@ -89,7 +89,24 @@ export async function startFleetMonitor(
   });
   return {
     async stop() {
+      // The watch may lag behind (its member was paused, say): write a
+      // marker under the key and wait until the watch delivers it, so that
+      // every change before it has been seen.
+      const marker = `${key}/fleet-monitor-end`;
+      const caughtUp = new Promise<void>((resolve) =>
+        watcher.on("put", (kv) => {
+          if (kv.key.toString() === marker) resolve();
+        })
+      );
+      await client.put(marker).value(String(Date.now()));
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      await Promise.race([
+        caughtUp,
+        new Promise((r) => (timer = setTimeout(r, 20_000))),
+      ]);
+      clearTimeout(timer);
       await watcher.cancel();
+      await client.delete().key(marker);
       client.close();
       const idle: number[] = [];
       let from: number | undefined;
