@@ -191,7 +191,12 @@ Deno.test("locksmithd against a real etcd and a private system bus", async (t) =
             body: [0n, 0, NEED_REBOOT, "", ""],
           });
           await m.bus.updateEngine.emitRaw({ signature: "", body: [] });
-          await m.waitForLine(/ignoring a malformed StatusUpdate signal/);
+          // Logged while the signals are sent: earlier lines count.
+          await m.waitForLine(
+            /ignoring a malformed StatusUpdate signal/,
+            20_000,
+            true,
+          );
           await new Promise((r) => setTimeout(r, 200));
           assert.ok(m.running, "the daemon is still running");
           assert.equal(await m.reboots(), 0);
