@@ -24,7 +24,7 @@ export interface QueueWatchHandlers {
 }
 
 /** What a waiter in a place watches: the document's range or not, and which entries ahead (by their create revision). */
-export function watchNeeds(
+function watchNeeds(
   placement: Placement,
 ): {
   doc: boolean;
