@@ -96,7 +96,7 @@ export {
   type UpdateOutcome,
 } from "./lib/semaphore/lock_store.ts";
 export { openEtcdLockStore } from "./lib/etcd/open.ts";
-export type { EtcdConnectionOptions } from "./lib/etcd/options.ts";
+export type { EtcdConnectionOptions } from "./lib/etcd/etcd_options.ts";
 export type { TlsOptions } from "./lib/etcd/tls.ts";
 export { DEFAULT_ENDPOINT, parseEndpoints } from "./lib/etcd/endpoints.ts";
 export {
@@ -129,4 +129,4 @@ export {
   type FleetLockErrorKind,
   fleetLockKey,
   parseClientParams,
-} from "./lib/fleetlock/protocol.ts";
+} from "./lib/fleetlock/protocol/protocol.ts";

@@ -26,7 +26,7 @@ import {
   loadDaemonConfig,
   parseConfigText,
   resolveDaemonConfig,
-} from "../lib/daemon/config.ts";
+} from "../lib/config/config.ts";
 import { readMachineId, validateId } from "../lib/common/machine_id.ts";
 import { formatReplaced } from "../lib/ctl/commands.ts";
 

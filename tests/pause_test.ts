@@ -29,9 +29,9 @@ import {
 } from "../lib/semaphore/keys.ts";
 import { parseSemaphore } from "../lib/semaphore/document.ts";
 import { SemaphoreRefusedError } from "../lib/common/errors.ts";
-import { SlotBatcher } from "../lib/fleetlock/batch.ts";
-import { GroupSemaphores } from "../lib/fleetlock/semaphores.ts";
-import { createFleetLockHandler } from "../lib/fleetlock/handler.ts";
+import { SlotBatcher } from "../lib/serve/batch.ts";
+import { GroupSemaphores } from "../lib/serve/semaphores.ts";
+import { createFleetLockHandler } from "../lib/serve/handler.ts";
 
 Deno.test("pause and resume against a real etcd", async (t) => {
   const etcd = await startEtcd();

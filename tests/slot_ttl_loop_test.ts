@@ -5,8 +5,8 @@
  */
 
 import assert from "node:assert/strict";
-import { type DaemonSettings, runDaemonLoop } from "../lib/daemon/loop.ts";
-import { decideReclaim, onLockFailure } from "../lib/daemon/decisions.ts";
+import { type DaemonSettings, runDaemonLoop } from "../lib/daemon/loop/loop.ts";
+import { decideReclaim, onLockFailure } from "../lib/daemon/loop/decisions.ts";
 import { SemaphoreRefusedError } from "../lib/common/errors.ts";
 import type { HolderRecord } from "../lib/semaphore/holder_record.ts";
 import {
