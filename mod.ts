@@ -115,12 +115,8 @@ export {
   UsageError,
 } from "./lib/common/errors.ts";
 export { formatDuration, parseDuration } from "./lib/common/duration.ts";
-export {
-  idDefect,
-  MACHINE_ID_PATH,
-  readMachineId,
-  validateId,
-} from "./lib/common/machine_id.ts";
+export { idDefect, validateId } from "./lib/common/machine_id.ts";
+export { MACHINE_ID_PATH, readMachineId } from "./lib/host/machine_id_file.ts";
 export { VERSION } from "./lib/common/version.ts";
 export {
   type ClientParams,

@@ -27,7 +27,8 @@ import {
   parseConfigText,
   resolveDaemonConfig,
 } from "../lib/config/config.ts";
-import { readMachineId, validateId } from "../lib/common/machine_id.ts";
+import { validateId } from "../lib/common/machine_id.ts";
+import { readMachineId } from "../lib/host/machine_id_file.ts";
 import { formatReplaced } from "../lib/ctl/commands.ts";
 
 // ---------------------------------------------------------------- helpers

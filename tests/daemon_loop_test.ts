@@ -3,12 +3,12 @@
 import assert from "node:assert/strict";
 import { type DaemonSettings, runDaemonLoop } from "../lib/daemon/loop/loop.ts";
 import {
-  backoffMs,
   decideTurn,
   lockAttemptResult,
   startupAction,
   windowState,
 } from "../lib/daemon/loop/decisions.ts";
+import { backoffMs } from "../lib/common/backoff.ts";
 import {
   ContentionError,
   SemaphoreRefusedError,

@@ -7,7 +7,7 @@
 
 import assert from "node:assert/strict";
 import { type DaemonSettings, runDaemonLoop } from "../lib/daemon/loop/loop.ts";
-import { backoffMs } from "../lib/daemon/loop/decisions.ts";
+import { backoffMs } from "../lib/common/backoff.ts";
 import {
   FULL_RETRY_MAX_MS,
   FULL_RETRY_MIN_MS,

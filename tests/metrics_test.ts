@@ -8,11 +8,13 @@ import {
 } from "../lib/daemon/observe/daemon_metrics.ts";
 import {
   type DaemonMetrics,
-  formatListenAddress,
   NO_METRICS,
-  parseListenAddress,
   timeEtcdRequest,
 } from "../lib/daemon/observe/metrics_port.ts";
+import {
+  formatListenAddress,
+  parseListenAddress,
+} from "../lib/common/listen_address.ts";
 import { ConfigValueError } from "../lib/common/value_error.ts";
 import { freePorts } from "./harness/ports.ts";
 import {

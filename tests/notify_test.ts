@@ -8,7 +8,7 @@ import {
   Notifier,
   type NotifierOptions,
 } from "../lib/daemon/observe/notify.ts";
-import { backoffMs as notifyBackoffMs } from "../lib/daemon/loop/decisions.ts";
+import { backoffMs as notifyBackoffMs } from "../lib/common/backoff.ts";
 import { freePorts } from "./harness/ports.ts";
 
 const MACHINE = "69d27b356a94476da859461d3a3bc6fd";

@@ -22,7 +22,7 @@ import type { EtcdConnectionOptions } from "../etcd/etcd_options.ts";
 import type { RebootWindow } from "../schedule/reboot_window.ts";
 import type { RebootSchedule } from "../schedule/schedule.ts";
 import type { ParsedCommand } from "../host/command.ts";
-import type { ListenAddress } from "../daemon/observe/metrics_port.ts";
+import type { ListenAddress } from "../common/listen_address.ts";
 import type { FleetLockIdSource } from "./config_keys_fleetlock.ts";
 import {
   type ConfigSource,

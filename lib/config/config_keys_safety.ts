@@ -11,11 +11,7 @@
 import { parseCommand, type ParsedCommand } from "../host/command.ts";
 import { DEFAULT_COMMAND_TIMEOUT_MS } from "../host/command_run.ts";
 import type { DaemonKey } from "./config_keys.ts";
-import {
-  DEFAULT_HEALTH_CHECK_INTERVAL_MS,
-  DEFAULT_HEALTH_CHECK_TIMEOUT_MS,
-} from "../daemon/safety/health_gate.ts";
-import { parseListenAddress } from "../daemon/observe/metrics_port.ts";
+import { parseListenAddress } from "../common/listen_address.ts";
 import { parseSchedule, ScheduleError } from "../schedule/schedule.ts";
 import {
   duration,
@@ -24,6 +20,12 @@ import {
   ValueDefect,
   type ValueParser,
 } from "../common/value_parsers.ts";
+
+/** Proposed default of `LOCKSMITHD_HEALTH_CHECK_INTERVAL`: 30 s between attempts. */
+export const DEFAULT_HEALTH_CHECK_INTERVAL_MS = 30_000;
+
+/** Proposed default of `LOCKSMITHD_HEALTH_CHECK_TIMEOUT`: give up after 15 minutes. */
+export const DEFAULT_HEALTH_CHECK_TIMEOUT_MS = 900_000;
 
 /** The schedule's syntax, checked on its own (the rule builds it in its zone). */
 function scheduleSyntax(): ValueParser<string> {

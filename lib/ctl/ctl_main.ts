@@ -23,7 +23,7 @@ import {
 } from "../host/permissions.ts";
 import { ctlPermissionNeeds, usesSystemBus } from "./ctl_permissions.ts";
 import type { LockStore } from "../semaphore/lock_store.ts";
-import { readMachineId } from "../common/machine_id.ts";
+import { readMachineId } from "../host/machine_id_file.ts";
 import { semaphoreKey } from "../semaphore/keys.ts";
 import type { SemaphoreAdmin } from "../semaphore/admin.ts";
 import type { EtcdLockStore } from "../etcd/etcd_lock_store.ts";

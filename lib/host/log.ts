@@ -7,7 +7,7 @@
  * @module
  */
 
-import type { DaemonLog } from "../daemon/loop/ports.ts";
+import type { DaemonLog } from "../machine/machine_ports.ts";
 
 const PRIORITY = { info: 6, warn: 4, error: 3 } as const;
 

@@ -10,7 +10,7 @@ import { exitCodeOf, oneLine } from "../common/errors.ts";
 import { envIfGranted } from "./permissions.ts";
 import { VERSION } from "../common/version.ts";
 import { createDaemonLog } from "./log.ts";
-import type { DaemonLog } from "../daemon/loop/ports.ts";
+import type { DaemonLog } from "../machine/machine_ports.ts";
 
 const encoder = new TextEncoder();
 

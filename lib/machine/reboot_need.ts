@@ -9,13 +9,29 @@
  * @module
  */
 
-import type { RebootNeed } from "../daemon/loop/ports.ts";
-
 /** update_engine's operation that means "an update is installed and waits for a reboot". */
 export const NEED_REBOOT = "UPDATE_STATUS_UPDATED_NEED_REBOOT";
 
 /** update_engine's operation with nothing to do (a sentinel source reports it while its file is absent). */
 export const IDLE = "UPDATE_STATUS_IDLE";
+
+/** Whether a reboot is needed, in the shape locksmithd's loop asks for. */
+export interface RebootNeed {
+  /** For log lines: the sources, e.g. `update_engine or sentinel file /run/reboot-required`. */
+  readonly name: string;
+  /** The name of a source that says a reboot is needed now, or `undefined`. */
+  neededBy(): Promise<string | undefined>;
+  /**
+   * Resolves with the name of the source that says a reboot is needed (at
+   * once if one already does), or `undefined` when `signal` aborts.
+   * `onWatching` is called once every source listens, so that nothing
+   * that happens afterwards is missed.
+   */
+  waitUntilNeeded(
+    signal: AbortSignal,
+    onWatching?: () => void,
+  ): Promise<string | undefined>;
+}
 
 /** Called with update_engine's current operation on every status change. */
 export type StatusListener = (currentOperation: string) => void;

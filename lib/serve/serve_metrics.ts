@@ -12,7 +12,7 @@ import type { Semaphore } from "../semaphore/document.ts";
 import type { RequestObserver, RequestResult, Route } from "./handler.ts";
 import type { EtcdOperation } from "./semaphores.ts";
 import type { CommitReport } from "./batch.ts";
-import { ETCD_LATENCY_BUCKETS } from "../daemon/observe/daemon_metrics.ts";
+import { ETCD_LATENCY_BUCKETS } from "../etcd/latency_buckets.ts";
 
 /** Names of the metrics, as documented in the README. */
 export const METRIC_NAMES: Readonly<

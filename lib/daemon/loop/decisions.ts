@@ -20,29 +20,9 @@ import {
   livenessOf,
 } from "../../semaphore/semaphore_view.ts";
 
-/** First delay after a failed attempt to take or release a slot: 5 s. */
-export const BACKOFF_MIN_MS = 5_000;
-/** Longest delay between attempts: 5 min. */
-export const BACKOFF_MAX_MS = 300_000;
-
 /** Whether `strategy` takes a slot in etcd before rebooting. */
 export function usesLock(strategy: RebootStrategy): boolean {
   return strategy === "etcd-lock" || strategy === "best-effort";
-}
-
-/**
- * Delay before attempt `attempt + 1` (attempt counts from 1): `minMs`
- * doubling per attempt up to `maxMs` (by default 5 s doubling to 5 min),
- * with jitter in [50 %, 100 %] so that a fleet spreads out.
- */
-export function backoffMs(
-  attempt: number,
-  random: () => number,
-  minMs: number = BACKOFF_MIN_MS,
-  maxMs: number = BACKOFF_MAX_MS,
-): number {
-  const base = Math.min(maxMs, minMs * 2 ** Math.max(0, attempt - 1));
-  return Math.round(base * (0.5 + random() / 2));
 }
 
 /** Whether a reboot may start now, and until when; or when it may next. */

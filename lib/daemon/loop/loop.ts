@@ -17,12 +17,8 @@ import { formatDuration } from "../../common/duration.ts";
 import { oneLine } from "../../common/errors.ts";
 import { acquireSlot } from "./acquire.ts";
 import { acquireFromServer } from "./server_slot.ts";
-import {
-  backoffMs,
-  type LockMode,
-  lockMode,
-  windowState,
-} from "./decisions.ts";
+import { type LockMode, lockMode, windowState } from "./decisions.ts";
+import { backoffMs } from "../../common/backoff.ts";
 import type { DaemonDeps, DaemonOutcome, DaemonSettings } from "./ports.ts";
 import { PreRebootCheck } from "./pre_reboot.ts";
 import { rebootNow, waitForUsers } from "./reboot.ts";

@@ -18,41 +18,18 @@ import type { LockStore } from "../../semaphore/lock_store.ts";
 import type { SlotQueue } from "../../semaphore/slot_queue.ts";
 import type { SlotLease } from "../../semaphore/slot_lease.ts";
 import type { LockServer } from "../../semaphore/lock_server.ts";
+import type {
+  BootInfo,
+  DaemonLog,
+  Rebooter,
+  UserWarning,
+} from "../../machine/machine_ports.ts";
+import type { RebootNeed } from "../../machine/reboot_need.ts";
+
+export type { BootInfo, DaemonLog, Rebooter, RebootNeed, UserWarning };
 
 /** Time, injectable for tests: "now" and an abortable sleep (`clock.ts`). */
 export type Clock = SafetyClock;
-
-/** Where locksmithd's decisions are logged, one line each. */
-export interface DaemonLog {
-  /** A decision or a state change. */
-  info(message: string): void;
-  /** Something went wrong and is being retried. */
-  warn(message: string): void;
-  /** Something went wrong that needs an operator (e.g. a machine stays unhealthy). */
-  error(message: string): void;
-}
-
-/** Reboots the machine; sized to the calls locksmithd and locksmithctl make. */
-export interface Rebooter {
-  /** What a reboot does, for log lines (default `asking logind to reboot`). */
-  readonly action?: string;
-  /**
-   * Asks for a reboot; resolves once the request was accepted, throws one
-   * line when it was refused or failed. `signal` stops a request that runs
-   * (a reboot command).
-   */
-  reboot(signal?: AbortSignal): Promise<void>;
-  /** Number of logged-in sessions. */
-  activeSessions(): Promise<number>;
-}
-
-/** Warns logged-in users of a coming reboot (logind's wall messages). */
-export interface UserWarning {
-  /** Tells logged-in users that the machine reboots at `at`, with `message`; throws when it cannot. */
-  warnUsers(message: string, at: Date): Promise<void>;
-  /** Withdraws the warning when the reboot does not follow; throws when it cannot. */
-  cancelWarning(): Promise<void>;
-}
 
 /** Where events go (a JSON POST per event, see `notify.ts`); never blocks. */
 export interface DaemonNotify {
@@ -60,32 +37,6 @@ export interface DaemonNotify {
   notify(event: NotifyEvent, details?: Readonly<Record<string, unknown>>): void;
   /** Waits at most `timeoutMs` for the queued events to be sent; whether they were. */
   flush(timeoutMs: number): Promise<boolean>;
-}
-
-/** Whether a reboot is needed, in the shape locksmithd's loop asks for. */
-export interface RebootNeed {
-  /** For log lines: the sources, e.g. `update_engine or sentinel file /run/reboot-required`. */
-  readonly name: string;
-  /** The name of a source that says a reboot is needed now, or `undefined`. */
-  neededBy(): Promise<string | undefined>;
-  /**
-   * Resolves with the name of the source that says a reboot is needed (at
-   * once if one already does), or `undefined` when `signal` aborts.
-   * `onWatching` is called once every source listens, so that nothing
-   * that happens afterwards is missed.
-   */
-  waitUntilNeeded(
-    signal: AbortSignal,
-    onWatching?: () => void,
-  ): Promise<string | undefined>;
-}
-
-/** This boot, as the kernel names it. */
-export interface BootInfo {
-  /** `/proc/sys/kernel/random/boot_id`. */
-  readonly id: string;
-  /** When the machine booted. */
-  readonly time: Date;
 }
 
 /** What locksmithd was configured to do. */

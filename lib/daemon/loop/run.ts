@@ -8,7 +8,7 @@
 
 import { formatDuration } from "../../common/duration.ts";
 import { oneLine } from "../../common/errors.ts";
-import { backoffMs } from "./decisions.ts";
+import { backoffMs } from "../../common/backoff.ts";
 import type { DaemonDeps, DaemonSettings } from "./ports.ts";
 import type { ParsedCommand } from "../../host/command.ts";
 import {
@@ -21,10 +21,10 @@ import {
   DEFAULT_REBOOT_RETRY_LIMIT_MS,
 } from "../../config/config_keys.ts";
 import {
-  type CheckOptions,
   DEFAULT_HEALTH_CHECK_INTERVAL_MS,
   DEFAULT_HEALTH_CHECK_TIMEOUT_MS,
-} from "../safety/health_gate.ts";
+} from "../../config/config_keys_safety.ts";
+import type { CheckOptions } from "../safety/health_gate.ts";
 import {
   type DaemonMetrics,
   NO_METRICS,

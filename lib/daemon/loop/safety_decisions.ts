@@ -8,7 +8,8 @@
  */
 
 import { formatDuration } from "../../common/duration.ts";
-import { backoffMs, type StartupAction } from "./decisions.ts";
+import { backoffMs } from "../../common/backoff.ts";
+import type { StartupAction } from "./decisions.ts";
 import { formatInstantIn } from "../../schedule/schedule.ts";
 
 /** Where the pre-reboot check runs: before joining the queue, or right before rebooting. */

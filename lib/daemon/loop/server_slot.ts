@@ -23,7 +23,7 @@
 
 import { formatDuration } from "../../common/duration.ts";
 import { describeCommand } from "../../host/command.ts";
-import { backoffMs } from "./decisions.ts";
+import { backoffMs } from "../../common/backoff.ts";
 import { waitUntilHealthy } from "./health.ts";
 import type { ReleaseOutcome } from "./release.ts";
 import type { Run } from "./run.ts";

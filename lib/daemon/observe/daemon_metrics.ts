@@ -25,6 +25,7 @@
 
 import { Counter, Gauge, Histogram, Registry } from "prom-client";
 import { oneLine } from "../../common/errors.ts";
+import { ETCD_LATENCY_BUCKETS } from "../../etcd/latency_buckets.ts";
 import { VERSION } from "../../common/version.ts";
 import {
   COMMAND_KINDS,
@@ -32,30 +33,15 @@ import {
   type CommandKind,
   type CommandRunResult,
   type DaemonMetrics,
-  formatListenAddress,
-  type ListenAddress,
   LOCK_ATTEMPT_RESULTS,
   type LockAttemptResult,
   NOTIFICATION_RESULTS,
   type NotificationResult,
 } from "./metrics_port.ts";
-
-/** Buckets of `locksmithd_etcd_request_duration_seconds`, 1 ms to 10 s. */
-export const ETCD_LATENCY_BUCKETS: readonly number[] = Object.freeze([
-  0.001,
-  0.0025,
-  0.005,
-  0.01,
-  0.025,
-  0.05,
-  0.1,
-  0.25,
-  0.5,
-  1,
-  2.5,
-  5,
-  10,
-]);
+import {
+  formatListenAddress,
+  type ListenAddress,
+} from "../../common/listen_address.ts";
 
 function unixSeconds(at: Date): number {
   return Math.floor(at.getTime() / 1000);

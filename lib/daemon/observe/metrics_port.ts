@@ -1,15 +1,11 @@
 /**
  * What locksmithd reports as metrics, without the Prometheus client: the
- * {@link DaemonMetrics} interface the daemon loop calls, a no-op for when
- * metrics are off, and the parsing of `LOCKSMITHD_METRICS_ADDR`. The
- * implementation (`metrics.ts`, with npm:prom-client) is imported only when
+ * {@link DaemonMetrics} interface the daemon loop calls and a no-op for
+ * when metrics are off. The implementation (`metrics.ts`, with npm:prom-client) is imported only when
  * metrics are on.
  *
  * @module
  */
-
-import { splitHostPort } from "../../common/value_parsers.ts";
-import { ConfigValueError } from "../../common/value_error.ts";
 
 /** Results of a lock attempt, the values of label `result` of `locksmithd_lock_attempts_total`. */
 export const LOCK_ATTEMPT_RESULTS = [
@@ -112,38 +108,4 @@ export async function timeEtcdRequest<T>(
   } finally {
     metrics.observeEtcdRequest(op, now() - started);
   }
-}
-
-/** Where the metrics server listens. */
-export interface ListenAddress {
-  /** Host name or IP address to bind (`0.0.0.0` for all IPv4 interfaces, `::` for all). */
-  readonly hostname: string;
-  /** TCP port; `0` picks a free one (tests). */
-  readonly port: number;
-}
-
-/**
- * Parses a listen address for `key` (e.g. `LOCKSMITHD_METRICS_ADDR`):
- * `HOST:PORT` (`127.0.0.1:9101`, `localhost:9101`), `[IPv6]:PORT`
- * (`[::1]:9101`) or `:PORT` for every interface. Throws a
- * {@link ConfigValueError} naming the key. Pure.
- */
-export function parseListenAddress(key: string, text: string): ListenAddress {
-  const address = splitHostPort(text.trim(), "0.0.0.0");
-  if (address === undefined || !(address.port >= 1 && address.port <= 65535)) {
-    throw new ConfigValueError(
-      key,
-      text,
-      "is not HOST:PORT with a port 1-65535, e.g. 127.0.0.1:9101, [::1]:9101 or :9101 (every interface)",
-    );
-  }
-  return address;
-}
-
-/** Formats a listen address as `HOST:PORT`, with brackets around an IPv6 address. */
-export function formatListenAddress(address: ListenAddress): string {
-  const host = address.hostname.includes(":")
-    ? `[${address.hostname}]`
-    : address.hostname;
-  return `${host}:${address.port}`;
 }

@@ -18,7 +18,7 @@ import {
 } from "../../host/command.ts";
 import { type CommandRunner, runCommand } from "../../host/command_run.ts";
 import type { CommandRunResult } from "../observe/metrics_port.ts";
-import type { Rebooter } from "../loop/ports.ts";
+import type { Rebooter } from "../../machine/machine_ports.ts";
 
 /** Settings of a {@link CommandRebooter}. */
 export interface CommandRebooterOptions {

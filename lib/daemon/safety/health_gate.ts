@@ -27,12 +27,6 @@ import {
 import { type CommandRunner, runCommand } from "../../host/command_run.ts";
 import type { CommandRunResult } from "../observe/metrics_port.ts";
 
-/** Proposed default of `LOCKSMITHD_HEALTH_CHECK_INTERVAL`: 30 s between attempts. */
-export const DEFAULT_HEALTH_CHECK_INTERVAL_MS = 30_000;
-
-/** Proposed default of `LOCKSMITHD_HEALTH_CHECK_TIMEOUT`: give up after 15 minutes. */
-export const DEFAULT_HEALTH_CHECK_TIMEOUT_MS = 900_000;
-
 /** Where the gate logs: one line per attempt that failed, one for the outcome. */
 export interface HealthGateLog {
   /** The check passed. */

@@ -25,7 +25,7 @@ import type { BootInfo, Clock, DaemonLog } from "../loop/ports.ts";
 import { realClock } from "../../machine/clock.ts";
 import { bootTimeId, usesLock } from "../loop/decisions.ts";
 import { exitCodeOf, oneLine, UsageError } from "../../common/errors.ts";
-import { readMachineId } from "../../common/machine_id.ts";
+import { readMachineId } from "../../host/machine_id_file.ts";
 import { anyRebootNeed, rebootNeedFrom } from "../../machine/reboot_need.ts";
 import { SentinelFileSource } from "../../host/sentinel.ts";
 import { daemonPermissionNeeds } from "./daemon_permissions.ts";

@@ -14,10 +14,8 @@ import { commandEnv } from "../../host/command_run.ts";
 import { CommandRebooter } from "../safety/command_rebooter.ts";
 import type { DaemonConfig } from "../../config/config.ts";
 import { windowState } from "../loop/decisions.ts";
-import {
-  type DaemonMetrics,
-  formatListenAddress,
-} from "../observe/metrics_port.ts";
+import type { DaemonMetrics } from "../observe/metrics_port.ts";
+import { formatListenAddress } from "../../common/listen_address.ts";
 import { Notifier } from "../observe/notify.ts";
 import type { Clock, DaemonLog, Rebooter } from "../loop/ports.ts";
 import type { RebootSchedule } from "../../schedule/schedule.ts";
