@@ -14,7 +14,7 @@ import {
   type AcquireOutcome,
   acquireSlot,
 } from "../lib/daemon/loop/acquire.ts";
-import { realClock } from "../lib/machine/clock.ts";
+import { realClock } from "../lib/host/clock.ts";
 import { Run } from "../lib/daemon/loop/run.ts";
 import { startupCheck } from "../lib/daemon/loop/startup.ts";
 import { EtcdLockStore } from "../lib/etcd/etcd_lock_store.ts";

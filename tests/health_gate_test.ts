@@ -1,6 +1,6 @@
 /** The health gate: decisions with a fake clock and a scripted runner; one run with real commands. */
 import assert from "node:assert/strict";
-import type { SafetyClock } from "../lib/machine/clock.ts";
+import type { SafetyClock } from "../lib/host/clock.ts";
 import {
   type CommandResult,
   CommandStartError,

@@ -1,7 +1,7 @@
 /** Notifications: received by a real HTTP server on a loopback port. */
 import assert from "node:assert/strict";
 import { VERSION } from "../lib/common/version.ts";
-import type { SafetyClock } from "../lib/machine/clock.ts";
+import type { SafetyClock } from "../lib/host/clock.ts";
 import type { NotificationResult } from "../lib/daemon/observe/metrics_port.ts";
 import {
   type Notification,

@@ -7,7 +7,7 @@
  * @module
  */
 
-import type { SafetyClock } from "../../machine/clock.ts";
+import type { SafetyClock } from "../../host/clock.ts";
 import type { RebootStrategy } from "../../config/config.ts";
 import type { RebootSchedule } from "../../schedule/schedule.ts";
 import type { ParsedCommand } from "../../host/command.ts";

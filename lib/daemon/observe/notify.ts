@@ -22,7 +22,7 @@
 import { formatDuration } from "../../common/duration.ts";
 import { oneLine } from "../../common/errors.ts";
 import { VERSION } from "../../common/version.ts";
-import { realClock, type SafetyClock } from "../../machine/clock.ts";
+import { realClock, type SafetyClock } from "../../host/clock.ts";
 import { backoffMs } from "../../common/backoff.ts";
 import type { NotificationResult } from "./metrics_port.ts";
 

@@ -17,7 +17,7 @@
 
 import { formatDuration } from "../../common/duration.ts";
 import { oneLine } from "../../common/errors.ts";
-import { realClock, type SafetyClock } from "../../machine/clock.ts";
+import { realClock, type SafetyClock } from "../../host/clock.ts";
 import {
   commandSucceeded,
   describeCommand,

@@ -22,7 +22,7 @@ import {
 } from "../../host/program_io.ts";
 import { type DaemonOutcome, runDaemonLoop } from "../loop/loop.ts";
 import type { BootInfo, Clock, DaemonLog } from "../loop/ports.ts";
-import { realClock } from "../../machine/clock.ts";
+import { realClock } from "../../host/clock.ts";
 import { bootTimeId, usesLock } from "../loop/decisions.ts";
 import { exitCodeOf, oneLine, UsageError } from "../../common/errors.ts";
 import { readMachineId } from "../../host/machine_id_file.ts";
