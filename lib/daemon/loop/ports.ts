@@ -28,7 +28,7 @@ import type { RebootNeed } from "../../machine/reboot_need.ts";
 
 export type { BootInfo, DaemonLog, Rebooter, RebootNeed, UserWarning };
 
-/** Time, injectable for tests: "now" and an abortable sleep (`clock.ts`). */
+/** Time, injectable for tests: "now" and an abortable sleep (`lib/host/clock.ts`). */
 export type Clock = SafetyClock;
 
 /** Where events go (a JSON POST per event, see `notify.ts`); never blocks. */

@@ -1,7 +1,7 @@
 /**
  * What locksmithd reports as metrics, without the Prometheus client: the
  * {@link DaemonMetrics} interface the daemon loop calls and a no-op for
- * when metrics are off. The implementation (`metrics.ts`, with npm:prom-client) is imported only when
+ * when metrics are off. The implementation (`daemon_metrics.ts`, with npm:prom-client) is imported only when
  * metrics are on.
  *
  * @module

@@ -1,5 +1,5 @@
 /**
- * The `fleetlock` strategy's part of locksmithd's wiring (`main.ts`): the
+ * The `fleetlock` strategy's part of locksmithd's wiring (`daemon_main.ts`): the
  * id it sends (the machine id, or Zincati's id derived from it), the CA
  * file read at start, and the FleetLock client.
  *

@@ -1,5 +1,5 @@
 /**
- * The safe-reboot parts of locksmithd's wiring (`main.ts`): the run
+ * The safe-reboot parts of locksmithd's wiring (`daemon_main.ts`): the run
  * permission of the configured commands checked at start, the metrics
  * server (prom-client loaded only when `LOCKSMITHD_METRICS_ADDR` is set),
  * the notifier, the window gauge kept current, and the rebooter (logind or
