@@ -8,6 +8,7 @@
  */
 
 import assert from "node:assert/strict";
+import { until as untilHolds } from "./harness/until.ts";
 import { Etcd3 } from "etcd3";
 import { type EtcdCluster, startEtcd } from "./harness/etcd.ts";
 import { lockWithLease, startLeaseHolder } from "./harness/lease_holder.ts";
@@ -40,17 +41,11 @@ import { noopRebootPorts } from "./harness/noop_reboot.ts";
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-async function until(
+const until = (
   what: string,
   check: () => boolean | Promise<boolean>,
   timeoutMs = 15_000,
-): Promise<void> {
-  const end = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await sleep(25);
-  }
-}
+) => untilHolds(what, check, timeoutMs, 25);
 
 /** A machine killed later with SIGKILL: holds a slot with a lease of `ttl` s, renewed every `renewMs`. */
 function spawnHolder(
