@@ -146,6 +146,46 @@ function notStarted(): CommandResult {
 }
 
 /**
+ * Reads stdout and stderr together into `tail`. `drain` waits for the
+ * rest of the output after the program ended, at most
+ * `OUTPUT_DRAIN_MS` (a child it left behind may hold the pipes open),
+ * then cancels the reading and keeps what was read.
+ */
+function readOutput(
+  child: Deno.ChildProcess,
+  tail: TailBuffer,
+): { drain(): Promise<void> } {
+  const readers = [child.stdout.getReader(), child.stderr.getReader()];
+  const pumps = Promise.all(readers.map(async (reader) => {
+    try {
+      for (;;) {
+        const { done, value } = await reader.read();
+        if (done) return;
+        tail.push(value);
+      }
+    } catch {
+      // The stream broke or was cancelled: keep what was read.
+    }
+  }));
+  return {
+    async drain() {
+      let drainTimer: ReturnType<typeof setTimeout> | undefined;
+      const drained = await Promise.race([
+        pumps.then(() => true),
+        new Promise<false>((resolve) => {
+          drainTimer = setTimeout(() => resolve(false), OUTPUT_DRAIN_MS);
+        }),
+      ]);
+      clearTimeout(drainTimer);
+      if (!drained) {
+        await Promise.all(readers.map((r) => r.cancel().catch(() => {})));
+        await pumps;
+      }
+    },
+  };
+}
+
+/**
  * Runs `command` (see the module documentation) and returns how it ended.
  * A non-zero exit, a timeout or an abort is a result, not an error; only a
  * program that cannot be started throws, a `CommandStartError` (see
@@ -175,18 +215,7 @@ export async function runCommand(
   }
 
   const tail = new TailBuffer(limit);
-  const readers = [child.stdout.getReader(), child.stderr.getReader()];
-  const pumps = Promise.all(readers.map(async (reader) => {
-    try {
-      for (;;) {
-        const { done, value } = await reader.read();
-        if (done) return;
-        tail.push(value);
-      }
-    } catch {
-      // The stream broke or was cancelled: keep what was read.
-    }
-  }));
+  const output = readOutput(child, tail);
 
   let timedOut = false;
   let aborted = false;
@@ -221,19 +250,7 @@ export async function runCommand(
   }
   const durationMs = Math.round(performance.now() - started);
 
-  let drainTimer: ReturnType<typeof setTimeout> | undefined;
-  const drained = await Promise.race([
-    pumps.then(() => true),
-    new Promise<false>((resolve) => {
-      drainTimer = setTimeout(() => resolve(false), OUTPUT_DRAIN_MS);
-    }),
-  ]);
-  clearTimeout(drainTimer);
-  if (!drained) {
-    await Promise.all(readers.map((r) => r.cancel().catch(() => {})));
-    await pumps;
-  }
-
+  await output.drain();
   const { text, cut } = tail.text();
   return {
     exitCode: status.signal === null ? status.code : null,

@@ -8,6 +8,7 @@
  */
 
 import { oneLine } from "../common/errors.ts";
+import { formatListenAddress } from "../common/listen_address.ts";
 import { createFleetLockHandler, type ServerLog } from "./handler.ts";
 import { GroupTokens } from "./auth.ts";
 import { GroupSemaphores, type OpenStore } from "./semaphores.ts";
@@ -41,6 +42,26 @@ export interface FleetLockServer {
   shutdown(): Promise<void>;
   /** Resolves once the server has stopped and the stores are closed. */
   readonly finished: Promise<void>;
+}
+
+/** Stores the configured slot counts; logs each group's, or why it waits for the group's first call. */
+async function applySlots(
+  semaphores: GroupSemaphores,
+  slots: ServeOptions["slots"],
+  log: StartFleetLockServerOptions["log"],
+): Promise<void> {
+  const failures = await semaphores.applySlots();
+  for (const [group, max] of slots) {
+    const failure = failures.get(group);
+    if (failure === undefined) log.info(`group ${group}: ${max} slot(s)`);
+    else {
+      log.warn(
+        `group ${group}: could not set ${max} slot(s) now (${
+          oneLine(failure)
+        }); they are set with the group's first call`,
+      );
+    }
+  }
 }
 
 /**
@@ -78,18 +99,7 @@ export async function startFleetLockServer(
     log,
   });
 
-  const failures = await semaphores.applySlots();
-  for (const [group, max] of options.slots) {
-    const failure = failures.get(group);
-    if (failure === undefined) log.info(`group ${group}: ${max} slot(s)`);
-    else {
-      log.warn(
-        `group ${group}: could not set ${max} slot(s) now (${
-          oneLine(failure)
-        }); they are set with the group's first call`,
-      );
-    }
-  }
+  await applySlots(semaphores, options.slots, log);
 
   let server: Deno.HttpServer<Deno.NetAddr>;
   try {
@@ -111,9 +121,6 @@ export async function startFleetLockServer(
     throw error;
   }
   const addr = server.addr;
-  const host = addr.hostname.includes(":")
-    ? `[${addr.hostname}]`
-    : addr.hostname;
   let stopping: Promise<void> | undefined;
   const shutdown = () => {
     stopping ??= (async () => {
@@ -125,7 +132,7 @@ export async function startFleetLockServer(
   const finished = server.finished.then(() => shutdown());
   return {
     addr,
-    url: `${start.tls ? "https" : "http"}://${host}:${addr.port}/`,
+    url: `${start.tls ? "https" : "http"}://${formatListenAddress(addr)}/`,
     semaphores,
     shutdown,
     finished,

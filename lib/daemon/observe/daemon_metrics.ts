@@ -47,6 +47,36 @@ function unixSeconds(at: Date): number {
   return Math.floor(at.getTime() / 1000);
 }
 
+/** A gauge of locksmithd's registry, set to `value`. */
+function gauge(
+  registers: Registry[],
+  name: string,
+  help: string,
+  value: number,
+): Gauge {
+  const g = new Gauge({ name: `locksmithd_${name}`, help, registers });
+  g.set(value);
+  return g;
+}
+
+/** A counter of locksmithd's registry with every label combination in `zeroes` at 0. */
+function counter(
+  registers: Registry[],
+  name: string,
+  help: string,
+  zeroes: readonly Record<string, string>[],
+): Counter {
+  const labelNames = Object.keys(zeroes[0] ?? {});
+  const c = new Counter({
+    name: `locksmithd_${name}`,
+    help,
+    labelNames,
+    registers,
+  });
+  for (const labels of zeroes) c.inc(labels, 0);
+  return c;
+}
+
 /** {@link DaemonMetrics} kept in a prom-client registry of its own. */
 export class PromDaemonMetrics implements DaemonMetrics {
   /** The registry holding every locksmithd metric (and nothing else). */
@@ -71,11 +101,6 @@ export class PromDaemonMetrics implements DaemonMetrics {
    */
   constructor(version: string = VERSION) {
     const registers = [this.registry];
-    const gauge = (name: string, help: string, value: number) => {
-      const g = new Gauge({ name: `locksmithd_${name}`, help, registers });
-      g.set(value);
-      return g;
-    };
     new Gauge({
       name: "locksmithd_build_info",
       help: "Always 1; the label version is the version of locksmithd.",
@@ -83,45 +108,47 @@ export class PromDaemonMetrics implements DaemonMetrics {
       registers,
     }).set({ version }, 1);
     this.#rebootNeeded = gauge(
+      registers,
       "reboot_needed",
       "1 when this machine needs a reboot, else 0.",
       0,
     );
     this.#waitingSince = gauge(
+      registers,
       "waiting_since_timestamp_seconds",
       "Unix time since which this machine waits to reboot (for the window or a slot); 0 when not waiting.",
       0,
     );
     this.#slotHeld = gauge(
+      registers,
       "slot_held",
       "1 while this machine holds a slot of the reboot semaphore, else 0.",
       0,
     );
     this.#windowOpen = gauge(
+      registers,
       "window_open",
       "1 while the reboot window or schedule is open (always 1 without one), else 0.",
       1,
     );
     this.#queuePosition = gauge(
+      registers,
       "queue_position",
       "Waiters ahead of this machine in the semaphore's wait queue (0: next); -1 when not queued.",
       -1,
     );
     this.#lastRebootRequest = gauge(
+      registers,
       "last_reboot_request_timestamp_seconds",
       "Unix time at which this daemon last asked for a reboot; 0 before any.",
       0,
     );
-    this.#lockAttempts = new Counter({
-      name: "locksmithd_lock_attempts_total",
-      help:
-        "Attempts to take a slot, by result: taken, held (already held), full, conflict, error.",
-      labelNames: ["result"],
+    this.#lockAttempts = counter(
       registers,
-    });
-    for (const result of LOCK_ATTEMPT_RESULTS) {
-      this.#lockAttempts.inc({ result }, 0);
-    }
+      "lock_attempts_total",
+      "Attempts to take a slot, by result: taken, held (already held), full, conflict, error.",
+      LOCK_ATTEMPT_RESULTS.map((result) => ({ result })),
+    );
     this.#etcdLatency = new Histogram({
       name: "locksmithd_etcd_request_duration_seconds",
       help: "Duration of etcd requests in seconds, by operation.",
@@ -129,28 +156,20 @@ export class PromDaemonMetrics implements DaemonMetrics {
       buckets: [...ETCD_LATENCY_BUCKETS],
       registers,
     });
-    this.#commands = new Counter({
-      name: "locksmithd_commands_total",
-      help:
-        "Runs of the configured commands, by command and result: success, failure, timeout, error (could not start).",
-      labelNames: ["command", "result"],
+    this.#commands = counter(
       registers,
-    });
-    this.#notifications = new Counter({
-      name: "locksmithd_notifications_total",
-      help:
-        "Notifications by fate: sent, given-up (retries exhausted or refused), dropped (queue full).",
-      labelNames: ["result"],
+      "commands_total",
+      "Runs of the configured commands, by command and result: success, failure, timeout, error (could not start).",
+      COMMAND_KINDS.flatMap((command) =>
+        COMMAND_RESULTS.map((result) => ({ command, result }))
+      ),
+    );
+    this.#notifications = counter(
       registers,
-    });
-    for (const result of NOTIFICATION_RESULTS) {
-      this.#notifications.inc({ result }, 0);
-    }
-    for (const command of COMMAND_KINDS) {
-      for (const result of COMMAND_RESULTS) {
-        this.#commands.inc({ command, result }, 0);
-      }
-    }
+      "notifications_total",
+      "Notifications by fate: sent, given-up (retries exhausted or refused), dropped (queue full).",
+      NOTIFICATION_RESULTS.map((result) => ({ result })),
+    );
   }
 
   /** Sets `locksmithd_reboot_needed`. */
