@@ -15,7 +15,7 @@ import { openEtcdLockStore } from "../lib/etcd/open.ts";
 import { lockSlot, unlockSlot } from "../lib/semaphore/lock_store.ts";
 import { semaphoreKey } from "../lib/semaphore/keys.ts";
 import { CorruptDocumentError } from "../lib/common/errors.ts";
-import { fleetLockKey } from "../lib/fleetlock/protocol.ts";
+import { fleetLockKey } from "../lib/fleetlock/protocol/protocol.ts";
 
 const CORRUPT = '{"semaphore": 0, "max": 1, "holders": ["a"'; // cut short
 

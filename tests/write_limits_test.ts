@@ -16,7 +16,7 @@ import {
 } from "./harness/serve_process.ts";
 import { runCtlProcess } from "./harness/ctl_process.ts";
 import { semaphoreKey } from "../lib/semaphore/keys.ts";
-import { fleetLockKey } from "../lib/fleetlock/protocol.ts";
+import { fleetLockKey } from "../lib/fleetlock/protocol/protocol.ts";
 import {
   formatSemaphore,
   MAX_DOCUMENT_BYTES,

@@ -5,7 +5,7 @@
  */
 
 import { formatDuration } from "../common/duration.ts";
-import { FleetLockError } from "./protocol.ts";
+import { FleetLockError } from "../fleetlock/protocol/protocol.ts";
 
 /**
  * Reads a body of at most `limit` bytes within `timeoutMs`. Throws
