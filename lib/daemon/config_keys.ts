@@ -18,6 +18,7 @@
 import type { DaemonConfig } from "./config.ts";
 import type { EtcdConnectionOptions } from "../etcd/options.ts";
 import { UsageError } from "../common/errors.ts";
+import type { KeyFlag, KeyRow } from "../common/key_table.ts";
 import { DEFAULT_ENDPOINT, parseEndpoints } from "../etcd/endpoints.ts";
 import { canonicalTimeZone, RebootWindowError } from "./reboot_window.ts";
 import { SAFE_REBOOT_KEYS } from "./config_keys_safety.ts";
@@ -90,38 +91,12 @@ export type DaemonFieldValue<F extends DaemonField> = F extends
   : never;
 
 /** A command-line flag of locksmithd that sets a key (and wins over files and environment). */
-export interface DaemonFlag {
-  /** The flag without its dashes: `strategy` for `--strategy`. */
-  readonly name: string;
-  /** Placeholder of the value in `--help`, e.g. `NAME`. */
-  readonly value: string;
-  /** A typical value, for `--help` and "needs a value, e.g." messages. */
-  readonly example: string;
-  /** The flag may be repeated; the values are joined with `,`. */
-  readonly repeatable?: boolean | undefined;
-}
+export type DaemonFlag = KeyFlag;
 
-/** What every row of {@link DAEMON_KEYS} has. */
-export interface DaemonKeyBase {
-  /** The `update.conf` key, which is also the environment variable. */
-  readonly key: string;
+/** What every row of {@link DAEMON_KEYS} has: a {@link KeyRow}, maybe with a fallback key. */
+export interface DaemonKeyBase extends KeyRow {
   /** An older key read when this one is unset or empty, e.g. `REBOOT_WINDOW_START`. */
   readonly fallback?: string | undefined;
-  /** The command-line flag that sets this key, if any. */
-  readonly flag?: DaemonFlag | undefined;
-  /**
-   * The default as shown in `--help` and the README (Markdown: a literal
-   * value in backticks, e.g. "`5s`", is checked to parse to `default`);
-   * absent when there is nothing to show.
-   */
-  readonly shownDefault?: string | undefined;
-  /** What the key does, one line of Markdown for `--help` (backticks removed) and the README. */
-  readonly description: string;
-  /**
-   * A password: its value is taken as it is (spaces are not trimmed) and
-   * never shown in a message.
-   */
-  readonly secret?: boolean | undefined;
 }
 
 /** A key whose parsed value (or default) fills the {@link DaemonConfig} property `field`. */
