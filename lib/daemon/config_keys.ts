@@ -1,7 +1,7 @@
 /**
  * locksmithd's config keys as data: one row per key, from which the
  * resolution (`config.ts`), the command-line flags and `--help`
- * (`daemon_args.ts`) and the README's key table (`deno task docs`) follow.
+ * (`daemon_args.ts`) and the key table of docs/configuration.md (`deno task docs`) follow.
  *
  * To add a key, add one row to {@link DAEMON_KEYS} (its parser too, in
  * `lib/common/value_parsers.ts`, if none of those fits), and nothing else
@@ -10,7 +10,7 @@
  * property it fills; declare that property in `DaemonConfig` (the type
  * checker insists, and checks the parser and the default against it). Keys
  * that only make sense together (a certificate and its key) get a rule in
- * `config.ts`. Then run `deno task docs` to regenerate the README table.
+ * `config.ts`. Then run `deno task docs` to regenerate the table in docs/configuration.md.
  *
  * @module
  */
@@ -149,7 +149,7 @@ function timeZone(): ValueParser<string> {
 }
 
 /**
- * Every key locksmithd reads, in the order of `--help` and the README. A
+ * Every key locksmithd reads, in the order of `--help` and docs/configuration.md. A
  * value is read from the files, the environment or the flag (which wins),
  * trimmed (unless `secret`), and parsed when it is not empty; an unset or
  * empty key takes its default.
