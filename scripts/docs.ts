@@ -1,8 +1,8 @@
 /**
  * Generates the parts of the docs that follow from data: locksmithd's
- * synopsis and key table (`lib/daemon/config_keys.ts`), locksmithctl's
+ * synopsis and key table (`lib/config/config_keys.ts`), locksmithctl's
  * global flag table (`lib/ctl/flags.ts`), and `locksmithd serve`'s synopsis
- * and key table (`lib/fleetlock/options.ts`). Each part sits between
+ * and key table (`lib/serve/serve_options.ts`). Each part sits between
  * `<!-- BEGIN generated: NAME -->` and `<!-- END generated: NAME -->` in
  * its file (see {@link GENERATED_FILES}); the text around them is left
  * alone.
@@ -14,10 +14,10 @@
  * @module
  */
 
-import { DAEMON_KEYS } from "../lib/daemon/config_keys.ts";
-import { daemonSynopsis } from "../lib/daemon/daemon_args.ts";
+import { DAEMON_KEYS } from "../lib/config/config_keys.ts";
+import { daemonSynopsis } from "../lib/config/daemon_args.ts";
 import { CTL_FLAGS, envNameOf, flagSynopsis } from "../lib/ctl/flags.ts";
-import { SERVE_OPTIONS } from "../lib/fleetlock/options.ts";
+import { SERVE_OPTIONS } from "../lib/serve/serve_options.ts";
 import { flagText, type KeyRow } from "../lib/common/key_table.ts";
 
 /** The repository's root. */

@@ -17,7 +17,7 @@ import {
   parseDaemonArgs,
   parseKeySetting,
   resolveDaemonConfig,
-} from "../lib/daemon/config.ts";
+} from "../lib/config/config.ts";
 import {
   CTL_FLAGS,
   ctlEnvNames,
@@ -25,15 +25,15 @@ import {
   valueFlags,
 } from "../lib/ctl/flags.ts";
 import { parseCtlArgs } from "../lib/ctl/args.ts";
-import { ctlHelp } from "../lib/ctl/help.ts";
+import { ctlHelp } from "../lib/ctl/ctl_help.ts";
 import {
   parseServeArgs,
   resolveServeOptions,
   SERVE_ENV_KEYS,
   SERVE_OPTIONS,
   type ServeOptions,
-} from "../lib/fleetlock/options.ts";
-import { SERVE_USAGE } from "../lib/fleetlock/help.ts";
+} from "../lib/serve/serve_options.ts";
+import { SERVE_USAGE } from "../lib/serve/serve_help.ts";
 
 const denoJson = JSON.parse(
   await Deno.readTextFile(new URL("../deno.json", import.meta.url)),

@@ -39,7 +39,7 @@ Deno.test("every doc file's generated sections match the key and flag tables", a
       stale,
       [],
       stale.map((name) =>
-        `${file} section "${name}" differs from the tables in lib/daemon/config_keys.ts, lib/ctl/flags.ts and lib/fleetlock/options.ts; run \`deno task docs\``
+        `${file} section "${name}" differs from the tables in lib/config/config_keys.ts, lib/ctl/flags.ts and lib/serve/serve_options.ts; run \`deno task docs\``
       ).join("\n"),
     );
   }

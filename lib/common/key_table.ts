@@ -2,8 +2,8 @@
  * The shape of a configuration key table: one row per key, from which a
  * program's resolution, its command-line flags, its `--help` and the
  * generated tables of docs/configuration.md (`deno task docs`) follow.
- * locksmithd's keys (`lib/daemon/config_keys.ts`) and the options of
- * `locksmithd serve` (`lib/fleetlock/options.ts`) are tables of this kind.
+ * locksmithd's keys (`lib/config/config_keys.ts`) and the options of
+ * `locksmithd serve` (`lib/serve/serve_options.ts`) are tables of this kind.
  * Pure: types and small helpers only.
  *
  * @module

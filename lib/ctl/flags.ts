@@ -1,8 +1,8 @@
 /**
  * locksmithctl's flags as data: one row per flag, from which the command-line
  * parser (`args.ts`), the `LOCKSMITHCTL_<FLAG>` environment variables, the
- * "needs a value, e.g." examples, the help's global flags (`help.ts`) and the
- * flag table of docs/configuration.md (`deno task docs`) follow.
+ * "needs a value, e.g." examples, the help's global flags (`ctl_help.ts`) and
+ * the flag table of docs/configuration.md (`deno task docs`) follow.
  *
  * To add a flag, add one row to {@link CTL_FLAGS} (and its parser, if none of
  * `lib/common/value_parsers.ts` fits), and nothing else. A flag with a value
