@@ -17,6 +17,7 @@ import {
 } from "./harness/machine.ts";
 import { freePorts } from "./harness/ports.ts";
 import { startBlackHole } from "./harness/black_hole.ts";
+import { until } from "./harness/until.ts";
 import { semaphoreKey, waitersPrefix } from "../lib/semaphore/keys.ts";
 import { VERSION } from "../lib/common/version.ts";
 
@@ -30,7 +31,24 @@ let counter = 0;
 const doc = (semaphore: number, max: number, holders: string[]) =>
   JSON.stringify({ semaphore, max, holders });
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+/**
+ * A check program that runs `/usr/bin/test` with its arguments and records
+ * each run, so that a test waiting out checks can count them.
+ */
+async function countedTest(
+  name: string,
+): Promise<{ program: string; runs: () => Promise<number> }> {
+  const program = `${dir}/${name}.sh`;
+  const log = `${dir}/${name}.runs`;
+  await Deno.writeTextFile(
+    program,
+    `#!/bin/sh\necho run >> ${log}\nexec ${TEST} "$@"\n`,
+  );
+  await Deno.chmod(program, 0o755);
+  const runs = async () =>
+    (await Deno.readTextFile(log).catch(() => "")).split("\n").length - 1;
+  return { program, runs };
+}
 
 /** A machine in `group` (a fresh one when not given). */
 async function machine(
@@ -144,16 +162,17 @@ Deno.test("locksmithd's safe reboots against a real etcd, private buses and a re
       "a failing health check holds the rollout: the rebooted machine keeps its slot and the next one does not start until it passes",
       async () => {
         const flag = `${dir}/a-healthy`;
+        const check = await countedTest("a-health");
         const hook = receiver();
         try {
           const group = `rollout-${++counter}`;
           const a = track(
             await machine({
-              LOCKSMITHD_HEALTH_CHECK: `${TEST} -e ${flag}`,
+              LOCKSMITHD_HEALTH_CHECK: `${check.program} -e ${flag}`,
               LOCKSMITHD_HEALTH_CHECK_INTERVAL: "1s",
               LOCKSMITHD_HEALTH_CHECK_TIMEOUT: "3s",
               LOCKSMITHD_NOTIFY_URL: hook.url,
-            }, { group, allowRun: [TEST] }),
+            }, { group, allowRun: [check.program] }),
           );
           const b = track(await machine({}, { group }));
           a.startDaemon();
@@ -163,7 +182,7 @@ Deno.test("locksmithd's safe reboots against a real etcd, private buses and a re
           assert.deepEqual(await holders(a.key), [a.id]);
           await a.reboot(); // a new boot: the daemon starts again
           await a.waitForLine(
-            /holds a slot \(the reboot has happened \(the boot id changed\)\): releasing it once the health check LOCKSMITHD_HEALTH_CHECK \(\/usr\/bin\/test\) passes/,
+            /holds a slot \(the reboot has happened \(the boot id changed\)\): releasing it once the health check LOCKSMITHD_HEALTH_CHECK \(.*\/a-health\.sh\) passes/,
           );
           b.startDaemon();
           await b.waitForLine(/waiting for a reboot to be needed/);
@@ -174,12 +193,18 @@ Deno.test("locksmithd's safe reboots against a real etcd, private buses and a re
             ),
           );
           await a.waitForLine(
-            /ERROR health check LOCKSMITHD_HEALTH_CHECK \(\/usr\/bin\/test\) still fails after \d+s.* giving up: keeping the slot so that the rollout stops; last failure: exited 1 after .*, no output/,
+            /ERROR health check LOCKSMITHD_HEALTH_CHECK \(.*\/a-health\.sh\) still fails after \d+s.* giving up: keeping the slot so that the rollout stops; last failure: exited 1 after .*, no output/,
             20_000,
             true,
           );
           await hook.until("health-check-failed");
-          await sleep(2_500); // two more intervals of checks
+          // Two more checks after giving up: the second one starting proves
+          // that the first was answered (still failing) and acted on.
+          const failedAt = await check.runs();
+          await until(
+            "two more health checks",
+            async () => await check.runs() >= failedAt + 2,
+          );
           assert.deepEqual(await holders(a.key), [a.id], "A keeps its slot");
           assert.equal(await b.reboots(), 0, "B does not start");
           assert.ok(b.running && a.running);
@@ -218,19 +243,24 @@ Deno.test("locksmithd's safe reboots against a real etcd, private buses and a re
       async () => {
         const maintenance = `${dir}/maintenance`;
         await Deno.writeTextFile(maintenance, "");
+        const check = await countedTest("pre-reboot");
         const m = track(
           await machine({
-            LOCKSMITHD_PRE_REBOOT_CHECK: `${TEST} ! -e ${maintenance}`,
-          }, { allowRun: [TEST] }),
+            LOCKSMITHD_PRE_REBOOT_CHECK: `${check.program} ! -e ${maintenance}`,
+          }, { allowRun: [check.program] }),
         );
         m.startDaemon();
         await m.waitForLine(/waiting for a reboot to be needed/);
         await m.needReboot();
         await m.waitForLine(
-          /pre-reboot check LOCKSMITHD_PRE_REBOOT_CHECK \(\/usr\/bin\/test\) says not now \(before taking a slot\): exited 1 after .*; not queueing/,
+          /pre-reboot check LOCKSMITHD_PRE_REBOOT_CHECK \(.*\/pre-reboot\.sh\) says not now \(before taking a slot\): exited 1 after .*; not queueing/,
         );
-        // Stay through at least one more attempt (backoff 2.5-5 s).
-        await sleep(6_000);
+        // The second check starting (after a backoff of 2.5-5 s) proves
+        // that the first veto was acted on: no queue entry, no slot.
+        await until(
+          "a second pre-reboot check",
+          async () => await check.runs() >= 2,
+        );
         assert.deepEqual(await waiters(m.key), [], "not queued");
         assert.deepEqual(await holders(m.key), [], "no slot");
         assert.equal(await m.reboots(), 0);
@@ -265,7 +295,8 @@ Deno.test("locksmithd's safe reboots against a real etcd, private buses and a re
         await m.waitForLine(/waiting for a reboot to be needed/);
         await m.needReboot();
         await m.waitForLine(/reboot requested$/);
-        await sleep(1_000);
+        // The loop has ended: no second run can follow.
+        await m.waitForLine(/waiting for the system to go down/, 20_000, true);
         assert.equal(
           await Deno.readTextFile(out),
           `rebooting ${m.id} ${m.group} --now\n`,
@@ -459,7 +490,8 @@ Deno.test("locksmithd's safe reboots against a real etcd, private buses and a re
           line.includes(`${hhmm(in3h)} UTC`),
           `opens at the nearer window (${hhmm(in3h)}): ${line}`,
         );
-        await sleep(500);
+        // The line is logged as the loop starts to sleep until the window
+        // opens (hours away): nothing is asked of etcd or logind before.
         assert.equal(await closed.reboots(), 0);
         assert.equal(await client.get(closed.key).string(), null);
 
@@ -478,6 +510,9 @@ Deno.test("locksmithd's safe reboots against a real etcd, private buses and a re
         });
         open.startDaemon();
         await open.waitForLine(/reboot requested$/);
+        // Still nothing from the closed one, the whole run of the open one later.
+        assert.equal(await closed.reboots(), 0);
+        assert.equal(await client.get(closed.key).string(), null);
         assert.match(
           open.lines.join("\n"),
           /reboot schedule daily .* for 1h, (Sun|Mon|Tue|Wed|Thu|Fri|Sat) .* for 1h \(UTC\)/,
