@@ -11,7 +11,11 @@ import assert from "node:assert/strict";
 import { until as untilHolds } from "./harness/until.ts";
 import { Etcd3 } from "etcd3";
 import { type EtcdCluster, startEtcd } from "./harness/etcd.ts";
-import { lockWithLease, startLeaseHolder } from "./harness/lease_holder.ts";
+import {
+  type LeaseHolder,
+  lockWithLease,
+  startLeaseHolder,
+} from "./harness/lease_holder.ts";
 import { keyHistory } from "./harness/history.ts";
 import { checkHistory } from "./harness/invariants.ts";
 import { MemoryLog } from "./fakes.ts";
@@ -39,8 +43,6 @@ import { Run } from "../lib/daemon/loop/run.ts";
 import { systemClock } from "../lib/daemon/wiring/daemon_main.ts";
 import { noopRebootPorts } from "./harness/noop_reboot.ts";
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
 const until = (
   what: string,
   check: () => boolean | Promise<boolean>,
@@ -54,8 +56,31 @@ function spawnHolder(
   id: string,
   ttl: number,
   renewMs: number,
-): Promise<Deno.ChildProcess> {
+): Promise<LeaseHolder> {
   return startLeaseHolder(etcd.endpoint, group, id, ttl, renewMs);
+}
+
+/**
+ * Resolves once `waiter` has looked at the slots and waits in the queue
+ * (its look for stale slots found none), and `holder`'s renewals have
+ * covered `ms`: the time its slot outlived without being reclaimed.
+ */
+async function untilRenewedPast(
+  waiter: DaemonWaiter,
+  holder: LeaseHolder,
+  renewMs: number,
+  ms: number,
+): Promise<void> {
+  await until(
+    "the waiter to wait in the queue",
+    () => waiter.log.lines.some((l) => l.includes("no slot free")),
+  );
+  const renewals = holder.renewals() + Math.ceil(ms / renewMs);
+  await until(
+    `${renewals} renewals by the holder`,
+    () => holder.renewals() >= renewals,
+    ms * 3,
+  );
 }
 
 interface DaemonWaiter {
@@ -156,8 +181,9 @@ Deno.test("stale slots against a real etcd", async (t) => {
           heldAt = Date.now();
           return r;
         });
-        // While the holder renews, its slot stays its own.
-        await sleep(4_000);
+        // While the holder renews, its slot stays its own: past its TTL,
+        // the waiter waiting.
+        await untilRenewedPast(waiter, holder, 250, 4_000);
         assert.equal(heldAt, 0, waiter.log.lines.join("\n"));
         await kill(holder);
         const killedAt = Date.now();
@@ -198,7 +224,7 @@ Deno.test("stale slots against a real etcd", async (t) => {
         closers.push(() => waiter.close());
         let held = false;
         const acquiring = waiter.acquire().then((r) => (held = true, r));
-        await sleep(7_000); // three and a half TTLs
+        await untilRenewedPast(waiter, holder, 300, 7_000); // 3.5 TTLs
         assert.equal(held, false);
         assert.ok(
           !waiter.log.lines.some((l) => l.includes("reclaimed")),
@@ -450,12 +476,27 @@ Deno.test("stale slots against a real etcd", async (t) => {
         const { revision } = await lockSlot(store, "restarted", { record });
         first.attach(record, revision);
         await first.close(); // the old process ends: one last renewal, no revoke
-        const second = new EtcdSlotLease(await open(group), {
-          id: "restarted",
+        const reopened = await open(group);
+        let renewals = 0;
+        const real = reopened.port;
+        (reopened as { port: EtcdPort }).port = new Proxy(real, {
+          get(target, name) {
+            const value = Reflect.get(target, name);
+            if (typeof value !== "function") return value;
+            if (name !== "leaseKeepAlive") return value.bind(target);
+            return async (...args: unknown[]) => {
+              const ttl = await value.apply(target, args);
+              if (ttl > 0) renewals++;
+              return ttl;
+            };
+          },
         });
+        const second = new EtcdSlotLease(reopened, { id: "restarted" });
         closers.push(() => second.release());
         assert.equal(await second.resume(), "renewed");
-        await sleep(5_000); // two and a half TTLs
+        // Renewed every second (a third of the TTL, at least 1 s): five
+        // more renewals span two and a half TTLs.
+        await until("five more renewals", () => renewals >= 6);
         const view = await readSemaphoreView(store);
         assert.deepEqual(view.holders.map((h) => [h.id, h.alive]), [[
           "restarted",

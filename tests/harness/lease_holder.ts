@@ -2,13 +2,14 @@
  * A machine that takes a slot with a slot TTL, as locksmithd does (a lease
  * of TTL_SECONDS, the record naming it, the alive key attached to it), and
  * renews the lease every RENEW_MS until it is killed: it prints `locked`
- * once it holds the slot. Tests kill it with SIGKILL to play a machine that
+ * once it holds the slot, and `renewed` after each renewal etcd accepted. Tests kill it with SIGKILL to play a machine that
  * dies holding its slot (its last renewal was at most RENEW_MS before).
  *
  * Usage: `deno run -A tests/harness/lease_holder.ts ENDPOINTS GROUP ID TTL_SECONDS RENEW_MS`
  */
 
 import { openEtcdStore } from "../../lib/etcd/open.ts";
+import type { EtcdPort } from "../../lib/etcd/port.ts";
 import type { EtcdLockStore } from "../../lib/etcd/etcd_lock_store.ts";
 import { EtcdSlotLease } from "../../lib/etcd/etcd_slot_lease.ts";
 import { lockSlot } from "../../lib/semaphore/lock_store.ts";
@@ -39,9 +40,12 @@ export async function lockWithLease(
   lease.attach(record, revision);
 }
 
+/** The holder's process, and how many renewals etcd has accepted from it so far. */
+export type LeaseHolder = Deno.ChildProcess & { renewals(): number };
+
 /**
  * Starts this script as a child (with `-A`) and resolves once it holds the
- * slot; its output is drained from then on.
+ * slot; its output is read from then on, counting its renewals.
  */
 export async function startLeaseHolder(
   endpoint: string,
@@ -49,7 +53,7 @@ export async function startLeaseHolder(
   id: string,
   ttlSeconds: number,
   renewMs: number,
-): Promise<Deno.ChildProcess> {
+): Promise<LeaseHolder> {
   const child = new Deno.Command(Deno.execPath(), {
     args: [
       "run",
@@ -72,13 +76,27 @@ export async function startLeaseHolder(
     if (done) throw new Error(`the holder ended before locking: ${text}`);
     text += value;
   }
-  // Keep draining its output so that it never blocks.
+  // Keep reading its output (so that it never blocks), counting renewals.
+  let renewals = 0;
+  let rest = text.slice(text.indexOf("locked\n") + "locked\n".length);
+  const count = () => {
+    const lines = rest.split("\n");
+    rest = lines.pop()!;
+    renewals += lines.filter((l) => l === "renewed").length;
+  };
+  count();
   void (async () => {
-    while (!(await reader.read().catch(() => ({ done: true }))).done) {
-      // discard
+    while (true) {
+      const { value, done } = await reader.read().catch(() => ({
+        value: undefined,
+        done: true,
+      }));
+      if (done) return;
+      rest += value;
+      count();
     }
   })();
-  return child;
+  return Object.assign(child, { renewals: () => renewals });
 }
 
 if (import.meta.main) {
@@ -96,6 +114,19 @@ if (import.meta.main) {
   const encoder = new TextEncoder();
   const say = (line: string) =>
     Deno.stdout.writeSync(encoder.encode(`${line}\n`));
+  const port = store.port;
+  (store as { port: EtcdPort }).port = new Proxy(port, {
+    get(target, name) {
+      const value = Reflect.get(target, name);
+      if (typeof value !== "function") return value;
+      if (name !== "leaseKeepAlive") return value.bind(target);
+      return async (...args: unknown[]) => {
+        const answer = await value.apply(target, args);
+        if (answer > 0) say("renewed");
+        return answer;
+      };
+    },
+  });
   const lease = new EtcdSlotLease(store, {
     id,
     keepAliveMs: Number(renewMs),
