@@ -17,9 +17,9 @@ import type {
 } from "../lib/etcd/port.ts";
 import { lockSlot, unlockSlot } from "../lib/semaphore/lock_store.ts";
 import { EtcdUnavailableError } from "../lib/common/errors.ts";
+import { until } from "./harness/until.ts";
 
 const encoder = new TextEncoder();
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 interface TxnScript {
   /** Answers the n-th Txn (1-based): commit it or not, how long to wait, what to return. */
@@ -125,11 +125,13 @@ Deno.test("an identical document written by someone else after another write is 
 });
 
 Deno.test("an operation that timed out sends no request after its deadline", async () => {
+  let answer = () => {};
+  const answered = new Promise<void>((resolve) => answer = resolve);
   const { port, state } = fakePort(
     '{"semaphore":1,"max":1,"holders":[]}',
     async (n) => {
       if (n === 1) {
-        await sleep(1_500); // a slow answer: the caller has been told "timed out" by then
+        await answered; // a slow answer, once the caller has been told "timed out"
         state.value = '{"semaphore":1,"max":2,"holders":[]}'; // someone else wrote meanwhile
         state.revision++;
         state.version++;
@@ -142,7 +144,10 @@ Deno.test("an operation that timed out sends no request after its deadline", asy
   const started = Date.now();
   await assert.rejects(lockSlot(store, "a"), EtcdUnavailableError);
   assert.ok(Date.now() - started < 1_300);
-  await sleep(1_000);
+  answer();
+  // The store takes the late answer in (it records the document returned);
+  // a request that followed from it would have been sent by the next turn.
+  await until("the late answer taken in", () => store.revision >= 6);
   assert.equal(state.txns, 1, "no Txn after the deadline");
   assert.equal(state.value, '{"semaphore":1,"max":2,"holders":[]}');
   for (const d of state.deadlines) {
