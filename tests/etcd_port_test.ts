@@ -560,9 +560,17 @@ async function conformance(
           success: [{ deleteRange: { key: bytes(`${p}k`) } }],
           failure: [],
         }, soon());
-        await w.recorder.until("2 events", () => w.recorder.events.length >= 2);
-        await sleep(100);
-        assert.deepEqual(w.recorder.seen(), [`PUT ${p}k=1`, `DELETE ${p}k=`]);
+        // A last write marks the end: every event before it has arrived.
+        await put(port, `${p}k`, "end");
+        await w.recorder.until(
+          "the end mark",
+          () => w.recorder.seen().includes(`PUT ${p}k=end`),
+        );
+        assert.deepEqual(w.recorder.seen(), [
+          `PUT ${p}k=1`,
+          `DELETE ${p}k=`,
+          `PUT ${p}k=end`,
+        ]);
         const [putEvent, deleteEvent] = w.recorder.events.map((e) => e.event);
         assert.equal(text(putEvent!.prevKv!.value), "0");
         assert.equal(putEvent!.kv.version, 2);
@@ -591,14 +599,29 @@ async function conformance(
         await put(port, `${p}many/a`, "1");
         await put(port, `${p}one`, "2");
         await put(port, `${p}many/b`, "3");
-        await w.recorder.until("4 events", () => w.recorder.events.length >= 4);
-        await sleep(100);
-        assert.deepEqual(w.recorder.seen(0), [`PUT ${p}one=2`]);
+        // Last writes mark the end of each watch: every event before has arrived.
+        await put(port, `${p}one`, "end");
+        await put(port, `${p}many/end`, "end");
+        await w.recorder.until(
+          "the end marks",
+          () =>
+            [0, 1, 2].every((i) =>
+              w.recorder.seen(i).some((e) => e.endsWith("=end"))
+            ),
+        );
+        assert.deepEqual(w.recorder.seen(0), [
+          `PUT ${p}one=2`,
+          `PUT ${p}one=end`,
+        ]);
         assert.deepEqual(w.recorder.seen(1), [
           `PUT ${p}many/a=1`,
           `PUT ${p}many/b=3`,
+          `PUT ${p}many/end=end`,
         ]);
-        assert.deepEqual(w.recorder.seen(2), [`PUT ${p}one=2`]);
+        assert.deepEqual(w.recorder.seen(2), [
+          `PUT ${p}one=2`,
+          `PUT ${p}one=end`,
+        ]);
         assert.equal(w.recorder.created.length, 1);
       } finally {
         w.cancel();
@@ -651,18 +674,34 @@ async function conformance(
 
   await step("watch: cancel() ends the stream silently", async (port, p) => {
     await put(port, `${p}k`, "0"); // openEtcdPort's port picks its transport on a first request
+    // A watch left open sees each write: the cancelled ones would have by then.
+    const control = watch(port, [{ key: bytes(`${p}k`) }]);
     const w = watch(port, [{ key: bytes(`${p}k`) }]);
-    await w.recorder.until("created", () => w.recorder.created.length > 0);
-    w.cancel();
-    await put(port, `${p}k`, "1");
-    await sleep(300);
-    assert.deepEqual(w.recorder.events, []);
-    assert.deepEqual(w.recorder.ends, []);
-    const early = watch(port, [{ key: bytes(`${p}k`) }]);
-    early.cancel();
-    await put(port, `${p}k`, "2");
-    await sleep(300);
-    assert.deepEqual([early.recorder.created, early.recorder.ends], [[], []]);
+    try {
+      await control.recorder.until(
+        "created",
+        () => control.recorder.created.length > 0,
+      );
+      await w.recorder.until("created", () => w.recorder.created.length > 0);
+      w.cancel();
+      await put(port, `${p}k`, "1");
+      await control.recorder.until(
+        "the write",
+        () => control.recorder.seen().includes(`PUT ${p}k=1`),
+      );
+      assert.deepEqual(w.recorder.events, []);
+      assert.deepEqual(w.recorder.ends, []);
+      const early = watch(port, [{ key: bytes(`${p}k`) }]);
+      early.cancel();
+      await put(port, `${p}k`, "2");
+      await control.recorder.until(
+        "the second write",
+        () => control.recorder.seen().includes(`PUT ${p}k=2`),
+      );
+      assert.deepEqual([early.recorder.created, early.recorder.ends], [[], []]);
+    } finally {
+      control.cancel();
+    }
   });
 
   await step("stats: requests counted by kind", async (port, p) => {
