@@ -22,20 +22,23 @@ import {
   txnResultFrom,
 } from "./gateway_json.ts";
 import { GatewayWatch } from "./gateway_watch.ts";
-import { answerError, PortCore, UNAVAILABLE_CODES } from "./port_core.ts";
+import {
+  answerError,
+  PortCore,
+  type SendAttempt,
+  UNAVAILABLE_CODES,
+  type WatchMemberOptions,
+} from "./port_core.ts";
 import type {
   CallOptions,
   EtcdPort,
-  PortStats,
   RangeRequest,
   RangeResult,
   TxnRequest,
   TxnResult,
-  WatchHandlers,
   WatchRequest,
   WatchStream,
 } from "./port.ts";
-import { withCopies } from "./port.ts";
 import type { EtcdPortOptions } from "./etcd_options.ts";
 import { checkConnectionOptions, readTlsFiles } from "./tls.ts";
 
@@ -78,13 +81,11 @@ export async function openGatewayPort(
 }
 
 /** The {@link EtcdPort} over etcd's JSON gateway; see the module documentation. */
-export class GatewayPort implements EtcdPort {
-  /** The endpoints, for messages. */
-  readonly endpoints: readonly string[];
+export class GatewayPort extends PortCore implements EtcdPort {
   /** Always `"gateway"`. */
   readonly transport = "gateway" as const;
   readonly #client: Deno.HttpClient | undefined;
-  readonly #core: PortCore;
+  readonly #login: Json;
 
   /**
    * Creates a `GatewayPort`; see {@link openGatewayPort}.
@@ -93,19 +94,23 @@ export class GatewayPort implements EtcdPort {
    * @param client an HTTP client carrying the TLS settings, closed by {@link GatewayPort.close}
    */
   constructor(options: EtcdPortOptions, client?: Deno.HttpClient) {
-    this.endpoints = options.endpoints;
+    super(options);
     this.#client = client;
-    const { username, password } = options;
-    this.#core = new PortCore({
-      ...options,
-      authenticate: (endpoint, signal) =>
-        this.#post(endpoint, "/v3/auth/authenticate", {
-          name: username,
-          password,
-        }, signal).then((json) =>
-          typeof json.token === "string" ? json.token : undefined
-        ),
-    });
+    this.#login = { name: options.username, password: options.password };
+  }
+
+  /** Asks `endpoint` for a token; see {@link PortCore.authenticate}. */
+  protected async authenticate(
+    endpoint: string,
+    signal: AbortSignal,
+  ): Promise<string | undefined> {
+    const json = await this.#post(
+      endpoint,
+      "/v3/auth/authenticate",
+      this.#login,
+      signal,
+    );
+    return typeof json.token === "string" ? json.token : undefined;
   }
 
   /** One POST to one endpoint; throws {@link EndpointFailure} when the member did not answer usefully. */
@@ -164,22 +169,21 @@ export class GatewayPort implements EtcdPort {
     throw answerError(endpoint, code, message);
   }
 
+  /** Sends `body` to `path` on the members; see {@link PortCore.call}. */
+  #sender(path: string, body: Json): SendAttempt<Json> {
+    return (endpoint, signal, token) =>
+      this.#post(endpoint, path, body, signal, token);
+  }
+
   #call(
     kind: string,
     path: string,
     body: Json,
     options: CallOptions,
-    onSend?: () => void,
   ): Promise<Json> {
-    return this.#core.call(
-      kind,
-      options,
-      (endpoint, signal, token) => {
-        onSend?.();
-        return this.#post(endpoint, path, body, signal, token);
-      },
-    );
+    return this.call(kind, options, this.#sender(path, body));
   }
+
   /** Reads keys; see {@link EtcdPort.range}. */
   async range(
     request: RangeRequest,
@@ -191,16 +195,12 @@ export class GatewayPort implements EtcdPort {
   }
 
   /** Runs a guarded transaction; see {@link EtcdPort.txn}. */
-  async txn(request: TxnRequest, options: CallOptions): Promise<TxnResult> {
-    let copies = 0;
-    const json = await this.#call(
-      "txn",
-      "/v3/kv/txn",
-      txnJson(request),
+  txn(request: TxnRequest, options: CallOptions): Promise<TxnResult> {
+    return this.callTxn(
       options,
-      () => copies++,
+      this.#sender("/v3/kv/txn", txnJson(request)),
+      txnResultFrom,
     );
-    return withCopies(txnResultFrom(json), copies);
   }
 
   /** Grants a lease; see {@link EtcdPort.leaseGrant}. */
@@ -232,42 +232,24 @@ export class GatewayPort implements EtcdPort {
   }
 
   /** Revokes a lease; see {@link EtcdPort.leaseRevoke}. */
-  async leaseRevoke(id: string, options: CallOptions): Promise<void> {
-    try {
-      await this.#call("leaseRevoke", "/v3/lease/revoke", { ID: id }, options);
-    } catch (error) {
-      if (error instanceof EtcdRequestError && error.code === 5) return;
-      throw error;
-    }
-  }
-
-  /** Opens a watch stream; see {@link EtcdPort.watch}. */
-  watch(
-    requests: readonly WatchRequest[],
-    handlers: WatchHandlers,
-    endpoint?: string,
-  ): WatchStream {
-    return this.#core.watch(
-      handlers,
-      endpoint,
-      (member) =>
-        new GatewayWatch({ ...member, requests, client: this.#client }),
+  leaseRevoke(id: string, options: CallOptions): Promise<void> {
+    return this.callRevoke(
+      options,
+      this.#sender("/v3/lease/revoke", { ID: id }),
     );
   }
 
-  /** The endpoints in the order they would be tried now. */
-  endpointOrder(): string[] {
-    return this.#core.endpointOrder();
-  }
-
-  /** Requests sent so far, by kind. */
-  stats(): PortStats {
-    return this.#core.stats();
+  /** Opens a watch stream on `member`; see {@link PortCore.openWatch}. */
+  protected openWatch(
+    requests: readonly WatchRequest[],
+    member: WatchMemberOptions,
+  ): WatchStream {
+    return new GatewayWatch({ ...member, requests, client: this.#client });
   }
 
   /** Ends every watch stream and the HTTP client. */
   close(): Promise<void> {
-    this.#core.close();
+    this.closeWatches();
     this.#client?.close();
     return Promise.resolve();
   }

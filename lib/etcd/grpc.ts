@@ -31,24 +31,23 @@ import {
   txnResultFrom,
 } from "./grpc_messages.ts";
 import { GrpcWatch } from "./grpc_watch.ts";
-import { PortCore } from "./port_core.ts";
+import {
+  PortCore,
+  type SendAttempt,
+  type WatchMemberOptions,
+} from "./port_core.ts";
 import { int } from "./wire_shapes.ts";
 import type { EtcdPortOptions } from "./etcd_options.ts";
 import type {
   CallOptions,
   EtcdPort,
-  PortStats,
   RangeRequest,
   RangeResult,
   TxnRequest,
   TxnResult,
-  WatchHandlers,
   WatchRequest,
   WatchStream,
 } from "./port.ts";
-import { withCopies } from "./port.ts";
-
-const NOT_FOUND = 5;
 
 /**
  * The endpoint set abandons every attempt at the call's deadline (the
@@ -82,15 +81,13 @@ type Rpc<T> = (
 ) => Promise<T>;
 
 /** The {@link EtcdPort} over gRPC; see the module documentation. */
-export class GrpcPort implements EtcdPort {
-  /** The endpoints, for messages. */
-  readonly endpoints: readonly string[];
+export class GrpcPort extends PortCore implements EtcdPort {
   /** Always `"grpc"`. */
   readonly transport = "grpc" as const;
+  readonly #options: EtcdPortOptions;
   readonly #credentials: IOptions["credentials"];
   readonly #secure: boolean;
   readonly #clients = new Map<string, Etcd3>();
-  readonly #core: PortCore;
   #closed = false;
 
   /**
@@ -100,22 +97,27 @@ export class GrpcPort implements EtcdPort {
    * @param credentials etcd3's TLS credentials, if TLS is used
    */
   constructor(options: EtcdPortOptions, credentials: IOptions["credentials"]) {
-    this.endpoints = options.endpoints;
+    super(options);
+    this.#options = options;
     this.#credentials = credentials;
     this.#secure = credentials !== undefined ||
       options.endpoints.some((e) => e.startsWith("https:"));
-    const { username, password, timeoutMs } = options;
-    this.#core = new PortCore({
-      ...options,
-      authenticate: (endpoint, signal) =>
-        this.#rpc(
-          endpoint,
-          signal,
-          Date.now() + timeoutMs,
-          (client, options) =>
-            client.auth.authenticate({ name: username!, password }, options),
-        ).then((response) => response.token || undefined),
-    });
+  }
+
+  /** Asks `endpoint` for a token; see {@link PortCore.authenticate}. */
+  protected async authenticate(
+    endpoint: string,
+    signal: AbortSignal,
+  ): Promise<string | undefined> {
+    const { username, password, timeoutMs } = this.#options;
+    const response = await this.#rpc(
+      endpoint,
+      signal,
+      Date.now() + timeoutMs,
+      (client, options) =>
+        client.auth.authenticate({ name: username!, password }, options),
+    );
+    return response.token || undefined;
   }
 
   /** The etcd3 client of `endpoint`, created on first use. */
@@ -154,27 +156,14 @@ export class GrpcPort implements EtcdPort {
     }
   }
 
-  /** Runs `call` on the members as the endpoint set decides, within `options.deadline`. */
-  #call<T>(
-    kind: string,
-    options: CallOptions,
-    call: Rpc<T>,
-    onSend?: () => void,
-  ): Promise<T> {
-    return this.#core.call(
-      kind,
-      options,
-      (endpoint, signal, token) => {
-        onSend?.();
-        return this.#rpc(
-          endpoint,
-          signal,
-          options.deadline + BACKSTOP_MS,
-          call,
-          token,
-        );
-      },
-    );
+  /** Runs `call` on a member, within `options.deadline`; see {@link PortCore.call}. */
+  #sender<T>(options: CallOptions, call: Rpc<T>): SendAttempt<T> {
+    return (endpoint, signal, token) =>
+      this.#rpc(endpoint, signal, options.deadline + BACKSTOP_MS, call, token);
+  }
+
+  #call<T>(kind: string, options: CallOptions, call: Rpc<T>): Promise<T> {
+    return this.call(kind, options, this.#sender(options, call));
   }
 
   /** Reads keys; see {@link EtcdPort.range}. */
@@ -189,16 +178,13 @@ export class GrpcPort implements EtcdPort {
   }
 
   /** Runs a guarded transaction; see {@link EtcdPort.txn}. */
-  async txn(request: TxnRequest, options: CallOptions): Promise<TxnResult> {
+  txn(request: TxnRequest, options: CallOptions): Promise<TxnResult> {
     const message = txnMessage(request);
-    let copies = 0;
-    const answer = await this.#call(
-      "txn",
+    return this.callTxn(
       options,
-      (c, o) => c.kv.txn(message, o),
-      () => copies++,
+      this.#sender(options, (c, o) => c.kv.txn(message, o)),
+      txnResultFrom,
     );
-    return withCopies(txnResultFrom(answer), copies);
   }
 
   /** Grants a lease; see {@link EtcdPort.leaseGrant}. */
@@ -246,48 +232,30 @@ export class GrpcPort implements EtcdPort {
   }
 
   /** Revokes a lease; see {@link EtcdPort.leaseRevoke}. */
-  async leaseRevoke(id: string, options: CallOptions): Promise<void> {
-    try {
-      await this.#call(
-        "leaseRevoke",
-        options,
-        (c, o) => c.leaseClient.leaseRevoke({ ID: id }, o),
-      );
-    } catch (error) {
-      if (error instanceof EtcdRequestError && error.code === NOT_FOUND) return;
-      throw error;
-    }
+  leaseRevoke(id: string, options: CallOptions): Promise<void> {
+    return this.callRevoke(
+      options,
+      this.#sender(options, (c, o) => c.leaseClient.leaseRevoke({ ID: id }, o)),
+    );
   }
 
-  /** Opens a watch stream; see {@link EtcdPort.watch}. */
-  watch(
+  /** Opens a watch stream on `member`; see {@link PortCore.openWatch}. */
+  protected openWatch(
     requests: readonly WatchRequest[],
-    handlers: WatchHandlers,
-    endpoint?: string,
+    member: WatchMemberOptions,
   ): WatchStream {
-    return this.#core.watch(handlers, endpoint, (member) =>
-      new GrpcWatch({
-        ...member,
-        client: () => this.#client(member.endpoint),
-        requests,
-        secure: this.#secure,
-      }));
-  }
-
-  /** The endpoints in the order they would be tried now. */
-  endpointOrder(): string[] {
-    return this.#core.endpointOrder();
-  }
-
-  /** Requests sent so far, by kind. */
-  stats(): PortStats {
-    return this.#core.stats();
+    return new GrpcWatch({
+      ...member,
+      client: () => this.#client(member.endpoint),
+      requests,
+      secure: this.#secure,
+    });
   }
 
   /** Ends every watch stream and closes every member's connections. */
   close(): Promise<void> {
     this.#closed = true;
-    this.#core.close();
+    this.closeWatches();
     for (const client of this.#clients.values()) client.close();
     this.#clients.clear();
     return Promise.resolve();

@@ -1,10 +1,11 @@
 /**
- * What the two `EtcdPort` adapters (`gateway.ts`, `grpc.ts`) share
- * around their requests: the {@link EndpointSet} that decides failover and
+ * What the two `EtcdPort` adapters (`gateway.ts`, `grpc.ts`) share, as
+ * their base class: the {@link EndpointSet} that decides failover and
  * hedging, each member's auth token (fetched once, renewed once when etcd
- * rejects it), the count of requests by kind, the open watch streams, and
- * the port's error for etcd's answer (its gRPC status code and text).
- * The adapters bring only what goes over the wire.
+ * rejects it), the count of requests by kind, the copies of a transaction,
+ * a lease revoke that finds the lease gone, the open watch streams, and the
+ * port's error for etcd's answer (its gRPC status code and text). The
+ * adapters bring only what goes over the wire.
  *
  * @module
  */
@@ -16,11 +17,14 @@ import {
   EtcdUnavailableError,
 } from "../common/errors.ts";
 import { EndpointSet, NoEndpointAnswered } from "./endpoint_set.ts";
-import type {
-  CallOptions,
-  PortStats,
-  WatchHandlers,
-  WatchStream,
+import {
+  type CallOptions,
+  type PortStats,
+  type TxnResult,
+  type WatchHandlers,
+  type WatchRequest,
+  type WatchStream,
+  withCopies,
 } from "./port.ts";
 
 /**
@@ -36,6 +40,7 @@ export const UNAVAILABLE_CODES: ReadonlySet<number> = new Set(
 );
 const UNAUTHENTICATED = 16;
 const PERMISSION_DENIED = 7;
+const NOT_FOUND = 5;
 
 /** etcd answered UNAUTHENTICATED: the token expired or was never valid. */
 export class TokenRejected extends Error {
@@ -76,7 +81,7 @@ export function answerError(
   return new EtcdRequestError(code, `etcd at ${endpoint}: ${details}`);
 }
 
-/** What a {@link PortCore} needs from its adapter. */
+/** The settings of a {@link PortCore}. */
 export interface PortCoreOptions {
   /** The members. */
   readonly endpoints: readonly string[];
@@ -86,12 +91,14 @@ export interface PortCoreOptions {
   readonly hedgeAfterMs?: number;
   /** The user name, when auth is used. */
   readonly username?: string;
-  /** Asks `endpoint` for a token; resolves to `undefined` when etcd gave none. */
-  authenticate(
-    endpoint: string,
-    signal: AbortSignal,
-  ): Promise<string | undefined>;
 }
+
+/** Sends one attempt of a request to `endpoint`, with its token (if auth is used). */
+export type SendAttempt<T> = (
+  endpoint: string,
+  signal: AbortSignal,
+  token: string | undefined,
+) => Promise<T>;
 
 /** What a watch stream gets from the port about its member (see {@link PortCore.watch}). */
 export interface WatchMemberOptions {
@@ -109,8 +116,10 @@ export interface WatchMemberOptions {
   readonly handlers: WatchHandlers;
 }
 
-/** The shared part of an adapter; see the module documentation. */
-export class PortCore {
+/** The base class of both adapters; see the module documentation. */
+export abstract class PortCore {
+  /** The endpoints, for messages. */
+  readonly endpoints: readonly string[];
   readonly #options: PortCoreOptions;
   readonly #set: EndpointSet;
   readonly #tokens = new Map<string, Promise<string>>();
@@ -118,11 +127,12 @@ export class PortCore {
   readonly #requests: Record<string, number> = {};
 
   /**
-   * Creates a `PortCore`.
+   * Creates the shared part of an adapter.
    *
-   * @param options the members, timeouts, and how to authenticate
+   * @param options the members, timeouts, and the user name if auth is used
    */
   constructor(options: PortCoreOptions) {
+    this.endpoints = options.endpoints;
     this.#options = options;
     this.#set = new EndpointSet(options.endpoints, {
       hedgeAfterMs: options.hedgeAfterMs ??
@@ -130,19 +140,30 @@ export class PortCore {
     });
   }
 
-  /** Counts one request of `kind` (see {@link PortCore.stats}). */
-  count(kind: string): void {
+  /** Asks `endpoint` for a token of the user; resolves to `undefined` when etcd gave none. */
+  protected abstract authenticate(
+    endpoint: string,
+    signal: AbortSignal,
+  ): Promise<string | undefined>;
+
+  /** Opens a watch stream of `requests` on `member` (see {@link PortCore.watch}). */
+  protected abstract openWatch(
+    requests: readonly WatchRequest[],
+    member: WatchMemberOptions,
+  ): WatchStream;
+
+  #count(kind: string): void {
     this.#requests[kind] = (this.#requests[kind] ?? 0) + 1;
   }
 
   /** The auth token of `endpoint` (tokens are per member), or `undefined` without credentials. */
-  token(endpoint: string, signal: AbortSignal): Promise<string | undefined> {
-    const { username, authenticate } = this.#options;
+  #token(endpoint: string, signal: AbortSignal): Promise<string | undefined> {
+    const { username } = this.#options;
     if (username === undefined) return Promise.resolve(undefined);
     let token = this.#tokens.get(endpoint);
     if (token === undefined) {
-      this.count("authenticate");
-      token = authenticate(endpoint, signal).then((given) => {
+      this.#count("authenticate");
+      token = this.authenticate(endpoint, signal).then((given) => {
         if (given === undefined) {
           throw new EtcdAuthenticationError(
             `etcd at ${endpoint} gave no token for user ${username}: is auth enabled?`,
@@ -156,24 +177,19 @@ export class PortCore {
     return token;
   }
 
-  /** Forgets `endpoint`'s token (etcd said it is not valid). */
-  dropToken(endpoint: string): void {
-    this.#tokens.delete(endpoint);
-  }
-
   /** Sends with `endpoint`'s token, renewing a rejected token once. */
   async #authed<T>(
     endpoint: string,
     signal: AbortSignal,
-    send: (token: string | undefined) => Promise<T>,
+    send: SendAttempt<T>,
   ): Promise<T> {
     for (let attempt = 1;; attempt++) {
-      const token = await this.token(endpoint, signal);
+      const token = await this.#token(endpoint, signal);
       try {
-        return await send(token);
+        return await send(endpoint, signal, token);
       } catch (error) {
         if (!(error instanceof TokenRejected)) throw error;
-        this.dropToken(endpoint);
+        this.#tokens.delete(endpoint);
         if (attempt === 2 || token === undefined) {
           throw new EtcdAuthenticationError(
             `etcd at ${endpoint} refused the request: ${error.message}${
@@ -192,23 +208,15 @@ export class PortCore {
    * within `options.deadline`, with each member's token; no member
    * answering is an {@link EtcdUnavailableError}.
    */
-  async call<T>(
+  protected async call<T>(
     kind: string,
     options: CallOptions,
-    send: (
-      endpoint: string,
-      signal: AbortSignal,
-      token: string | undefined,
-    ) => Promise<T>,
+    send: SendAttempt<T>,
   ): Promise<T> {
     try {
       return await this.#set.call((endpoint, signal) => {
-        this.count(kind);
-        return this.#authed(
-          endpoint,
-          signal,
-          (token) => send(endpoint, signal, token),
-        );
+        this.#count(kind);
+        return this.#authed(endpoint, signal, send);
       }, options);
     } catch (error) {
       if (error instanceof NoEndpointAnswered) {
@@ -219,22 +227,52 @@ export class PortCore {
   }
 
   /**
-   * Opens a watch stream with `open` on `endpoint`, else on the endpoint
-   * that answered last; see `EtcdPort.watch`. The stream is cancelled
-   * by {@link PortCore.close}.
+   * A transaction sent with {@link PortCore.call}: `result` reads etcd's
+   * answer, which then says how many copies were sent (hedged, re-sent).
+   */
+  protected async callTxn<T>(
+    options: CallOptions,
+    send: SendAttempt<T>,
+    result: (answer: T) => TxnResult,
+  ): Promise<TxnResult> {
+    let copies = 0;
+    const answer = await this.call("txn", options, (...attempt) => {
+      copies++;
+      return send(...attempt);
+    });
+    return withCopies(result(answer), copies);
+  }
+
+  /** A lease revoke sent with {@link PortCore.call}; a lease that is gone already is fine. */
+  protected async callRevoke(
+    options: CallOptions,
+    send: SendAttempt<unknown>,
+  ): Promise<void> {
+    try {
+      await this.call("leaseRevoke", options, send);
+    } catch (error) {
+      if (error instanceof EtcdRequestError && error.code === NOT_FOUND) return;
+      throw error;
+    }
+  }
+
+  /**
+   * Opens a watch stream on `endpoint`, else on the endpoint that answered
+   * last; see `EtcdPort.watch`. The stream is cancelled by
+   * {@link PortCore.closeWatches}.
    */
   watch(
+    requests: readonly WatchRequest[],
     handlers: WatchHandlers,
-    endpoint: string | undefined,
-    open: (member: WatchMemberOptions) => WatchStream,
+    endpoint?: string,
   ): WatchStream {
-    this.count("watch");
+    this.#count("watch");
     const at = endpoint ?? this.#set.order()[0]!;
-    const stream = open({
+    const stream = this.openWatch(requests, {
       endpoint: at,
       createTimeoutMs: this.#options.timeoutMs,
-      token: (signal) => this.token(at, signal),
-      dropToken: () => this.dropToken(at),
+      token: (signal) => this.#token(at, signal),
+      dropToken: () => this.#tokens.delete(at),
       markBad: () => this.#set.markBad(at),
       handlers: {
         onCreated: (revision) => handlers.onCreated?.(revision),
@@ -260,7 +298,7 @@ export class PortCore {
   }
 
   /** Ends every watch stream. */
-  close(): void {
+  protected closeWatches(): void {
     for (const stream of this.#streams) stream.cancel();
     this.#streams.clear();
   }
