@@ -98,31 +98,28 @@ export class FleetLockMetrics implements RequestObserver {
       });
       return reading;
     };
-    new Gauge({
-      name: METRIC_NAMES.holders,
-      help: "Machines holding a slot, by group (read from etcd at scrape time)",
-      labelNames: ["group"] as const,
-      registers,
-      async collect() {
-        const docs = await current();
-        this.reset();
-        for (const [group, doc] of docs) {
-          this.set({ group }, doc.holders.length);
-        }
-      },
-    });
-    new Gauge({
-      name: METRIC_NAMES.slots,
-      help:
-        "Slots (max) of the semaphore, by group (read from etcd at scrape time)",
-      labelNames: ["group"] as const,
-      registers,
-      async collect() {
-        const docs = await current();
-        this.reset();
-        for (const [group, doc] of docs) this.set({ group }, doc.max);
-      },
-    });
+    const byGroup = (
+      name: string,
+      help: string,
+      value: (doc: Semaphore) => number,
+    ) =>
+      new Gauge({
+        name,
+        help: `${help}, by group (read from etcd at scrape time)`,
+        labelNames: ["group"] as const,
+        registers,
+        async collect() {
+          const docs = await current();
+          this.reset();
+          for (const [group, doc] of docs) this.set({ group }, value(doc));
+        },
+      });
+    byGroup(
+      METRIC_NAMES.holders,
+      "Machines holding a slot",
+      (doc) => doc.holders.length,
+    );
+    byGroup(METRIC_NAMES.slots, "Slots (max) of the semaphore", (d) => d.max);
   }
 
   /** Counts a request (see {@link RequestObserver}). */
