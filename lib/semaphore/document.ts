@@ -151,6 +151,23 @@ export function documentDefect(
 }
 
 /**
+ * `raw` parsed as a JSON object, or the defect of a text that is not one:
+ * `"not valid JSON"`, `"not a JSON object"`.
+ */
+export function jsonObject(raw: string): Record<string, unknown> | string {
+  let value: unknown;
+  try {
+    value = JSON.parse(raw);
+  } catch {
+    return "not valid JSON";
+  }
+  if (typeof value !== "object" || value === null || Array.isArray(value)) {
+    return "not a JSON object";
+  }
+  return value as Record<string, unknown>;
+}
+
+/**
  * Parses and validates a stored document. Throws {@link CorruptDocumentError}
  * naming `key` and the defect when the text is not a well-formed semaphore
  * within every limit of {@link documentDefect}.
@@ -163,16 +180,8 @@ export function parseSemaphore(raw: string, key: string): Semaphore {
   const bytes = utf8Bytes(raw);
   const size = capacityDefect(0, bytes);
   if (size !== undefined) throw corrupt(size);
-  let value: unknown;
-  try {
-    value = JSON.parse(raw);
-  } catch {
-    throw corrupt("not valid JSON");
-  }
-  if (typeof value !== "object" || value === null || Array.isArray(value)) {
-    throw corrupt("not a JSON object");
-  }
-  const fields = value as Record<string, unknown>;
+  const fields = jsonObject(raw);
+  if (typeof fields === "string") throw corrupt(fields);
   for (const field of Object.keys(fields)) {
     if (!KNOWN_FIELDS.has(field)) {
       throw corrupt(`unknown field ${quote(field, 40)}`);

@@ -10,6 +10,7 @@
  */
 
 import { idDefect } from "../common/machine_id.ts";
+import { jsonObject } from "./document.ts";
 
 /** Who took a slot, when, and on which boot. */
 export interface HolderRecord {
@@ -41,14 +42,8 @@ export function formatHolderRecord(record: HolderRecord): string {
 
 /** Parses a stored record; `undefined` when it is not one (a record is advisory: never an error). */
 export function parseHolderRecord(raw: string): HolderRecord | undefined {
-  let value: unknown;
-  try {
-    value = JSON.parse(raw);
-  } catch {
-    return undefined;
-  }
-  if (typeof value !== "object" || value === null) return undefined;
-  const r = value as Record<string, unknown>;
+  const r = jsonObject(raw);
+  if (typeof r === "string") return undefined;
   if (idDefect(r.id) !== undefined) return undefined;
   if (typeof r.since !== "string" || Number.isNaN(Date.parse(r.since))) {
     return undefined;

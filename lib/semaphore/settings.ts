@@ -15,6 +15,7 @@ import {
   parseDuration,
 } from "../common/duration.ts";
 import { limitText, ValueDefect } from "../common/value_parsers.ts";
+import { jsonObject } from "./document.ts";
 
 /**
  * Shortest slot TTL accepted: 1 minute. A slot's TTL must cover the time
@@ -42,16 +43,9 @@ export type StoredSettings =
 /** Parses the stored text of the settings (absent: `undefined`). */
 export function parseSettings(raw: string | undefined): StoredSettings {
   if (raw === undefined) return { kind: "absent" };
-  let value: unknown;
-  try {
-    value = JSON.parse(raw);
-  } catch {
-    return { kind: "corrupt", defect: "not valid JSON" };
-  }
-  if (typeof value !== "object" || value === null || Array.isArray(value)) {
-    return { kind: "corrupt", defect: "not a JSON object" };
-  }
-  const ttl = (value as Record<string, unknown>).slotTtlSeconds;
+  const value = jsonObject(raw);
+  if (typeof value === "string") return { kind: "corrupt", defect: value };
+  const ttl = value.slotTtlSeconds;
   if (ttl === undefined) return { kind: "ok", settings: {} };
   if (typeof ttl !== "number" || !Number.isSafeInteger(ttl) || ttl < 0) {
     return {
