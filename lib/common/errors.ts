@@ -15,7 +15,7 @@ export class ExitStatusError extends Error {
   /** Exit status that the command-line tools use for this error. */
   readonly exitCode: number;
   /**
-   * Creates an error with exit status `exitCode` (the subclass sets `name`).
+   * Creates an error with exit status `exitCode`, named after its class.
    *
    * @param exitCode the exit status
    * @param message one line
@@ -23,6 +23,7 @@ export class ExitStatusError extends Error {
    */
   constructor(exitCode: number, message: string, options?: ErrorOptions) {
     super(message, options);
+    this.name = new.target.name;
     this.exitCode = exitCode;
   }
 }
@@ -36,7 +37,6 @@ export class UsageError extends ExitStatusError {
    */
   constructor(message: string) {
     super(2, message);
-    this.name = "UsageError";
   }
 }
 
@@ -52,7 +52,6 @@ export class SemaphoreRefusedError extends ExitStatusError {
    */
   constructor(reason: SemaphoreRefusal, message: string) {
     super(1, message);
-    this.name = "SemaphoreRefusedError";
     this.reason = reason;
   }
 }
@@ -74,7 +73,6 @@ export class DocumentLimitError extends SemaphoreRefusedError {
    */
   constructor(limit: string, message: string) {
     super("semaphore_full", message);
-    this.name = "DocumentLimitError";
     this.limit = limit;
   }
 }
@@ -103,7 +101,6 @@ export class CorruptDocumentError extends ExitStatusError {
    */
   constructor(key: string, defect: string, raw: string) {
     super(1, `semaphore document at ${key} is corrupt: ${defect}`);
-    this.name = "CorruptDocumentError";
     this.key = key;
     this.defect = defect;
     this.raw = raw;
@@ -120,7 +117,6 @@ export class EtcdUnavailableError extends ExitStatusError {
    */
   constructor(message: string, options?: ErrorOptions) {
     super(1, message, options);
-    this.name = "EtcdUnavailableError";
   }
 }
 
@@ -133,7 +129,6 @@ export class EtcdAuthenticationError extends ExitStatusError {
    */
   constructor(message: string) {
     super(1, message);
-    this.name = "EtcdAuthenticationError";
   }
 }
 
@@ -146,7 +141,6 @@ export class EtcdPermissionDeniedError extends ExitStatusError {
    */
   constructor(message: string) {
     super(1, message);
-    this.name = "EtcdPermissionDeniedError";
   }
 }
 
@@ -162,7 +156,6 @@ export class EtcdRequestError extends ExitStatusError {
    */
   constructor(code: number, message: string) {
     super(1, message);
-    this.name = "EtcdRequestError";
     this.code = code;
   }
 }
@@ -176,7 +169,6 @@ export class ContentionError extends ExitStatusError {
    */
   constructor(message: string) {
     super(1, message);
-    this.name = "ContentionError";
   }
 }
 

@@ -29,7 +29,6 @@ export class ConfigValueError extends UsageError {
    */
   constructor(key: string, value: string, defect: string) {
     super(`${key}=${quote(value, 200)} ${defect}`);
-    this.name = "ConfigValueError";
     this.key = key;
     this.value = value;
     this.defect = defect;

@@ -35,7 +35,6 @@ export class SystemBusUnavailableError extends ExitStatusError {
    */
   constructor(message: string, options?: ErrorOptions) {
     super(1, message, options);
-    this.name = "SystemBusUnavailableError";
   }
 }
 
@@ -57,7 +56,6 @@ export class DbusCallError extends ExitStatusError {
       1,
       `${method} failed: ${errorName}${text ? `: ${oneLine(text)}` : ""}`,
     );
-    this.name = "DbusCallError";
     this.method = method;
     this.errorName = errorName;
   }

@@ -40,19 +40,7 @@ export interface ParsedCommand {
  * program: a {@link ConfigValueError} (exit status 2) reading
  * `KEY="value" uses the shell operator "|", which is not allowed (...)`.
  */
-export class CommandSyntaxError extends ConfigValueError {
-  /**
-   * Creates a `CommandSyntaxError`.
-   *
-   * @param key config key of the command
-   * @param value the rejected text
-   * @param defect what is wrong with it and what is accepted
-   */
-  constructor(key: string, value: string, defect: string) {
-    super(key, value, defect);
-    this.name = "CommandSyntaxError";
-  }
-}
+export class CommandSyntaxError extends ConfigValueError {}
 
 const NO_SHELL =
   "commands run without a shell (to use one, write /bin/sh -c '\u2026')";

@@ -100,7 +100,6 @@ export class RebootWindowError extends UsageError {
    */
   constructor(field: RebootWindowField, value: string, defect: string) {
     super(`${FIELD_NAMES[field]} ${JSON.stringify(value)} ${defect}`);
-    this.name = "RebootWindowError";
     this.field = field;
     this.value = value;
     this.defect = defect;

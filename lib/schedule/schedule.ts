@@ -95,7 +95,6 @@ export class ScheduleError extends RebootWindowError {
    */
   constructor(value: string, part: string, problem: string) {
     super("schedule", value, `is invalid: ${quote(part)} ${problem}`);
-    this.name = "ScheduleError";
     this.part = part;
     this.problem = problem;
   }
