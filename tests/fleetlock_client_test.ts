@@ -20,6 +20,7 @@ import {
 } from "./harness/serve_process.ts";
 import { makeTestCertificates } from "./harness/tls.ts";
 import { runCtlProcess } from "./harness/ctl_process.ts";
+import { until } from "./harness/until.ts";
 import { fleetIds, rollFleet } from "./harness/fleet.ts";
 import { startFleetMonitor } from "./harness/fleet_monitor.ts";
 import { checkHistory } from "./harness/invariants.ts";
@@ -398,9 +399,19 @@ Deno.test("locksmithd on strategy fleetlock against a real locksmithd serve and 
             20_000,
             true,
           );
+          // Each asks again (every failed attempt is logged) and still does
+          // not reboot.
+          const failures = (m: typeof broken) =>
+            m.lines.filter((l) => l.includes("cannot take a slot")).length;
+          const before = [failures(broken), failures(orphan)];
           assert.equal(await broken.reboots(), 0);
           assert.equal(await orphan.reboots(), 0);
-          await sleep(3_000);
+          await until(
+            "another attempt by each",
+            () =>
+              failures(broken) > before[0]! && failures(orphan) > before[1]!,
+            30_000,
+          );
           assert.equal(await broken.reboots(), 0);
           assert.equal(await orphan.reboots(), 0);
           const reset = await runCtlProcess([
@@ -460,7 +471,8 @@ Deno.test("locksmithd on strategy fleetlock against a real locksmithd serve and 
             20_000,
             true,
           );
-          await sleep(2_000);
+          // Logged as the loop starts to sleep until the window opens
+          // (hours away); checked again after the open one's whole run.
           assert.equal(await closed.reboots(), 0);
           assert.deepEqual(await holders(semaphoreKey("window")), []);
           assert.ok(
@@ -476,6 +488,11 @@ Deno.test("locksmithd on strategy fleetlock against a real locksmithd serve and 
           await open.needReboot();
           await open.waitForLine(/reboot requested$/, 20_000, true);
           assert.deepEqual(await holders(semaphoreKey("window")), [open.id]);
+          assert.equal(await closed.reboots(), 0);
+          assert.ok(
+            !closed.lines.some((l) => l.includes("pre-reboot")),
+            "no pre-reboot outside the window",
+          );
         } finally {
           await closed.close();
           await open.close();
