@@ -210,6 +210,7 @@ async function rebootWhenAllowed(
     const outcome = await rebootNow(run, holding);
     if (outcome === "rebooted") return "rebooted";
     if (outcome === "stopped") return "stopped";
+    // "slot-lost": queue again at once; "window-closed": wait for the next.
     if (outcome === "gave-up") {
       const delay = backoffMs(++setbacks + 3, run.deps.random);
       log.info(`trying again in ${formatDuration(delay)}`);

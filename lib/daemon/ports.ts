@@ -7,7 +7,7 @@
  * @module
  */
 
-import type { SafetyClock } from "./clock.ts";
+import type { MonotonicClock, SafetyClock } from "./clock.ts";
 import type { RebootStrategy } from "./config.ts";
 import type { RebootSchedule } from "./schedule.ts";
 import type { ParsedCommand } from "./command.ts";
@@ -19,8 +19,11 @@ import type { SlotQueue } from "../semaphore/slot_queue.ts";
 import type { SlotLease } from "../semaphore/slot_lease.ts";
 import type { LockServer } from "../semaphore/lock_server.ts";
 
-/** Time, injectable for tests: "now" and an abortable sleep (`clock.ts`). */
-export type Clock = SafetyClock;
+/**
+ * Time, injectable for tests: "now", an abortable sleep, and a monotonic
+ * clock for ages that a pause or a clock step must not shorten (`clock.ts`).
+ */
+export type Clock = SafetyClock & MonotonicClock;
 
 /** Where locksmithd's decisions are logged, one line each. */
 export interface DaemonLog {
