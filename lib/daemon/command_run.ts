@@ -230,6 +230,8 @@ export async function runCommand(
   ]);
   clearTimeout(drainTimer);
   if (!drained) {
+    // Cancelling a stream that broke or ended meanwhile fails; what was
+    // read is kept either way, so there is nothing to report.
     await Promise.all(readers.map((r) => r.cancel().catch(() => {})));
     await pumps;
   }

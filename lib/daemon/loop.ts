@@ -74,9 +74,11 @@ export async function runDaemonLoop(
   // The start-up check runs beside the wait for a reboot; it is stopped
   // before taking a slot (the lock step then finds a slot still held).
   const checkStop = new AbortController();
-  const onStop = () => checkStop.abort();
-  signal.addEventListener("abort", onStop);
-  const check = startupCheck(run, pending !== undefined, checkStop.signal);
+  const check = startupCheck(
+    run,
+    pending !== undefined,
+    AbortSignal.any([signal, checkStop.signal]), // aborted at once if `signal` is
+  );
   try {
     let source = pending;
     if (source === undefined) {
@@ -93,7 +95,6 @@ export async function runDaemonLoop(
     return await rebootWhenAllowed(run, check, checkStop);
   } finally {
     checkStop.abort();
-    signal.removeEventListener("abort", onStop);
     await check;
   }
 }

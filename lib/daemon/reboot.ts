@@ -134,6 +134,45 @@ async function slotLost(run: Run): Promise<RebootOutcome> {
 }
 
 /**
+ * After a refused or failed reboot request: gives the slot back once the
+ * requests have failed for the retry limit (`"gave-up"`), else waits the
+ * backoff (`undefined`: try again; `"stopped"` when stopped meanwhile).
+ */
+async function afterFailure(
+  run: Run,
+  error: unknown,
+  attempt: number,
+  started: number,
+  holding: boolean,
+): Promise<RebootOutcome | undefined> {
+  const waited = run.deps.clock.now().getTime() - started;
+  if (waited >= run.tuning("rebootRetryLimitMs")) {
+    run.deps.log.warn(
+      `the reboot request has failed for ${formatDuration(waited)} (${
+        oneLine(error)
+      }); giving the slot back so that the fleet is not blocked, and queueing again later`,
+    );
+    run.notify("reboot-failed", {
+      error: oneLine(error),
+      attempts: attempt,
+      gaveUp: true,
+    });
+    if (holding) await releaseSlot(run, "the reboot request kept failing");
+    return "gave-up";
+  }
+  if (attempt === 1) {
+    run.notify("reboot-failed", {
+      error: oneLine(error),
+      attempts: attempt,
+      gaveUp: false,
+    });
+  }
+  return await run.backoff("reboot request failed", error, attempt)
+    ? undefined
+    : "stopped";
+}
+
+/**
  * Asks for the reboot, as the module documentation describes. Everything
  * slow (notifications, and before this step the login delay and the
  * pre-reboot check) comes before the last check of the slot; after it,
@@ -146,7 +185,6 @@ export async function rebootNow(
 ): Promise<RebootOutcome> {
   const { log, clock, rebooter, notifier } = run.deps;
   const started = clock.now().getTime();
-  const limit = run.tuning("rebootRetryLimitMs");
   const action = rebooter.action ?? "asking logind to reboot";
   const open = (): boolean => {
     const state = windowState(run.settings.schedule, clock.now());
@@ -196,34 +234,10 @@ export async function rebootNow(
       run.metrics.setWaitingSince(null);
       return "rebooted";
     } catch (error) {
+      // Stopping abandons the wait for logind's answer: not a failure.
       if (run.stopped) return "stopped";
-      const waited = clock.now().getTime() - started;
-      if (waited >= limit) {
-        log.warn(
-          `the reboot request has failed for ${formatDuration(waited)} (${
-            oneLine(error)
-          }); giving the slot back so that the fleet is not blocked, and queueing again later`,
-        );
-        run.notify("reboot-failed", {
-          error: oneLine(error),
-          attempts: attempt,
-          gaveUp: true,
-        });
-        if (holding) {
-          await releaseSlot(run, "the reboot request kept failing");
-        }
-        return "gave-up";
-      }
-      if (attempt === 1) {
-        run.notify("reboot-failed", {
-          error: oneLine(error),
-          attempts: attempt,
-          gaveUp: false,
-        });
-      }
-      if (!await run.backoff("reboot request failed", error, attempt)) {
-        return "stopped";
-      }
+      const ended = await afterFailure(run, error, attempt, started, holding);
+      if (ended !== undefined) return ended;
     }
   }
   return "stopped";
