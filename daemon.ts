@@ -23,10 +23,14 @@ import { type StopOnSignals, stopOnSignals } from "./lib/common/signals.ts";
  * Runs locksmithd with `args` until it asked for a reboot and was stopped,
  * was stopped, or has nothing to do. Returns the exit status: 0 after a
  * clean stop or with strategy `off`, 1 on a runtime failure (e.g. no system
- * bus), 2 on a usage or configuration error. `stop`, when given, is the
- * program's signal listener (installed before this module loaded the rest).
+ * bus), 2 on a usage or configuration error.
  */
-export async function runDaemon(
+export async function runDaemon(args: readonly string[]): Promise<number> {
+  return await runWith(args);
+}
+
+/** Loads the daemon and runs it; `stop` is the listener installed before the load. */
+async function runWith(
   args: readonly string[],
   stop?: StopOnSignals,
 ): Promise<number> {
@@ -44,5 +48,5 @@ if (import.meta.main) {
     stop.dispose();
     Deno.exit(stop.signal.aborted ? 0 : await runServe(Deno.args.slice(1)));
   }
-  Deno.exit(await runDaemon(Deno.args, stop));
+  Deno.exit(await runWith(Deno.args, stop));
 }
