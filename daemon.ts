@@ -8,7 +8,7 @@
  * `deno run -q -P=daemon daemon.ts` (or `deno task daemon`).
  *
  * `daemon.ts serve` runs the FleetLock server instead (see
- * `lib/fleetlock/main.ts`), with the `serve` set: `deno task serve`.
+ * `lib/serve/serve_main.ts`), with the `serve` set: `deno task serve`.
  *
  * This module only listens for SIGTERM, SIGINT and SIGHUP, then loads the
  * rest: a stop asked for while the program loads is honoured (exit status
@@ -17,7 +17,7 @@
  * @module
  */
 
-import { type StopOnSignals, stopOnSignals } from "./lib/common/signals.ts";
+import { type StopOnSignals, stopOnSignals } from "./lib/host/signals.ts";
 
 /**
  * Runs locksmithd with `args` until it asked for a reboot and was stopped,
@@ -34,7 +34,7 @@ async function runWith(
   args: readonly string[],
   stop?: StopOnSignals,
 ): Promise<number> {
-  const main = await import("./lib/daemon/main.ts");
+  const main = await import("./lib/daemon/wiring/daemon_main.ts");
   return await main.runDaemon(args, stop);
 }
 
@@ -44,7 +44,7 @@ if (import.meta.main) {
   const stop = stopOnSignals({ onHangup: () => {} });
   if (Deno.args[0] === "serve") {
     // The server installs its own listener: a stop before it does ends here.
-    const { runServe } = await import("./lib/fleetlock/main.ts");
+    const { runServe } = await import("./lib/serve/serve_main.ts");
     stop.dispose();
     Deno.exit(stop.signal.aborted ? 0 : await runServe(Deno.args.slice(1)));
   }
