@@ -272,7 +272,7 @@ try {
           assert.equal(short.code, 2);
           assert.equal(
             short.stderr,
-            `locksmithd: missing Deno permissions: write access to ${socket} (the system bus): --allow-write=${socket}; system information uid (D-Bus authentication sends the uid): --allow-sys=uid; run again with --allow-write=${socket} --allow-sys=uid\n`,
+            `locksmithd: missing Deno permissions: write access to ${socket} (the system bus): --allow-write=${socket}; system information uid (D-Bus authentication sends the uid): --allow-sys=uid; system information osUptime (the boot time: releasing the slot after boot, stale sentinels): --allow-sys=osUptime; run again with --allow-write=${socket} --allow-sys=uid,osUptime\n`,
           );
           const daemon = new Deno.Command(Deno.execPath(), {
             args: [

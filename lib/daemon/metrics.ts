@@ -23,7 +23,7 @@
  * @module
  */
 
-import { Counter, Gauge, Histogram, Registry } from "prom-client";
+import { Counter, Gauge, Histogram, Registry } from "npm:prom-client@15.1.3";
 import { oneLine } from "../common/errors.ts";
 import { VERSION } from "../common/version.ts";
 import {
