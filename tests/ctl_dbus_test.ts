@@ -4,7 +4,6 @@ import assert from "node:assert/strict";
 import { Etcd3 } from "etcd3";
 import { startEtcd } from "./harness/etcd.ts";
 import { runCtlProcess } from "./harness/ctl_process.ts";
-import { REPO_ROOT } from "./harness/permissions.ts";
 import { startMachine } from "./harness/machine.ts";
 import { semaphoreKey } from "../lib/semaphore/keys.ts";
 

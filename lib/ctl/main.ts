@@ -11,6 +11,7 @@
  */
 
 import { stopOnSignals } from "../common/signals.ts";
+import { envWithPrefix, unknownEnvWarnings } from "../common/env_names.ts";
 import { ctlEnvNames, type CtlInvocation, parseCtlArgs } from "./args.ts";
 import { type CtlDeps, runCtlInvocation } from "./commands.ts";
 import { exitCodeOf, oneLine } from "../common/errors.ts";
@@ -113,6 +114,10 @@ export async function runCtlWith(
   deps: CtlDeps,
 ): Promise<number> {
   const env = readGrantedEnv(ctlEnvNames());
+  const listed = envWithPrefix("LOCKSMITHCTL_");
+  for (const warning of unknownEnvWarnings(listed, ctlEnvNames())) {
+    deps.stderr(`locksmithctl: warning: ${warning}\n`);
+  }
   let invocation: CtlInvocation;
   try {
     invocation = parseCtlArgs(args, env);

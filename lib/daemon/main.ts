@@ -26,6 +26,7 @@ import { anyRebootNeed, rebootNeedFrom } from "./reboot_need.ts";
 import { SentinelFileSource } from "./sentinel.ts";
 import { daemonPermissionNeeds } from "./permission_needs.ts";
 import { readGrantedEnv, requirePermissions } from "../common/permissions.ts";
+import { envWithPrefix } from "../common/env_names.ts";
 import type { LockStore } from "../semaphore/lock_store.ts";
 import { NO_METRICS } from "./metrics_port.ts";
 import {
@@ -145,7 +146,12 @@ export async function runDaemon(args: readonly string[]): Promise<number> {
     if (answered !== undefined) return answered;
     config = await loadDaemonConfig({
       configFiles: parsed.configFiles,
-      env: readGrantedEnv(DAEMON_CONFIG_KEYS),
+      // Every LOCKSMITHD_* variable when they may be listed, so that an
+      // unknown one is warned about (with the nearest known key).
+      env: {
+        ...envWithPrefix("LOCKSMITHD_"),
+        ...readGrantedEnv(DAEMON_CONFIG_KEYS),
+      },
       flags: parsed.flags,
     });
   } catch (error) {

@@ -19,6 +19,7 @@ import {
 } from "../daemon/program_io.ts";
 import { oneLine, UsageError } from "../common/errors.ts";
 import { readGrantedEnv } from "../common/permissions.ts";
+import { envWithPrefix, unknownEnvWarnings } from "../common/env_names.ts";
 import type { LockStore } from "../semaphore/lock_store.ts";
 import { semaphoreKey } from "../semaphore/keys.ts";
 import type { EtcdPort } from "../etcd/port.ts";
@@ -109,6 +110,10 @@ export async function runServe(args: readonly string[]): Promise<number> {
     return reportFailure("locksmithd serve", error);
   }
   for (const warning of config.warnings) log.warn(warning);
+  const known = [...DAEMON_CONFIG_KEYS, ...SERVE_ENV_KEYS];
+  for (const w of unknownEnvWarnings(envWithPrefix("LOCKSMITHD_"), known)) {
+    log.warn(w);
+  }
 
   const { stopped, dispose } = stopOnSignals();
   const stores = etcdStoreFactory(config);

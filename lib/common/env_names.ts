@@ -1,0 +1,64 @@
+/**
+ * Misspelled names: the nearest known name for an unknown config key or
+ * environment variable (`LOCKSMITHD_ENDPIONT` → `LOCKSMITHD_ENDPOINT`), and
+ * the unknown variables of a program's prefix in the environment.
+ *
+ * @module
+ */
+
+import { closestMatch } from "npm:leven@4.1.0";
+
+/**
+ * The known name nearest to `name`, or `undefined` when none is near: at
+ * most a third of the letters after its prefix (`LOCKSMITHD_`) apart, and
+ * at least one (`LOCKSMITHD_ENDPIONT` is 2 from `LOCKSMITHD_ENDPOINT`;
+ * `LOCKSMITHD_FOO` is near nothing).
+ */
+export function nearestName(
+  name: string,
+  known: readonly string[],
+): string | undefined {
+  const rest = name.replace(/^[A-Z]+_/, "").length;
+  const maxDistance = Math.max(1, Math.floor(rest / 3));
+  return closestMatch(name, known, { maxDistance });
+}
+
+/** ` (did you mean KNOWN?)` when a known name is near `name`, else empty. */
+export function didYouMean(name: string, known: readonly string[]): string {
+  const nearest = nearestName(name, known);
+  return nearest === undefined ? "" : ` (did you mean ${nearest}?)`;
+}
+
+/**
+ * The set environment variables whose names start with `prefix`, when the
+ * whole environment may be read (`--allow-env`); else none (nothing is
+ * prompted: with narrower permissions the names cannot be listed).
+ */
+export function envWithPrefix(prefix: string): Record<string, string> {
+  try {
+    if (Deno.permissions.querySync({ name: "env" }).state !== "granted") {
+      return {};
+    }
+    return Object.fromEntries(
+      Object.entries(Deno.env.toObject()).filter(([name]) =>
+        name.startsWith(prefix)
+      ),
+    );
+  } catch {
+    return {};
+  }
+}
+
+/**
+ * One warning per variable of `env` that is not in `known`:
+ * `unknown variable LOCKSMITHCTL_ENDPIONT is ignored (did you mean LOCKSMITHCTL_ENDPOINT?)`.
+ */
+export function unknownEnvWarnings(
+  env: Record<string, string>,
+  known: readonly string[],
+): string[] {
+  const names = new Set(known);
+  return Object.keys(env).filter((name) => !names.has(name)).sort().map((
+    name,
+  ) => `unknown variable ${name} is ignored${didYouMean(name, known)}`);
+}
