@@ -28,7 +28,12 @@ Deno.test("docs/install.md, followed in a scratch root from an empty host, insta
         scratch,
         REPO_ROOT.replace(/\/$/, ""),
       ],
-      env: { NO_COLOR: "1" },
+      env: {
+        NO_COLOR: "1",
+        ...(Deno.env.get("DENO_DIR")
+          ? { DENO_DIR: Deno.env.get("DENO_DIR")! }
+          : {}),
+      },
       stdin: "null",
       stdout: "piped",
       stderr: "piped",

@@ -77,6 +77,13 @@ export function parseUnit(text: string): {
   };
 }
 
+/** This machine's Deno npm cache. */
+function npmCache(): string {
+  const dir = Deno.env.get("DENO_DIR") ??
+    `${Deno.env.get("HOME") ?? "/root"}/.cache/deno`;
+  return `${dir}/npm/registry.npmjs.org`;
+}
+
 async function scratchMounts(scratch: string): Promise<void> {
   await sh(`
 mount -t tmpfs tmpfs ${scratch}/upper
@@ -86,7 +93,12 @@ for d in etc usr opt var; do
 done
 mount -t tmpfs tmpfs /run
 mkdir -p /run/dbus
-ip link set lo up`);
+ip link set lo up
+# The npm registry, which this network namespace cannot reach, stood in for
+# by this machine's Deno npm cache, under the cache the guide fills.
+npm=/var/cache/locksmith/npm/registry.npmjs.org
+mkdir -p $npm ${scratch}/upper/npm/up ${scratch}/upper/npm/work
+mount -t overlay overlay -o lowerdir=${npmCache()},upperdir=${scratch}/upper/npm/up,workdir=${scratch}/upper/npm/work $npm`);
 }
 
 async function startEtcdHere(scratch: string): Promise<Deno.ChildProcess> {
