@@ -19,12 +19,22 @@
  */
 
 import assert from "node:assert/strict";
-import { startDbus } from "./dbus.ts";
+import { type DbusHarness, startDbus } from "./dbus.ts";
 import { readLines } from "./lines.ts";
+
+/** Starts a private system bus at /run/dbus/system_bus_socket (python-dbusmock's logind on it). */
+export async function startBusHere(): Promise<DbusHarness> {
+  const bus = await startDbus();
+  const socket = bus.env.DBUS_SYSTEM_BUS_ADDRESS!.replace(/^unix:path=/, "");
+  await sh(
+    `touch /run/dbus/system_bus_socket && mount --bind ${socket} /run/dbus/system_bus_socket`,
+  );
+  return bus;
+}
 
 const say = (line: string) => console.log(`[scratch] ${line}`);
 
-async function sh(
+export async function sh(
   script: string,
   options: { cwd?: string; env?: Record<string, string> } = {},
 ): Promise<string> {
@@ -84,7 +94,7 @@ function npmCache(): string {
   return `${dir}/npm/registry.npmjs.org`;
 }
 
-async function scratchMounts(scratch: string): Promise<void> {
+export async function scratchMounts(scratch: string): Promise<void> {
   await sh(`
 mount -t tmpfs tmpfs ${scratch}/upper
 for d in etc usr opt var; do
@@ -101,7 +111,10 @@ mkdir -p $npm ${scratch}/upper/npm/up ${scratch}/upper/npm/work
 mount -t overlay overlay -o lowerdir=${npmCache()},upperdir=${scratch}/upper/npm/up,workdir=${scratch}/upper/npm/work $npm`);
 }
 
-async function startEtcdHere(scratch: string): Promise<Deno.ChildProcess> {
+export async function startEtcdHere(
+  scratch: string,
+  gateway = false,
+): Promise<Deno.ChildProcess> {
   const etcd = new Deno.Command("etcd", {
     args: [
       `--data-dir=${scratch}/etcd`,
@@ -110,7 +123,7 @@ async function startEtcdHere(scratch: string): Promise<Deno.ChildProcess> {
       "--listen-peer-urls=http://127.0.0.1:2380",
       "--initial-advertise-peer-urls=http://127.0.0.1:2380",
       "--initial-cluster=default=http://127.0.0.1:2380",
-      "--enable-grpc-gateway=false",
+      `--enable-grpc-gateway=${gateway}`,
       "--log-level=error",
     ],
     stdout: "null",
@@ -197,14 +210,8 @@ if (import.meta.main) {
   await Deno.mkdir(`${scratch}/upper`, { recursive: true });
   await scratchMounts(scratch);
   const etcd = await startEtcdHere(scratch);
-  const bus = await startDbus();
+  const bus = await startBusHere();
   try {
-    // The bus in /run/dbus, where the units expect it.
-    const socket = bus.env.DBUS_SYSTEM_BUS_ADDRESS!.replace(/^unix:path=/, "");
-    await sh(
-      `touch /run/dbus/system_bus_socket && mount --bind ${socket} /run/dbus/system_bus_socket`,
-    );
-
     const blocks = guideBlocks(guide);
     assert.ok(blocks.length >= 5, `${blocks.length} blocks`);
     say(`docs/install.md: ${blocks.length} blocks, in one shell`);
