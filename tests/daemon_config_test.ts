@@ -957,3 +957,8 @@ Deno.test("nearestName() names the known key a typo is near, and none for a name
     ],
   );
 });
+
+Deno.test("DAEMON_USAGE names the serve command", () => {
+  assert.match(DAEMON_USAGE, /^ {7}locksmithd serve \[flags\]$/m);
+  assert.match(DAEMON_USAGE, /^ {2}serve {4}serve the FleetLock protocol/m);
+});
