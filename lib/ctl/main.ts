@@ -5,7 +5,10 @@
  * commands; the gRPC client only when etcd has no JSON gateway, and the
  * D-Bus client only for `reboot` and `send-need-reboot`. Their specifiers
  * are literals, so that `deno cache`, `deno compile` and `deno publish` see
- * them (Deno resolves them at start, but runs none until used).
+ * them. `deno run` resolves them (and their npm packages) at start, 8 ms of
+ * every command, unless run with `--unstable-lazy-dynamic-imports` as the
+ * `ctl` task is: Deno then loads them when imported, checking read access
+ * to their files (the `ctl` permission set's `./lib`).
  *
  * @module
  */

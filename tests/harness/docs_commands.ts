@@ -189,7 +189,7 @@ if (import.meta.main) {
       `bash scripts/dev.sh deno --version >/dev/null 2>&1
 cat > /usr/local/bin/locksmithctl <<'EOF'
 #!/bin/sh
-exec deno run -q -P=ctl --v8-flags=--min-semi-space-size=4,--no-lazy --config=${copy}/deno.json ${copy}/ctl.ts "$@"
+exec deno run -q -P=ctl --unstable-lazy-dynamic-imports --v8-flags=--min-semi-space-size=4,--no-lazy --config=${copy}/deno.json ${copy}/ctl.ts "$@"
 EOF
 chmod 755 /usr/local/bin/locksmithctl
 command -v deno`,
