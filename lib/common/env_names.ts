@@ -3,10 +3,31 @@
  * environment variable (`LOCKSMITHD_ENDPIONT` → `LOCKSMITHD_ENDPOINT`), and
  * the unknown variables of a program's prefix in the environment.
  *
+ * The edit distance is computed here rather than by an npm package (such as
+ * `leven`): locksmithctl reads its environment at every start, and the first
+ * npm package in its start-up module graph costs 8 ms a command
+ * (bench/README.md, "ctl").
+ *
  * @module
  */
 
-import { closestMatch } from "npm:leven@4.1.0";
+/** The Levenshtein distance of `a` and `b` (insertions, deletions, substitutions). */
+export function editDistance(a: string, b: string): number {
+  let previous = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    const current = [i];
+    for (let j = 1; j <= b.length; j++) {
+      const substitution = previous[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1);
+      current[j] = Math.min(
+        previous[j]! + 1,
+        current[j - 1]! + 1,
+        substitution,
+      );
+    }
+    previous = current;
+  }
+  return previous[b.length]!;
+}
 
 /**
  * The known name nearest to `name`, or `undefined` when none is near: at
@@ -20,7 +41,13 @@ export function nearestName(
 ): string | undefined {
   const rest = name.replace(/^[A-Z]+_/, "").length;
   const maxDistance = Math.max(1, Math.floor(rest / 3));
-  return closestMatch(name, known, { maxDistance });
+  let best: string | undefined;
+  let bestDistance = maxDistance + 1;
+  for (const candidate of known) {
+    const distance = editDistance(name, candidate);
+    if (distance < bestDistance) [best, bestDistance] = [candidate, distance];
+  }
+  return best;
 }
 
 /** ` (did you mean KNOWN?)` when a known name is near `name`, else empty. */
