@@ -1,7 +1,8 @@
 /**
  * Misspelled names: the nearest known name for an unknown config key or
  * environment variable (`LOCKSMITHD_ENDPIONT` → `LOCKSMITHD_ENDPOINT`), and
- * the unknown variables of a program's prefix in the environment.
+ * the warnings for unknown variables (the variables themselves are listed
+ * by `envWithPrefix` in lib/host/permissions.ts). Pure.
  *
  * The edit distance is computed here rather than by an npm package (such as
  * `leven`): locksmithctl reads its environment at every start, and the first
@@ -54,26 +55,6 @@ export function nearestName(
 export function didYouMean(name: string, known: readonly string[]): string {
   const nearest = nearestName(name, known);
   return nearest === undefined ? "" : ` (did you mean ${nearest}?)`;
-}
-
-/**
- * The set environment variables whose names start with `prefix`, when the
- * whole environment may be read (`--allow-env`); else none (nothing is
- * prompted: with narrower permissions the names cannot be listed).
- */
-export function envWithPrefix(prefix: string): Record<string, string> {
-  try {
-    if (Deno.permissions.querySync({ name: "env" }).state !== "granted") {
-      return {};
-    }
-    return Object.fromEntries(
-      Object.entries(Deno.env.toObject()).filter(([name]) =>
-        name.startsWith(prefix)
-      ),
-    );
-  } catch {
-    return {};
-  }
 }
 
 /**

@@ -10,10 +10,10 @@
  */
 
 import { UsageError } from "../common/errors.ts";
-import { describeRefusal, requirePermissions } from "../common/permissions.ts";
+import { describeRefusal, requirePermissions } from "../host/permissions.ts";
 import { etcd3ProtoDir, grpcPermissionNeeds } from "./grpc_needs.ts";
 import { NoGatewayError, openGatewayPort } from "./gateway.ts";
-import type { EtcdConnectionOptions } from "./options.ts";
+import type { EtcdConnectionOptions } from "./etcd_options.ts";
 import type {
   CallOptions,
   EtcdPort,

@@ -8,7 +8,7 @@
  * @module
  */
 
-import { envIfGranted, type PermissionNeed } from "../common/permissions.ts";
+import { envIfGranted, type PermissionNeed } from "../host/permissions.ts";
 
 /** The npm package etcd3 as the gRPC adapter imports it (kept equal to `grpc_client.ts`'s import by a test). */
 export const ETCD3_PACKAGE = "etcd3@1.1.2";
