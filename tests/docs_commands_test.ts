@@ -6,7 +6,11 @@
  */
 
 import assert from "node:assert/strict";
-import { docCommands, isServer } from "./harness/docs_commands.ts";
+import {
+  docCommands,
+  isServer,
+  unlabeledCommands,
+} from "./harness/docs_commands.ts";
 import { REPO_ROOT } from "./harness/permissions.ts";
 
 Deno.test("docCommands() takes the sh blocks' commands, joins continued lines, and leaves out the quick start and marked blocks", () => {
@@ -54,6 +58,27 @@ Deno.test("docCommands() takes the sh blocks' commands, joins continued lines, a
   assert.ok(!isServer("deno run daemon.ts --help"));
   assert.ok(!isServer("deno compile --output dist/locksmithd daemon.ts"));
   assert.ok(!isServer("locksmithctl status"));
+});
+
+Deno.test("unlabeledCommands() finds a command in a block without a language, not a synopsis or a transcript", () => {
+  const md = [
+    "```",
+    "locksmithctl pause     # Paused",
+    "```",
+    "```",
+    "locksmithctl [flags] COMMAND [args]",
+    "```",
+    "```",
+    "$ curl -s 127.0.0.1:9101/metrics",
+    "locksmithd_slot_held 0",
+    "```",
+    "```sh",
+    "deno task ctl --help",
+    "```",
+  ].join("\n");
+  assert.deepEqual(unlabeledCommands("D.md", md), [
+    "D.md:1: locksmithctl pause     # Paused",
+  ]);
 });
 
 Deno.test("every shell command in README.md and docs/*.md runs as pasted, in order, after the quick start", async () => {

@@ -7,7 +7,8 @@
  */
 
 import { type FlagRules, walkFlags } from "../common/flag_walk.ts";
-import { helpColumns, plainText } from "../common/help_layout.ts";
+import { helpColumns } from "../common/help_layout.ts";
+import { keyHelpText } from "../common/key_table.ts";
 import { DEFAULT_CONFIG_FILES } from "./config_file.ts";
 import { DAEMON_KEYS, type DaemonKey } from "./config_keys.ts";
 
@@ -87,13 +88,10 @@ export function parseDaemonArgs(args: readonly string[]): DaemonArgs {
 
 /** The right-hand column of a key in `--help`. */
 function keyHelp(row: DaemonKey): string {
-  const fallback = row.fallback === undefined
-    ? ""
-    : `. Fallback: ${row.fallback}`;
-  const shown = row.shownDefault === undefined
-    ? ""
-    : `. Default: ${row.shownDefault}`;
-  return plainText(`${row.description}${fallback}${shown}`);
+  return keyHelpText(
+    row,
+    row.fallback === undefined ? "" : `. Fallback: ${row.fallback}`,
+  );
 }
 
 function flagHelp(row: DaemonKey): string {

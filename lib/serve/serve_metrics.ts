@@ -14,7 +14,7 @@ import type { EtcdOperation } from "./semaphores.ts";
 import type { CommitReport } from "./batch.ts";
 import { ETCD_LATENCY_BUCKETS } from "../etcd/latency_buckets.ts";
 
-/** Names of the metrics, as documented in the README. */
+/** Names of the metrics, as documented in docs/fleetlock.md. */
 export const METRIC_NAMES: Readonly<
   Record<
     | "requests"

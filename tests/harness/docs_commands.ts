@@ -102,6 +102,35 @@ export function docCommands(file: string, markdown: string): DocCommand[] {
   return commands;
 }
 
+/**
+ * Unlabeled fenced blocks (```) that start like a shell command
+ * (`deno …`, `locksmithctl …`, `curl …`, …) and so would escape this test:
+ * a command shown in the docs goes in a ```sh block (with a `not run`
+ * marker when it cannot run here). Synopses (`[flags]`) and transcripts
+ * (`$ ` prompts with their output) are not commands to paste.
+ */
+export function unlabeledCommands(file: string, markdown: string): string[] {
+  const found: string[] = [];
+  const lines = markdown.split("\n");
+  for (let i = 0; i < lines.length; i++) {
+    const fence = /^\s*```(\w*)\s*$/.exec(lines[i]!);
+    if (!fence) continue;
+    let end = i + 1;
+    while (end < lines.length && !/^\s*```\s*$/.test(lines[end]!)) end++;
+    const first = (lines[i + 1] ?? "").trim();
+    if (
+      fence[1] === "" &&
+      /^(deno|locksmithctl|bash|curl|systemctl|etcdctl|journalctl|sudo|[A-Z_]+=\S+ deno)\s/
+        .test(first) &&
+      !/\[(flags|--)/.test(first)
+    ) {
+      found.push(`${file}:${i + 1}: ${first}`);
+    }
+    i = end;
+  }
+  return found;
+}
+
 async function runOne(
   cmd: DocCommand,
   cwd: string,
@@ -158,11 +187,19 @@ if (import.meta.main) {
   }
   files.splice(1, files.length - 1, ...files.slice(1).sort());
   const commands: DocCommand[] = [];
+  const unlabeled: string[] = [];
   for (const file of files) {
-    commands.push(
-      ...docCommands(file, await Deno.readTextFile(`${checkout}/${file}`)),
-    );
+    const text = await Deno.readTextFile(`${checkout}/${file}`);
+    commands.push(...docCommands(file, text));
+    unlabeled.push(...unlabeledCommands(file, text));
   }
+  assert.deepEqual(
+    unlabeled,
+    [],
+    `commands in blocks without a language escape this test; make them \`\`\`sh:\n${
+      unlabeled.join("\n")
+    }`,
+  );
   await Deno.mkdir(`${scratch}/upper`, { recursive: true });
   // A copy of the checkout as a fresh clone has it (no node_modules, no
   // dist), so that the commands write nothing into the checkout.
