@@ -75,9 +75,13 @@ Deno.test("unlabeledCommands() finds a command in a block without a language, no
     "```sh",
     "deno task ctl --help",
     "```",
+    "```text",
+    "DENORT_BIN=/x deno task compile:ctl",
+    "```",
   ].join("\n");
   assert.deepEqual(unlabeledCommands("D.md", md), [
     "D.md:1: locksmithctl pause     # Paused",
+    "D.md:14: DENORT_BIN=/x deno task compile:ctl",
   ]);
 });
 

@@ -103,7 +103,7 @@ export function docCommands(file: string, markdown: string): DocCommand[] {
 }
 
 /**
- * Unlabeled fenced blocks (```) that start like a shell command
+ * Fenced blocks without a shell language (none, `text`, `console`) that start like a shell command
  * (`deno …`, `locksmithctl …`, `curl …`, …) and so would escape this test:
  * a command shown in the docs goes in a ```sh block (with a `not run`
  * marker when it cannot run here). Synopses (`[flags]`) and transcripts
@@ -119,7 +119,7 @@ export function unlabeledCommands(file: string, markdown: string): string[] {
     while (end < lines.length && !/^\s*```\s*$/.test(lines[end]!)) end++;
     const first = (lines[i + 1] ?? "").trim();
     if (
-      fence[1] === "" &&
+      ["", "text", "console", "txt"].includes(fence[1]!) &&
       /^(deno|locksmithctl|bash|curl|systemctl|etcdctl|journalctl|sudo|[A-Z_]+=\S+ deno)\s/
         .test(first) &&
       !/\[(flags|--)/.test(first)
