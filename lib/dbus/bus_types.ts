@@ -6,7 +6,7 @@
  * @module
  */
 
-import type { Message, MessageBus } from "dbus-next";
+import type { Message, MessageBus } from "npm:dbus-next@0.10.2";
 import { ExitStatusError, oneLine } from "../common/errors.ts";
 
 /** Default time a method call may take before it fails (D-Bus's own default). */

@@ -7,8 +7,8 @@
  * @module
  */
 
-import dbus from "dbus-next";
-import type { Message, MessageBus } from "dbus-next";
+import dbus from "npm:dbus-next@0.10.2";
+import type { Message, MessageBus } from "npm:dbus-next@0.10.2";
 import { oneLine } from "../common/errors.ts";
 import {
   missingPermissions,

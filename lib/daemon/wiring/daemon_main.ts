@@ -34,7 +34,11 @@ import { realClock } from "../../host/clock.ts";
 import { bootTimeId } from "../loop/decisions.ts";
 import { exitCodeOf, oneLine, UsageError } from "../../common/errors.ts";
 import { daemonPermissionNeeds } from "./daemon_permissions.ts";
-import { readGrantedEnv, requirePermissions } from "../../host/permissions.ts";
+import {
+  envWithPrefix,
+  readGrantedEnv,
+  requirePermissions,
+} from "../../host/permissions.ts";
 import {
   ABANDONED,
   Closers,
@@ -126,7 +130,12 @@ async function prepare(
     if (answered !== undefined) return answered;
     config = await loadDaemonConfig({
       configFiles: parsed.configFiles,
-      env: readGrantedEnv(DAEMON_CONFIG_KEYS),
+      // Every LOCKSMITHD_* variable when they may be listed, so that an
+      // unknown one is warned about (with the nearest known key).
+      env: {
+        ...envWithPrefix("LOCKSMITHD_"),
+        ...readGrantedEnv(DAEMON_CONFIG_KEYS),
+      },
       flags: parsed.flags,
     });
   } catch (error) {
