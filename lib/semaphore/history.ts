@@ -160,8 +160,11 @@ export interface GroupHistory {
   readonly key: string;
   /** The events, oldest first. */
   readonly events: readonly HistoryEvent[];
-  /** The current holders (a `taken` without end whose id no longer holds was lost: e.g. a reset). */
-  readonly holders: readonly string[];
+  /**
+   * The current holders (a `taken` without end whose id no longer holds was
+   * lost: e.g. a reset); `undefined` when the document does not parse.
+   */
+  readonly holders: readonly string[] | undefined;
   /** Keys of entries that do not parse (skipped). */
   readonly skipped: readonly string[];
 }
