@@ -11,6 +11,7 @@ import { groupOfKey } from "../semaphore/keys.ts";
 import {
   type GroupHistory,
   type HistoryEntry,
+  type HistoryEvent,
   historyPrefix,
   parseHistoryEntry,
 } from "../semaphore/history.ts";
@@ -21,6 +22,19 @@ import type { EtcdLockStore } from "./etcd_lock_store.ts";
 /** Semaphores read per transaction (two operations each; etcd allows 128). */
 const PER_TXN = 50;
 
+/** Entries parsed before, by key-value (a watch keeps the same objects until they change). */
+const PARSED = new WeakMap<KeyValue, HistoryEvent[] | null>();
+
+function eventsOf(kv: KeyValue): HistoryEvent[] | undefined {
+  let events = PARSED.get(kv);
+  if (events === undefined) {
+    const text = textOf(kv.value);
+    events = (text === undefined ? undefined : parseHistoryEntry(text)) ?? null;
+    PARSED.set(kv, events);
+  }
+  return events ?? undefined;
+}
+
 /** The history of the semaphore at `key` from its document's and its history's key-values. */
 export function groupHistoryFrom(
   key: string,
@@ -30,8 +44,7 @@ export function groupHistoryFrom(
   const entries: HistoryEntry[] = [];
   const skipped: string[] = [];
   for (const kv of history) {
-    const text = textOf(kv.value);
-    const events = text === undefined ? undefined : parseHistoryEntry(text);
+    const events = eventsOf(kv);
     if (events === undefined) {
       skipped.push(textOf(kv.key) ?? "(a key that is not UTF-8)");
     } else entries.push({ events, revision: kv.modRevision });

@@ -24,6 +24,7 @@ import {
   DEFAULT_SEMAPHORE_KEY,
   groupOfKey,
   pausedKey,
+  semaphoreKeyOf,
   SEMAPHORES_PREFIX,
   settingsKey,
 } from "../semaphore/keys.ts";
@@ -57,19 +58,6 @@ const MAX_ROUNDS = 8;
 
 /** Semaphores read per transaction by {@link EtcdSemaphoreAdmin.groups} (etcd allows 128 operations). */
 const GROUPS_PER_TXN = 20;
-
-/** The semaphore key of any key under the semaphores' prefix, or `undefined`. */
-function semaphoreKeyOf(key: string): string | undefined {
-  if (
-    key === DEFAULT_SEMAPHORE_KEY || key.startsWith(`${DEFAULT_SEMAPHORE_KEY}/`)
-  ) {
-    return DEFAULT_SEMAPHORE_KEY;
-  }
-  const match =
-    /^coreos\.com\/updateengine\/rebootlock\/groups\/([^/]+)\/semaphore(?:\/|$)/
-      .exec(key);
-  return match ? `${SEMAPHORES_PREFIX}groups/${match[1]}/semaphore` : undefined;
-}
 
 /** The {@link SemaphoreAdmin} of one semaphore in etcd. */
 export class EtcdSemaphoreAdmin implements SemaphoreAdmin {

@@ -13,6 +13,8 @@ import { GroupTokens } from "./auth.ts";
 import { GroupSemaphores, type OpenStore } from "./semaphores.ts";
 import type { ServeOptions } from "./options.ts";
 import { errorBody } from "./protocol.ts";
+import type { FleetPage, FleetSource } from "../fleetpage/fleet_page.ts";
+import type { PauseGroup } from "../fleetpage/routes.ts";
 
 /** Options of {@link startFleetLockServer}. */
 export interface StartFleetLockServerOptions {
@@ -24,6 +26,11 @@ export interface StartFleetLockServerOptions {
   readonly openStore: OpenStore;
   /** Where state changes and failures go. */
   readonly log: ServerLog;
+  /** The fleet page (`GET /`) and the reboot metrics: the fleet's live view and pause. */
+  readonly fleetPage?: {
+    readonly source: FleetSource;
+    readonly pause?: PauseGroup;
+  };
 }
 
 /** A running FleetLock server. */
@@ -61,22 +68,41 @@ export async function startFleetLockServer(
     onEtcd: (operation, seconds, ok) => metrics.etcd(operation, seconds, ok),
     onCommit: (_group, report) => metrics.commit(report),
   });
-  const metrics = new FleetLockMetrics(() => semaphores.documents());
-  const handler = createFleetLockHandler({
+  const tokens = options.tokens.size > 0
+    ? new GroupTokens(options.tokens)
+    : undefined;
+  let page: FleetPage | undefined;
+  const metrics = new FleetLockMetrics(
+    () => semaphores.documents(),
+    () => page?.feed.viewers ?? 0,
+  );
+  if (start.fleetPage !== undefined) {
+    const { startFleetPage } = await import("../fleetpage/fleet_page.ts");
+    page = startFleetPage({
+      ...start.fleetPage,
+      tokens: tokens && {
+        groups: [...options.tokens.keys()],
+        allows: (group, authorization) => tokens.allows(group, authorization),
+      },
+      onReboots: (figures) => metrics.reboots(figures),
+      log,
+    });
+  }
+  const fleetLockHandler = createFleetLockHandler({
     service: {
       preReboot: (group, id) => semaphores.preReboot(group, id),
       steadyState: (group, id) => semaphores.steadyState(group, id),
       ping: () => semaphores.ping(),
     },
     allowedGroups: options.groups ? new Set(options.groups) : undefined,
-    tokens: options.tokens.size > 0
-      ? new GroupTokens(options.tokens)
-      : undefined,
+    tokens,
     readTimeoutMs: options.readTimeoutMs,
     metrics: () => metrics.expose(),
     observer: metrics,
     log,
   });
+  const handler = (request: Request): Promise<Response> =>
+    page?.route(request) ?? fleetLockHandler(request);
 
   const failures = await semaphores.applySlots();
   for (const [group, max] of options.slots) {
@@ -107,6 +133,7 @@ export async function startFleetLockServer(
       },
     }, handler);
   } catch (error) {
+    page?.close();
     await semaphores.close();
     throw error;
   }
@@ -117,6 +144,7 @@ export async function startFleetLockServer(
   let stopping: Promise<void> | undefined;
   const shutdown = () => {
     stopping ??= (async () => {
+      page?.close(); // ends the viewers' streams, which would hold the shutdown
       await server.shutdown();
       await semaphores.close();
     })();
