@@ -1,6 +1,6 @@
 /**
  * Generates the parts of README.md that follow from data: locksmithd's
- * synopsis and key table (`lib/daemon/config_keys.ts`) and locksmithctl's
+ * synopsis and key table (`lib/config/config_keys.ts`) and locksmithctl's
  * global flag table (`lib/ctl/flags.ts`). Each part sits between
  * `<!-- BEGIN generated: NAME -->` and `<!-- END generated: NAME -->`; the
  * text around them is left alone.
@@ -12,8 +12,8 @@
  * @module
  */
 
-import { DAEMON_KEYS } from "../lib/daemon/config_keys.ts";
-import { daemonSynopsis } from "../lib/daemon/daemon_args.ts";
+import { DAEMON_KEYS } from "../lib/config/config_keys.ts";
+import { daemonSynopsis } from "../lib/config/daemon_args.ts";
 import { CTL_FLAGS, envNameOf, flagSynopsis } from "../lib/ctl/flags.ts";
 
 /** Where README.md is. */

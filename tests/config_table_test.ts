@@ -17,7 +17,7 @@ import {
   parseDaemonArgs,
   parseKeySetting,
   resolveDaemonConfig,
-} from "../lib/daemon/config.ts";
+} from "../lib/config/config.ts";
 import {
   CTL_FLAGS,
   ctlEnvNames,
@@ -25,7 +25,7 @@ import {
   valueFlags,
 } from "../lib/ctl/flags.ts";
 import { parseCtlArgs } from "../lib/ctl/args.ts";
-import { ctlHelp } from "../lib/ctl/help.ts";
+import { ctlHelp } from "../lib/ctl/ctl_help.ts";
 
 const denoJson = JSON.parse(
   await Deno.readTextFile(new URL("../deno.json", import.meta.url)),

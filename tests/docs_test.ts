@@ -29,7 +29,7 @@ Deno.test("README.md's generated sections match the key and flag tables", () => 
     stale,
     [],
     stale.map((name) =>
-      `README.md section "${name}" differs from the tables in lib/daemon/config_keys.ts and lib/ctl/flags.ts; run \`deno task docs\``
+      `README.md section "${name}" differs from the tables in lib/config/config_keys.ts and lib/ctl/flags.ts; run \`deno task docs\``
     ).join("\n"),
   );
 });

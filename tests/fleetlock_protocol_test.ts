@@ -13,16 +13,16 @@ import {
   groupDefect,
   parseClientParams,
   semaphoreGroupOf,
-} from "../lib/fleetlock/protocol.ts";
+} from "../lib/fleetlock/protocol/protocol.ts";
 import {
   parseListen,
   parseServeArgs,
   resolveServeOptions,
   SERVE_ENV_KEYS,
   SERVE_OPTIONS,
-} from "../lib/fleetlock/options.ts";
-import { SERVE_USAGE } from "../lib/fleetlock/help.ts";
-import { GroupTokens, tokenOf } from "../lib/fleetlock/auth.ts";
+} from "../lib/serve/serve_options.ts";
+import { SERVE_USAGE } from "../lib/serve/serve_help.ts";
+import { GroupTokens, tokenOf } from "../lib/serve/auth.ts";
 import { DEFAULT_SEMAPHORE_KEY, semaphoreKey } from "../lib/semaphore/keys.ts";
 import { UsageError } from "../lib/common/errors.ts";
 

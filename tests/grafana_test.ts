@@ -5,8 +5,8 @@
  */
 
 import assert from "node:assert/strict";
-import { PromDaemonMetrics } from "../lib/daemon/metrics.ts";
-import { FleetLockMetrics } from "../lib/fleetlock/metrics.ts";
+import { PromDaemonMetrics } from "../lib/daemon/observe/daemon_metrics.ts";
+import { FleetLockMetrics } from "../lib/serve/serve_metrics.ts";
 
 /** Metric families and their types, from an exposition's `# TYPE` lines. */
 function families(exposition: string): Map<string, string> {

@@ -1,7 +1,7 @@
 /**
  * locksmithctl's flags as data: one row per flag, from which the command-line
  * parser (`args.ts`), the `LOCKSMITHCTL_<FLAG>` environment variables, the
- * "needs a value, e.g." examples, the help's global flags (`help.ts`) and the
+ * "needs a value, e.g." examples, the help's global flags (`ctl_help.ts`) and the
  * README's flag table (`deno task docs`) follow.
  *
  * To add a flag, add one row to {@link CTL_FLAGS} (and its parser, if none of

@@ -21,7 +21,7 @@ import {
 import { type GroupHistory, historyPrefix } from "../semaphore/history.ts";
 import type { SemaphoreView } from "../semaphore/semaphore_view.ts";
 import { type KeyValue, textOf, type TxnOpResult } from "./port.ts";
-import { viewFrom } from "./semaphore_view.ts";
+import { viewFrom } from "./etcd_semaphore_view.ts";
 import { groupHistoryFrom } from "./history_read.ts";
 
 /** One semaphore of the fleet. */

@@ -48,7 +48,7 @@ import {
   VIEW_OPS,
   viewFrom,
   viewOps,
-} from "./semaphore_view.ts";
+} from "./etcd_semaphore_view.ts";
 import { settingsText } from "./stored_document.ts";
 import { readHistories } from "./history_read.ts";
 import type { GroupHistory } from "../semaphore/history.ts";
