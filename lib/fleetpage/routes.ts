@@ -52,6 +52,43 @@ function json(status: number, body: unknown): Response {
   });
 }
 
+/** `POST /api/pause` and `/api/resume`: with a token of the group only. */
+async function changePause(
+  request: Request,
+  paused: boolean,
+  options: FleetPageRoutesOptions,
+): Promise<Response> {
+  const { tokens, pause, log } = options;
+  let group: unknown;
+  try {
+    group = (await request.json())?.group;
+  } catch {
+    group = undefined;
+  }
+  if (typeof group !== "string" || group.length > 253) {
+    return json(400, { error: 'the body must be {"group": "<group>"}' });
+  }
+  const name = fleetLockName(group);
+  if (
+    tokens === undefined || pause === undefined ||
+    !tokens.allows(name, request.headers.get("authorization"))
+  ) {
+    return json(403, {
+      error: `this token may not ${paused ? "pause" : "resume"} ${name}`,
+    });
+  }
+  try {
+    return json(200, { changed: await pause(group, paused) });
+  } catch (error) {
+    log?.warn(
+      `fleet page: ${paused ? "pause" : "resume"} of ${name} failed: ${
+        (error as Error).message
+      }`,
+    );
+    return json(503, { error: "etcd did not answer; try again" });
+  }
+}
+
 /**
  * The page's routes: a function that answers a request of the page, or
  * returns `undefined` for any other path.
@@ -59,45 +96,13 @@ function json(status: number, body: unknown): Response {
 export function createFleetPageRoutes(
   options: FleetPageRoutesOptions,
 ): (request: Request) => Promise<Response> | undefined {
-  const { feed, tokens, pause, log } = options;
+  const { feed, tokens, pause } = options;
   const auth = (request: Request) => request.headers.get("authorization");
   /** The FleetLock groups whose tokens the request carries (`*`: all). */
   const tokenGroups = (request: Request): string[] =>
     tokens === undefined
       ? []
       : tokens.groups.filter((g) => tokens.allows(g, auth(request)));
-
-  const changePause = async (request: Request, paused: boolean) => {
-    let group: unknown;
-    try {
-      group = (await request.json())?.group;
-    } catch {
-      group = undefined;
-    }
-    if (typeof group !== "string" || group.length > 253) {
-      return json(400, { error: 'the body must be {"group": "<group>"}' });
-    }
-    if (
-      tokens === undefined || pause === undefined ||
-      !tokens.allows(fleetLockName(group), auth(request))
-    ) {
-      return json(403, {
-        error: `this token may not ${paused ? "pause" : "resume"} ${
-          fleetLockName(group)
-        }`,
-      });
-    }
-    try {
-      return json(200, { changed: await pause(group, paused) });
-    } catch (error) {
-      log?.warn(
-        `fleet page: ${paused ? "pause" : "resume"} of ${
-          fleetLockName(group)
-        } failed: ${(error as Error).message}`,
-      );
-      return json(503, { error: "etcd did not answer; try again" });
-    }
-  };
 
   return (request) => {
     const { pathname } = new URL(request.url);
@@ -130,7 +135,7 @@ export function createFleetPageRoutes(
       (pathname === "/api/pause" || pathname === "/api/resume") &&
       method === "POST"
     ) {
-      return changePause(request, pathname === "/api/pause");
+      return changePause(request, pathname === "/api/pause", options);
     }
     return undefined;
   };

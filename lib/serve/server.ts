@@ -16,6 +16,7 @@ import type { ServeOptions } from "./serve_options.ts";
 import { errorBody } from "../fleetlock/protocol/protocol.ts";
 import type { FleetPage, FleetSource } from "../fleetpage/fleet_page.ts";
 import type { PauseGroup } from "../fleetpage/routes.ts";
+import type { RebootFigure } from "../fleetpage/reboot_figures.ts";
 
 /** Options of {@link startFleetLockServer}. */
 export interface StartFleetLockServerOptions {
@@ -71,6 +72,25 @@ async function applySlots(
   }
 }
 
+/** The fleet page, when asked for: its tokens are FleetLock's, its reboots go to the metrics. */
+async function startPage(
+  start: StartFleetLockServerOptions,
+  tokens: GroupTokens | undefined,
+  metrics: { reboots(figures: readonly RebootFigure[]): void },
+): Promise<FleetPage | undefined> {
+  if (start.fleetPage === undefined) return undefined;
+  const { startFleetPage } = await import("../fleetpage/fleet_page.ts");
+  return startFleetPage({
+    ...start.fleetPage,
+    tokens: tokens && {
+      groups: [...start.options.tokens.keys()],
+      allows: (group, authorization) => tokens.allows(group, authorization),
+    },
+    onReboots: (figures) => metrics.reboots(figures),
+    log: start.log,
+  });
+}
+
 /**
  * Starts the server: stores the configured slot counts (a group whose
  * count cannot be stored now, e.g. with etcd down, gets it with its first
@@ -92,23 +112,11 @@ export async function startFleetLockServer(
   const tokens = options.tokens.size > 0
     ? new GroupTokens(options.tokens)
     : undefined;
-  let page: FleetPage | undefined;
   const metrics = new FleetLockMetrics(
     () => semaphores.documents(),
     () => page?.feed.viewers ?? 0,
   );
-  if (start.fleetPage !== undefined) {
-    const { startFleetPage } = await import("../fleetpage/fleet_page.ts");
-    page = startFleetPage({
-      ...start.fleetPage,
-      tokens: tokens && {
-        groups: [...options.tokens.keys()],
-        allows: (group, authorization) => tokens.allows(group, authorization),
-      },
-      onReboots: (figures) => metrics.reboots(figures),
-      log,
-    });
-  }
+  const page = await startPage(start, tokens, metrics);
   const fleetLockHandler = createFleetLockHandler({
     service: {
       preReboot: (group, id) => semaphores.preReboot(group, id),
