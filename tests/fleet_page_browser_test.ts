@@ -73,7 +73,13 @@ Deno.test("the fleet page shows a slot taken without a reload, its release with 
     const ctl = (...args: string[]) =>
       runCtlProcess(["--endpoint", etcd.endpoint, ...args]);
     assert.equal((await ctl("lock", "web-01")).code, 0);
+    const locked = performance.now();
     const held = await textMatches(page, "#fleet", /web-01/);
+    const shownAfter = performance.now() - locked;
+    assert.ok(
+      shownAfter < 1_000,
+      `shown ${shownAfter.toFixed(0)} ms after the lock`,
+    );
     assert.match(held, /0 of 1 slot free/);
     assert.match(
       held,
