@@ -107,6 +107,25 @@ Deno.test("the fleet page shows a slot taken without a reload, its release with 
       /web-01\s+\d\d:\d\d:\d\d\s+\d\d:\d\d:\d\d\s+2m5s\s+back/,
     );
     await page.screenshot({ path: `${shots}/3-back.png` });
+    // serve counted it from the same watch: one reboot of 125 s, in its bucket.
+    assert.equal(
+      await serve.sample(
+        'locksmith_reboot_duration_seconds_count{group="default"}',
+      ),
+      1,
+    );
+    assert.equal(
+      await serve.sample(
+        'locksmith_reboot_duration_seconds_bucket{le="120",group="default"}',
+      ),
+      0,
+    );
+    assert.equal(
+      await serve.sample(
+        'locksmith_reboot_duration_seconds_bucket{le="300",group="default"}',
+      ),
+      1,
+    );
 
     // serve restarts: the page says so, then reconnects and follows again.
     await serve.stop();

@@ -18,7 +18,10 @@ import {
 import { formatHistoryEntry } from "../lib/semaphore/history.ts";
 import { pageSnapshot } from "../lib/fleetpage/snapshot.ts";
 import { escapeHtml, renderFleet } from "../lib/fleetpage/view.ts";
-import { rebootFigures } from "../lib/fleetpage/reboot_figures.ts";
+import {
+  rebootFigures,
+  type TakenIndex,
+} from "../lib/fleetpage/reboot_figures.ts";
 import { FleetFeed } from "../lib/fleetpage/feed.ts";
 import { createFleetPageRoutes } from "../lib/fleetpage/routes.ts";
 import { PAGE_HTML, PAGE_SCRIPT } from "../lib/fleetpage/page.ts";
@@ -103,21 +106,26 @@ Deno.test("the page draws ages against the server's time and escapes what it sho
   );
 });
 
-Deno.test("reboot figures: a release after boot with its time away, and a reclaim", () => {
+Deno.test("reboot figures: a release after boot with its time away, and a reclaim, from the taken events seen before", () => {
+  const taken: TakenIndex = new Map();
   const kvs = webFleet();
+  // Seen at the read: w0 and w1 taken at T0, w0 released 4 minutes later.
+  assert.deepEqual(rebootFigures([kvs[5]!], taken), []);
+  assert.deepEqual(rebootFigures([kvs[6]!, kvs[7]!, kvs[0]!], taken), [
+    { group: "web", outcome: "back", awaySeconds: 240 },
+  ]);
   const reclaim = kv(
     `${WEB}/history/4`,
-    formatHistoryEntry([{
-      kind: "reclaimed",
-      id: "w1",
-      at: "2024-06-03T03:00:00.000Z",
-    }]),
+    formatHistoryEntry([
+      { kind: "reclaimed", id: "w1", at: "2024-06-03T03:00:00.000Z" },
+      { kind: "released", id: "w9", at: T0 }, // taken before the history began
+    ]),
   );
-  const fleet = fleetFrom([...kvs, reclaim], revision);
-  assert.deepEqual(rebootFigures(fleet, [kvs[6]!, reclaim, kvs[7]!]), [
-    { group: "web", outcome: "back", awaySeconds: 240 },
+  assert.deepEqual(rebootFigures([reclaim], taken), [
     { group: "web", outcome: "reclaimed", awaySeconds: 3_600 },
+    { group: "web", outcome: "back", awaySeconds: undefined },
   ]);
+  assert.equal(taken.size, 0);
 });
 
 Deno.test("routes: the page, a token to see the fleet, and pause only with a token of the group", async () => {
@@ -174,7 +182,7 @@ Deno.test("without tokens the page shows the fleet to anyone and offers no pause
   const events = await route(new Request("http://x/api/events"));
   const reader = events!.body!.pipeThrough(new TextDecoderStream()).getReader();
   assert.match((await reader.read()).value!, /data: {"groups":\[\]}/);
-  feed.update(fleetFrom(webFleet(), revision), revision);
+  feed.update(() => fleetFrom(webFleet(), revision), revision);
   assert.match((await reader.read()).value!, /^event: fleet\ndata: {"now":/);
   await reader.cancel();
   const pause = await route(

@@ -23,17 +23,22 @@ import {
 } from "./port.ts";
 import { fleetFrom, type FleetGroupState } from "./fleet_state.ts";
 
+/** The fleet at one revision, as a {@link FleetWatch} reports it. */
+export interface FleetUpdate {
+  /** The revision seen. */
+  readonly revision: number;
+  /** The keys written since the last update (empty after a read). */
+  readonly puts: readonly KeyValue[];
+  /** Whether this follows a (re-)read: the history is all new to the owner. */
+  readonly read: boolean;
+  /** Every semaphore as now known (at `revision` or later), computed when asked: cheap to skip. */
+  fleet(): FleetGroupState[];
+}
+
 /** What a {@link FleetWatch} reports. */
 export interface FleetWatchHandlers {
-  /**
-   * The fleet after a read (`events` empty) or after a batch of events
-   * (`events`: the new writes, e.g. for the history's metrics).
-   */
-  onFleet(
-    fleet: FleetGroupState[],
-    events: readonly KeyValue[],
-    revision: number,
-  ): void;
+  /** The fleet after a read, or after a batch of watch events. */
+  onFleet(update: FleetUpdate): void;
   /** The read or the watch failed; it is retried. One line. */
   onTrouble(message: string): void;
 }
@@ -94,11 +99,7 @@ export class FleetWatch {
     }
     this.#failures = 0;
     this.#revision = revision;
-    this.#handlers.onFleet(
-      fleetFrom(this.#kvs.values(), revision),
-      [],
-      revision,
-    );
+    this.#report(revision, [], true);
     this.#watch = new HedgedWatch(this.#port, [{
       key: prefix,
       rangeEnd: prefixEnd(prefix),
@@ -126,11 +127,17 @@ export class FleetWatch {
       }
     }
     this.#revision = revision;
-    this.#handlers.onFleet(
-      fleetFrom(this.#kvs.values(), revision),
-      puts,
+    this.#report(revision, puts, false);
+  }
+
+  #report(revision: number, puts: KeyValue[], read: boolean): void {
+    this.#handlers.onFleet({
       revision,
-    );
+      puts,
+      read,
+      // The newest state when asked: later events only make it fresher.
+      fleet: () => fleetFrom(this.#kvs.values(), this.#revision),
+    });
   }
 
   #retry(message: string): void {

@@ -32,7 +32,7 @@ export class FleetFeed {
   readonly #viewers = new Set<FleetViewer>();
   readonly #coalesceMs: number;
   readonly #clock: () => Date;
-  #fleet: readonly FleetGroupState[] | undefined;
+  #fleet: (() => readonly FleetGroupState[]) | undefined;
   #revision = 0;
   #trouble: string | undefined;
   #latest: string | undefined;
@@ -55,8 +55,11 @@ export class FleetFeed {
     return this.#sent;
   }
 
-  /** The fleet as now known (after a read or a batch of watch events). */
-  update(fleet: readonly FleetGroupState[], revision: number): void {
+  /**
+   * The fleet as now known (after a read or a batch of watch events);
+   * `fleet` is called only when the data is sent.
+   */
+  update(fleet: () => readonly FleetGroupState[], revision: number): void {
     this.#fleet = fleet;
     this.#revision = Math.max(this.#revision, revision);
     this.#trouble = undefined;
@@ -75,7 +78,12 @@ export class FleetFeed {
       this.#timer = undefined;
       if (this.#fleet === undefined) return;
       this.#latest = JSON.stringify(
-        pageSnapshot(this.#fleet, this.#clock(), this.#revision, this.#trouble),
+        pageSnapshot(
+          this.#fleet(),
+          this.#clock(),
+          this.#revision,
+          this.#trouble,
+        ),
       );
       for (const viewer of this.#viewers) this.#send(viewer, this.#latest);
     }, this.#coalesceMs);

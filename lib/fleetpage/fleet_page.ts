@@ -2,14 +2,20 @@
  * The fleet page wired to its source: the one live view of the fleet (a
  * {@link FleetSource}, e.g. the etcd watch) feeds the hub that every
  * viewer reads, and the history's new entries feed the reboot metrics.
+ * The fleet's state is computed only when viewers are sent it (at most
+ * every 50 ms), never per watch event.
  *
  * @module
  */
 
-import type { FleetGroupState } from "../etcd/fleet_state.ts";
-import type { KeyValue } from "../etcd/port.ts";
+import type { FleetUpdate } from "../etcd/fleet_watch.ts";
 import { FleetFeed } from "./feed.ts";
-import { type RebootFigure, rebootFigures } from "./reboot_figures.ts";
+import {
+  figuresOf,
+  type RebootFigure,
+  rebootFigures,
+  type TakenIndex,
+} from "./reboot_figures.ts";
 import {
   createFleetPageRoutes,
   type PageTokens,
@@ -18,12 +24,8 @@ import {
 
 /** What the fleet's live view reports. */
 export interface FleetSourceHandlers {
-  /** The fleet at `revision` after a read (no `puts`) or a batch of changes (`puts`: the keys written). */
-  onFleet(
-    fleet: FleetGroupState[],
-    puts: readonly KeyValue[],
-    revision: number,
-  ): void;
+  /** The fleet after a read or a batch of changes. */
+  onFleet(update: FleetUpdate): void;
   /** Reading or watching failed, and is retried. */
   onTrouble(message: string): void;
 }
@@ -62,25 +64,29 @@ export function startFleetPage(options: FleetPageOptions): FleetPage {
   const feed = new FleetFeed();
   const { log } = options;
   let troubled = false;
-  let skippedWarned = false;
+  const taken: TakenIndex = new Map();
   const source = options.source({
-    onFleet(fleet, puts, revision) {
+    onFleet(update) {
       if (troubled) log.info("fleet page: etcd answers again");
       troubled = false;
-      const skipped = fleet.flatMap((g) => g.history.skipped);
-      if (skipped.length > 0 && !skippedWarned) {
-        log.warn(
-          `fleet page: skipped ${skipped.length} history entr${
-            skipped.length === 1 ? "y" : "ies"
-          } that do not parse (e.g. ${skipped[0]})`,
-        );
-      }
-      skippedWarned = skipped.length > 0;
-      feed.update(fleet, revision);
-      if (puts.length > 0) {
-        const figures = rebootFigures(fleet, puts);
+      if (update.read) {
+        // Everything is new: index the open slots, count nothing yet.
+        taken.clear();
+        const fleet = update.fleet();
+        for (const g of fleet) figuresOf(g.group, g.history.events, taken);
+        const skipped = fleet.flatMap((g) => g.history.skipped);
+        if (skipped.length > 0) {
+          log.warn(
+            `fleet page: skipped ${skipped.length} history entr${
+              skipped.length === 1 ? "y" : "ies"
+            } that do not parse (e.g. ${skipped[0]})`,
+          );
+        }
+      } else {
+        const figures = rebootFigures(update.puts, taken);
         if (figures.length > 0) options.onReboots?.(figures);
       }
+      feed.update(update.fleet, update.revision);
     },
     onTrouble(message) {
       if (!troubled) log.warn(`fleet page: ${message}`);
