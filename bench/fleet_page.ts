@@ -31,15 +31,16 @@ interface Viewer {
 async function connect(url: string): Promise<Viewer> {
   const stop = new AbortController();
   const res = await fetch(`${url}api/events`, { signal: stop.signal });
+  const reader = res.body!.pipeThrough(new TextDecoderStream()).getReader();
   const viewer: Viewer = {
     text: "",
     messages: 0,
     async stop() {
+      await reader.cancel().catch(() => {});
       stop.abort();
       await reading;
     },
   };
-  const reader = res.body!.pipeThrough(new TextDecoderStream()).getReader();
   const reading = (async () => {
     for (;;) {
       const next = await reader.read();
