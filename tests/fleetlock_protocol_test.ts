@@ -398,7 +398,9 @@ Deno.test("parseServeArgs splits etcd flags from serve flags and refuses the res
 Deno.test("every serve option is a LOCKSMITHD_FLEETLOCK_ variable and in the help", () => {
   for (const option of SERVE_OPTIONS) {
     assert.match(option.key, /^LOCKSMITHD_FLEETLOCK_[A-Z_]+$/);
-    assert.ok(SERVE_USAGE.includes(`--${option.flag} ${option.value}`));
+    assert.ok(
+      SERVE_USAGE.includes(`--${option.flag.name} ${option.flag.value}`),
+    );
     assert.ok(SERVE_USAGE.includes(option.key));
   }
   assert.equal(new Set(SERVE_ENV_KEYS).size, SERVE_OPTIONS.length);

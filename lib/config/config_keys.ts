@@ -1,7 +1,7 @@
 /**
  * locksmithd's config keys as data: one row per key, from which the
  * resolution (`config.ts`), the command-line flags and `--help`
- * (`daemon_args.ts`) and the README's key table (`deno task docs`) follow.
+ * (`daemon_args.ts`) and the key table of docs/configuration.md (`deno task docs`) follow.
  *
  * To add a key, add one row to {@link DAEMON_KEYS} (its parser too, in
  * `lib/common/value_parsers.ts`, if none of those fits), and nothing else
@@ -10,7 +10,7 @@
  * property it fills; declare that property in `DaemonConfig` (the type
  * checker insists, and checks the parser and the default against it). Keys
  * that only make sense together (a certificate and its key) get a rule in
- * `config.ts`. Then run `deno task docs` to regenerate the README table.
+ * `config.ts`. Then run `deno task docs` to regenerate the table in docs/configuration.md.
  *
  * @module
  */
@@ -18,6 +18,7 @@
 import type { DaemonConfig } from "./config.ts";
 import type { EtcdConnectionOptions } from "../etcd/etcd_options.ts";
 import { UsageError } from "../common/errors.ts";
+import type { KeyFlag, KeyRow } from "../common/key_table.ts";
 import { DEFAULT_ENDPOINT, parseEndpoints } from "../etcd/endpoints.ts";
 import {
   canonicalTimeZone,
@@ -93,38 +94,12 @@ export type DaemonFieldValue<F extends DaemonField> = F extends
   : never;
 
 /** A command-line flag of locksmithd that sets a key (and wins over files and environment). */
-export interface DaemonFlag {
-  /** The flag without its dashes: `strategy` for `--strategy`. */
-  readonly name: string;
-  /** Placeholder of the value in `--help`, e.g. `NAME`. */
-  readonly value: string;
-  /** A typical value, for `--help` and "needs a value, e.g." messages. */
-  readonly example: string;
-  /** The flag may be repeated; the values are joined with `,`. */
-  readonly repeatable?: boolean | undefined;
-}
+export type DaemonFlag = KeyFlag;
 
-/** What every row of {@link DAEMON_KEYS} has. */
-export interface DaemonKeyBase {
-  /** The `update.conf` key, which is also the environment variable. */
-  readonly key: string;
+/** What every row of {@link DAEMON_KEYS} has: a {@link KeyRow}, maybe with a fallback key. */
+export interface DaemonKeyBase extends KeyRow {
   /** An older key read when this one is unset or empty, e.g. `REBOOT_WINDOW_START`. */
   readonly fallback?: string | undefined;
-  /** The command-line flag that sets this key, if any. */
-  readonly flag?: DaemonFlag | undefined;
-  /**
-   * The default as shown in `--help` and the README (Markdown: a literal
-   * value in backticks, e.g. "`5s`", is checked to parse to `default`);
-   * absent when there is nothing to show.
-   */
-  readonly shownDefault?: string | undefined;
-  /** What the key does, one line of Markdown for `--help` (backticks removed) and the README. */
-  readonly description: string;
-  /**
-   * A password: its value is taken as it is (spaces are not trimmed) and
-   * never shown in a message.
-   */
-  readonly secret?: boolean | undefined;
 }
 
 /** A key whose parsed value (or default) fills the {@link DaemonConfig} property `field`. */
@@ -177,7 +152,7 @@ function timeZone(): ValueParser<string> {
 }
 
 /**
- * Every key locksmithd reads, in the order of `--help` and the README. A
+ * Every key locksmithd reads, in the order of `--help` and docs/configuration.md. A
  * value is read from the files, the environment or the flag (which wins),
  * trimmed (unless `secret`), and parsed when it is not empty; an unset or
  * empty key takes its default.

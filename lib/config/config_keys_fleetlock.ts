@@ -2,7 +2,7 @@
  * The rows of locksmithd's key table for the `fleetlock` strategy: the
  * FleetLock server's base URL, the id sent, TLS, a token and the request
  * timeout. They are part of `DAEMON_KEYS` (`config_keys.ts`) and follow the
- * same rules: one row per key, `deno task docs` for the README. The rules
+ * same rules: one row per key, `deno task docs` for docs/configuration.md. The rules
  * that tie them to the strategy are in `config_rules_fleetlock.ts`.
  *
  * @module
@@ -29,7 +29,7 @@ export type FleetLockIdSource = "machine" | "zincati";
 export const FLEETLOCK_ID_SOURCES: readonly FleetLockIdSource[] = Object
   .freeze(["machine", "zincati"]);
 
-/** An example base URL, for messages and the README. */
+/** An example base URL, for messages and the docs. */
 export const FLEETLOCK_URL_EXAMPLE = "http://fleetlock.example.com:8080/";
 
 /** A bearer token: RFC 6750's `b64token`, as `locksmithd serve` accepts it. */
@@ -44,7 +44,7 @@ function bearerToken(): ValueParser<string> {
   };
 }
 
-/** The `fleetlock` keys, in the order of `--help` and the README. */
+/** The `fleetlock` keys, in the order of `--help` and docs/configuration.md. */
 export const FLEETLOCK_KEYS: readonly DaemonKey[] = Object.freeze(
   [
     {

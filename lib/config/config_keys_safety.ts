@@ -3,7 +3,7 @@
  * schedule, the three commands (pre-reboot check, reboot command, health
  * check) and their timings, metrics and notifications. They are part of
  * `DAEMON_KEYS` (`config_keys.ts`), after the core keys, and follow the
- * same rules: one row per key, `deno task docs` for the README.
+ * same rules: one row per key, `deno task docs` for docs/configuration.md.
  *
  * @module
  */
@@ -45,7 +45,7 @@ function command(key: string): ValueParser<ParsedCommand> {
   return keyed(key, parseCommand);
 }
 
-/** The safe-reboot keys, in the order of `--help` and the README. */
+/** The safe-reboot keys, in the order of `--help` and docs/configuration.md. */
 export const SAFE_REBOOT_KEYS: readonly DaemonKey[] = Object.freeze(
   [
     {

@@ -7,7 +7,8 @@
  */
 
 import { type FlagRules, walkFlags } from "../common/flag_walk.ts";
-import { helpColumns, plainText } from "../common/help_layout.ts";
+import { helpColumns } from "../common/help_layout.ts";
+import { keyHelpText } from "../common/key_table.ts";
 import { DEFAULT_CONFIG_FILES } from "./config_file.ts";
 import { DAEMON_KEYS, type DaemonKey } from "./config_keys.ts";
 
@@ -87,13 +88,10 @@ export function parseDaemonArgs(args: readonly string[]): DaemonArgs {
 
 /** The right-hand column of a key in `--help`. */
 function keyHelp(row: DaemonKey): string {
-  const fallback = row.fallback === undefined
-    ? ""
-    : `. Fallback: ${row.fallback}`;
-  const shown = row.shownDefault === undefined
-    ? ""
-    : `. Default: ${row.shownDefault}`;
-  return plainText(`${row.description}${fallback}${shown}`);
+  return keyHelpText(
+    row,
+    row.fallback === undefined ? "" : `. Fallback: ${row.fallback}`,
+  );
 }
 
 function flagHelp(row: DaemonKey): string {
@@ -103,10 +101,15 @@ function flagHelp(row: DaemonKey): string {
 /** locksmithd's `--help` text. */
 export const DAEMON_USAGE: string = `\
 Usage: locksmithd [flags]
+       locksmithd serve [flags]
 
 Reboots this machine when update_engine says an update needs it, taking a slot
 of the etcd reboot semaphore first (unless the strategy says otherwise) and
 waiting for the reboot window, if one is set.
+
+Commands:
+  serve    serve the FleetLock protocol (Zincati) on the etcd semaphore; see
+           locksmithd serve --help
 
 Flags:
 ${

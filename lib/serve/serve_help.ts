@@ -1,9 +1,12 @@
 /**
- * The help text of `locksmithd serve`, built from the option table.
+ * The help text of `locksmithd serve`, built from the option table
+ * (`SERVE_OPTIONS`), as locksmithd's is built from its key table.
  *
  * @module
  */
 
+import { helpColumns } from "../common/help_layout.ts";
+import { flagText, keyHelpText } from "../common/key_table.ts";
 import { SERVE_OPTIONS } from "./serve_options.ts";
 
 /** The help of `locksmithd serve`. */
@@ -20,17 +23,24 @@ GET /metrics, and GET / the live fleet page (every group's slots, holders,
 queue and recent reboots; with tokens, it asks for one).
 
 Flags:
-  --config FILE           read FILE instead of the default update.conf files
-                          (for the etcd settings); repeatable
-  --endpoint URL          same as LOCKSMITHD_ENDPOINT; repeatable
 ${
-  SERVE_OPTIONS.map((o) =>
-    `  --${o.flag} ${o.value}`.padEnd(26) + o.help + "\n" +
-    " ".repeat(26) + `(${o.key}${o.list ? ", comma separated" : ""})`
-  ).join("\n")
+  helpColumns([
+    [
+      "--config FILE",
+      "read FILE instead of the default update.conf files (for the etcd settings); repeatable",
+    ],
+    ["--endpoint URL", "same as LOCKSMITHD_ENDPOINT; repeatable"],
+    ...SERVE_OPTIONS.map((row): [string, string] => [
+      flagText(row.flag),
+      keyHelpText(
+        row,
+        ` (${row.key}${row.flag.repeatable ? ", comma separated" : ""})`,
+      ),
+    ]),
+    ["-h, --help", "print this help and exit"],
+    ["--version", "print the version and exit"],
+  ])
 }
-  -h, --help              print this help and exit
-  --version               print the version and exit
 
 etcd is reached as locksmithd reaches it: LOCKSMITHD_ENDPOINT,
 LOCKSMITHD_ETCD_CAFILE, _CERTFILE, _KEYFILE, _USERNAME, _PASSWORD and

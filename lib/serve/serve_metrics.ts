@@ -8,7 +8,7 @@
  * @module
  */
 
-import { Counter, Gauge, Histogram, Registry } from "prom-client";
+import { Counter, Gauge, Histogram, Registry } from "npm:prom-client@15.1.3";
 import type { Semaphore } from "../semaphore/document.ts";
 import type { RequestObserver, RequestResult, Route } from "./handler.ts";
 import type { EtcdOperation } from "./semaphores.ts";
@@ -16,7 +16,7 @@ import type { CommitReport } from "./batch.ts";
 import type { RebootFigure } from "../fleetpage/reboot_figures.ts";
 import { ETCD_LATENCY_BUCKETS } from "../etcd/latency_buckets.ts";
 
-/** Names of the metrics, as documented in the README. */
+/** Names of the metrics, as documented in docs/fleetlock.md. */
 export const METRIC_NAMES: Readonly<
   Record<
     | "requests"

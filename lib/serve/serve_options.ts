@@ -1,94 +1,171 @@
 /**
- * Options of `locksmithd serve`: one table of keys (flag and
- * `LOCKSMITHD_FLEETLOCK_*` environment variable), the command line, and
- * their resolution (flag > environment > default) into {@link ServeOptions}.
+ * Options of `locksmithd serve` as data: one row per key (its flag, its
+ * `LOCKSMITHD_FLEETLOCK_*` environment variable, parser, default and
+ * description), the same kind of table as locksmithd's keys
+ * (`lib/common/key_table.ts`). The command line, `--help` (`help.ts`), the
+ * resolution (flag > environment > default) into {@link ServeOptions} and
+ * the table of docs/configuration.md (`deno task docs`) follow from it.
  * The etcd settings are locksmithd's own (`--config`, `--endpoint`,
  * update.conf, `LOCKSMITHD_*`) and are resolved by the daemon's config.
+ *
+ * To add an option, add one row to {@link SERVE_OPTIONS} (and the field it
+ * fills to {@link ServeValues}); options that only make sense together get
+ * a rule in {@link resolveServeOptions}. Then run `deno task docs`.
  *
  * @module
  */
 
 import { walkFlags } from "../common/flag_walk.ts";
 import { quote, UsageError } from "../common/errors.ts";
+import type { KeyFlag, KeyRow } from "../common/key_table.ts";
 import {
+  anyText,
   duration,
-  splitHostPort,
   ValueDefect,
+  type ValueParser,
 } from "../common/value_parsers.ts";
-import { MAX_SLOTS } from "../semaphore/document.ts";
-import { groupDefect, TOKEN_PATTERN } from "../fleetlock/protocol/protocol.ts";
 import { ANY_GROUP } from "./auth.ts";
 import { DEFAULT_READ_TIMEOUT_MS } from "./handler.ts";
+import {
+  DEFAULT_LISTEN,
+  groupList,
+  groupTokens,
+  listenAddress,
+  type ListenOn,
+  slotCounts,
+} from "./serve_parsers.ts";
 
-/** One option of `serve`: its flag, its environment variable, its help. */
-export interface ServeOptionSpec {
-  /** Flag name without dashes, e.g. `listen`. */
-  readonly flag: string;
-  /** Environment variable, e.g. `LOCKSMITHD_FLEETLOCK_LISTEN`. */
-  readonly key: string;
-  /** Placeholder of the value in the help text. */
-  readonly value: string;
-  /** Whether the flag may repeat (values are comma-separated lists). */
-  readonly list: boolean;
-  /** One line of help. */
-  readonly help: string;
+export { DEFAULT_LISTEN, type ListenOn, parseListen } from "./serve_parsers.ts";
+
+/** What the rows of {@link SERVE_OPTIONS} fill, by field. */
+export interface ServeValues {
+  /** `LOCKSMITHD_FLEETLOCK_LISTEN`. */
+  readonly listen: ListenOn;
+  /** `LOCKSMITHD_FLEETLOCK_TLS_CERT`. */
+  readonly tlsCertFile: string | undefined;
+  /** `LOCKSMITHD_FLEETLOCK_TLS_KEY`. */
+  readonly tlsKeyFile: string | undefined;
+  /** `LOCKSMITHD_FLEETLOCK_GROUPS`: the only groups served, or any. */
+  readonly groups: readonly string[] | undefined;
+  /** `LOCKSMITHD_FLEETLOCK_SLOTS`: slot counts by group. */
+  readonly slots: ReadonlyMap<string, number>;
+  /** `LOCKSMITHD_FLEETLOCK_TOKENS`: tokens by group (`*`: every group). */
+  readonly tokens: ReadonlyMap<string, readonly string[]>;
+  /** `LOCKSMITHD_FLEETLOCK_READ_TIMEOUT`, in ms. */
+  readonly readTimeoutMs: number;
 }
 
-/** Default of `--listen`. */
-export const DEFAULT_LISTEN = "127.0.0.1:8080";
+/** A row of {@link SERVE_OPTIONS} that fills the {@link ServeValues} property `field`. */
+export interface ServeKey<F extends keyof ServeValues> extends KeyRow {
+  /** Every option of `serve` has a flag. */
+  readonly flag: KeyFlag;
+  /** The property this key fills. */
+  readonly field: F;
+  /** Turns the trimmed, non-empty value into the property's type; throws a {@link ValueDefect}. */
+  readonly parse: ValueParser<NonNullable<ServeValues[F]>>;
+  /** The property's value when the key is unset or empty. */
+  readonly default: ServeValues[F];
+}
 
-/** The options of `serve`, in help order. */
-export const SERVE_OPTIONS: readonly ServeOptionSpec[] = Object.freeze([
-  {
-    flag: "listen",
-    key: "LOCKSMITHD_FLEETLOCK_LISTEN",
-    value: "HOST:PORT",
-    list: false,
-    help: `address (default ${DEFAULT_LISTEN}; IPv6: [::1]:8080)`,
-  },
-  {
-    flag: "tls-cert",
-    key: "LOCKSMITHD_FLEETLOCK_TLS_CERT",
-    value: "FILE",
-    list: false,
-    help: "PEM certificate chain: serve HTTPS (with --tls-key)",
-  },
-  {
-    flag: "tls-key",
-    key: "LOCKSMITHD_FLEETLOCK_TLS_KEY",
-    value: "FILE",
-    list: false,
-    help: "PEM private key of --tls-cert",
-  },
-  {
-    flag: "groups",
-    key: "LOCKSMITHD_FLEETLOCK_GROUPS",
-    value: "G1,G2",
-    list: true,
-    help: "serve only these groups (default: any group)",
-  },
-  {
-    flag: "slots",
-    key: "LOCKSMITHD_FLEETLOCK_SLOTS",
-    value: "GROUP=N",
-    list: true,
-    help: "slot count of GROUP, stored at start (as set-max)",
-  },
-  {
-    flag: "token",
-    key: "LOCKSMITHD_FLEETLOCK_TOKENS",
-    value: "GROUP=TOKEN",
-    list: true,
-    help: "require TOKEN for GROUP (* for all groups)",
-  },
-  {
-    flag: "read-timeout",
-    key: "LOCKSMITHD_FLEETLOCK_READ_TIMEOUT",
-    value: "DURATION",
-    list: false,
-    help: "time a request body may take (default 10s)",
-  },
-]);
+/** One row of {@link SERVE_OPTIONS}. */
+export type ServeOptionSpec = {
+  [F in keyof ServeValues]: ServeKey<F>;
+}[keyof ServeValues];
+
+/** The options of `serve`, in the order of `--help` and docs/configuration.md. */
+export const SERVE_OPTIONS: readonly ServeOptionSpec[] = Object.freeze(
+  [
+    {
+      key: "LOCKSMITHD_FLEETLOCK_LISTEN",
+      flag: { name: "listen", value: "HOST:PORT", example: "0.0.0.0:8080" },
+      field: "listen",
+      parse: listenAddress(),
+      default: Object.freeze({ hostname: "127.0.0.1", port: 8080 }),
+      shownDefault: `\`${DEFAULT_LISTEN}\``,
+      description:
+        "address to listen on; IPv6 as `[::1]:8080`; port 0 picks a free one",
+    },
+    {
+      key: "LOCKSMITHD_FLEETLOCK_TLS_CERT",
+      flag: {
+        name: "tls-cert",
+        value: "FILE",
+        example: "/etc/locksmith/tls.pem",
+      },
+      field: "tlsCertFile",
+      parse: anyText(),
+      default: undefined,
+      shownDefault: "none: plain HTTP",
+      description: "PEM certificate chain: serve HTTPS only (with `--tls-key`)",
+    },
+    {
+      key: "LOCKSMITHD_FLEETLOCK_TLS_KEY",
+      flag: {
+        name: "tls-key",
+        value: "FILE",
+        example: "/etc/locksmith/tls.key",
+      },
+      field: "tlsKeyFile",
+      parse: anyText(),
+      default: undefined,
+      description: "PEM private key of `--tls-cert`",
+    },
+    {
+      key: "LOCKSMITHD_FLEETLOCK_GROUPS",
+      flag: {
+        name: "groups",
+        value: "G1,G2",
+        example: "default,web",
+        repeatable: true,
+      },
+      field: "groups",
+      parse: groupList(),
+      default: undefined,
+      shownDefault: "any valid group",
+      description: "serve only these groups",
+    },
+    {
+      key: "LOCKSMITHD_FLEETLOCK_SLOTS",
+      flag: {
+        name: "slots",
+        value: "GROUP=N",
+        example: "default=2",
+        repeatable: true,
+      },
+      field: "slots",
+      parse: slotCounts(),
+      default: new Map<string, number>(),
+      shownDefault: "none: the stored `max` stands",
+      description:
+        "slot count of each group (0 to 1,000,000), stored at start as `locksmithctl set-max` would",
+    },
+    {
+      key: "LOCKSMITHD_FLEETLOCK_TOKENS",
+      flag: {
+        name: "token",
+        value: "GROUP=TOKEN",
+        example: "web=s3cret",
+        repeatable: true,
+      },
+      field: "tokens",
+      parse: groupTokens(),
+      default: new Map<string, string[]>(),
+      shownDefault: "none: no token needed",
+      secret: true,
+      description:
+        "tokens per group, sent as `Authorization: Bearer` (or as the password of Basic credentials); `*` for every group; several per group for rotation",
+    },
+    {
+      key: "LOCKSMITHD_FLEETLOCK_READ_TIMEOUT",
+      flag: { name: "read-timeout", value: "DURATION", example: "10s" },
+      field: "readTimeoutMs",
+      parse: duration({ example: "10s", positive: true }),
+      default: DEFAULT_READ_TIMEOUT_MS,
+      shownDefault: "`10s`",
+      description: "time a request body may take to arrive",
+    },
+  ] satisfies readonly ServeOptionSpec[],
+);
 
 /** Every environment variable of {@link SERVE_OPTIONS}. */
 export const SERVE_ENV_KEYS: readonly string[] = Object.freeze(
@@ -117,7 +194,10 @@ const ARG_OPTIONS = Object.fromEntries([
   ["version", { type: "boolean" }],
   ["config", { type: "string", multiple: true }],
   ["endpoint", { type: "string", multiple: true }],
-  ...SERVE_OPTIONS.map((o) => [o.flag, { type: "string", multiple: true }]),
+  ...SERVE_OPTIONS.map((o) => [o.flag.name, {
+    type: "string",
+    multiple: true,
+  }]),
 ]) as Record<string, { type: "string" | "boolean"; multiple?: boolean }>;
 
 /**
@@ -134,7 +214,7 @@ export function parseServeArgs(args: readonly string[]): ServeArgs {
       serveOption(name) !== undefined,
     needsValue: (name) =>
       `--${name} needs a value (${
-        serveOption(name)?.value ?? (name === "config" ? "FILE" : "URL")
+        serveOption(name)?.flag.value ?? (name === "config" ? "FILE" : "URL")
       })`,
   });
   const configFiles: string[] = [];
@@ -145,7 +225,7 @@ export function parseServeArgs(args: readonly string[]): ServeArgs {
     else if (name === "endpoint") endpoints.push(value);
     else {
       const spec = serveOption(name)!;
-      if (!spec.list && lists.has(spec.key)) {
+      if (!spec.flag.repeatable && lists.has(spec.key)) {
         throw new UsageError(`${rawName} given twice; ${SEE_HELP}`);
       }
       lists.set(spec.key, [...(lists.get(spec.key) ?? []), value]);
@@ -166,13 +246,13 @@ export function parseServeArgs(args: readonly string[]): ServeArgs {
 
 /** The `serve` option of flag `name`. */
 function serveOption(name: string): ServeOptionSpec | undefined {
-  return SERVE_OPTIONS.find((o) => o.flag === name);
+  return SERVE_OPTIONS.find((o) => o.flag.name === name);
 }
 
 /** The resolved options of `serve`. */
 export interface ServeOptions {
   /** Where to listen. */
-  readonly listen: { readonly hostname: string; readonly port: number };
+  readonly listen: ListenOn;
   /** Certificate and key files for HTTPS; `undefined` for plain HTTP. */
   readonly tls:
     | { readonly certFile: string; readonly keyFile: string }
@@ -187,17 +267,16 @@ export interface ServeOptions {
   readonly readTimeoutMs: number;
 }
 
-/** `--read-timeout`: `is not a duration longer than 0, like 10s (...)`, `is longer than 24d`. */
-const READ_TIMEOUT = duration({ example: "10s", positive: true });
-
+/** A key's value (trimmed) and where it came from: `--listen` or `environment`. */
 interface Setting {
   readonly key: string;
   readonly value: string;
   readonly origin: string;
 }
 
-function invalid(setting: Setting, defect: string): UsageError {
-  const shown = setting.key === "LOCKSMITHD_FLEETLOCK_TOKENS"
+/** `KEY="value" (from origin) defect`; a secret key's value is not shown. */
+function invalid(row: KeyRow, setting: Setting, defect: string): UsageError {
+  const shown = row.secret
     ? "(value not shown: it holds tokens)"
     : quote(setting.value, 120);
   return new UsageError(
@@ -205,164 +284,100 @@ function invalid(setting: Setting, defect: string): UsageError {
   );
 }
 
-/** Parses `HOST:PORT` or `[IPv6]:PORT`; returns a defect message or the address. */
-export function parseListen(
-  text: string,
-): { hostname: string; port: number } | string {
-  const address = splitHostPort(text);
-  if (address === undefined) {
-    return `is not HOST:PORT, e.g. ${DEFAULT_LISTEN}, 0.0.0.0:8080 or [::1]:8080`;
-  }
-  if (address.port > 65535) {
-    return `has port ${address.port}, outside 0..65535`;
-  }
-  return address;
-}
-
-/** Splits `GROUP=VALUE,GROUP=VALUE`; checks the group names (and `*` when allowed). */
-function pairs(
-  setting: Setting,
-  anyGroup: boolean,
-): [group: string, value: string][] {
-  return setting.value.split(",").map((item) => item.trim()).filter((item) =>
-    item !== ""
-  ).map((item) => {
-    const eq = item.indexOf("=");
-    if (eq <= 0) {
-      throw invalid(setting, `has an item that is not GROUP=VALUE`);
-    }
-    const group = item.slice(0, eq).trim();
-    if (!(anyGroup && group === ANY_GROUP)) {
-      const defect = groupDefect(group);
-      if (defect !== undefined) {
-        throw invalid(setting, `has a group that ${defect}`);
-      }
-    }
-    return [group, item.slice(eq + 1).trim()];
-  });
-}
-
-/**
- * Resolves the options of `serve` from flag values (by environment key, as
- * in {@link ServeArgs.values}) and the environment; a flag wins, and an
- * empty value means the default. Pure. Throws a {@link UsageError} naming
- * the key, its origin and what is accepted (never showing a token).
- */
-export function resolveServeOptions(
+/** Each key's setting that is not empty: the flag's value, else the environment's. */
+function collectSettings(
   flags: Readonly<Record<string, string | undefined>>,
   env: Readonly<Record<string, string | undefined>>,
-): ServeOptions {
-  const get = (key: string): Setting | undefined => {
-    const spec = SERVE_OPTIONS.find((o) => o.key === key) as ServeOptionSpec;
-    const flag = flags[key];
-    const setting = flag !== undefined
-      ? { key, value: flag.trim(), origin: `--${spec.flag}` }
-      : env[key] !== undefined
-      ? { key, value: (env[key] as string).trim(), origin: "environment" }
-      : undefined;
-    return setting?.value === "" ? undefined : setting;
-  };
-
-  const listenSetting = get("LOCKSMITHD_FLEETLOCK_LISTEN");
-  const listen = parseListen(listenSetting?.value ?? DEFAULT_LISTEN);
-  if (typeof listen === "string") {
-    throw invalid(listenSetting as Setting, listen);
-  }
-
-  const cert = get("LOCKSMITHD_FLEETLOCK_TLS_CERT");
-  const key = get("LOCKSMITHD_FLEETLOCK_TLS_KEY");
-  if ((cert === undefined) !== (key === undefined)) {
-    const [given, missing] = cert === undefined
-      ? [key as Setting, "LOCKSMITHD_FLEETLOCK_TLS_CERT (--tls-cert)"]
-      : [cert, "LOCKSMITHD_FLEETLOCK_TLS_KEY (--tls-key)"];
-    throw new UsageError(
-      `${given.key} (from ${given.origin}) needs ${missing} too`,
-    );
-  }
-
-  const groupsSetting = get("LOCKSMITHD_FLEETLOCK_GROUPS");
-  let groups: string[] | undefined;
-  if (groupsSetting !== undefined) {
-    groups = [
-      ...new Set(
-        groupsSetting.value.split(",").map((g) => g.trim()).filter((g) =>
-          g !== ""
-        ),
-      ),
-    ];
-    for (const group of groups) {
-      const defect = groupDefect(group);
-      if (defect !== undefined) {
-        throw invalid(groupsSetting, `has a group that ${defect}`);
-      }
+): Map<string, Setting> {
+  const settings = new Map<string, Setting>();
+  for (const { key, flag } of SERVE_OPTIONS) {
+    const [value, origin] = flags[key] !== undefined
+      ? [flags[key], `--${flag.name}`]
+      : [env[key], "environment"];
+    if (value !== undefined && value.trim() !== "") {
+      settings.set(key, { key, value: value.trim(), origin });
     }
   }
-  const checkServed = (setting: Setting, group: string) => {
-    if (
-      groups !== undefined && group !== ANY_GROUP && !groups.includes(group)
-    ) {
+  return settings;
+}
+
+/** Every row's parsed value, or its default when unset; a defect names the key. */
+function parseRows(settings: ReadonlyMap<string, Setting>): ServeValues {
+  const values: Record<string, unknown> = {};
+  for (const row of SERVE_OPTIONS) {
+    const setting = settings.get(row.key);
+    if (setting === undefined) {
+      values[row.field] = row.default;
+      continue;
+    }
+    try {
+      values[row.field] = row.parse(setting.value);
+    } catch (error) {
+      if (!(error instanceof ValueDefect)) throw error;
+      throw invalid(row, setting, error.defect);
+    }
+  }
+  return values as unknown as ServeValues;
+}
+
+/** Rule: a certificate needs its key, and a key its certificate. */
+function tlsOf(
+  values: ServeValues,
+  settings: ReadonlyMap<string, Setting>,
+): ServeOptions["tls"] {
+  const { tlsCertFile: certFile, tlsKeyFile: keyFile } = values;
+  if (certFile !== undefined && keyFile !== undefined) {
+    return { certFile, keyFile };
+  }
+  const [given, missing] = certFile === undefined
+    ? [settings.get("LOCKSMITHD_FLEETLOCK_TLS_KEY"), "TLS_CERT (--tls-cert)"]
+    : [settings.get("LOCKSMITHD_FLEETLOCK_TLS_CERT"), "TLS_KEY (--tls-key)"];
+  if (given === undefined) return undefined;
+  throw new UsageError(
+    `${given.key} (from ${given.origin}) needs LOCKSMITHD_FLEETLOCK_${missing} too`,
+  );
+}
+
+/** Rule: with `--groups`, slots and tokens name only groups served (or `*`). */
+function checkServed(
+  values: ServeValues,
+  settings: ReadonlyMap<string, Setting>,
+): void {
+  const { groups } = values;
+  if (groups === undefined) return;
+  for (const row of SERVE_OPTIONS) {
+    if (row.field !== "slots" && row.field !== "tokens") continue;
+    const setting = settings.get(row.key);
+    for (const group of values[row.field].keys()) {
+      if (setting === undefined || group === ANY_GROUP) continue;
+      if (groups.includes(group)) continue;
       throw invalid(
+        row,
         setting,
         `names group ${
           quote(group)
         }, which is not in LOCKSMITHD_FLEETLOCK_GROUPS (--groups)`,
       );
     }
-  };
-
-  const slots = new Map<string, number>();
-  const slotsSetting = get("LOCKSMITHD_FLEETLOCK_SLOTS");
-  if (slotsSetting !== undefined) {
-    for (const [group, text] of pairs(slotsSetting, false)) {
-      checkServed(slotsSetting, group);
-      const n = /^\d{1,7}$/.test(text) ? Number(text) : NaN;
-      if (!(n <= MAX_SLOTS)) {
-        throw invalid(
-          slotsSetting,
-          `gives group ${group} ${
-            quote(text, 20)
-          } slots; expected an integer from 0 to ${MAX_SLOTS}`,
-        );
-      }
-      if (slots.has(group)) {
-        throw invalid(slotsSetting, `gives group ${group} slots twice`);
-      }
-      slots.set(group, n);
-    }
   }
+}
 
-  const tokens = new Map<string, string[]>();
-  const tokensSetting = get("LOCKSMITHD_FLEETLOCK_TOKENS");
-  if (tokensSetting !== undefined) {
-    for (const [group, token] of pairs(tokensSetting, true)) {
-      checkServed(tokensSetting, group);
-      if (!TOKEN_PATTERN.test(token)) {
-        throw invalid(
-          tokensSetting,
-          `has a token for group ${group} that is empty or not made of A-Z a-z 0-9 - . _ ~ + / (then =)`,
-        );
-      }
-      tokens.set(group, [...(tokens.get(group) ?? []), token]);
-    }
-  }
-
-  const timeoutSetting = get("LOCKSMITHD_FLEETLOCK_READ_TIMEOUT");
-  let readTimeoutMs = DEFAULT_READ_TIMEOUT_MS;
-  if (timeoutSetting !== undefined) {
-    try {
-      readTimeoutMs = READ_TIMEOUT(timeoutSetting.value);
-    } catch (error) {
-      if (!(error instanceof ValueDefect)) throw error;
-      throw invalid(timeoutSetting, error.defect);
-    }
-  }
-
-  return {
-    listen,
-    tls: cert && key ? { certFile: cert.value, keyFile: key.value } : undefined,
-    groups,
-    slots,
-    tokens,
-    readTimeoutMs,
-  };
+/**
+ * Resolves the options of `serve` from flag values (by environment key, as
+ * in {@link ServeArgs.values}) and the environment; a flag wins, and an
+ * empty value means the default. Each row of {@link SERVE_OPTIONS} is parsed
+ * by its parser, then the rules that tie keys together are checked. Pure.
+ * Throws a {@link UsageError} naming the key, its origin and what is
+ * accepted (never showing a token).
+ */
+export function resolveServeOptions(
+  flags: Readonly<Record<string, string | undefined>>,
+  env: Readonly<Record<string, string | undefined>>,
+): ServeOptions {
+  const settings = collectSettings(flags, env);
+  const values = parseRows(settings);
+  const tls = tlsOf(values, settings);
+  checkServed(values, settings);
+  const { listen, groups, slots, tokens, readTimeoutMs } = values;
+  return { listen, tls, groups, slots, tokens, readTimeoutMs };
 }
