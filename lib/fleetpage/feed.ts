@@ -1,6 +1,6 @@
 /**
  * The fleet page's hub: the server's one view of the fleet, sent to every
- * connected viewer. Changes that come close together are sent as one
+ * connected viewer; while nobody looks, nothing is built. Changes that come close together are sent as one
  * (after {@link FleetFeedOptions.coalesceMs}, well within a second), the
  * same text to every viewer, so a viewer costs etcd nothing: only the
  * server's one read and watch do.
@@ -73,20 +73,30 @@ export class FleetFeed {
   }
 
   #schedule(): void {
-    if (this.#timer !== undefined) return;
+    this.#latest = undefined; // stale: built again when someone looks
+    if (this.#timer !== undefined || this.#viewers.size === 0) return;
     this.#timer = setTimeout(() => {
       this.#timer = undefined;
-      if (this.#fleet === undefined) return;
-      this.#latest = JSON.stringify(
-        pageSnapshot(
-          this.#fleet(),
-          this.#clock(),
-          this.#revision,
-          this.#trouble,
-        ),
-      );
-      for (const viewer of this.#viewers) this.#send(viewer, this.#latest);
+      const latest = this.#build();
+      if (latest === undefined) return;
+      for (const viewer of this.#viewers) this.#send(viewer, latest);
     }, this.#coalesceMs);
+  }
+
+  /** The data to send, built once per change (never while nobody looks). */
+  #build(): string | undefined {
+    if (this.#latest !== undefined || this.#fleet === undefined) {
+      return this.#latest;
+    }
+    this.#latest = JSON.stringify(
+      pageSnapshot(
+        this.#fleet(),
+        this.#clock(),
+        this.#revision,
+        this.#trouble,
+      ),
+    );
+    return this.#latest;
   }
 
   #send(viewer: FleetViewer, data: string): void {
@@ -97,7 +107,8 @@ export class FleetFeed {
   /** Adds a viewer, who gets the latest data at once; returns its removal. */
   subscribe(viewer: FleetViewer): () => void {
     this.#viewers.add(viewer);
-    if (this.#latest !== undefined) this.#send(viewer, this.#latest);
+    const latest = this.#build();
+    if (latest !== undefined) this.#send(viewer, latest);
     return () => this.#viewers.delete(viewer);
   }
 
