@@ -92,11 +92,17 @@ export {
   type LockSlotOptions,
   type LockStore,
   setMaxSlots,
+  type SlotEnding,
   type Snapshot,
   unlockSlot,
   type UpdateOptions,
   type UpdateOutcome,
 } from "./lib/semaphore/lock_store.ts";
+export {
+  HISTORY_KINDS,
+  type HistoryEvent,
+  type HistoryKind,
+} from "./lib/semaphore/history.ts";
 export { openEtcdLockStore } from "./lib/etcd/open.ts";
 export type { EtcdConnectionOptions } from "./lib/etcd/etcd_options.ts";
 export type { TlsOptions } from "./lib/etcd/tls.ts";

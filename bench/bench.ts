@@ -12,6 +12,7 @@ import { REPO_ROOT } from "../tests/harness/permissions.ts";
 import { measureCtl } from "./ctl_commands.ts";
 import { measureDaemonMemory } from "./daemon_memory.ts";
 import { fleetLockBench } from "./fleetlock.ts";
+import { measureFleetPage } from "./fleet_page.ts";
 import { measureGrants } from "./grants.ts";
 import { fmt, renderTable, Report, summary } from "./report.ts";
 import { measureWaiting } from "./waiting.ts";
@@ -42,6 +43,7 @@ const MEASUREMENTS: Record<
     ),
   grants: (r, c) => measureGrants(r, c.endpoints, c.metricsUrl),
   waiting: (r, c) => measureWaiting(r, c.endpoints, c.metricsUrl, c.quick),
+  fleetpage: (r, c) => measureFleetPage(r, c.endpoints, c.metricsUrl),
   fleetlock: async (r, c) => {
     r.log("\nfleetlock: the FleetLock server under load (its own etcd)");
     const figures = await fleetLockBench({

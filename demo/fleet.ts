@@ -10,7 +10,11 @@
  * FleetLock server, as Fedora CoreOS's Zincati would), the others take
  * theirs from etcd (`etcd-lock`); both share one semaphore.
  *
- *   deno task demo [--machines N] [--max M] [--fleetlock]
+ * Every run starts `locksmithd serve` and prints the address of its live
+ * fleet page; `--wait S` waits S seconds before the rollout and after it,
+ * to watch it in a browser.
+ *
+ *   deno task demo [--machines N] [--max M] [--fleetlock] [--wait S]
  */
 
 import { parseArgs } from "node:util";
@@ -35,8 +39,14 @@ const { values } = parseArgs({
     machines: { type: "string", default: "6" },
     max: { type: "string", default: "2" },
     fleetlock: { type: "boolean", default: false },
+    wait: { type: "string", default: "0" },
   },
 });
+const wait = Number(values.wait);
+if (!Number.isInteger(wait) || wait < 0 || wait > 3_600) {
+  console.error("demo: --wait must be a whole number of seconds up to 3600");
+  Deno.exit(2);
+}
 const machines = Number(values.machines);
 const max = Number(values.max);
 if (!Number.isInteger(machines) || machines < 1 || machines > 20) {
@@ -138,13 +148,21 @@ try {
   console.log(
     `locksmith demo: ${machines} machines, at most ${max} rebooting at once, etcd at ${etcd.endpoint}, group "${group}"`,
   );
+  // locksmithd serve: the FleetLock server (--fleetlock) and the live fleet page.
+  serve = await startServeProcess({
+    endpoint: etcd.endpoint,
+    onLine: (line) => {
+      if (/WARN|ERROR/.test(line)) console.log(`${stamp()} serve  ${line}`);
+    },
+  });
+  console.log(
+    `locksmith demo: watch the rollout live in a browser at ${serve.url} (the fleet page of locksmithd serve)`,
+  );
+  if (wait > 0) {
+    console.log(`locksmith demo: starting in ${wait} s ...`);
+    await new Promise((r) => setTimeout(r, wait * 1_000));
+  }
   if (values.fleetlock) {
-    serve = await startServeProcess({
-      endpoint: etcd.endpoint,
-      onLine: (line) => {
-        if (/WARN|ERROR/.test(line)) console.log(`${stamp()} serve  ${line}`);
-      },
-    });
     console.log(
       `locksmith demo: a mixed fleet: ${
         machines - onFleetLock.size
@@ -202,6 +220,20 @@ try {
     } time(s); at most ${report.maxHolders} held a slot at once (max ${max}); ${report.versions} revisions checked, ${report.violations.length} invariant violations`,
   );
   console.log(`locksmithctl status --group ${group}:\n${status.stdout}`);
+  const history = await runCtlProcess([
+    "history",
+    "--group",
+    group,
+    "--endpoint",
+    etcd.endpoint,
+  ]);
+  console.log(`locksmithctl history --group ${group}:\n${history.stdout}`);
+  if (wait > 0) {
+    console.log(
+      `locksmith demo: the fleet page stays at ${serve.url} for ${wait} s more ...`,
+    );
+    await new Promise((r) => setTimeout(r, wait * 1_000));
+  }
   if (report.violations.length > 0) {
     console.error(report.violations.join("\n"));
     Deno.exitCode = 1;

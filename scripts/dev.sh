@@ -21,6 +21,7 @@ install_debian_packages() {
   /usr/bin/python3 -c 'import dbusmock' 2>/dev/null || missing+=(python3-dbusmock)
   command -v openssl >/dev/null || missing+=(openssl)
   command -v systemd-analyze >/dev/null || missing+=(systemd)
+  [ -x /usr/bin/chromium ] || missing+=(chromium)  # the fleet page's browser test
   [ ${#missing[@]} -eq 0 ] && return
   if [ "$(id -u)" -ne 0 ]; then
     say "missing: ${missing[*]}; run as root or: sudo apt-get install -y ${missing[*]}"

@@ -964,7 +964,18 @@ Deno.test("after boot the slot is kept while the health check fails, an error is
     "health-check-failed",
     "health-check-passed",
     "slot-released",
+    "back-up",
   ]);
+  // Back after its boot: the history says released, with when it was taken.
+  const backUp = t.notifier.events.at(-1)!.details as Record<string, unknown>;
+  assert.equal(backUp.took_at, "2026-03-05T08:00:00Z");
+  assert.equal(typeof backUp.away_seconds, "number");
+  assert.deepEqual(
+    t.store.companions.at(-1)!.flatMap((c) =>
+      "history" in c ? c.history.map((e) => [e.kind, e.since, e.boot]) : []
+    ),
+    [["released", "2026-03-05T08:00:00Z", "boot-1"]],
+  );
   assert.deepEqual(t.notifier.events[0]!.details, {
     attempts: 4,
     elapsedMs: 30_000,
@@ -984,7 +995,16 @@ Deno.test("a healthy machine releases its slot after the first health check", as
   assert.deepEqual(t.store.doc.holders, []);
   assert.equal(t.commands.runsOf(HEALTHY).length, 1);
   assert.deepEqual(t.clock.sleeps, []);
-  assert.deepEqual(t.notifier.names, ["health-check-passed", "slot-released"]);
+  assert.deepEqual(t.notifier.names, [
+    "health-check-passed",
+    "slot-released",
+    "back-up",
+  ]);
+  // Taken by an older version: when is not known.
+  assert.deepEqual(t.notifier.events[2]!.details, {
+    took_at: null,
+    away_seconds: null,
+  });
   assert.deepEqual(t.metrics.commands, ["health-check:success"]);
   t.abort.abort();
   await running;

@@ -406,7 +406,11 @@ Deno.test("steady-state at start waits for the health check, is retried until it
     t.log.lines.find((l) => l.includes("released the slot"))!,
     /^info: released the slot held by 0123\w+: the reboot has happened, or none was needed \(steady-state at every start\); the health check passed$/,
   );
-  assert.deepEqual(t.notifier.names, ["health-check-passed", "slot-released"]);
+  assert.deepEqual(t.notifier.names, [
+    "health-check-passed",
+    "slot-released",
+    "back-up",
+  ]);
   t.need.trigger();
   assert.equal(await running, "rebooted");
   assert.deepEqual(t.server.ops.at(-1), "lock");

@@ -32,6 +32,7 @@ const LAYERS: Readonly<Record<string, readonly string[]>> = {
     "daemon/wiring",
     "ctl",
     "serve",
+    "fleetpage",
   ],
 };
 

@@ -219,7 +219,7 @@ Deno.test("locksmithd's safe reboots against a real etcd, private buses and a re
           );
           await b.waitForLine(/reboot requested$/, 30_000);
           assert.deepEqual(await holders(a.key), [b.id]);
-          await hook.until("slot-released");
+          await hook.until("back-up");
           const failed = hook.received.find((r) =>
             r.body.event === "health-check-failed"
           )!.body;
@@ -228,9 +228,10 @@ Deno.test("locksmithd's safe reboots against a real etcd, private buses and a re
           const details = failed.details as Record<string, unknown>;
           assert.ok((details.attempts as number) >= 3);
           assert.match(String(details.lastFailure), /^exited 1 after /);
-          assert.deepEqual(hook.events().slice(-2), [
+          assert.deepEqual(hook.events().slice(-3), [
             "health-check-passed",
             "slot-released",
+            "back-up",
           ]);
         } finally {
           await hook.close();
@@ -409,7 +410,7 @@ Deno.test("locksmithd's safe reboots against a real etcd, private buses and a re
           await m.waitForLine(/reboot requested$/);
           await hook.until("reboot-requested");
           await m.reboot();
-          await hook.until("slot-released");
+          await hook.until("back-up");
           assert.equal(hook.refused, 1, "the first POST was answered 503");
           assert.deepEqual(hook.events(), [
             "reboot-needed",
@@ -417,7 +418,15 @@ Deno.test("locksmithd's safe reboots against a real etcd, private buses and a re
             "reboot-requested",
             "health-check-passed",
             "slot-released",
+            "back-up",
           ]);
+          // Back after its boot: when it took the slot, and how long it was away.
+          const backUp = hook.received.at(-1)!.body.details as Record<
+            string,
+            unknown
+          >;
+          assert.ok(!Number.isNaN(Date.parse(String(backUp.took_at))));
+          assert.equal(typeof backUp.away_seconds, "number");
           for (const { body, url, headers } of hook.received) {
             assert.equal(body.machine, m.id);
             assert.equal(body.group, m.group);

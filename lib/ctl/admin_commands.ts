@@ -1,6 +1,6 @@
 /**
  * locksmithctl's commands beyond the original's: the whole `status` (once,
- * `--watch`, `--all-groups`), `pause`, `resume`, `set-ttl` and
+ * `--watch`, `--all-groups`), `history`, `pause`, `resume`, `set-ttl` and
  * `unlock --stale`, over the {@link SemaphoreAdmin} port.
  *
  * @module
@@ -8,6 +8,13 @@
 
 import type { CtlInvocation } from "./args.ts";
 import { oneLine } from "../common/errors.ts";
+import { formatDuration } from "../common/duration.ts";
+import {
+  formatHistory,
+  historyJson,
+  historyLines,
+  skippedWarning,
+} from "./history_text.ts";
 import { withClosing } from "../common/closing.ts";
 import type { SemaphoreAdmin } from "../semaphore/admin.ts";
 import {
@@ -63,7 +70,7 @@ function ttlText(settings: StoredSettings): string {
   return ttl === undefined ? "default" : formatSlotTtl(ttl);
 }
 
-/** Runs `status` (without `--watch`), `pause`, `resume`, `set-ttl` or `unlock --stale`. */
+/** Runs `status` (without `--watch`), `history`, `pause`, `resume`, `set-ttl` or `unlock --stale`. */
 export function executeAdmin(
   inv: CtlInvocation,
   deps: AdminDeps,
@@ -80,6 +87,23 @@ export function executeAdmin(
         return {
           text: formatStatusView(view, now),
           json: statusJson(view, now),
+        };
+      }
+      case "history": {
+        const histories = await admin.history(inv.allGroups);
+        const warning = skippedWarning(histories);
+        if (warning !== undefined) deps.stderr(`locksmithctl: ${warning}\n`);
+        const now = deps.now();
+        const sinceMs = now.getTime() - inv.sinceMs;
+        const lines = historyLines(histories, sinceMs);
+        return {
+          text: formatHistory(
+            lines,
+            now,
+            formatDuration(inv.sinceMs),
+            inv.allGroups,
+          ),
+          json: historyJson(histories, lines, sinceMs),
         };
       }
       case "pause":

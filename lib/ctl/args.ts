@@ -24,6 +24,7 @@ export { ctlEnvNames, DEFAULT_TIMEOUT_MS, envNameOf } from "./flags.ts";
 /** The subcommands of locksmithctl. */
 export type CtlCommand =
   | "status"
+  | "history"
   | "lock"
   | "unlock"
   | "set-max"
@@ -60,8 +61,10 @@ export interface CtlInvocation extends EtcdConnectionOptions {
   readonly stale: boolean;
   /** `--watch`: `status` redraws on every change until interrupted. */
   readonly watch: boolean;
-  /** `--all-groups`: `status` lists every group's semaphore. */
+  /** `--all-groups`: `status` and `history` list every group's semaphore. */
   readonly allGroups: boolean;
+  /** `--since`: `history` shows the reboots of this long back, in ms. */
+  readonly sinceMs: number;
   /** `--group`: empty for the default semaphore. */
   readonly group: string;
 }
@@ -69,6 +72,7 @@ export interface CtlInvocation extends EtcdConnectionOptions {
 /** Each subcommand's least and most positional arguments. */
 const ARITY: Record<CtlCommand, [number, number]> = {
   status: [0, 0],
+  history: [0, 0],
   lock: [0, 1],
   unlock: [0, 1],
   "set-max": [1, 1],

@@ -62,6 +62,7 @@ export interface CtlDeps extends AdminDeps {
 
 const ACTION: Record<CtlCommand, string> = {
   status: "reading status",
+  history: "reading the history",
   lock: "locking",
   unlock: "unlocking",
   "set-max": "setting max",
@@ -118,6 +119,7 @@ async function execute(
       return { text: help, json: { help } };
     }
     case "status":
+    case "history":
     case "pause":
     case "resume":
     case "set-ttl":
@@ -131,7 +133,10 @@ async function execute(
       return await withStore(inv, deps, async (store) => {
         const { after } = inv.command === "lock"
           ? await lockSlot(store, id, { record: ctlRecord(id, deps) })
-          : await unlockSlot(store, id);
+          : await unlockSlot(store, id, {
+            kind: "unlocked",
+            at: deps.now().toISOString(),
+          });
         return { text: "", json: { id, ...slotFields(store.key, after) } };
       });
     }
@@ -229,7 +234,10 @@ async function rebootCommand(
           );
         }
         try {
-          await unlockSlot(store, id);
+          await unlockSlot(store, id, {
+            kind: "returned",
+            at: deps.now().toISOString(),
+          });
         } catch (release) {
           throw new Error(
             `logind refused the reboot: ${

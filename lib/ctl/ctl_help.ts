@@ -62,6 +62,17 @@ and its lease (alive, or expired: stale), and lists the wait queue in order.
   --watch       redraw on every change (a watch, not polling) until Ctrl-C;
                 with --json, one JSON line per change
   --all-groups  one table of every group's semaphore`,
+  history: `Usage: locksmithctl history [--since 24h] [--all-groups]
+
+Prints one line per reboot from the history kept with the semaphore (its
+last 1,000 changes): machine, when it took its slot, when it was back, the
+time away, and how it ended (back after its boot, returned unused,
+reclaimed after its slot TTL, unlocked by an operator). Machines that took
+a slot and never gave it back come first, marked with *.
+
+  --since DURATION  the reboots that ended this long back (default 24h);
+                    open slots are always shown
+  --all-groups      every group's reboots, with a GROUP column`,
   lock: `Usage: locksmithctl lock [ID]
 
 Takes a slot for ID (default: this machine's /etc/machine-id). Silent on
@@ -121,6 +132,7 @@ Usage: locksmithctl [flags] COMMAND [args]
 
 Commands:
   status            show available slots, the maximum, holders and waiters
+  history           show the recent reboots, those that never came back first
   lock [ID]         take a slot (default ID: /etc/machine-id)
   unlock [ID]       release a slot (--stale: every expired one)
   set-max N         set how many machines may reboot at once

@@ -28,6 +28,9 @@ import {
   type ValueParser,
 } from "../common/value_parsers.ts";
 
+/** Default of `--since` (`history`), in milliseconds: a day. */
+export const DEFAULT_HISTORY_SINCE_MS = 86_400_000;
+
 /** Default of `--timeout`, in milliseconds. */
 export const DEFAULT_TIMEOUT_MS = 5_000;
 
@@ -90,7 +93,7 @@ export type CtlFlag =
   | { [F in CtlValueField]: CtlValueFlag<F> }[CtlValueField]
   | CtlSwitch;
 
-/** An etcd request deadline: `is not a positive duration up to 24d, such as 5s or 500ms`. */
+/** A positive duration (an etcd deadline, `--since`): `is not a positive duration up to 24d, such as 5s or 500ms`. */
 function timeout(): ValueParser<number> {
   return (text) => {
     const ms = parseDuration(text);
@@ -218,7 +221,18 @@ export const CTL_FLAGS: readonly CtlFlag[] = Object.freeze(
       name: "all-groups",
       field: "allGroups",
       command: "status",
-      description: "`status`: one table of every group's semaphore",
+      description:
+        "`status`: one table of every group's semaphore; `history`: every group's reboots",
+    },
+    {
+      name: "since",
+      value: "DURATION",
+      example: "24h",
+      field: "sinceMs",
+      parse: timeout(),
+      default: DEFAULT_HISTORY_SINCE_MS,
+      command: "history",
+      description: "`history`: the reboots of this long back (default `24h`)",
     },
     { name: "help", short: "h", description: "show help" },
     { name: "version", field: "version", description: "print the version" },

@@ -38,6 +38,7 @@ import type {
 } from "../semaphore/lock_store.ts";
 import { bytes, type EtcdPort, type KeyValue, rangeOf } from "./port.ts";
 import { pausedKey } from "../semaphore/keys.ts";
+import { historySlotKey } from "../semaphore/history.ts";
 import { waitForKeyChange } from "./key_change.ts";
 import { withDeadline } from "./deadline.ts";
 import {
@@ -310,7 +311,10 @@ export class EtcdLockStore implements LockStore {
       ],
       success: [
         { put: { key: this.#keyBytes, value: bytes(raw) } },
-        ...companionOps(options.companions?.(before, after) ?? []),
+        ...companionOps(
+          options.companions?.(before, after) ?? [],
+          historySlotKey(this.key, state.version + 1),
+        ),
       ],
       failure: [
         { range: { key: this.#keyBytes } },

@@ -11,7 +11,10 @@
  */
 
 import { storedText, unlock } from "../semaphore/document.ts";
-import { parseHolderRecord } from "../semaphore/holder_record.ts";
+import {
+  type HolderRecord,
+  parseHolderRecord,
+} from "../semaphore/holder_record.ts";
 import {
   aliveKey,
   alivePrefix,
@@ -42,7 +45,23 @@ import {
   type TxnOpResult,
 } from "./port.ts";
 import { waiterEntryFrom } from "./queue_place.ts";
-import { parseStored, storedFrom } from "./stored_document.ts";
+import { companionOps, parseStored, storedFrom } from "./stored_document.ts";
+import { type HistoryEvent, historySlotKey } from "../semaphore/history.ts";
+
+/** The history event of a slot reclaimed at `at` from the holder of `record`. */
+function reclaimedEvent(
+  id: string,
+  at: string,
+  record: HolderRecord | undefined,
+): HistoryEvent {
+  return {
+    kind: "reclaimed",
+    id,
+    at,
+    ...(record?.since === undefined ? {} : { since: record.since }),
+    ...(record?.boot === undefined ? {} : { boot: record.boot }),
+  };
+}
 
 /** Most waiters listed by a view (all of them are counted). */
 export const MAX_LISTED_WAITERS = 1_000;
@@ -180,6 +199,7 @@ export function reclaimHolders(
   store: EtcdLockStore,
   view: SemaphoreView,
   ids: readonly string[],
+  clock: () => Date = () => new Date(),
 ): Promise<boolean> {
   if (ids.length > MAX_RECLAIMS_PER_TXN) {
     return Promise.reject(
@@ -198,10 +218,13 @@ export function reclaimHolders(
       value: view.docRevision,
     }];
     const success: TxnOp[] = [];
+    const events: HistoryEvent[] = [];
+    const at = clock().toISOString();
     for (const id of ids) {
       const holder = view.holders.find((h) => h.id === id);
       if (holder === undefined) return false;
       doc = unlock(doc, id);
+      events.push(reclaimedEvent(id, at, holder.record));
       compare.push({
         key: bytes(holderRecordKey(key, id)),
         target: "MOD",
@@ -218,7 +241,14 @@ export function reclaimHolders(
     const raw = storedText(doc, key);
     const res = await store.port.txn({
       compare,
-      success: [{ put: { key: bytes(key), value: bytes(raw) } }, ...success],
+      success: [
+        { put: { key: bytes(key), value: bytes(raw) } },
+        ...success,
+        ...companionOps(
+          [{ history: events }],
+          historySlotKey(key, view.docVersion + 1),
+        ),
+      ],
       failure: [{ range: { key: bytes(key) } }],
     }, { deadline });
     const written = { raw, version: view.docVersion + 1 };

@@ -24,6 +24,7 @@ import {
   DEFAULT_SEMAPHORE_KEY,
   groupOfKey,
   pausedKey,
+  semaphoreKeyOf,
   SEMAPHORES_PREFIX,
   settingsKey,
 } from "../semaphore/keys.ts";
@@ -49,6 +50,8 @@ import {
   viewOps,
 } from "./etcd_semaphore_view.ts";
 import { settingsText } from "./stored_document.ts";
+import { readHistories } from "./history_read.ts";
+import type { GroupHistory } from "../semaphore/history.ts";
 
 /** Rounds of read-then-write before a contended change gives up. */
 const MAX_ROUNDS = 8;
@@ -58,19 +61,6 @@ const REPAIR_WAIT_MS = 30_000;
 
 /** Semaphores read per transaction by {@link EtcdSemaphoreAdmin.groups} (etcd allows 128 operations). */
 const GROUPS_PER_TXN = 20;
-
-/** The semaphore key of any key under the semaphores' prefix, or `undefined`. */
-function semaphoreKeyOf(key: string): string | undefined {
-  if (
-    key === DEFAULT_SEMAPHORE_KEY || key.startsWith(`${DEFAULT_SEMAPHORE_KEY}/`)
-  ) {
-    return DEFAULT_SEMAPHORE_KEY;
-  }
-  const match =
-    /^coreos\.com\/updateengine\/rebootlock\/groups\/([^/]+)\/semaphore(?:\/|$)/
-      .exec(key);
-  return match ? `${SEMAPHORES_PREFIX}groups/${match[1]}/semaphore` : undefined;
-}
 
 /** The {@link SemaphoreAdmin} of one semaphore in etcd. */
 export class EtcdSemaphoreAdmin implements SemaphoreAdmin {
@@ -331,24 +321,21 @@ export class EtcdSemaphoreAdmin implements SemaphoreAdmin {
     });
   }
 
+  /** The reboot history; see {@link SemaphoreAdmin.history}. */
+  async history(allGroups: boolean): Promise<GroupHistory[]> {
+    const keys = allGroups
+      ? (await this.#store.operation((deadline) =>
+        listSemaphores(this.#store, deadline)
+      )).map((s) => s.key)
+      : [this.key];
+    return await readHistories(this.#store, keys);
+  }
+
   /** Every semaphore of the fleet; see {@link SemaphoreAdmin.groups}. */
   groups(): Promise<GroupSummary[]> {
     const store = this.#store;
     return store.operation(async (deadline) => {
-      const prefix = bytes(SEMAPHORES_PREFIX);
-      const listing = await store.port.range({
-        key: prefix,
-        rangeEnd: prefixEnd(prefix),
-        keysOnly: true,
-      }, { deadline });
-      const keys = new Set<string>([DEFAULT_SEMAPHORE_KEY]);
-      for (const kv of listing.kvs) {
-        const text = textOf(kv.key);
-        const key = text === undefined ? undefined : semaphoreKeyOf(text);
-        if (key !== undefined && groupOfKey(key) !== undefined) keys.add(key);
-      }
-      const sorted = [...keys].map((key) => ({ key, group: groupOfKey(key)! }))
-        .sort((a, b) => a.group < b.group ? -1 : a.group > b.group ? 1 : 0);
+      const sorted = await listSemaphores(store, deadline);
       const out: GroupSummary[] = [];
       for (let i = 0; i < sorted.length; i += GROUPS_PER_TXN) {
         const chunk = sorted.slice(i, i + GROUPS_PER_TXN);
@@ -374,6 +361,27 @@ export class EtcdSemaphoreAdmin implements SemaphoreAdmin {
   close(): Promise<void> {
     return this.#store.close();
   }
+}
+
+/** Every semaphore key of the fleet (the default one always), by group name. */
+async function listSemaphores(
+  store: EtcdLockStore,
+  deadline: number,
+): Promise<{ key: string; group: string }[]> {
+  const prefix = bytes(SEMAPHORES_PREFIX);
+  const listing = await store.port.range({
+    key: prefix,
+    rangeEnd: prefixEnd(prefix),
+    keysOnly: true,
+  }, { deadline });
+  const keys = new Set<string>([DEFAULT_SEMAPHORE_KEY]);
+  for (const kv of listing.kvs) {
+    const text = textOf(kv.key);
+    const key = text === undefined ? undefined : semaphoreKeyOf(text);
+    if (key !== undefined && groupOfKey(key) !== undefined) keys.add(key);
+  }
+  return [...keys].map((key) => ({ key, group: groupOfKey(key)! }))
+    .sort((a, b) => a.group < b.group ? -1 : a.group > b.group ? 1 : 0);
 }
 
 function sleep(ms: number, signal: AbortSignal): Promise<void> {

@@ -14,6 +14,7 @@ import {
   type Semaphore,
 } from "../semaphore/document.ts";
 import type { Companion } from "../semaphore/lock_store.ts";
+import { formatHistoryEntry } from "../semaphore/history.ts";
 import { bytes, type KeyValue, lossyText, textOf, type TxnOp } from "./port.ts";
 
 /** The document as stored at one revision. */
@@ -53,33 +54,56 @@ export function settingsText(kv: KeyValue | undefined): string | undefined {
   return kv === undefined ? undefined : textOf(kv.value) ?? "\0";
 }
 
-/** The transaction operations of companion writes. */
-export function companionOps(companions: readonly Companion[]): TxnOp[] {
-  return companions.map((c): TxnOp => {
-    if ("put" in c) {
-      return {
+/**
+ * The transaction operations of companion writes. With `historyKey` (the
+ * history slot of the version the change writes, see `historySlotKey`),
+ * every history event of the change goes to that key in one put, and a
+ * change without events clears it: the ring keeps the events of the last
+ * changes only.
+ */
+export function companionOps(
+  companions: readonly Companion[],
+  historyKey?: string,
+): TxnOp[] {
+  const events = companions.flatMap((c) => "history" in c ? c.history : []);
+  const history: TxnOp[] = historyKey === undefined ? [] : [
+    events.length > 0
+      ? {
         put: {
-          key: bytes(c.put),
-          value: bytes(c.value),
-          ...(c.lease ? { lease: c.lease } : {}),
+          key: bytes(historyKey),
+          value: bytes(formatHistoryEntry(events)),
+        },
+      }
+      : { deleteRange: { key: bytes(historyKey) } },
+  ];
+  return [
+    ...companions.flatMap((c) => "history" in c ? [] : [c]).map((c): TxnOp => {
+      if ("put" in c) {
+        return {
+          put: {
+            key: bytes(c.put),
+            value: bytes(c.value),
+            ...(c.lease ? { lease: c.lease } : {}),
+          },
+        };
+      }
+      const del: TxnOp = { deleteRange: { key: bytes(c.delete) } };
+      if (c.ifCreatedAt === undefined) return del;
+      return {
+        txn: {
+          compare: [{
+            key: bytes(c.delete),
+            target: "CREATE",
+            result: "EQUAL",
+            value: c.ifCreatedAt,
+          }],
+          success: [del],
+          failure: [],
         },
       };
-    }
-    const del: TxnOp = { deleteRange: { key: bytes(c.delete) } };
-    if (c.ifCreatedAt === undefined) return del;
-    return {
-      txn: {
-        compare: [{
-          key: bytes(c.delete),
-          target: "CREATE",
-          result: "EQUAL",
-          value: c.ifCreatedAt,
-        }],
-        success: [del],
-        failure: [],
-      },
-    };
-  });
+    }),
+    ...history,
+  ];
 }
 
 /**

@@ -9,6 +9,7 @@
 
 import type { HolderState, SemaphoreView } from "./semaphore_view.ts";
 import type { StoredSettings } from "./settings.ts";
+import type { GroupHistory } from "./history.ts";
 
 /** One semaphore of the fleet, for the table of every group. */
 export type GroupSummary =
@@ -60,6 +61,8 @@ export interface SemaphoreAdmin {
   watch(handlers: WatchHandlers, signal: AbortSignal): Promise<void>;
   /** Every semaphore of the fleet: the default one and every group's. */
   groups(): Promise<GroupSummary[]>;
+  /** The reboot history of this semaphore, or of every group's with `allGroups`. */
+  history(allGroups: boolean): Promise<GroupHistory[]>;
   /** Releases the connection. */
   close(): Promise<void>;
 }

@@ -102,6 +102,19 @@ export function groupOfKey(key: string): string | undefined {
   return group === undefined || group === "" ? undefined : group;
 }
 
+/** The semaphore key of any key under the semaphores' prefix (itself or a companion key), or `undefined`. */
+export function semaphoreKeyOf(key: string): string | undefined {
+  if (
+    key === DEFAULT_SEMAPHORE_KEY || key.startsWith(`${DEFAULT_SEMAPHORE_KEY}/`)
+  ) {
+    return DEFAULT_SEMAPHORE_KEY;
+  }
+  const match =
+    /^coreos\.com\/updateengine\/rebootlock\/groups\/([^/]+)\/semaphore(?:\/|$)/
+      .exec(key);
+  return match ? `${GROUPS_PREFIX}${match[1]}/semaphore` : undefined;
+}
+
 /** Key of the holder record of `id` under the semaphore at `key`. */
 export function holderRecordKey(key: string, id: string): string {
   return `${key}${HOLDERS_DIR}${queryEscape(id)}`;

@@ -10,12 +10,19 @@ import { SemaphoreRefusedError } from "../common/errors.ts";
 import { isHolder, lock, type Semaphore, setMax, unlock } from "./document.ts";
 import { formatHolderRecord, type HolderRecord } from "./holder_record.ts";
 import { aliveKey, holderRecordKey } from "./keys.ts";
+import type { HistoryEvent } from "./history.ts";
 
 /**
  * Another key written in the same compare-and-swap as the document, only
- * when the document's write applies (holder records, the wait queue).
+ * when the document's write applies (holder records, the wait queue), or
+ * slot events for the history (`history.ts`): the store writes all the
+ * events of one change to the history slot of the version it writes.
  */
 export type Companion =
+  | {
+    /** Slot events of this change, appended to the history. */
+    readonly history: readonly HistoryEvent[];
+  }
   | {
     /** Key to write. */
     readonly put: string;
@@ -134,6 +141,8 @@ export interface LockSlotOptions {
   readonly record?: HolderRecord | undefined;
   /** More companion writes (e.g. leaving the wait queue). */
   readonly companions?: readonly Companion[] | undefined;
+  /** Whether to record the `taken` event (default: when there is a record). */
+  readonly recordEvent?: boolean | undefined;
   /** Compare-and-swap attempts (default: the store's). */
   readonly maxAttempts?: number | undefined;
 }
@@ -172,7 +181,11 @@ export function lockSlot(
   options: LockSlotOptions = {},
 ): Promise<UpdateOutcome> {
   const { record, companions = [], maxAttempts } = options;
+  const event = record && (options.recordEvent ?? true)
+    ? [{ history: [takenEvent(record)] }]
+    : [];
   const all: Companion[] = [
+    ...event,
     ...(record
       ? [{
         put: holderRecordKey(store.key, id),
@@ -193,6 +206,29 @@ export function lockSlot(
   );
 }
 
+/** The `taken` event of a slot taken with `record`. */
+export function takenEvent(record: HolderRecord): HistoryEvent {
+  return {
+    kind: "taken",
+    id: record.id,
+    at: record.since,
+    by: record.by,
+    ...(record.boot === undefined ? {} : { boot: record.boot }),
+  };
+}
+
+/** How a slot given back with {@link unlockSlot} ends, for the history. */
+export interface SlotEnding {
+  /** `released` after the machine's boot, `returned` unused, `unlocked` by an operator. */
+  readonly kind: "released" | "returned" | "unlocked";
+  /** When (ISO 8601). */
+  readonly at: string;
+  /** When the slot was taken, if known. */
+  readonly since?: string | undefined;
+  /** The holder's boot id when it took the slot, if known. */
+  readonly boot?: string | undefined;
+}
+
 /** The companion deletes of a holder that gives its slot back: its record and alive key. */
 export function releaseCompanions(key: string, id: string): Companion[] {
   return [{ delete: holderRecordKey(key, id) }, { delete: aliveKey(key, id) }];
@@ -200,14 +236,25 @@ export function releaseCompanions(key: string, id: string): Companion[] {
 
 /**
  * Releases the slot of `id` and deletes its holder record and alive key;
- * refuses when `id` holds none.
+ * refuses when `id` holds none. With `ending`, its event is added to the
+ * history in the same transaction.
  */
 export function unlockSlot(
   store: LockStore,
   id: string,
+  ending?: SlotEnding,
 ): Promise<UpdateOutcome> {
+  const history: Companion[] = ending === undefined ? [] : [{
+    history: [{
+      kind: ending.kind,
+      id,
+      at: ending.at,
+      ...(ending.since === undefined ? {} : { since: ending.since }),
+      ...(ending.boot === undefined ? {} : { boot: ending.boot }),
+    }],
+  }];
   return store.update((doc) => unlock(doc, id), {
-    companions: () => releaseCompanions(store.key, id),
+    companions: () => [...releaseCompanions(store.key, id), ...history],
   });
 }
 

@@ -34,6 +34,7 @@ import {
   releaseCompanions,
   type UpdateOutcome,
 } from "../semaphore/lock_store.ts";
+import { type HistoryEvent, holderChanges } from "../semaphore/history.ts";
 
 /** One FleetLock call on a semaphore: take (`lock`) or release (`unlock`) the slot of `id`. */
 export interface SlotRequest {
@@ -103,6 +104,8 @@ export interface SlotBatcherOptions {
   readonly sleep?: (ms: number) => Promise<void>;
   /** Conflict rounds before a batch fails with `ContentionError` (default 32). */
   readonly maxRounds?: number;
+  /** Wall clock, for the history's event times. Default `new Date()`. */
+  readonly clock?: () => Date;
 }
 
 const REFUSAL_RESULT: Record<SemaphoreRefusal, SlotResult> = {
@@ -127,6 +130,7 @@ export class SlotBatcher {
   readonly #random: () => number;
   readonly #sleep: (ms: number) => Promise<void>;
   readonly #maxRounds: number;
+  readonly #clock: () => Date;
   #queue: Pending[] = [];
   #running = false;
   #pendingMax: number | undefined;
@@ -148,6 +152,7 @@ export class SlotBatcher {
     this.#sleep = options.sleep ??
       ((ms) => new Promise((resolve) => setTimeout(resolve, ms)));
     this.#maxRounds = options.maxRounds ?? 32;
+    this.#clock = options.clock ?? (() => new Date());
   }
 
   /** The store the batches go to. */
@@ -225,7 +230,7 @@ export class SlotBatcher {
       try {
         const outcome = await this.#store.update(change, {
           maxAttempts: 2,
-          companions: releasedRecords(this.#store.key),
+          companions: batchCompanions(this.#store.key, this.#clock),
         });
         return { outcome, conflicts: conflicts + outcome.attempts - 1 };
       } catch (error) {
@@ -283,13 +288,33 @@ export class SlotBatcher {
   }
 }
 
-/** Companion deletes of the records and alive keys of the holders a change released. */
-function releasedRecords(
+/**
+ * Companion deletes of the records and alive keys of the holders a change
+ * released, and the history events of the change: `taken` by `fleetlock`
+ * for each new holder, `released` (a steady-state: the machine is back)
+ * for each one gone.
+ */
+function batchCompanions(
   key: string,
+  clock: () => Date,
 ): (before: Semaphore, after: Semaphore) => Companion[] {
-  return (before, after) =>
-    before.holders.filter((id) => !after.holders.includes(id))
-      .flatMap((id) => releaseCompanions(key, id));
+  return (before, after) => {
+    const { taken, ended } = holderChanges(before.holders, after.holders);
+    const at = clock().toISOString();
+    const events: HistoryEvent[] = [
+      ...ended.map((id): HistoryEvent => ({ kind: "released", id, at })),
+      ...taken.map((id): HistoryEvent => ({
+        kind: "taken",
+        id,
+        at,
+        by: "fleetlock",
+      })),
+    ];
+    return [
+      ...ended.flatMap((id) => releaseCompanions(key, id)),
+      ...(events.length > 0 ? [{ history: events }] : []),
+    ];
+  };
 }
 
 /**

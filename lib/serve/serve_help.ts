@@ -19,7 +19,8 @@ locksmithd share the same slots. FleetLock group "default" is locksmithd's
 default semaphore; any other group G is locksmithd's group G.
 
 Endpoints: POST /v1/pre-reboot, POST /v1/steady-state, GET /-/healthy,
-GET /metrics.
+GET /metrics, and GET / the live fleet page (every group's slots, holders,
+queue and recent reboots; with tokens, it asks for one).
 
 Flags:
 ${

@@ -46,10 +46,16 @@ const ETCD_KEYS = DAEMON_CONFIG_KEYS.filter((key) =>
  */
 function etcdStoreFactory(config: DaemonConfig): {
   open(group: string): Promise<LockStore>;
+  port(): Promise<EtcdPort>;
   close(): Promise<void>;
 } {
   let port: Promise<EtcdPort> | undefined;
   return {
+    async port() {
+      const { openEtcdPort } = await import("../etcd/open.ts");
+      port ??= openEtcdPort(config.etcd);
+      return await port;
+    },
     async open(group) {
       const [{ openEtcdPort }, { EtcdLockStore }] = await Promise.all([
         import("../etcd/open.ts"),
@@ -126,6 +132,10 @@ export async function runServe(args: readonly string[]): Promise<number> {
       tls,
       openStore: (group) => stores.open(group),
       log,
+      fleetPage: (await import("../fleetpage/etcd_wiring.ts")).etcdFleetPage(
+        () => stores.port(),
+        config.etcd.timeoutMs,
+      ),
     });
   } catch (error) {
     dispose();
@@ -145,6 +155,9 @@ export async function runServe(args: readonly string[]): Promise<number> {
     }${options.groups ? `; groups ${options.groups.join(", ")}` : ""}${
       options.tokens.size > 0 ? "; tokens required" : ""
     })`,
+  );
+  log.info(
+    `fleet page at ${server.url} (live; one etcd watch for all viewers)`,
   );
   const name = await Promise.race([
     stopped,

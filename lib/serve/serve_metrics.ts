@@ -1,8 +1,9 @@
 /**
  * The FleetLock server's Prometheus metrics (prom-client, imported only by
  * the server): requests by endpoint and result, request and etcd latency,
- * batch sizes, and the holders and slots of every open group as stored in
- * etcd at scrape time.
+ * batch sizes, the holders and slots of every open group as stored in
+ * etcd at scrape time, and from the reboot history (followed by the fleet
+ * page's watch) the time machines were away and the slots reclaimed.
  *
  * @module
  */
@@ -12,6 +13,7 @@ import type { Semaphore } from "../semaphore/document.ts";
 import type { RequestObserver, RequestResult, Route } from "./handler.ts";
 import type { EtcdOperation } from "./semaphores.ts";
 import type { CommitReport } from "./batch.ts";
+import type { RebootFigure } from "../fleetpage/reboot_figures.ts";
 import { ETCD_LATENCY_BUCKETS } from "../etcd/latency_buckets.ts";
 
 /** Names of the metrics, as documented in docs/fleetlock.md. */
@@ -23,11 +25,17 @@ export const METRIC_NAMES: Readonly<
     | "batchCalls"
     | "conflicts"
     | "holders"
-    | "slots",
+    | "slots"
+    | "rebootSeconds"
+    | "reclaims"
+    | "pageViewers",
     string
   >
 > = Object.freeze(
   {
+    rebootSeconds: "locksmith_reboot_duration_seconds",
+    reclaims: "locksmith_reclaims_total",
+    pageViewers: "locksmith_fleet_page_viewers",
     requests: "locksmith_fleetlock_requests_total",
     requestSeconds: "locksmith_fleetlock_request_duration_seconds",
     etcdSeconds: "locksmith_fleetlock_etcd_duration_seconds",
@@ -37,6 +45,20 @@ export const METRIC_NAMES: Readonly<
     slots: "locksmith_fleetlock_slots",
   },
 );
+
+/** Buckets of the time away, in seconds: 30 s to 4 h. */
+const REBOOT_BUCKETS = [
+  30,
+  60,
+  120,
+  300,
+  600,
+  900,
+  1_800,
+  3_600,
+  7_200,
+  14_400,
+];
 
 /** Buckets of the latency histograms: locksmithd's etcd buckets, and 0.5 ms. */
 const LATENCY_BUCKETS = [0.0005, ...ETCD_LATENCY_BUCKETS];
@@ -49,14 +71,42 @@ export class FleetLockMetrics implements RequestObserver {
   readonly #etcdSeconds: Histogram<"operation" | "outcome">;
   readonly #batchCalls: Histogram<string>;
   readonly #conflicts: Counter<string>;
+  readonly #rebootSeconds: Histogram<"group">;
+  readonly #reclaims: Counter<"group">;
 
   /**
    * Creates the metrics.
    *
    * @param documents reads the document of every open group at scrape time
    */
-  constructor(documents: () => Promise<ReadonlyMap<string, Semaphore>>) {
+  constructor(
+    documents: () => Promise<ReadonlyMap<string, Semaphore>>,
+    viewers: () => number = () => 0,
+  ) {
     const registers = [this.#registry];
+    this.#rebootSeconds = new Histogram({
+      name: METRIC_NAMES.rebootSeconds,
+      help:
+        "Time a machine was away: from taking its slot to releasing it after its boot, by semaphore group (from the reboot history)",
+      labelNames: ["group"] as const,
+      buckets: REBOOT_BUCKETS,
+      registers,
+    });
+    this.#reclaims = new Counter({
+      name: METRIC_NAMES.reclaims,
+      help:
+        "Slots reclaimed after their slot TTL (machines that never came back), by semaphore group (from the reboot history)",
+      labelNames: ["group"] as const,
+      registers,
+    });
+    new Gauge({
+      name: METRIC_NAMES.pageViewers,
+      help: "Fleet pages connected now (they share one etcd watch)",
+      registers,
+      collect() {
+        this.set(viewers());
+      },
+    });
     this.#requests = new Counter({
       name: METRIC_NAMES.requests,
       help: "FleetLock requests answered, by endpoint and result",
@@ -134,6 +184,17 @@ export class FleetLockMetrics implements RequestObserver {
       { operation, outcome: ok ? "ok" : "error" },
       seconds,
     );
+  }
+
+  /** Counts reboots that ended (from the history: see `reboot_figures.ts`). */
+  reboots(figures: readonly RebootFigure[]): void {
+    for (const f of figures) {
+      const group = f.group === "" ? "default" : f.group;
+      if (f.outcome === "reclaimed") this.#reclaims.inc({ group });
+      else if (f.awaySeconds !== undefined) {
+        this.#rebootSeconds.observe({ group }, f.awaySeconds);
+      }
+    }
   }
 
   /** Records a committed batch. */

@@ -14,6 +14,9 @@ import { GroupTokens } from "./auth.ts";
 import { GroupSemaphores, type OpenStore } from "./semaphores.ts";
 import type { ServeOptions } from "./serve_options.ts";
 import { errorBody } from "../fleetlock/protocol/protocol.ts";
+import type { FleetPage, FleetSource } from "../fleetpage/fleet_page.ts";
+import type { PauseGroup } from "../fleetpage/routes.ts";
+import type { RebootFigure } from "../fleetpage/reboot_figures.ts";
 
 /** Options of {@link startFleetLockServer}. */
 export interface StartFleetLockServerOptions {
@@ -25,6 +28,11 @@ export interface StartFleetLockServerOptions {
   readonly openStore: OpenStore;
   /** Where state changes and failures go. */
   readonly log: ServerLog;
+  /** The fleet page (`GET /`) and the reboot metrics: the fleet's live view and pause. */
+  readonly fleetPage?: {
+    readonly source: FleetSource;
+    readonly pause?: PauseGroup;
+  };
 }
 
 /** A running FleetLock server. */
@@ -64,6 +72,25 @@ async function applySlots(
   }
 }
 
+/** The fleet page, when asked for: its tokens are FleetLock's, its reboots go to the metrics. */
+async function startPage(
+  start: StartFleetLockServerOptions,
+  tokens: GroupTokens | undefined,
+  metrics: { reboots(figures: readonly RebootFigure[]): void },
+): Promise<FleetPage | undefined> {
+  if (start.fleetPage === undefined) return undefined;
+  const { startFleetPage } = await import("../fleetpage/fleet_page.ts");
+  return startFleetPage({
+    ...start.fleetPage,
+    tokens: tokens && {
+      groups: [...start.options.tokens.keys()],
+      allows: (group, authorization) => tokens.allows(group, authorization),
+    },
+    onReboots: (figures) => metrics.reboots(figures),
+    log: start.log,
+  });
+}
+
 /**
  * Starts the server: stores the configured slot counts (a group whose
  * count cannot be stored now, e.g. with etcd down, gets it with its first
@@ -82,22 +109,29 @@ export async function startFleetLockServer(
     onEtcd: (operation, seconds, ok) => metrics.etcd(operation, seconds, ok),
     onCommit: (_group, report) => metrics.commit(report),
   });
-  const metrics = new FleetLockMetrics(() => semaphores.documents());
-  const handler = createFleetLockHandler({
+  const tokens = options.tokens.size > 0
+    ? new GroupTokens(options.tokens)
+    : undefined;
+  const metrics = new FleetLockMetrics(
+    () => semaphores.documents(),
+    () => page?.feed.viewers ?? 0,
+  );
+  const page = await startPage(start, tokens, metrics);
+  const fleetLockHandler = createFleetLockHandler({
     service: {
       preReboot: (group, id) => semaphores.preReboot(group, id),
       steadyState: (group, id) => semaphores.steadyState(group, id),
       ping: () => semaphores.ping(),
     },
     allowedGroups: options.groups ? new Set(options.groups) : undefined,
-    tokens: options.tokens.size > 0
-      ? new GroupTokens(options.tokens)
-      : undefined,
+    tokens,
     readTimeoutMs: options.readTimeoutMs,
     metrics: () => metrics.expose(),
     observer: metrics,
     log,
   });
+  const handler = (request: Request): Promise<Response> =>
+    page?.route(request) ?? fleetLockHandler(request);
 
   await applySlots(semaphores, options.slots, log);
 
@@ -117,6 +151,7 @@ export async function startFleetLockServer(
       },
     }, handler);
   } catch (error) {
+    page?.close();
     await semaphores.close();
     throw error;
   }
@@ -124,6 +159,7 @@ export async function startFleetLockServer(
   let stopping: Promise<void> | undefined;
   const shutdown = () => {
     stopping ??= (async () => {
+      page?.close(); // ends the viewers' streams, which would hold the shutdown
       await server.shutdown();
       await semaphores.close();
     })();

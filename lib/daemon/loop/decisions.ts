@@ -52,7 +52,12 @@ export function windowState(
 export type StartupAction =
   | { readonly action: "none" }
   | { readonly action: "keep"; readonly reason: string }
-  | { readonly action: "release"; readonly reason: string };
+  | {
+    readonly action: "release";
+    readonly reason: string;
+    /** The reboot happened: the machine is back (else it gives back a slot it did not use). */
+    readonly rebooted?: boolean;
+  };
 
 /** What the start-up check knows. */
 export interface StartupFacts {
@@ -82,6 +87,7 @@ export function startupAction(facts: StartupFacts): StartupAction {
       return {
         action: "release",
         reason: "the reboot has happened (the boot id changed)",
+        rebooted: true,
       };
     }
     return rebootPending
@@ -97,7 +103,7 @@ export function startupAction(facts: StartupFacts): StartupAction {
   }
   return rebootPending
     ? { action: "keep", reason: "its reboot is still pending" }
-    : { action: "release", reason: "the reboot has happened" };
+    : { action: "release", reason: "the reboot has happened", rebooted: true };
 }
 
 /** Prefix of a boot id derived from the boot time (when the kernel's cannot be read). */

@@ -17,6 +17,31 @@ import type { Run } from "./run.ts";
 import { afterRelease } from "./holder_renewal.ts";
 import { releaseThroughServer } from "./server_slot.ts";
 
+/**
+ * How the slot ends, for the history: `released` after the boot (the
+ * machine is back: also the `back-up` notification), else `returned`
+ * unused; with when it was taken and on which boot, when known.
+ */
+export interface ReleaseEnding {
+  /** `released` after the boot, `returned` unused. */
+  readonly kind: "released" | "returned";
+  /** When the slot was taken (ISO 8601), if known. */
+  readonly since?: string | undefined;
+  /** The boot id recorded with the slot, if known. */
+  readonly boot?: string | undefined;
+}
+
+/** The `back-up` notification: the machine released its slot after its boot, `since` the take. */
+function noteBackUp(run: Run, at: Date, since: string | undefined): void {
+  const took = since === undefined ? NaN : Date.parse(since);
+  run.notify("back-up", {
+    took_at: since ?? null,
+    away_seconds: Number.isNaN(took)
+      ? null
+      : Math.max(0, Math.round((at.getTime() - took) / 1_000)),
+  });
+}
+
 /** How a release ended. */
 export type ReleaseOutcome = "released" | "not-holding" | "stopped";
 
@@ -29,6 +54,7 @@ export async function releaseSlot(
   run: Run,
   why: string,
   signal: AbortSignal = run.signal,
+  ending: ReleaseEnding = { kind: "returned" },
 ): Promise<ReleaseOutcome> {
   const { store, log, lockServer } = run.deps;
   if (store === undefined) {
@@ -39,9 +65,14 @@ export async function releaseSlot(
   let uncertain = false;
   for (let attempt = 1; !signal.aborted; attempt++) {
     try {
-      await run.etcd(() => unlockSlot(store, run.id), "unlock");
+      const at = run.deps.clock.now();
+      await run.etcd(
+        () => unlockSlot(store, run.id, { ...ending, at: at.toISOString() }),
+        "unlock",
+      );
       log.info(`released the slot held by ${run.id}: ${why}`);
       run.noteReleased(why);
+      if (ending.kind === "released") noteBackUp(run, at, ending.since);
       await afterRelease(run);
       return "released";
     } catch (error) {
@@ -55,6 +86,9 @@ export async function releaseSlot(
             `released the slot held by ${run.id}: ${why} (it is free now: an earlier attempt whose answer was lost applied, or someone released it meanwhile)`,
           );
           run.noteReleased(why);
+          if (ending.kind === "released") {
+            noteBackUp(run, run.deps.clock.now(), ending.since);
+          }
           return "released";
         }
         log.info(`this machine (${run.id}) holds no slot: nothing to release`);

@@ -215,5 +215,9 @@ export async function releaseAtStart(
     if (!await waitUntilHealthy(run, signal)) return;
     why = `${why}; the health check passed`;
   }
-  await releaseThroughServer(run, why, signal);
+  const outcome = await releaseThroughServer(run, why, signal);
+  // The server does not say when the slot was taken.
+  if (outcome === "released" && !rebootPending) {
+    run.notify("back-up", { took_at: null, away_seconds: null });
+  }
 }

@@ -80,7 +80,11 @@ export async function startupCheck(
         if (!await waitUntilHealthy(run, signal)) return;
         why = `${why}; the health check passed`;
       }
-      await releaseSlot(run, why, signal);
+      await releaseSlot(run, why, signal, {
+        kind: decision.rebooted ? "released" : "returned",
+        since: stored.record?.since,
+        boot: stored.record?.boot,
+      });
     }
     return;
   }

@@ -33,6 +33,7 @@ export const NOTIFY_EVENTS = [
   "reboot-requested",
   "reboot-failed",
   "slot-released",
+  "back-up",
   "health-check-passed",
   "health-check-failed",
   "pre-reboot-check-vetoed",
@@ -41,7 +42,9 @@ export const NOTIFY_EVENTS = [
 /**
  * An event: `reboot-needed` (an update asks for a reboot), `slot-taken`,
  * `reboot-requested` (logind or the reboot command is asked now),
- * `reboot-failed` (it refused or failed), `slot-released` (after boot),
+ * `reboot-failed` (it refused or failed), `slot-released` (after boot,
+ * or given back unused), `back-up` (released after the boot, with
+ * `took_at` and `away_seconds`),
  * `health-check-passed`, `health-check-failed` (gave up: the slot is kept),
  * `pre-reboot-check-vetoed` (the check said "not now").
  */
