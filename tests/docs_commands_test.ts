@@ -11,7 +11,7 @@ import {
   isServer,
   unlabeledCommands,
 } from "./harness/docs_commands.ts";
-import { REPO_ROOT } from "./harness/permissions.ts";
+import { runNamespacedScript } from "./harness/namespaced_script.ts";
 
 Deno.test("docCommands() takes the sh blocks' commands, joins continued lines, and leaves out the quick start and marked blocks", () => {
   const md = [
@@ -86,41 +86,9 @@ Deno.test("unlabeledCommands() finds a command in a block without a language, no
 });
 
 Deno.test("every shell command in README.md and docs/*.md runs as pasted, in order, after the quick start", async () => {
-  assert.equal(
-    Deno.uid(),
-    0,
-    "this test needs root: it runs the commands in mount and network namespaces (unshare)",
-  );
-  const scratch = await Deno.makeTempDir({ prefix: "locksmith-docs-" });
-  try {
-    const out = await new Deno.Command("unshare", {
-      args: [
-        "--mount",
-        "--net",
-        "--propagation",
-        "private",
-        Deno.execPath(),
-        "run",
-        "-A",
-        `${REPO_ROOT}tests/harness/docs_commands.ts`,
-        scratch,
-        REPO_ROOT.replace(/\/$/, ""),
-      ],
-      env: {
-        NO_COLOR: "1",
-        ...(Deno.env.get("DENO_DIR")
-          ? { DENO_DIR: Deno.env.get("DENO_DIR")! }
-          : {}),
-      },
-      stdin: "null",
-      stdout: "piped",
-      stderr: "piped",
-    }).output();
-    const d = new TextDecoder();
-    const text = d.decode(out.stdout) + d.decode(out.stderr);
-    assert.equal(out.code, 0, text);
-    assert.match(text, /^\[docs\] PASS$/m, text);
-  } finally {
-    await Deno.remove(scratch, { recursive: true });
-  }
+  await runNamespacedScript("docs_commands.ts", {
+    prefix: "locksmith-docs-",
+    tag: "docs",
+    what: "the commands",
+  });
 });
