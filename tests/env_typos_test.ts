@@ -5,31 +5,17 @@
  */
 
 import assert from "node:assert/strict";
+import { type CtlResult, runDeno } from "./harness/ctl_process.ts";
 import { REPO_ROOT } from "./harness/permissions.ts";
 
-async function run(
+function run(
   args: string[],
   env: Record<string, string>,
-): Promise<{ code: number; stdout: string; stderr: string }> {
-  const r = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "-q", "--no-prompt", ...args],
+): Promise<CtlResult> {
+  return runDeno(["run", "-q", "--no-prompt", ...args], {
     cwd: REPO_ROOT,
-    clearEnv: true,
-    env: {
-      PATH: Deno.env.get("PATH") ?? "/usr/bin:/bin",
-      NO_COLOR: "1",
-      ...env,
-    },
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  const d = new TextDecoder();
-  return {
-    code: r.code,
-    stdout: d.decode(r.stdout),
-    stderr: d.decode(r.stderr),
-  };
+    env,
+  });
 }
 
 Deno.test("locksmithctl warns about LOCKSMITHCTL_ENDPIONT, naming LOCKSMITHCTL_ENDPOINT", async () => {

@@ -10,29 +10,14 @@
 import assert from "node:assert/strict";
 import { cp } from "node:fs/promises";
 import { startEtcd } from "./harness/etcd.ts";
+import { type CtlResult, runDeno } from "./harness/ctl_process.ts";
 import { REPO_ROOT } from "./harness/permissions.ts";
 
 const GRPC_ENV =
   "--allow-env=GRPC_*,grpc_proxy,https_proxy,http_proxy,no_grpc_proxy,no_proxy";
 
-async function deno(
-  cwd: string,
-  args: string[],
-): Promise<{ code: number; stdout: string; stderr: string }> {
-  const out = await new Deno.Command(Deno.execPath(), {
-    args,
-    cwd,
-    env: { NO_COLOR: "1" },
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  const d = new TextDecoder();
-  return {
-    code: out.code,
-    stdout: d.decode(out.stdout),
-    stderr: d.decode(out.stderr),
-  };
+function deno(cwd: string, args: string[]): Promise<CtlResult> {
+  return runDeno(args, { cwd, inheritEnv: true });
 }
 
 /** An app using the library at `lib`: lock, read, unlock; errors as one line. */

@@ -10,6 +10,7 @@ import assert from "node:assert/strict";
 import { cp } from "node:fs/promises";
 import { startEtcd } from "./harness/etcd.ts";
 import { startDbus } from "./harness/dbus.ts";
+import { type CtlResult, runDeno } from "./harness/ctl_process.ts";
 import { REPO_ROOT } from "./harness/permissions.ts";
 
 /** Copies the package's code into `dir/locksmith`, in a workspace with `dir/app`. */
@@ -60,32 +61,15 @@ const PASSED_ENV: Record<string, string> = Object.fromEntries(
   }),
 );
 
-async function deno(
+function deno(
   cwd: string,
   args: string[],
   env: Record<string, string> = {},
-): Promise<{ code: number; stdout: string; stderr: string }> {
-  const out = await new Deno.Command(Deno.execPath(), {
-    args,
+): Promise<CtlResult> {
+  return runDeno(args, {
     cwd,
-    clearEnv: true,
-    env: {
-      PATH: Deno.env.get("PATH") ?? "/usr/bin:/bin",
-      HOME: Deno.env.get("HOME") ?? "/root",
-      NO_COLOR: "1",
-      ...PASSED_ENV,
-      ...env,
-    },
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  const d = new TextDecoder();
-  return {
-    code: out.code,
-    stdout: d.decode(out.stdout),
-    stderr: d.decode(out.stderr),
-  };
+    env: { HOME: Deno.env.get("HOME") ?? "/root", ...PASSED_ENV, ...env },
+  });
 }
 
 Deno.test("installed outside a checkout, with no local node_modules", async (t) => {

@@ -55,15 +55,58 @@ export function spawnProgram(
     ],
     cwd: REPO_ROOT,
     clearEnv: true,
-    env: {
-      PATH: Deno.env.get("PATH") ?? "/usr/bin:/bin",
-      NO_COLOR: "1",
-      ...options.env,
-    },
+    env: minimalEnv(options.env),
     stdin: "null",
     stdout: "piped",
     stderr: options.stderr ?? "piped",
   }).spawn();
+}
+
+/** A child's whole environment: PATH, NO_COLOR and `env`. */
+function minimalEnv(env: Record<string, string> = {}): Record<string, string> {
+  return {
+    PATH: Deno.env.get("PATH") ?? "/usr/bin:/bin",
+    NO_COLOR: "1",
+    ...env,
+  };
+}
+
+/** Options of {@link runDeno}. */
+export interface DenoRunOptions {
+  /** Working directory of the child (default: this process's). */
+  readonly cwd?: string;
+  /** Variables for the child, added to PATH and NO_COLOR=1. */
+  readonly env?: Record<string, string>;
+  /** Keep this process's environment (under NO_COLOR=1 and `env`) instead of starting from PATH alone. */
+  readonly inheritEnv?: boolean;
+}
+
+/** Runs `deno ...args` and collects its output; standard input is null. */
+export async function runDeno(
+  args: string[],
+  options: DenoRunOptions = {},
+): Promise<CtlResult> {
+  const out = await new Deno.Command(Deno.execPath(), {
+    args,
+    cwd: options.cwd,
+    ...(options.inheritEnv
+      ? { env: { NO_COLOR: "1", ...options.env } }
+      : { clearEnv: true, env: minimalEnv(options.env) }),
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  return decoded(out);
+}
+
+/** A finished child's exit status and output as text. */
+function decoded(out: Deno.CommandOutput): CtlResult {
+  const decoder = new TextDecoder();
+  return {
+    code: out.code,
+    stdout: decoder.decode(out.stdout),
+    stderr: decoder.decode(out.stderr),
+  };
 }
 
 /** Runs a program as {@link spawnProgram} starts it, and collects its output. */
@@ -72,11 +115,5 @@ export async function runProgram(
   args: string[],
   options: CtlProcessOptions = {},
 ): Promise<CtlResult> {
-  const out = await spawnProgram(program, args, options).output();
-  const decoder = new TextDecoder();
-  return {
-    code: out.code,
-    stdout: decoder.decode(out.stdout),
-    stderr: decoder.decode(out.stderr),
-  };
+  return decoded(await spawnProgram(program, args, options).output());
 }
