@@ -17,6 +17,7 @@ import type { DbusHarness } from "./harness/dbus.ts";
 import { programFlags, REPO_ROOT } from "./harness/permissions.ts";
 import { readLines } from "./harness/lines.ts";
 import { startBlackHole } from "./harness/black_hole.ts";
+import { until } from "./harness/until.ts";
 import { NEED_REBOOT } from "../lib/dbus/update_engine.ts";
 
 /** The bound SIGTERM must meet. */
@@ -207,13 +208,12 @@ Deno.test({
               LOCKSMITHD_MACHINE_ID: "sigterm-update-engine",
               LOCKSMITHD_ENDPOINT: etcd.endpoint,
             });
-            const end = Date.now() + 20_000;
-            while (m.bus.updateEngine.getStatusCalls === 0) {
-              if (Date.now() > end) {
-                throw new Error("GetStatus was never called");
-              }
-              await new Promise((r) => setTimeout(r, 10));
-            }
+            await until(
+              "GetStatus to be called",
+              () => m.bus.updateEngine.getStatusCalls > 0,
+              20_000,
+              10,
+            );
             const ending = await daemon.terminate();
             console.log(`hung GetStatus: ${describe([ending])}`);
             assertClean("hung GetStatus", [ending]);
@@ -243,15 +243,12 @@ Deno.test({
             LOCKSMITHD_MACHINE_ID: "sigterm-logind",
             LOCKSMITHD_ENDPOINT: etcd.endpoint,
           });
-          const end = Date.now() + 30_000;
-          while (!await Deno.stat(marker).then(() => true, () => false)) {
-            if (Date.now() > end) {
-              throw new Error(
-                `Reboot was never called; log:\n${daemon.lines.join("\n")}`,
-              );
-            }
-            await new Promise((r) => setTimeout(r, 10));
-          }
+          await until(
+            () => `Reboot to be called; log:\n${daemon.lines.join("\n")}`,
+            () => Deno.stat(marker).then(() => true, () => false),
+            30_000,
+            10,
+          );
           const ending = await daemon.terminate();
           console.log(`hung Reboot: ${describe([ending])}`);
           assertClean("hung Reboot", [ending]);
@@ -274,11 +271,7 @@ Deno.test({
             LOCKSMITHD_ENDPOINT: hole.url,
           });
           await daemon.line(/reboot needed/);
-          const end = Date.now() + 20_000;
-          while (hole.accepted === 0) {
-            if (Date.now() > end) throw new Error("etcd was never called");
-            await new Promise((r) => setTimeout(r, 10));
-          }
+          await until("etcd to be called", () => hole.accepted > 0, 20_000, 10);
           const ending = await daemon.terminate();
           console.log(`hung etcd: ${describe([ending])}`);
           assertClean("hung etcd", [ending]);
