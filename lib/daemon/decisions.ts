@@ -5,6 +5,7 @@
  * @module
  */
 
+import { backoffDelay } from "../common/backoff.ts";
 import type { RebootStrategy } from "./config.ts";
 import { ContentionError, SemaphoreRefusedError } from "../common/errors.ts";
 import type { RebootWindow } from "./reboot_window.ts";
@@ -38,8 +39,7 @@ export function backoffMs(
   minMs: number = BACKOFF_MIN_MS,
   maxMs: number = BACKOFF_MAX_MS,
 ): number {
-  const base = Math.min(maxMs, minMs * 2 ** Math.max(0, attempt - 1));
-  return Math.round(base * (0.5 + random() / 2));
+  return backoffDelay({ attempt, minMs, maxMs, jitter: "half", random });
 }
 
 /** Whether a reboot may start now, and until when; or when it may next. */

@@ -21,6 +21,7 @@
  * @module
  */
 
+import { backoffDelay } from "../common/backoff.ts";
 import { ContentionError, SemaphoreRefusedError } from "../common/errors.ts";
 import { formatSemaphore, type Semaphore } from "../semaphore/document.ts";
 import type {
@@ -310,8 +311,14 @@ export class EtcdLockStore implements LockStore {
       // at once; later ones spread out with full jitter (4 ms doubling to
       // 250 ms), so that writers who lost together do not collide again.
       if (attempt > 1) {
-        const cap = Math.min(250, 2 ** attempt);
-        await new Promise((r) => setTimeout(r, random() * cap));
+        const delay = backoffDelay({
+          attempt: attempt - 1,
+          minMs: 4,
+          maxMs: 250,
+          jitter: "full",
+          random,
+        });
+        await new Promise((r) => setTimeout(r, delay));
         const cached = this.#cache;
         if (cached !== undefined && cached.revision > state.revision) {
           state = cached;

@@ -9,6 +9,7 @@
  * @module
  */
 
+import { backoffDelay } from "../common/backoff.ts";
 import {
   ContentionError,
   CorruptDocumentError,
@@ -231,7 +232,11 @@ export class EtcdSemaphoreAdmin implements SemaphoreAdmin {
         view = await this.view();
         failures = 0;
       } catch (error) {
-        const delay = Math.min(30_000, 1_000 * 2 ** failures++);
+        const delay = backoffDelay({
+          attempt: ++failures,
+          minMs: 1_000,
+          maxMs: 30_000,
+        });
         handlers.onTrouble(
           `cannot read ${this.key}: ${oneLine(error)}; retrying in ${
             formatDuration(delay)
