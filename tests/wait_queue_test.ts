@@ -158,10 +158,17 @@ Deno.test("the wait queue against a real etcd", async (t) => {
         await lockSlot(holder.store, "holder");
         const a = await join("reread", "a");
         const b = await join("reread", "b");
+        // Two more ahead of c, so that c is behind the front (the first
+        // four watch the whole queue and never need to read it again).
+        const p = await join("reread", "p");
+        const q = await join("reread", "q");
         const c = await join("reread", "c");
         assert.equal((await a.queue.join()).place, "head");
         assert.equal((await b.queue.join()).place, "second");
+        assert.equal((await p.queue.join()).place, "behind");
+        assert.equal((await q.queue.join()).place, "behind");
         assert.equal((await c.queue.join()).place, "behind");
+        assert.equal(c.queue.state().front, false);
         // c's next re-read is answered only once b has left: the read sees
         // b still there, the watch has already delivered b's leaving.
         let hold: Promise<void> | undefined;
@@ -188,6 +195,8 @@ Deno.test("the wait queue against a real etcd", async (t) => {
         await a.queue.leave(); // c reads the queue again: b is head now
         await until("c's re-read to be held", () => hold !== undefined);
         await b.queue.leave(); // delivered to c while its read is held
+        await p.queue.leave();
+        await q.queue.leave();
         await sleep(300);
         letGo();
         await until(

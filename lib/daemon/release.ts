@@ -37,7 +37,8 @@ export async function releaseSlot(
       : await releaseThroughServer(run, why, signal);
   }
   let uncertain = false;
-  for (let attempt = 1; !signal.aborted; attempt++) {
+  const backoff = run.etcdBackoff();
+  while (!signal.aborted) {
     try {
       await run.etcd(() => unlockSlot(store, run.id), "unlock");
       log.info(`released the slot held by ${run.id}: ${why}`);
@@ -64,7 +65,7 @@ export async function releaseSlot(
       // A timed-out request may still have been applied.
       if (error instanceof EtcdUnavailableError) uncertain = true;
       if (
-        !await run.backoff("cannot release the slot", error, attempt, signal)
+        !await run.backoff("cannot release the slot", error, backoff, signal)
       ) {
         return "stopped";
       }

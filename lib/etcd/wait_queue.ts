@@ -4,16 +4,21 @@
  *
  * Entries are `<key>/waiters/<escaped id>`, attached to the machine's lease
  * (`LeaseSession`), ordered by their create revision. Joining is one Txn
- * that also reads the document and the front of the queue. A waiter is
- * woken only by what can change its turn:
+ * that also reads the document and the entries just ahead. Entries that no
+ * live locksmithd can own (no lease) are passed over at once and removed
+ * after a grace period; entries that cannot be waiters at all are removed
+ * at once. A waiter is woken only by what can change its turn:
  *
- * - the head (first in line) watches the document (and its companion keys);
- * - the second watches the document and the head's entry: when the head
- *   leaves, it is the head; when a slot stays free for the hand-over time
- *   while the head does nothing, it takes the slot and removes the head;
- * - every other waiter watches only the two entries ahead of it, and reads
- *   the queue again when either leaves (so a dead waiter just ahead, which
- *   can never announce anything, is found once the one before it leaves).
+ * - the first {@link FRONT} waiters (the front) watch the document's whole
+ *   range, the queue included, with one watcher: each knows the free slots
+ *   and exactly who is ahead of it, and learns at once when it was removed
+ *   from the queue (so that it joins again at once). Who takes a free slot
+ *   when is decided by the daemon (`decideTurn`): the waiters ahead first,
+ *   then, after the hand-over time per waiter ahead that leaves it
+ *   untaken, this one, removing those ahead;
+ * - every other waiter watches only the {@link FRONT} owned entries just
+ *   ahead of it, and reads the queue again when any of them leaves (so it
+ *   learns when it reaches the front).
  *
  * So a grant wakes O(1) waiters, whatever the length of the queue. Every
  * watch starts right after the read it continues, is kept on two members
@@ -23,6 +28,7 @@
  * @module
  */
 
+import { formatDuration } from "../common/duration.ts";
 import { oneLine } from "../common/errors.ts";
 import { parseHolderRecord } from "../semaphore/holder_record.ts";
 import {
@@ -37,7 +43,6 @@ import {
   type UpdateOutcome,
 } from "../semaphore/lock_store.ts";
 import type {
-  QueuePlace,
   QueueState,
   SlotQueue,
   StartupReading,
@@ -60,8 +65,11 @@ import {
 import {
   describeJunk,
   formatWaiterValue,
+  FRONT,
+  frontPlacement,
   type Placement,
   placeOf,
+  type WaiterEntry,
 } from "./queue_place.ts";
 import {
   existingEntry,
@@ -78,6 +86,11 @@ import {
   startupRequest,
 } from "./queue_reads.ts";
 
+function startsWith(data: Uint8Array, prefix: Uint8Array): boolean {
+  return data.length >= prefix.length &&
+    sameBytes(data.subarray(0, prefix.length), prefix);
+}
+
 /** Options of {@link EtcdWaitQueue}. */
 export interface WaitQueueOptions {
   /** This machine's holder id. */
@@ -88,7 +101,12 @@ export interface WaitQueueOptions {
   readonly now?: () => Date;
   /** Where the queue reports what it did on its own (junk removed, watches lost), one line each. */
   readonly log?: (line: string) => void;
+  /** How long an entry without a lease is passed over before it is removed (default {@link OWNERLESS_GRACE_MS}). */
+  readonly ownerlessGraceMs?: number;
 }
+
+/** How long an entry without a lease is passed over before a waiter removes it: 1 minute. */
+export const OWNERLESS_GRACE_MS = 60_000;
 
 /** The etcd {@link SlotQueue}; see the module documentation. */
 export class EtcdWaitQueue implements SlotQueue {
@@ -102,6 +120,10 @@ export class EtcdWaitQueue implements SlotQueue {
   #joinedAt: number | undefined;
   #placement: Placement = { place: "out" };
   #ahead = 0;
+  readonly #graceMs: number;
+  /** Entries without a lease seen ahead, by key text: when first seen (ms). */
+  readonly #ownerlessSince = new Map<string, number>();
+  #graceTimer: ReturnType<typeof setTimeout> | undefined;
   readonly #watches: QueueWatches;
   #refreshing: Promise<QueueState> | undefined;
   readonly #wakeup = new Wakeup();
@@ -119,6 +141,7 @@ export class EtcdWaitQueue implements SlotQueue {
     this.#session = options.session;
     this.#now = options.now ?? (() => new Date());
     this.#log = options.log ?? (() => {});
+    this.#graceMs = options.ownerlessGraceMs ?? OWNERLESS_GRACE_MS;
     this.#prefix = waitersPrefix(store.key);
     this.#keys = {
       doc: bytes(store.key),
@@ -129,7 +152,7 @@ export class EtcdWaitQueue implements SlotQueue {
     };
     this.#watches = new QueueWatches(
       store.port,
-      { key: this.#keys.doc, rangeEnd: this.#keys.prefix },
+      { key: this.#keys.doc, rangeEnd: this.#keys.prefixEnd },
       {
         onDocEvents: (events) => this.#onDocEvents(events),
         onEntryEvents: (events) => this.#onEntryEvents(events),
@@ -152,12 +175,16 @@ export class EtcdWaitQueue implements SlotQueue {
   state(): QueueState {
     this.#wakeup.seen();
     const p = this.#placement;
-    const place: QueuePlace = p.place === "junk" ? "behind" : p.place;
+    if (p.place === "out" || p.place === "junk") {
+      return { place: "out", doc: this.#store.peek(), ahead: 0 };
+    }
     return {
-      place,
+      place: p.place,
       doc: this.#store.peek(),
       headId: p.place === "second" ? p.head.id : undefined,
-      ahead: place === "head" ? 0 : place === "second" ? 1 : this.#ahead,
+      ahead: p.front ? p.ahead.length : this.#ahead,
+      front: p.front,
+      aheadIds: p.front ? p.ahead.map((e) => e.id).reverse() : undefined,
     };
   }
 
@@ -264,11 +291,12 @@ export class EtcdWaitQueue implements SlotQueue {
     if (placement.place === "out") {
       this.#out();
     } else {
+      if (await this.#removeOwnerless(placement.ownerless, deadline)) {
+        return undefined;
+      }
       this.#placement = placement;
-      this.#ahead = Math.max(
-        placement.place === "behind" ? 2 : 0,
-        reading.count - 1,
-      );
+      this.#ahead = placement.position ??
+        Math.max(FRONT, reading.count - 1);
       this.#watches.ensure(
         placement,
         reading.revision,
@@ -280,7 +308,66 @@ export class EtcdWaitQueue implements SlotQueue {
     return this.state();
   }
 
+  /**
+   * Entries without a lease ahead are passed over; those seen for the
+   * grace period are removed (each only if unchanged since read), with one
+   * warning per entry removed. Returns whether any was removed (read
+   * again), and arranges a re-read when the next one is due.
+   */
+  async #removeOwnerless(
+    ownerless: readonly WaiterEntry[],
+    deadline: number,
+  ): Promise<boolean> {
+    const now = this.#now().getTime();
+    const keys = new Set(ownerless.map((e) => lossyText(e.key)));
+    for (const key of this.#ownerlessSince.keys()) {
+      if (!keys.has(key)) this.#ownerlessSince.delete(key);
+    }
+    for (const key of keys) {
+      if (!this.#ownerlessSince.has(key)) this.#ownerlessSince.set(key, now);
+    }
+    const due = ownerless.filter((e) =>
+      now - this.#ownerlessSince.get(lossyText(e.key))! >= this.#graceMs
+    );
+    clearTimeout(this.#graceTimer);
+    if (due.length === 0) {
+      if (keys.size > 0) {
+        const next = Math.min(...this.#ownerlessSince.values()) +
+          this.#graceMs - now;
+        this.#graceTimer = setTimeout(() => {
+          this.refresh().catch((error) =>
+            this.#log(`cannot read the queue again: ${oneLine(error)}`)
+          );
+        }, Math.max(0, next));
+        Deno.unrefTimer(this.#graceTimer);
+      }
+      return false;
+    }
+    const kvs = due.map((e) => ({
+      key: e.key,
+      value: new Uint8Array(),
+      createRevision: e.createRevision,
+      modRevision: e.modRevision,
+      version: 1,
+      lease: e.lease,
+    }));
+    const res = await this.#store.port.txn(removeRequest(kvs), { deadline });
+    res.responses.forEach((r, i) => {
+      if (!("txn" in r) || !r.txn.succeeded) return;
+      this.#log(
+        `removed ${
+          JSON.stringify(lossyText(due[i]!.key))
+        } from the wait queue: it has no lease, so no live locksmithd owns it (passed over for ${
+          formatDuration(this.#graceMs)
+        })`,
+      );
+    });
+    for (const e of due) this.#ownerlessSince.delete(lossyText(e.key));
+    return true;
+  }
+
   #onDocEvents(events: readonly WatchEvent[]): void {
+    this.#onFrontEntries(events);
     for (const e of events) {
       if (sameBytes(e.kv.key, this.#keys.settings)) {
         this.#store.observeSettings(
@@ -298,28 +385,60 @@ export class EtcdWaitQueue implements SlotQueue {
     this.#wakeup.changed();
   }
 
+  /**
+   * At the front, the queue's own events: this machine's entry deleted
+   * (removed from the queue: out, join again), an entry ahead deleted (one
+   * fewer ahead), an entry ahead written again (read again).
+   */
+  #onFrontEntries(events: readonly WatchEvent[]): void {
+    const p = this.#placement;
+    if (p.place === "out" || p.place === "junk" || !p.front) return;
+    let ahead = p.ahead;
+    let ownerless = p.ownerless;
+    let reread = false;
+    for (const e of events) {
+      if (!startsWith(e.kv.key, this.#keys.prefix)) continue;
+      const isKey = (w: WaiterEntry) => sameBytes(w.key, e.kv.key);
+      if (e.type === "DELETE" && sameBytes(e.kv.key, this.#keys.mine)) {
+        this.#log("this machine's entry was removed from the wait queue");
+        this.#out();
+        this.#wakeup.changed();
+        return;
+      }
+      if (e.type === "DELETE") {
+        ahead = ahead.filter((w) => !isKey(w));
+        ownerless = ownerless.filter((w) => !isKey(w));
+      } else if (ahead.some(isKey) || ownerless.some(isKey)) {
+        reread = true;
+      } else if (e.kv.createRevision < (this.#joinedAt ?? 0)) {
+        reread = true; // an entry ahead this machine did not know of
+      }
+    }
+    if (ahead.length !== p.ahead.length || ownerless !== p.ownerless) {
+      this.#placement = frontPlacement(ahead, ownerless);
+    }
+    if (reread) this.#rereadInBackground();
+  }
+
   #onEntryEvents(events: readonly WatchEvent[]): void {
     const p = this.#placement;
-    const deleted = events.filter((e) => e.type === "DELETE");
-    if (p.place === "second") {
-      if (deleted.some((e) => sameBytes(e.kv.key, p.head.key))) {
-        // The head left: this machine is first in line now.
-        this.#placement = { place: "head" };
-        this.#watches.dropEntries();
-        this.#wakeup.changed();
-      }
-      return;
-    }
-    if (p.place === "behind" && deleted.length > 0) {
-      // A waiter ahead left: read the front of the queue again.
-      this.refresh().catch((error) => {
-        this.#log(`cannot read the queue again: ${oneLine(error)}`);
-        this.#wakeup.lost(true);
-      });
+    if (p.place === "out" || p.place === "junk" || p.front) return;
+    if (events.some((e) => e.type === "DELETE")) {
+      // A waiter ahead left: read the queue again (this one may be at the
+      // front now).
+      this.#rereadInBackground();
     }
   }
 
+  #rereadInBackground(): void {
+    this.refresh().catch((error) => {
+      this.#log(`cannot read the queue again: ${oneLine(error)}`);
+      this.#wakeup.lost(true);
+    });
+  }
+
   #out(): void {
+    clearTimeout(this.#graceTimer);
     this.#joinedAt = undefined;
     this.#placement = { place: "out" };
     this.#watches.cancel();
@@ -335,11 +454,15 @@ export class EtcdWaitQueue implements SlotQueue {
         ifCreatedAt: this.#joinedAt,
       });
     }
-    if (options.evictHead && p.place === "second") {
-      companions.push({
-        delete: lossyText(p.head.key),
-        ifCreatedAt: p.head.createRevision,
-      });
+    if (options.evictHead && (p.place === "second" || p.place === "behind")) {
+      // The waiters ahead left a free slot untaken: remove each (only the
+      // entry read, not one its machine wrote since).
+      for (const w of p.front ? p.ahead : []) {
+        companions.push({
+          delete: lossyText(w.key),
+          ifCreatedAt: w.createRevision,
+        });
+      }
     }
     const outcome = await lockSlot(this.#store, this.#id, {
       record: options.record,
