@@ -120,6 +120,8 @@ export class EtcdWaitQueue implements SlotQueue {
   #joinedAt: number | undefined;
   #placement: Placement = { place: "out" };
   #ahead = 0;
+  /** Whether this machine's take is under way (its entry goes with it). */
+  #taking = false;
   readonly #graceMs: number;
   /** Entries without a lease seen ahead, by key text: when first seen (ms). */
   readonly #ownerlessSince = new Map<string, number>();
@@ -399,7 +401,10 @@ export class EtcdWaitQueue implements SlotQueue {
     for (const e of events) {
       if (!startsWith(e.kv.key, this.#keys.prefix)) continue;
       const isKey = (w: WaiterEntry) => sameBytes(w.key, e.kv.key);
-      if (e.type === "DELETE" && sameBytes(e.kv.key, this.#keys.mine)) {
+      if (
+        e.type === "DELETE" && sameBytes(e.kv.key, this.#keys.mine) &&
+        !this.#taking
+      ) {
         this.#log("this machine's entry was removed from the wait queue");
         this.#out();
         this.#wakeup.changed();
@@ -464,13 +469,18 @@ export class EtcdWaitQueue implements SlotQueue {
         });
       }
     }
-    const outcome = await lockSlot(this.#store, this.#id, {
-      record: options.record,
-      companions,
-      maxAttempts: 1,
-    });
-    this.#out();
-    return outcome;
+    this.#taking = true;
+    try {
+      const outcome = await lockSlot(this.#store, this.#id, {
+        record: options.record,
+        companions,
+        maxAttempts: 1,
+      });
+      this.#out();
+      return outcome;
+    } finally {
+      this.#taking = false;
+    }
   }
 
   /** Leaves the queue; see {@link SlotQueue.leave}. */
