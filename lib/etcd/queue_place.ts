@@ -11,7 +11,13 @@
  */
 
 import { idOfCompanionKey } from "../semaphore/keys.ts";
-import { type KeyValue, lossyText, textOf } from "./port.ts";
+import {
+  type KeyValue,
+  lossyText,
+  sameBytes,
+  textOf,
+  type WatchEvent,
+} from "./port.ts";
 
 /** A valid wait-queue entry. */
 export interface WaiterEntry {
@@ -168,6 +174,38 @@ export function placeOf(
     position: counted,
     ownerless,
   };
+}
+
+/**
+ * A front waiter's placement after `events` of its watch on the whole
+ * queue (keys under `keys.prefix`): `"out"` when its own entry was deleted,
+ * `"reread"` when an entry ahead was written (read the queue again), else
+ * the placement with the entries deleted since gone.
+ */
+export function frontAfter(
+  placement: Queued,
+  events: readonly WatchEvent[],
+  keys: { readonly prefix: Uint8Array; readonly mine: Uint8Array },
+  joinedAt: number,
+): Placement | "out" | "reread" {
+  let { ahead, ownerless } = placement;
+  let reread = false;
+  for (const e of events) {
+    const key = e.kv.key;
+    if (!sameBytes(key.subarray(0, keys.prefix.length), keys.prefix)) continue;
+    const isKey = (w: WaiterEntry) => sameBytes(w.key, key);
+    if (e.type === "DELETE") {
+      if (sameBytes(key, keys.mine)) return "out";
+      ahead = ahead.filter((w) => !isKey(w));
+      ownerless = ownerless.filter((w) => !isKey(w));
+    } else if (
+      ahead.some(isKey) || ownerless.some(isKey) ||
+      e.kv.createRevision < joinedAt // an entry ahead it did not know of
+    ) {
+      reread = true;
+    }
+  }
+  return reread ? "reread" : frontPlacement(ahead, ownerless);
 }
 
 function dedupe(kvs: readonly KeyValue[]): KeyValue[] {

@@ -28,7 +28,6 @@
  * @module
  */
 
-import { formatDuration } from "../common/duration.ts";
 import { oneLine } from "../common/errors.ts";
 import { parseHolderRecord } from "../semaphore/holder_record.ts";
 import {
@@ -53,6 +52,7 @@ import type { EtcdLockStore } from "./etcd_lock_store.ts";
 import { storedFrom } from "./stored_document.ts";
 import { QueueWatches } from "./queue_watches.ts";
 import { Wakeup } from "./wakeup.ts";
+import { OWNERLESS_GRACE_MS, OwnerlessEntries } from "./queue_ownerless.ts";
 import type { LeaseSession } from "./lease_session.ts";
 import {
   bytes,
@@ -66,7 +66,7 @@ import {
   describeJunk,
   formatWaiterValue,
   FRONT,
-  frontPlacement,
+  frontAfter,
   type Placement,
   placeOf,
   type WaiterEntry,
@@ -86,11 +86,6 @@ import {
   startupRequest,
 } from "./queue_reads.ts";
 
-function startsWith(data: Uint8Array, prefix: Uint8Array): boolean {
-  return data.length >= prefix.length &&
-    sameBytes(data.subarray(0, prefix.length), prefix);
-}
-
 /** Options of {@link EtcdWaitQueue}. */
 export interface WaitQueueOptions {
   /** This machine's holder id. */
@@ -105,8 +100,7 @@ export interface WaitQueueOptions {
   readonly ownerlessGraceMs?: number;
 }
 
-/** How long an entry without a lease is passed over before a waiter removes it: 1 minute. */
-export const OWNERLESS_GRACE_MS = 60_000;
+export { OWNERLESS_GRACE_MS };
 
 /** The etcd {@link SlotQueue}; see the module documentation. */
 export class EtcdWaitQueue implements SlotQueue {
@@ -122,9 +116,7 @@ export class EtcdWaitQueue implements SlotQueue {
   #ahead = 0;
   /** Whether this machine's take is under way (its entry goes with it). */
   #taking = false;
-  readonly #graceMs: number;
-  /** Entries without a lease seen ahead, by key text: when first seen (ms). */
-  readonly #ownerlessSince = new Map<string, number>();
+  readonly #ownerless: OwnerlessEntries;
   #graceTimer: ReturnType<typeof setTimeout> | undefined;
   readonly #watches: QueueWatches;
   #refreshing: Promise<QueueState> | undefined;
@@ -143,7 +135,10 @@ export class EtcdWaitQueue implements SlotQueue {
     this.#session = options.session;
     this.#now = options.now ?? (() => new Date());
     this.#log = options.log ?? (() => {});
-    this.#graceMs = options.ownerlessGraceMs ?? OWNERLESS_GRACE_MS;
+    this.#ownerless = new OwnerlessEntries(
+      options.ownerlessGraceMs ?? OWNERLESS_GRACE_MS,
+      () => this.#now().getTime(),
+    );
     this.#prefix = waitersPrefix(store.key);
     this.#keys = {
       doc: bytes(store.key),
@@ -312,59 +307,23 @@ export class EtcdWaitQueue implements SlotQueue {
 
   /**
    * Entries without a lease ahead are passed over; those seen for the
-   * grace period are removed (each only if unchanged since read), with one
-   * warning per entry removed. Returns whether any was removed (read
-   * again), and arranges a re-read when the next one is due.
+   * grace period are removed (each only if unchanged since read). Returns
+   * whether any was removed (read again), and arranges a re-read when the
+   * next one is due.
    */
   async #removeOwnerless(
     ownerless: readonly WaiterEntry[],
     deadline: number,
   ): Promise<boolean> {
-    const now = this.#now().getTime();
-    const keys = new Set(ownerless.map((e) => lossyText(e.key)));
-    for (const key of this.#ownerlessSince.keys()) {
-      if (!keys.has(key)) this.#ownerlessSince.delete(key);
-    }
-    for (const key of keys) {
-      if (!this.#ownerlessSince.has(key)) this.#ownerlessSince.set(key, now);
-    }
-    const due = ownerless.filter((e) =>
-      now - this.#ownerlessSince.get(lossyText(e.key))! >= this.#graceMs
-    );
+    const { due, nextInMs } = this.#ownerless.note(ownerless);
     clearTimeout(this.#graceTimer);
-    if (due.length === 0) {
-      if (keys.size > 0) {
-        const next = Math.min(...this.#ownerlessSince.values()) +
-          this.#graceMs - now;
-        this.#graceTimer = setTimeout(() => {
-          this.refresh().catch((error) =>
-            this.#log(`cannot read the queue again: ${oneLine(error)}`)
-          );
-        }, Math.max(0, next));
-        Deno.unrefTimer(this.#graceTimer);
-      }
-      return false;
+    if (nextInMs !== undefined) {
+      this.#graceTimer = setTimeout(() => this.#rereadInBackground(), nextInMs);
+      Deno.unrefTimer(this.#graceTimer);
     }
-    const kvs = due.map((e) => ({
-      key: e.key,
-      value: new Uint8Array(),
-      createRevision: e.createRevision,
-      modRevision: e.modRevision,
-      version: 1,
-      lease: e.lease,
-    }));
-    const res = await this.#store.port.txn(removeRequest(kvs), { deadline });
-    res.responses.forEach((r, i) => {
-      if (!("txn" in r) || !r.txn.succeeded) return;
-      this.#log(
-        `removed ${
-          JSON.stringify(lossyText(due[i]!.key))
-        } from the wait queue: it has no lease, so no live locksmithd owns it (passed over for ${
-          formatDuration(this.#graceMs)
-        })`,
-      );
-    });
-    for (const e of due) this.#ownerlessSince.delete(lossyText(e.key));
+    if (due.length === 0) return false;
+    const res = await this.#store.port.txn(removeRequest(due), { deadline });
+    for (const line of this.#ownerless.removed(due, res)) this.#log(line);
     return true;
   }
 
@@ -395,34 +354,17 @@ export class EtcdWaitQueue implements SlotQueue {
   #onFrontEntries(events: readonly WatchEvent[]): void {
     const p = this.#placement;
     if (p.place === "out" || p.place === "junk" || !p.front) return;
-    let ahead = p.ahead;
-    let ownerless = p.ownerless;
-    let reread = false;
-    for (const e of events) {
-      if (!startsWith(e.kv.key, this.#keys.prefix)) continue;
-      const isKey = (w: WaiterEntry) => sameBytes(w.key, e.kv.key);
-      if (
-        e.type === "DELETE" && sameBytes(e.kv.key, this.#keys.mine) &&
-        !this.#taking
-      ) {
-        this.#log("this machine's entry was removed from the wait queue");
-        this.#out();
-        this.#wakeup.changed();
-        return;
-      }
-      if (e.type === "DELETE") {
-        ahead = ahead.filter((w) => !isKey(w));
-        ownerless = ownerless.filter((w) => !isKey(w));
-      } else if (ahead.some(isKey) || ownerless.some(isKey)) {
-        reread = true;
-      } else if (e.kv.createRevision < (this.#joinedAt ?? 0)) {
-        reread = true; // an entry ahead this machine did not know of
-      }
+    const after = frontAfter(p, events, this.#keys, this.#joinedAt ?? 0);
+    if (after === "out") {
+      if (this.#taking) return; // the take deletes the entry: not news
+      this.#log("this machine's entry was removed from the wait queue");
+      this.#out();
+      this.#wakeup.changed();
+    } else if (after === "reread") {
+      this.#rereadInBackground();
+    } else {
+      this.#placement = after;
     }
-    if (ahead.length !== p.ahead.length || ownerless !== p.ownerless) {
-      this.#placement = frontPlacement(ahead, ownerless);
-    }
-    if (reread) this.#rereadInBackground();
   }
 
   #onEntryEvents(events: readonly WatchEvent[]): void {
