@@ -7,7 +7,7 @@
  * @module
  */
 
-import { runCtl } from "./lib/ctl/main.ts";
+import { runCtl } from "./lib/ctl/ctl_main.ts";
 
 export { runCtl };
 

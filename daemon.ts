@@ -8,18 +8,18 @@
  * `deno run -q -P=daemon daemon.ts` (or `deno task daemon`).
  *
  * `daemon.ts serve` runs the FleetLock server instead (see
- * `lib/fleetlock/main.ts`), with the `serve` set: `deno task serve`.
+ * `lib/serve/serve_main.ts`), with the `serve` set: `deno task serve`.
  *
  * @module
  */
 
-import { runDaemon } from "./lib/daemon/main.ts";
+import { runDaemon } from "./lib/daemon/wiring/daemon_main.ts";
 
 export { runDaemon };
 
 if (import.meta.main) {
   if (Deno.args[0] === "serve") {
-    const { runServe } = await import("./lib/fleetlock/main.ts");
+    const { runServe } = await import("./lib/serve/serve_main.ts");
     Deno.exit(await runServe(Deno.args.slice(1)));
   }
   Deno.exit(await runDaemon(Deno.args));

@@ -96,7 +96,7 @@ export {
   type UpdateOutcome,
 } from "./lib/semaphore/lock_store.ts";
 export { openEtcdLockStore } from "./lib/etcd/open.ts";
-export type { EtcdConnectionOptions } from "./lib/etcd/options.ts";
+export type { EtcdConnectionOptions } from "./lib/etcd/etcd_options.ts";
 export type { TlsOptions } from "./lib/etcd/tls.ts";
 export { DEFAULT_ENDPOINT, parseEndpoints } from "./lib/etcd/endpoints.ts";
 export {
@@ -115,12 +115,8 @@ export {
   UsageError,
 } from "./lib/common/errors.ts";
 export { formatDuration, parseDuration } from "./lib/common/duration.ts";
-export {
-  idDefect,
-  MACHINE_ID_PATH,
-  readMachineId,
-  validateId,
-} from "./lib/common/machine_id.ts";
+export { idDefect, validateId } from "./lib/common/machine_id.ts";
+export { MACHINE_ID_PATH, readMachineId } from "./lib/host/machine_id_file.ts";
 export { VERSION } from "./lib/common/version.ts";
 export {
   type ClientParams,
@@ -129,4 +125,4 @@ export {
   type FleetLockErrorKind,
   fleetLockKey,
   parseClientParams,
-} from "./lib/fleetlock/protocol.ts";
+} from "./lib/fleetlock/protocol/protocol.ts";

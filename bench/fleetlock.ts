@@ -21,7 +21,7 @@ import { startEtcd } from "../tests/harness/etcd.ts";
 import { keyHistory } from "../tests/harness/history.ts";
 import { startServeProcess } from "../tests/harness/serve_process.ts";
 import { parseSemaphore } from "../lib/semaphore/document.ts";
-import { fleetLockKey } from "../lib/fleetlock/protocol.ts";
+import { fleetLockKey } from "../lib/fleetlock/protocol/protocol.ts";
 import { delta, formatMethods, scrape } from "./etcd_counters.ts";
 import { type Figure, judge, renderTable, summary } from "./report.ts";
 

@@ -10,10 +10,13 @@
  * releases the slot.
  */
 
-import { type AcquireOutcome, acquireSlot } from "../lib/daemon/acquire.ts";
-import { realClock } from "../lib/daemon/clock.ts";
-import { Run } from "../lib/daemon/run.ts";
-import { startupCheck } from "../lib/daemon/startup.ts";
+import {
+  type AcquireOutcome,
+  acquireSlot,
+} from "../lib/daemon/loop/acquire.ts";
+import { realClock } from "../lib/host/clock.ts";
+import { Run } from "../lib/daemon/loop/run.ts";
+import { startupCheck } from "../lib/daemon/loop/startup.ts";
 import { EtcdLockStore } from "../lib/etcd/etcd_lock_store.ts";
 import { GatewayPort } from "../lib/etcd/gateway.ts";
 import { LeaseSession } from "../lib/etcd/lease_session.ts";

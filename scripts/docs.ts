@@ -1,25 +1,29 @@
 /**
- * Generates the parts of README.md that follow from data: locksmithd's
- * synopsis and key table (`lib/daemon/config_keys.ts`) and locksmithctl's
- * global flag table (`lib/ctl/flags.ts`). Each part sits between
- * `<!-- BEGIN generated: NAME -->` and `<!-- END generated: NAME -->`; the
- * text around them is left alone.
+ * Generates the parts of the docs that follow from data: locksmithd's
+ * synopsis and key table (`lib/config/config_keys.ts`), locksmithctl's
+ * global flag table (`lib/ctl/flags.ts`), and `locksmithd serve`'s synopsis
+ * and key table (`lib/serve/serve_options.ts`). Each part sits between
+ * `<!-- BEGIN generated: NAME -->` and `<!-- END generated: NAME -->` in
+ * its file (see {@link GENERATED_FILES}); the text around them is left
+ * alone.
  *
- * `deno task docs` rewrites README.md; `tests/docs_test.ts` fails when
- * README.md differs from what this generates. Tables are laid out as
- * `deno fmt` lays out Markdown tables, so that it leaves them unchanged.
+ * `deno task docs` rewrites the files; `tests/docs_test.ts` fails when one
+ * differs from what this generates. Tables are laid out as `deno fmt` lays
+ * out Markdown tables, so that it leaves them unchanged.
  *
  * @module
  */
 
-import { DAEMON_KEYS } from "../lib/daemon/config_keys.ts";
-import { daemonSynopsis } from "../lib/daemon/daemon_args.ts";
+import { DAEMON_KEYS } from "../lib/config/config_keys.ts";
+import { daemonSynopsis } from "../lib/config/daemon_args.ts";
 import { CTL_FLAGS, envNameOf, flagSynopsis } from "../lib/ctl/flags.ts";
+import { SERVE_OPTIONS } from "../lib/serve/serve_options.ts";
+import { flagText, type KeyRow } from "../lib/common/key_table.ts";
 
-/** Where README.md is. */
-export const README_URL: URL = new URL("../README.md", import.meta.url);
+/** The repository's root. */
+export const REPO_URL: URL = new URL("../", import.meta.url);
 
-/** One generated part of the README: its marker name and its content. */
+/** One generated part of a doc file: its marker name and its content. */
 export interface GeneratedSection {
   /** The name in the markers, e.g. `daemon-keys`. */
   readonly name: string;
@@ -53,17 +57,20 @@ export function markdownTable(
   ].join("\n");
 }
 
-/** locksmithd's keys: key (and fallback), flag, default, meaning. */
-function daemonKeysTable(): string {
+/**
+ * A key table (locksmithd's or serve's): key (and fallback), flag, default,
+ * meaning; one row per {@link KeyRow}.
+ */
+export function keyTable(
+  rows: readonly (KeyRow & { readonly fallback?: string | undefined })[],
+): string {
   return markdownTable(
     ["key", "flag", "default", "meaning"],
-    DAEMON_KEYS.map((row) => [
+    rows.map((row) => [
       row.fallback === undefined
         ? code(row.key)
         : `${code(row.key)} (fallback ${code(row.fallback)})`,
-      row.flag === undefined
-        ? ""
-        : code(`--${row.flag.name} ${row.flag.value}`),
+      row.flag === undefined ? "" : code(flagText(row.flag)),
       row.shownDefault ?? "",
       row.description,
     ]),
@@ -83,16 +90,38 @@ function ctlFlagsTable(): string {
   );
 }
 
-/** Every generated part of the README, in the order they appear. */
-export function generatedSections(): GeneratedSection[] {
+/** `locksmithd serve [--config FILE]... [--endpoint URL]... [--listen HOST:PORT] ...`. */
+export function serveSynopsis(): string {
   return [
+    "locksmithd serve",
+    "[--config FILE]...",
+    "[--endpoint URL]...",
+    ...SERVE_OPTIONS.map((row) =>
+      `[${flagText(row.flag)}]${row.flag.repeatable ? "..." : ""}`
+    ),
+  ].join(" ");
+}
+
+const fenced = (text: string): string => ["```", text, "```"].join("\n");
+
+/** The doc files with generated parts, relative to the repository's root, and their parts in order. */
+export const GENERATED_FILES: Readonly<
+  Record<string, () => readonly GeneratedSection[]>
+> = Object.freeze({
+  "docs/configuration.md": () => [
+    { name: "daemon-synopsis", content: fenced(daemonSynopsis()) },
+    { name: "daemon-keys", content: keyTable(DAEMON_KEYS) },
     { name: "ctl-flags", content: ctlFlagsTable() },
-    {
-      name: "daemon-synopsis",
-      content: ["```", daemonSynopsis(), "```"].join("\n"),
-    },
-    { name: "daemon-keys", content: daemonKeysTable() },
-  ];
+    { name: "serve-synopsis", content: fenced(serveSynopsis()) },
+    { name: "serve-keys", content: keyTable(SERVE_OPTIONS) },
+  ],
+});
+
+/** Every generated part of doc file `file` (see {@link GENERATED_FILES}), in the order they appear. */
+export function generatedSections(file: string): GeneratedSection[] {
+  const sections = GENERATED_FILES[file];
+  if (sections === undefined) throw new Error(`${file} has no generated part`);
+  return [...sections()];
 }
 
 function markers(name: string): [string, string] {
@@ -103,12 +132,12 @@ function markers(name: string): [string, string] {
 }
 
 /** The text between the markers of section `name`, or `undefined` when the markers are missing. */
-export function sectionText(readme: string, name: string): string | undefined {
+export function sectionText(text: string, name: string): string | undefined {
   const [begin, end] = markers(name);
-  const start = readme.indexOf(begin);
-  const stop = readme.indexOf(end, start);
+  const start = text.indexOf(begin);
+  const stop = text.indexOf(end, start);
   if (start === -1 || stop === -1) return undefined;
-  return readme.slice(start + begin.length, stop);
+  return text.slice(start + begin.length, stop);
 }
 
 /** What the markers of a section enclose: the content between blank lines. */
@@ -117,48 +146,52 @@ function enclosed(content: string): string {
 }
 
 /**
- * The names of the generated sections that README text `readme` lacks or
- * that differ from what the tables generate.
+ * The names of the generated sections of `file` that its text `text` lacks
+ * or that differ from what the tables generate.
  */
-export function staleSections(readme: string): string[] {
-  return generatedSections()
+export function staleSections(text: string, file: string): string[] {
+  return generatedSections(file)
     .filter(({ name, content }) =>
-      sectionText(readme, name) !== enclosed(content)
+      sectionText(text, name) !== enclosed(content)
     )
     .map(({ name }) => name);
 }
 
 /**
- * Returns `readme` with every generated section replaced by what the tables
- * generate. Throws an error naming the section whose markers are missing.
+ * Returns `text` (the content of `file`) with every generated section
+ * replaced by what the tables generate. Throws an error naming the section
+ * whose markers are missing.
  */
-export function renderReadme(readme: string): string {
-  let text = readme;
-  for (const { name, content } of generatedSections()) {
-    const old = sectionText(text, name);
+export function renderGenerated(text: string, file: string): string {
+  let result = text;
+  for (const { name, content } of generatedSections(file)) {
+    const old = sectionText(result, name);
     if (old === undefined) {
       const [begin, end] = markers(name);
       throw new Error(
-        `README.md has no section ${name}: add the lines ${begin} and ${end} where it belongs`,
+        `${file} has no section ${name}: add the lines ${begin} and ${end} where it belongs`,
       );
     }
     const [begin] = markers(name);
-    const at = text.indexOf(begin) + begin.length;
-    text = text.slice(0, at) + enclosed(content) +
-      text.slice(at + old.length);
+    const at = result.indexOf(begin) + begin.length;
+    result = result.slice(0, at) + enclosed(content) +
+      result.slice(at + old.length);
   }
-  return text;
+  return result;
 }
 
 if (import.meta.main) {
   try {
-    const readme = await Deno.readTextFile(README_URL);
-    const stale = staleSections(readme);
-    if (stale.length === 0) {
-      console.log("README.md is up to date");
-    } else {
-      await Deno.writeTextFile(README_URL, renderReadme(readme));
-      console.log(`README.md: regenerated ${stale.join(", ")}`);
+    for (const file of Object.keys(GENERATED_FILES)) {
+      const url = new URL(file, REPO_URL);
+      const text = await Deno.readTextFile(url);
+      const stale = staleSections(text, file);
+      if (stale.length === 0) {
+        console.log(`${file} is up to date`);
+      } else {
+        await Deno.writeTextFile(url, renderGenerated(text, file));
+        console.log(`${file}: regenerated ${stale.join(", ")}`);
+      }
     }
   } catch (error) {
     console.error(`docs: ${(error as Error).message}`);

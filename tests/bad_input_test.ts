@@ -26,8 +26,9 @@ import {
   loadDaemonConfig,
   parseConfigText,
   resolveDaemonConfig,
-} from "../lib/daemon/config.ts";
-import { readMachineId, validateId } from "../lib/common/machine_id.ts";
+} from "../lib/config/config.ts";
+import { validateId } from "../lib/common/machine_id.ts";
+import { readMachineId } from "../lib/host/machine_id_file.ts";
 import { formatReplaced } from "../lib/ctl/commands.ts";
 
 // ---------------------------------------------------------------- helpers

@@ -5,13 +5,13 @@ import {
   commandSucceeded,
   describeResult,
   parseCommand,
-} from "../lib/daemon/command.ts";
+} from "../lib/host/command.ts";
 import {
   commandEnv,
   DEFAULT_COMMAND_ENV,
   DEFAULT_OUTPUT_LIMIT,
   runCommand,
-} from "../lib/daemon/command_run.ts";
+} from "../lib/host/command_run.ts";
 import { programFlags, REPO_ROOT } from "./harness/permissions.ts";
 
 const KEY = "LOCKSMITHD_HEALTH_CHECK";

@@ -8,7 +8,7 @@ import {
   describeCommand,
   describeResult,
   parseCommand,
-} from "../lib/daemon/command.ts";
+} from "../lib/host/command.ts";
 
 const KEY = "LOCKSMITHD_HEALTH_CHECK";
 

@@ -1,7 +1,7 @@
 /**
- * The key table of locksmithd and the flag table of locksmithctl: every row
- * is read, parsed, flagged, documented and permitted as the row says, so
- * that adding a row is enough.
+ * The key tables of locksmithd and `locksmithd serve` and the flag table of
+ * locksmithctl: every row is read, parsed, flagged, documented and
+ * permitted as the row says, so that adding a row is enough.
  */
 
 import assert from "node:assert/strict";
@@ -17,7 +17,7 @@ import {
   parseDaemonArgs,
   parseKeySetting,
   resolveDaemonConfig,
-} from "../lib/daemon/config.ts";
+} from "../lib/config/config.ts";
 import {
   CTL_FLAGS,
   ctlEnvNames,
@@ -25,7 +25,15 @@ import {
   valueFlags,
 } from "../lib/ctl/flags.ts";
 import { parseCtlArgs } from "../lib/ctl/args.ts";
-import { ctlHelp } from "../lib/ctl/help.ts";
+import { ctlHelp } from "../lib/ctl/ctl_help.ts";
+import {
+  parseServeArgs,
+  resolveServeOptions,
+  SERVE_ENV_KEYS,
+  SERVE_OPTIONS,
+  type ServeOptions,
+} from "../lib/serve/serve_options.ts";
+import { SERVE_USAGE } from "../lib/serve/serve_help.ts";
 
 const denoJson = JSON.parse(
   await Deno.readTextFile(new URL("../deno.json", import.meta.url)),
@@ -187,6 +195,94 @@ Deno.test("DAEMON_USAGE shows every key's description, fallback and default, and
         usage.includes(
           `--${row.flag.name} ${row.flag.value} same as ${row.key}`,
         ),
+        row.key,
+      );
+    }
+  }
+});
+
+// ---------------------------------------------------------------- serve
+
+/** The resolved option a serve row's field ends up in (the TLS files in `tls`). */
+function serveField(options: ServeOptions, field: string): unknown {
+  if (field === "tlsCertFile") return options.tls?.certFile;
+  if (field === "tlsKeyFile") return options.tls?.keyFile;
+  return (options as unknown as Record<string, unknown>)[field];
+}
+
+/** The other TLS file, so that a TLS row resolves alone. */
+const TLS_PAIR: Record<string, Record<string, string>> = {
+  tlsCertFile: { LOCKSMITHD_FLEETLOCK_TLS_KEY: "/k.pem" },
+  tlsKeyFile: { LOCKSMITHD_FLEETLOCK_TLS_CERT: "/c.pem" },
+};
+
+Deno.test("every serve key and flag is named once, as a LOCKSMITHD_FLEETLOCK_ variable", () => {
+  assert.equal(new Set(SERVE_ENV_KEYS).size, SERVE_OPTIONS.length);
+  const flags = SERVE_OPTIONS.map((row) => row.flag.name);
+  assert.equal(new Set(flags).size, flags.length);
+  for (const row of SERVE_OPTIONS) {
+    assert.match(row.key, /^LOCKSMITHD_FLEETLOCK_[A-Z_]+$/);
+    assert.ok(!DAEMON_CONFIG_KEYS.includes(row.key), row.key);
+  }
+});
+
+Deno.test("every serve key with a literal default shows what its parser makes of it", () => {
+  let checked = 0;
+  for (const row of SERVE_OPTIONS) {
+    const text = literal(row.shownDefault);
+    if (text === undefined) continue;
+    assert.deepEqual(row.parse(text), row.default, row.key);
+    checked++;
+  }
+  assert.ok(checked >= 2, `only ${checked} literal defaults`);
+});
+
+Deno.test("every serve flag's example resolves into its field, as does its variable, and the default when unset", () => {
+  const defaults = resolveServeOptions({}, {});
+  for (const row of SERVE_OPTIONS) {
+    assert.deepEqual(serveField(defaults, row.field), row.default, row.key);
+    const { name, example } = row.flag;
+    const { values } = parseServeArgs([`--${name}`, example]);
+    assert.deepEqual(values, { [row.key]: example });
+    const pair = TLS_PAIR[row.field] ?? {};
+    const fromFlag = resolveServeOptions(values, pair);
+    const fromEnv = resolveServeOptions({}, { ...pair, [row.key]: example });
+    assert.deepEqual(serveField(fromFlag, row.field), row.parse(example));
+    assert.deepEqual(serveField(fromEnv, row.field), row.parse(example));
+  }
+});
+
+Deno.test("every serve key can be read under the serve permission set of deno.json", () => {
+  const env: string[] = denoJson.permissions.serve.env;
+  for (const key of SERVE_ENV_KEYS) {
+    assert.ok(permits(env, key), `${key} is not in permissions.serve.env`);
+  }
+});
+
+Deno.test("a secret serve key's value is never shown when its parser refuses it", () => {
+  const secrets = SERVE_OPTIONS.filter((row) => row.secret);
+  assert.ok(secrets.length > 0);
+  for (const row of secrets) {
+    assert.throws(
+      () => resolveServeOptions({}, { [row.key]: "web=hunter 2" }),
+      (error: Error) =>
+        error instanceof UsageError && !error.message.includes("hunter"),
+    );
+  }
+});
+
+Deno.test("SERVE_USAGE shows every serve key's flag, variable, description and default", () => {
+  const usage = flat(SERVE_USAGE);
+  for (const row of SERVE_OPTIONS) {
+    assert.ok(
+      usage.includes(`--${row.flag.name} ${row.flag.value}`),
+      row.key,
+    );
+    assert.ok(usage.includes(flat(plainText(row.description))), row.key);
+    assert.ok(usage.includes(row.key), row.key);
+    if (row.shownDefault !== undefined) {
+      assert.ok(
+        usage.includes(`Default: ${flat(plainText(row.shownDefault))}`),
         row.key,
       );
     }

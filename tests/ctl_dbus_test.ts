@@ -197,7 +197,7 @@ Deno.test("deno.json: run and compile tasks use the same permission set", async 
   const tasks: Record<string, string> = config.tasks;
   // The modules locksmithctl imports by computed specifiers, which
   // deno compile embeds only when told (--include).
-  const ctlMain = new URL("../lib/ctl/main.ts", import.meta.url);
+  const ctlMain = new URL("../lib/ctl/ctl_main.ts", import.meta.url);
   const computed = [
     ...(await Deno.readTextFile(ctlMain)).matchAll(
       /new URL\("([^"]+\.ts)", import\.meta\.url\)/g,

@@ -17,7 +17,7 @@ import {
   parseConfigText,
   parseDaemonArgs,
   resolveDaemonConfig,
-} from "../lib/daemon/config.ts";
+} from "../lib/config/config.ts";
 import { assertUsageError } from "./harness/config.ts";
 
 const USR = "/usr/share/coreos/update.conf";

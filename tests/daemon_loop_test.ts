@@ -1,27 +1,27 @@
 /** locksmithd's loop with fakes and a virtual clock (pure unit tests). */
 
 import assert from "node:assert/strict";
-import { type DaemonSettings, runDaemonLoop } from "../lib/daemon/loop.ts";
+import { type DaemonSettings, runDaemonLoop } from "../lib/daemon/loop/loop.ts";
 import {
-  backoffMs,
   decideTurn,
   lockAttemptResult,
   startupAction,
   windowState,
-} from "../lib/daemon/decisions.ts";
+} from "../lib/daemon/loop/decisions.ts";
+import { backoffMs } from "../lib/common/backoff.ts";
 import {
   ContentionError,
   SemaphoreRefusedError,
 } from "../lib/common/errors.ts";
-import { parseRebootWindow } from "../lib/daemon/reboot_window.ts";
-import { parseSchedule, scheduleFromWindow } from "../lib/daemon/schedule.ts";
-import { parseCommand } from "../lib/daemon/command.ts";
-import { CommandRebooter } from "../lib/daemon/command_rebooter.ts";
+import { parseRebootWindow } from "../lib/schedule/reboot_window.ts";
+import { parseSchedule, scheduleFromWindow } from "../lib/schedule/schedule.ts";
+import { parseCommand } from "../lib/host/command.ts";
+import { CommandRebooter } from "../lib/daemon/safety/command_rebooter.ts";
 import {
   planAfterVeto,
   releaseWaitsForHealth,
   wallMessage,
-} from "../lib/daemon/safety_decisions.ts";
+} from "../lib/daemon/loop/safety_decisions.ts";
 import {
   ETCD_DOWN,
   FakeClock,

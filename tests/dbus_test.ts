@@ -26,8 +26,8 @@ import {
 import {
   rebootNeedFrom,
   type UpdateStatusSource,
-} from "../lib/daemon/reboot_need.ts";
-import { SentinelFileSource } from "../lib/daemon/sentinel.ts";
+} from "../lib/machine/reboot_need.ts";
+import { SentinelFileSource } from "../lib/host/sentinel.ts";
 import { LogindRebooter } from "../lib/dbus/logind.ts";
 import { UsageError } from "../lib/common/errors.ts";
 

@@ -1,41 +1,52 @@
 /**
- * README.md's generated parts (locksmithd's key table and synopsis,
- * locksmithctl's flag table) against the tables in lib/, and the generator
+ * The docs' generated parts (locksmithd's key table and synopsis,
+ * locksmithctl's flag table, serve's key table and synopsis, all in
+ * docs/configuration.md) against the tables in lib/, and the generator
  * itself (`scripts/docs.ts`, run by `deno task docs`).
  */
 
 import assert from "node:assert/strict";
 import {
-  generatedSections,
+  GENERATED_FILES,
+  generatedSections as sectionsOf,
   markdownTable,
-  README_URL,
-  renderReadme,
+  renderGenerated,
+  REPO_URL,
   sectionText,
-  staleSections,
+  staleSections as staleOf,
 } from "../scripts/docs.ts";
 
-const readme = await Deno.readTextFile(README_URL);
+const FILE = "docs/configuration.md";
+const doc = await Deno.readTextFile(new URL(FILE, REPO_URL));
+const generatedSections = () => sectionsOf(FILE);
+const staleSections = (text: string) => staleOf(text, FILE);
+const render = (text: string) => renderGenerated(text, FILE);
 
-/** A README with every generated section, each holding `filler`. */
+/** A doc with every generated section, each holding `filler`. */
 function skeleton(filler: string): string {
   return generatedSections().map(({ name }) =>
     `## ${name}\n\nprose before\n\n<!-- BEGIN generated: ${name} -->\n${filler}\n<!-- END generated: ${name} -->\n\nprose after\n`
   ).join("\n");
 }
 
-Deno.test("README.md's generated sections match the key and flag tables", () => {
-  const stale = staleSections(readme);
-  assert.deepEqual(
-    stale,
-    [],
-    stale.map((name) =>
-      `README.md section "${name}" differs from the tables in lib/daemon/config_keys.ts and lib/ctl/flags.ts; run \`deno task docs\``
-    ).join("\n"),
-  );
+Deno.test("every doc file's generated sections match the key and flag tables", async () => {
+  const files = Object.keys(GENERATED_FILES);
+  assert.ok(files.includes(FILE));
+  for (const file of files) {
+    const text = await Deno.readTextFile(new URL(file, REPO_URL));
+    const stale = staleOf(text, file);
+    assert.deepEqual(
+      stale,
+      [],
+      stale.map((name) =>
+        `${file} section "${name}" differs from the tables in lib/config/config_keys.ts, lib/ctl/flags.ts and lib/serve/serve_options.ts; run \`deno task docs\``
+      ).join("\n"),
+    );
+  }
 });
 
-Deno.test("the generated README is as deno fmt formats it", async () => {
-  const rendered = renderReadme(readme);
+Deno.test("the generated doc is as deno fmt formats it", async () => {
+  const rendered = render(doc);
   const fmt = new Deno.Command(Deno.execPath(), {
     args: ["fmt", "--ext", "md", "-"],
     stdin: "piped",
@@ -50,8 +61,8 @@ Deno.test("the generated README is as deno fmt formats it", async () => {
   assert.equal(new TextDecoder().decode(stdout), rendered);
 });
 
-Deno.test("renderReadme() rewrites the text between the markers and nothing else", () => {
-  const rendered = renderReadme(skeleton("old table"));
+Deno.test("render() rewrites the text between the markers and nothing else", () => {
+  const rendered = render(skeleton("old table"));
   assert.ok(!rendered.includes("old table"));
   assert.deepEqual(staleSections(rendered), []);
   for (const { name, content } of generatedSections()) {
@@ -62,11 +73,11 @@ Deno.test("renderReadme() rewrites the text between the markers and nothing else
     rendered.split("prose after").length,
     generatedSections().length + 1,
   );
-  assert.equal(renderReadme(rendered), rendered);
+  assert.equal(render(rendered), rendered);
 });
 
 Deno.test("staleSections() names each section edited by hand or missing", () => {
-  const fresh = renderReadme(skeleton(""));
+  const fresh = render(skeleton(""));
   const [first, second] = generatedSections();
   assert.ok(first !== undefined && second !== undefined);
   const edited = fresh.replace(first.content, `${first.content}\n| x | y |`);
@@ -75,7 +86,7 @@ Deno.test("staleSections() names each section edited by hand or missing", () => 
   assert.deepEqual(staleSections(missing), [second.name]);
 });
 
-Deno.test("renderReadme() names the section whose markers are missing", () => {
+Deno.test("render() names the section whose markers are missing", () => {
   const [first] = generatedSections();
   assert.ok(first !== undefined);
   const text = skeleton("").replace(
@@ -83,9 +94,9 @@ Deno.test("renderReadme() names the section whose markers are missing", () => {
     "",
   );
   assert.throws(
-    () => renderReadme(text),
+    () => render(text),
     new Error(
-      `README.md has no section ${first.name}: add the lines <!-- BEGIN generated: ${first.name} --> and <!-- END generated: ${first.name} --> where it belongs`,
+      `${FILE} has no section ${first.name}: add the lines <!-- BEGIN generated: ${first.name} --> and <!-- END generated: ${first.name} --> where it belongs`,
     ),
   );
 });
@@ -102,7 +113,7 @@ Deno.test("markdownTable() pads each column to its widest cell and escapes pipes
   );
 });
 
-Deno.test("the generated tables list every daemon key and every global ctl flag", () => {
+Deno.test("the generated tables list every daemon key, every global ctl flag and every serve key", () => {
   const text = generatedSections().map((s) => s.content).join("\n");
   for (
     const key of [
@@ -118,4 +129,13 @@ Deno.test("the generated tables list every daemon key and every global ctl flag"
   }
   assert.ok(!text.includes("--force"), "--force belongs to reset only");
   assert.ok(text.includes("locksmithd [--config FILE]... [--strategy NAME]"));
+  for (
+    const key of ["LOCKSMITHD_FLEETLOCK_LISTEN", "LOCKSMITHD_FLEETLOCK_TOKENS"]
+  ) {
+    assert.ok(text.includes(`\`${key}\``), key);
+  }
+  assert.ok(text.includes("`--token GROUP=TOKEN`"));
+  assert.ok(
+    text.includes("locksmithd serve [--config FILE]... [--endpoint URL]..."),
+  );
 });

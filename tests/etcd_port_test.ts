@@ -16,7 +16,7 @@ import {
 import { NoGatewayError, openGatewayPort } from "../lib/etcd/gateway.ts";
 import { openGrpcPort } from "../lib/etcd/grpc.ts";
 import { openEtcdPort } from "../lib/etcd/open.ts";
-import type { EtcdConnectionOptions } from "../lib/etcd/options.ts";
+import type { EtcdConnectionOptions } from "../lib/etcd/etcd_options.ts";
 import {
   bytes,
   type CallOptions,

@@ -7,17 +7,17 @@ import type {
   Rebooter,
   RebootNeed,
   UserWarning,
-} from "../lib/daemon/ports.ts";
-import type { CommandResult, ParsedCommand } from "../lib/daemon/command.ts";
-import type { RunOptions } from "../lib/daemon/command_run.ts";
+} from "../lib/daemon/loop/ports.ts";
+import type { CommandResult, ParsedCommand } from "../lib/host/command.ts";
+import type { RunOptions } from "../lib/host/command_run.ts";
 import type {
   CommandKind,
   CommandRunResult,
   DaemonMetrics,
   LockAttemptResult,
   NotificationResult,
-} from "../lib/daemon/metrics_port.ts";
-import type { NotifyEvent } from "../lib/daemon/notify.ts";
+} from "../lib/daemon/observe/metrics_port.ts";
+import type { NotifyEvent } from "../lib/daemon/observe/notify.ts";
 import type {
   Change,
   Companion,

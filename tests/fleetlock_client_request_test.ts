@@ -17,17 +17,20 @@ import {
   requestBody,
   requestHeaders,
   resolveBaseUrl,
-} from "../lib/fleetlock/client_request.ts";
+} from "../lib/fleetlock/protocol/client_request.ts";
 import {
   appSpecificId,
   id128Defect,
   ZINCATI_APP_ID,
   zincatiId,
-} from "../lib/fleetlock/zincati_id.ts";
-import { parseClientParams, TOKEN_PATTERN } from "../lib/fleetlock/protocol.ts";
-import { tokenOf } from "../lib/fleetlock/auth.ts";
-import { createFleetLockHandler } from "../lib/fleetlock/handler.ts";
-import { GroupSemaphores } from "../lib/fleetlock/semaphores.ts";
+} from "../lib/fleetlock/protocol/zincati_id.ts";
+import {
+  parseClientParams,
+  TOKEN_PATTERN,
+} from "../lib/fleetlock/protocol/protocol.ts";
+import { tokenOf } from "../lib/serve/auth.ts";
+import { createFleetLockHandler } from "../lib/serve/handler.ts";
+import { GroupSemaphores } from "../lib/serve/semaphores.ts";
 import { FakeClock, FakeStore } from "./fakes.ts";
 
 // ------------------------------------------------------------ URL joining

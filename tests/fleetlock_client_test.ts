@@ -23,8 +23,8 @@ import { runCtlProcess } from "./harness/ctl_process.ts";
 import { fleetIds, rollFleet } from "./harness/fleet.ts";
 import { startFleetMonitor } from "./harness/fleet_monitor.ts";
 import { checkHistory } from "./harness/invariants.ts";
-import { FleetLockClient } from "../lib/fleetlock/client.ts";
-import { fleetLockKey } from "../lib/fleetlock/protocol.ts";
+import { FleetLockClient } from "../lib/fleetlock/client/client.ts";
+import { fleetLockKey } from "../lib/fleetlock/protocol/protocol.ts";
 import { DEFAULT_SEMAPHORE_KEY, semaphoreKey } from "../lib/semaphore/keys.ts";
 import { parseSemaphore } from "../lib/semaphore/document.ts";
 

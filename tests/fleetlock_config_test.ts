@@ -7,12 +7,12 @@
 
 import assert from "node:assert/strict";
 import { UsageError } from "../lib/common/errors.ts";
-import { parseDaemonArgs, resolveDaemonConfig } from "../lib/daemon/config.ts";
+import { parseDaemonArgs, resolveDaemonConfig } from "../lib/config/config.ts";
 import {
   fleetLockHolderId,
   openFleetLockClient,
-} from "../lib/daemon/fleetlock_wiring.ts";
-import { daemonPermissionNeeds } from "../lib/daemon/permission_needs.ts";
+} from "../lib/daemon/wiring/fleetlock_wiring.ts";
+import { daemonPermissionNeeds } from "../lib/daemon/wiring/daemon_permissions.ts";
 import { assertUsageError, conf, ETC } from "./harness/config.ts";
 
 Deno.test("REBOOT_STRATEGY=fleetlock reads the server, id, CA file, token and timeout", () => {

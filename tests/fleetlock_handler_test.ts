@@ -5,15 +5,15 @@
 
 import assert from "node:assert/strict";
 import { FakeClock, FakeStore } from "./fakes.ts";
-import { SlotBatcher } from "../lib/fleetlock/batch.ts";
-import { GroupSemaphores } from "../lib/fleetlock/semaphores.ts";
+import { SlotBatcher } from "../lib/serve/batch.ts";
+import { GroupSemaphores } from "../lib/serve/semaphores.ts";
 import {
   createFleetLockHandler,
   type FleetLockHandlerOptions,
   type RequestResult,
   type Route,
-} from "../lib/fleetlock/handler.ts";
-import { GroupTokens } from "../lib/fleetlock/auth.ts";
+} from "../lib/serve/handler.ts";
+import { GroupTokens } from "../lib/serve/auth.ts";
 import { MAX_HOLDERS, type Semaphore } from "../lib/semaphore/document.ts";
 import {
   ContentionError,

@@ -6,16 +6,16 @@
  */
 
 import assert from "node:assert/strict";
-import { type DaemonSettings, runDaemonLoop } from "../lib/daemon/loop.ts";
-import { backoffMs } from "../lib/daemon/decisions.ts";
+import { type DaemonSettings, runDaemonLoop } from "../lib/daemon/loop/loop.ts";
+import { backoffMs } from "../lib/common/backoff.ts";
 import {
   FULL_RETRY_MAX_MS,
   FULL_RETRY_MIN_MS,
   fullRetryMs,
-} from "../lib/daemon/server_slot.ts";
-import { parseRebootWindow } from "../lib/daemon/reboot_window.ts";
-import { scheduleFromWindow } from "../lib/daemon/schedule.ts";
-import { parseCommand } from "../lib/daemon/command.ts";
+} from "../lib/daemon/loop/server_slot.ts";
+import { parseRebootWindow } from "../lib/schedule/reboot_window.ts";
+import { scheduleFromWindow } from "../lib/schedule/schedule.ts";
+import { parseCommand } from "../lib/host/command.ts";
 import type {
   LockServer,
   LockServerAnswer,

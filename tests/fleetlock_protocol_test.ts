@@ -13,16 +13,16 @@ import {
   groupDefect,
   parseClientParams,
   semaphoreGroupOf,
-} from "../lib/fleetlock/protocol.ts";
+} from "../lib/fleetlock/protocol/protocol.ts";
 import {
   parseListen,
   parseServeArgs,
   resolveServeOptions,
   SERVE_ENV_KEYS,
   SERVE_OPTIONS,
-} from "../lib/fleetlock/options.ts";
-import { SERVE_USAGE } from "../lib/fleetlock/help.ts";
-import { GroupTokens, tokenOf } from "../lib/fleetlock/auth.ts";
+} from "../lib/serve/serve_options.ts";
+import { SERVE_USAGE } from "../lib/serve/serve_help.ts";
+import { GroupTokens, tokenOf } from "../lib/serve/auth.ts";
 import { DEFAULT_SEMAPHORE_KEY, semaphoreKey } from "../lib/semaphore/keys.ts";
 import { UsageError } from "../lib/common/errors.ts";
 
@@ -398,7 +398,9 @@ Deno.test("parseServeArgs splits etcd flags from serve flags and refuses the res
 Deno.test("every serve option is a LOCKSMITHD_FLEETLOCK_ variable and in the help", () => {
   for (const option of SERVE_OPTIONS) {
     assert.match(option.key, /^LOCKSMITHD_FLEETLOCK_[A-Z_]+$/);
-    assert.ok(SERVE_USAGE.includes(`--${option.flag} ${option.value}`));
+    assert.ok(
+      SERVE_USAGE.includes(`--${option.flag.name} ${option.flag.value}`),
+    );
     assert.ok(SERVE_USAGE.includes(option.key));
   }
   assert.equal(new Set(SERVE_ENV_KEYS).size, SERVE_OPTIONS.length);

@@ -23,12 +23,15 @@ import { programFlags, REPO_ROOT } from "./harness/permissions.ts";
 import {
   type FleetLockServer,
   startFleetLockServer,
-} from "../lib/fleetlock/server.ts";
+} from "../lib/serve/server.ts";
 import {
   parseServeArgs,
   resolveServeOptions,
-} from "../lib/fleetlock/options.ts";
-import { fleetLockKey, semaphoreGroupOf } from "../lib/fleetlock/protocol.ts";
+} from "../lib/serve/serve_options.ts";
+import {
+  fleetLockKey,
+  semaphoreGroupOf,
+} from "../lib/fleetlock/protocol/protocol.ts";
 import { openEtcdLockStore } from "../lib/etcd/open.ts";
 import { lockSlot, unlockSlot } from "../lib/semaphore/lock_store.ts";
 import { parseSemaphore } from "../lib/semaphore/document.ts";

@@ -22,7 +22,7 @@ import {
   parseConfigText,
   REBOOT_STRATEGIES,
   resolveDaemonConfig,
-} from "../lib/daemon/config.ts";
+} from "../lib/config/config.ts";
 import { UsageError } from "../lib/common/errors.ts";
 import { idDefect } from "../lib/common/machine_id.ts";
 import { MAX_DURATION_MS } from "../lib/common/duration.ts";

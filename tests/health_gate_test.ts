@@ -1,19 +1,19 @@
 /** The health gate: decisions with a fake clock and a scripted runner; one run with real commands. */
 import assert from "node:assert/strict";
-import type { SafetyClock } from "../lib/daemon/clock.ts";
+import type { SafetyClock } from "../lib/host/clock.ts";
 import {
   type CommandResult,
   CommandStartError,
   parseCommand,
-} from "../lib/daemon/command.ts";
-import type { CommandRunner, RunOptions } from "../lib/daemon/command_run.ts";
+} from "../lib/host/command.ts";
+import type { CommandRunner, RunOptions } from "../lib/host/command_run.ts";
 import {
   type HealthGateOptions,
   type HealthGateResult,
   runCheck,
   runHealthGate,
-} from "../lib/daemon/health_gate.ts";
-import type { CommandRunResult } from "../lib/daemon/metrics_port.ts";
+} from "../lib/daemon/safety/health_gate.ts";
+import type { CommandRunResult } from "../lib/daemon/observe/metrics_port.ts";
 
 const SECOND = 1_000;
 const CHECK = parseCommand(

@@ -5,15 +5,17 @@ import { VERSION } from "../lib/common/version.ts";
 import {
   PromDaemonMetrics,
   startMetricsServer,
-} from "../lib/daemon/metrics.ts";
+} from "../lib/daemon/observe/daemon_metrics.ts";
 import {
   type DaemonMetrics,
-  formatListenAddress,
   NO_METRICS,
-  parseListenAddress,
   timeEtcdRequest,
-} from "../lib/daemon/metrics_port.ts";
-import { ConfigValueError } from "../lib/daemon/value_error.ts";
+} from "../lib/daemon/observe/metrics_port.ts";
+import {
+  formatListenAddress,
+  parseListenAddress,
+} from "../lib/common/listen_address.ts";
+import { ConfigValueError } from "../lib/common/value_error.ts";
 import { freePorts } from "./harness/ports.ts";
 import {
   DAEMON_METRIC_FAMILIES as FAMILIES,

@@ -1,14 +1,14 @@
 /** Notifications: received by a real HTTP server on a loopback port. */
 import assert from "node:assert/strict";
 import { VERSION } from "../lib/common/version.ts";
-import type { SafetyClock } from "../lib/daemon/clock.ts";
-import type { NotificationResult } from "../lib/daemon/metrics_port.ts";
+import type { SafetyClock } from "../lib/host/clock.ts";
+import type { NotificationResult } from "../lib/daemon/observe/metrics_port.ts";
 import {
   type Notification,
   Notifier,
   type NotifierOptions,
-} from "../lib/daemon/notify.ts";
-import { backoffMs as notifyBackoffMs } from "../lib/daemon/decisions.ts";
+} from "../lib/daemon/observe/notify.ts";
+import { backoffMs as notifyBackoffMs } from "../lib/common/backoff.ts";
 import { freePorts } from "./harness/ports.ts";
 
 const MACHINE = "69d27b356a94476da859461d3a3bc6fd";

@@ -9,6 +9,7 @@
 import assert from "node:assert/strict";
 import { Etcd3 } from "etcd3";
 import { startEtcd } from "./harness/etcd.ts";
+import { until } from "./harness/until.ts";
 import { sendEveryTxnTwice } from "./harness/twice_txn.ts";
 import { keyHistory } from "./harness/history.ts";
 import { checkHistory } from "./harness/invariants.ts";
@@ -29,9 +30,9 @@ import {
 } from "../lib/semaphore/keys.ts";
 import { parseSemaphore } from "../lib/semaphore/document.ts";
 import { SemaphoreRefusedError } from "../lib/common/errors.ts";
-import { SlotBatcher } from "../lib/fleetlock/batch.ts";
-import { GroupSemaphores } from "../lib/fleetlock/semaphores.ts";
-import { createFleetLockHandler } from "../lib/fleetlock/handler.ts";
+import { SlotBatcher } from "../lib/serve/batch.ts";
+import { GroupSemaphores } from "../lib/serve/semaphores.ts";
+import { createFleetLockHandler } from "../lib/serve/handler.ts";
 
 Deno.test("pause and resume against a real etcd", async (t) => {
   const etcd = await startEtcd();
@@ -55,7 +56,13 @@ Deno.test("pause and resume against a real etcd", async (t) => {
         const admin = new EtcdSemaphoreAdmin(store);
         assert.equal(await admin.setPaused(true, "test"), true);
         // A pause of the same millisecond would write the same bytes.
-        await new Promise((r) => setTimeout(r, 5));
+        const pausedAt = Date.now();
+        await until(
+          "the clock's next millisecond",
+          () => Date.now() > pausedAt,
+          1_000,
+          1,
+        );
         assert.equal(await admin.setPaused(true, "test"), false);
         assert.equal(await admin.setPaused(false, "test"), true);
         assert.equal(await admin.setPaused(false, "test"), false);
@@ -79,10 +86,12 @@ Deno.test("pause and resume against a real etcd", async (t) => {
           Array.from({ length: 8 }, () => open(group)),
         );
         let pausedAt = Infinity;
+        let locked = 0;
         const ends = lockers.map(async (store, i) => {
           for (let n = 0;; n++) {
             try {
               await lockSlot(store, `locker-${i}-${n}`);
+              locked++;
             } catch (error) {
               if (error instanceof SemaphoreRefusedError) return error.reason;
               if ((error as Error).name !== "ContentionError") throw error;
@@ -90,7 +99,7 @@ Deno.test("pause and resume against a real etcd", async (t) => {
             if (n > 5_000) return "never paused";
           }
         });
-        await new Promise((r) => setTimeout(r, 400));
+        await until("more than 8 locks before the pause", () => locked > 8);
         assert.equal(await admin.setPaused(true, "test"), true);
         const acknowledged = Date.now();
         pausedAt = Number(

@@ -19,10 +19,10 @@ import { LeaseSession } from "../lib/etcd/lease_session.ts";
 import { EtcdWaitQueue } from "../lib/etcd/wait_queue.ts";
 import { lockSlot, unlockSlot } from "../lib/semaphore/lock_store.ts";
 import { semaphoreKey, waitersPrefix } from "../lib/semaphore/keys.ts";
-import { acquireSlot } from "../lib/daemon/acquire.ts";
-import { releaseSlot } from "../lib/daemon/release.ts";
-import { Run } from "../lib/daemon/run.ts";
-import { systemClock } from "../lib/daemon/main.ts";
+import { acquireSlot } from "../lib/daemon/loop/acquire.ts";
+import { releaseSlot } from "../lib/daemon/loop/release.ts";
+import { Run } from "../lib/daemon/loop/run.ts";
+import { systemClock } from "../lib/daemon/wiring/daemon_main.ts";
 import { noopRebootPorts } from "./harness/noop_reboot.ts";
 
 /** The hand-over time of these tests (locksmithd's is 10 s): each dead waiter ahead may cost this once. */

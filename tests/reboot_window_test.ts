@@ -9,7 +9,7 @@ import {
   RebootWindowError,
   windowContaining,
   type WindowOccurrence,
-} from "../lib/daemon/reboot_window.ts";
+} from "../lib/schedule/reboot_window.ts";
 
 const HOUR = 3_600_000;
 const MINUTE = 60_000;

@@ -5,8 +5,8 @@
  */
 
 import assert from "node:assert/strict";
-import { parseDaemonArgs, resolveDaemonConfig } from "../lib/daemon/config.ts";
-import { formatSchedule } from "../lib/daemon/schedule.ts";
+import { parseDaemonArgs, resolveDaemonConfig } from "../lib/config/config.ts";
+import { formatSchedule } from "../lib/schedule/schedule.ts";
 import { assertUsageError, conf, ETC } from "./harness/config.ts";
 
 Deno.test("LOCKSMITHD_REBOOT_SCHEDULE gives a schedule of several windows in the window's zone", () => {

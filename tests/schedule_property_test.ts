@@ -5,14 +5,14 @@
  * half-hour DST shifts. The seed is printed; rerun with SCHEDULE_SEED=<seed>.
  */
 import assert from "node:assert/strict";
-import { DAY_NAMES } from "../lib/daemon/reboot_window.ts";
+import { DAY_NAMES } from "../lib/schedule/reboot_window.ts";
 import {
   formatSchedule,
   parseSchedule,
   type RebootSchedule,
   SCHEDULE_HORIZON_MS,
   scheduleState,
-} from "../lib/daemon/schedule.ts";
+} from "../lib/schedule/schedule.ts";
 
 const MINUTE = 60_000;
 const DAY = 1440 * MINUTE;

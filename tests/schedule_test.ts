@@ -3,7 +3,7 @@ import { UsageError } from "../lib/common/errors.ts";
 import {
   parseRebootWindow,
   RebootWindowError,
-} from "../lib/daemon/reboot_window.ts";
+} from "../lib/schedule/reboot_window.ts";
 import {
   formatInstantIn,
   formatSchedule,
@@ -15,7 +15,7 @@ import {
   scheduleFromWindow,
   type ScheduleState,
   scheduleState,
-} from "../lib/daemon/schedule.ts";
+} from "../lib/schedule/schedule.ts";
 
 const MINUTE = 60_000;
 const HOUR = 60 * MINUTE;

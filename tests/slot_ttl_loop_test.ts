@@ -5,8 +5,9 @@
  */
 
 import assert from "node:assert/strict";
-import { type DaemonSettings, runDaemonLoop } from "../lib/daemon/loop.ts";
-import { decideReclaim, onLockFailure } from "../lib/daemon/decisions.ts";
+import { until } from "./harness/until.ts";
+import { type DaemonSettings, runDaemonLoop } from "../lib/daemon/loop/loop.ts";
+import { decideReclaim, onLockFailure } from "../lib/daemon/loop/decisions.ts";
 import { SemaphoreRefusedError } from "../lib/common/errors.ts";
 import type { HolderRecord } from "../lib/semaphore/holder_record.ts";
 import {
@@ -203,7 +204,7 @@ Deno.test("at start, holding a slot with a lease: the lease is resumed before th
     boot: "boot-1",
   });
   const running = t.run();
-  await new Promise((r) => setTimeout(r, 10));
+  await until("the slot's release", () => t.lease.releases > 0);
   assert.equal(t.lease.resumes, 1);
   assert.deepEqual(t.store.doc.holders, []);
   assert.equal(t.lease.releases, 1);

@@ -8,6 +8,7 @@
  */
 
 import assert from "node:assert/strict";
+import { until as untilHolds } from "./harness/until.ts";
 import { Etcd3 } from "etcd3";
 import { type EtcdCluster, startEtcd } from "./harness/etcd.ts";
 import { lockWithLease, startLeaseHolder } from "./harness/lease_holder.ts";
@@ -20,12 +21,12 @@ import type { EtcdLockStore } from "../lib/etcd/etcd_lock_store.ts";
 import type { EtcdPort } from "../lib/etcd/port.ts";
 import { LeaseSession } from "../lib/etcd/lease_session.ts";
 import { EtcdWaitQueue } from "../lib/etcd/wait_queue.ts";
-import { EtcdSlotLease } from "../lib/etcd/slot_lease.ts";
+import { EtcdSlotLease } from "../lib/etcd/etcd_slot_lease.ts";
 import { EtcdSemaphoreAdmin } from "../lib/etcd/semaphore_admin.ts";
 import {
   readSemaphoreView,
   reclaimHolders,
-} from "../lib/etcd/semaphore_view.ts";
+} from "../lib/etcd/etcd_semaphore_view.ts";
 import { lockSlot, setMaxSlots } from "../lib/semaphore/lock_store.ts";
 import {
   aliveKey,
@@ -33,24 +34,18 @@ import {
   semaphoreKey,
 } from "../lib/semaphore/keys.ts";
 import { staleHolders } from "../lib/semaphore/semaphore_view.ts";
-import { acquireSlot } from "../lib/daemon/acquire.ts";
-import { Run } from "../lib/daemon/run.ts";
-import { systemClock } from "../lib/daemon/main.ts";
+import { acquireSlot } from "../lib/daemon/loop/acquire.ts";
+import { Run } from "../lib/daemon/loop/run.ts";
+import { systemClock } from "../lib/daemon/wiring/daemon_main.ts";
 import { noopRebootPorts } from "./harness/noop_reboot.ts";
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-async function until(
+const until = (
   what: string,
   check: () => boolean | Promise<boolean>,
   timeoutMs = 15_000,
-): Promise<void> {
-  const end = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await sleep(25);
-  }
-}
+) => untilHolds(what, check, timeoutMs, 25);
 
 /** A machine killed later with SIGKILL: holds a slot with a lease of `ttl` s, renewed every `renewMs`. */
 function spawnHolder(

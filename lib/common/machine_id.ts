@@ -1,13 +1,11 @@
 /**
- * Holder ids: validation, and this machine's id from `/etc/machine-id`.
+ * Holder ids: what makes one acceptable. (Reading this machine's id from
+ * `/etc/machine-id` is `lib/host/machine_id_file.ts`.)
  *
  * @module
  */
 
 import { quote, UsageError } from "./errors.ts";
-
-/** Path of the systemd machine id file. */
-export const MACHINE_ID_PATH = "/etc/machine-id";
 
 /** Longest accepted holder id, in UTF-8 bytes. */
 export const MAX_ID_BYTES = 256;
@@ -40,22 +38,4 @@ export function validateId(id: string, what = "id"): string {
     throw new UsageError(`${what} ${quote(id)} ${defect}`);
   }
   return id;
-}
-
-/**
- * Reads this machine's id (whitespace trimmed) from `path`.
- * Throws a one-line error naming the file when it is missing, unreadable or empty.
- */
-export async function readMachineId(
-  path: string = MACHINE_ID_PATH,
-): Promise<string> {
-  let text: string;
-  try {
-    text = await Deno.readTextFile(path);
-  } catch (error) {
-    throw new UsageError(
-      `cannot read machine id from ${path}: ${(error as Error).message}`,
-    );
-  }
-  return validateId(text.trim(), `machine id in ${path}`);
 }

@@ -8,7 +8,7 @@
 
 import { parseArgs } from "node:util";
 import { quote, UsageError } from "../common/errors.ts";
-import type { EtcdConnectionOptions } from "../etcd/options.ts";
+import type { EtcdConnectionOptions } from "../etcd/etcd_options.ts";
 import { validateId } from "../common/machine_id.ts";
 import {
   ValueDefect,
@@ -117,17 +117,19 @@ function missingValue(message: string): string | undefined {
     : `${name} needs a value; a value that starts with "-" must be written ${name}=VALUE`;
 }
 
-/**
- * Parses locksmithctl's arguments. `env` fills flags not given on the command
- * line. Throws {@link UsageError} (exit 2) with one line naming the fault.
- */
-export function parseCtlArgs(
-  args: readonly string[],
-  env: Readonly<Record<string, string | undefined>> = {},
-): CtlInvocation {
-  let parsed;
+/** What node:util parseArgs makes of locksmithctl's arguments. */
+interface ParsedFlags {
+  readonly values: Record<
+    string,
+    string | boolean | (string | boolean)[] | undefined
+  >;
+  readonly positionals: string[];
+}
+
+/** Splits `args` into flags and positionals; a fault becomes one {@link UsageError} line. */
+function splitArgs(args: readonly string[]): ParsedFlags {
   try {
-    parsed = parseArgs({
+    return parseArgs({
       args: [...args],
       allowPositionals: true,
       strict: true,
@@ -151,19 +153,14 @@ export function parseCtlArgs(
       }; run 'locksmithctl help'`,
     );
   }
-  const { values, positionals } = parsed;
-  /** What the command line gave for `--name`: repeated values joined with `,`. */
-  const given = (name: string): string | undefined => {
-    const v = values[name];
-    return Array.isArray(v)
-      ? v.join(",")
-      : typeof v === "string"
-      ? v
-      : undefined;
-  };
-  // An empty value on the command line is a mistake (`--endpoint "$UNSET"`),
-  // unless the flag says it means the default (`--group ""`); an empty
-  // environment variable means "not set", as for locksmithd.
+}
+
+/**
+ * Refuses an empty value on the command line, a mistake (`--endpoint
+ * "$UNSET"`), unless the flag says it means the default (`--group ""`); an
+ * empty environment variable means "not set", as for locksmithd.
+ */
+function refuseEmptyValues(values: ParsedFlags["values"]): void {
   for (const flag of valueFlags()) {
     const v = values[flag.name];
     const texts = Array.isArray(v) ? v : [v];
@@ -178,12 +175,17 @@ export function parseCtlArgs(
       );
     }
   }
+}
 
+/** The command and its help topic (`--help` turns a command into its help), its arity checked. */
+function commandOf(
+  positionals: readonly string[],
+  help: boolean,
+): { command: CtlCommand; helpTopic: CtlCommand | undefined } {
   const [first, ...rest] = positionals;
-  let command: CtlCommand = first === undefined
+  const command: CtlCommand = first === undefined
     ? "help"
     : parseCommand(first, "command");
-  let helpTopic: CtlCommand | undefined;
   const [min, maxArgs] = ARITY[command];
   if (rest.length < min || rest.length > maxArgs) {
     const wanted = min === maxArgs
@@ -193,14 +195,32 @@ export function parseCtlArgs(
       `${command} takes ${wanted}, got ${rest.length}; run 'locksmithctl help ${command}'`,
     );
   }
-  if (command === "help" && rest[0] !== undefined) {
-    helpTopic = parseCommand(rest[0], "help topic");
+  const helpTopic = command === "help" && rest[0] !== undefined
+    ? parseCommand(rest[0], "help topic")
+    : undefined;
+  if (help) {
+    return {
+      command: "help",
+      helpTopic: command === "help" ? helpTopic : command,
+    };
   }
-  if (values.help === true) {
-    helpTopic = command === "help" ? helpTopic : command;
-    command = "help";
-  }
+  return { command, helpTopic };
+}
 
+/** Every flag's value by field: the command line, else `env`, else the default. */
+function flagValues(
+  values: ParsedFlags["values"],
+  env: Readonly<Record<string, string | undefined>>,
+): Record<string, unknown> {
+  /** What the command line gave for `--name`: repeated values joined with `,`. */
+  const given = (name: string): string | undefined => {
+    const v = values[name];
+    return Array.isArray(v)
+      ? v.join(",")
+      : typeof v === "string"
+      ? v
+      : undefined;
+  };
   const options: Record<string, unknown> = {};
   for (const flag of CTL_FLAGS) {
     if (flag.value === undefined) {
@@ -214,17 +234,33 @@ export function parseCtlArgs(
       ? flag.default
       : parseSetting(flag.parse, setting);
   }
+  return options;
+}
+
+/**
+ * Parses locksmithctl's arguments. `env` fills flags not given on the command
+ * line. Throws {@link UsageError} (exit 2) with one line naming the fault.
+ */
+export function parseCtlArgs(
+  args: readonly string[],
+  env: Readonly<Record<string, string | undefined>> = {},
+): CtlInvocation {
+  const { values, positionals } = splitArgs(args);
+  refuseEmptyValues(values);
+  const { command, helpTopic } = commandOf(positionals, values.help === true);
+  const options = flagValues(values, env);
+  const argument = positionals[1];
   /** The subcommand's argument; a defect becomes `set-max: "x" defect`. */
   const commandArgument = <T>(parse: ValueParser<T>): T =>
     parseValue(
       parse,
-      rest[0] as string,
-      `${command}: ${quote(rest[0] as string)}`,
+      argument as string,
+      `${command}: ${quote(argument as string)}`,
     );
-  const id =
-    (command === "lock" || command === "unlock") && rest[0] !== undefined
-      ? validateId(rest[0])
-      : undefined;
+  const id = (command === "lock" || command === "unlock") &&
+      argument !== undefined
+    ? validateId(argument)
+    : undefined;
   if (command === "unlock" && options.stale === true && id !== undefined) {
     throw new UsageError(
       "unlock --stale reclaims every stale slot and takes no ID; run 'locksmithctl help unlock'",

@@ -7,7 +7,7 @@
  */
 
 import type { CtlCommand, CtlInvocation } from "./args.ts";
-import { ctlHelp } from "./help.ts";
+import { ctlHelp } from "./ctl_help.ts";
 import {
   ContentionError,
   errorKind,

@@ -1,8 +1,8 @@
 /**
  * locksmithctl's flags as data: one row per flag, from which the command-line
  * parser (`args.ts`), the `LOCKSMITHCTL_<FLAG>` environment variables, the
- * "needs a value, e.g." examples, the help's global flags (`help.ts`) and the
- * README's flag table (`deno task docs`) follow.
+ * "needs a value, e.g." examples, the help's global flags (`ctl_help.ts`) and
+ * the flag table of docs/configuration.md (`deno task docs`) follow.
  *
  * To add a flag, add one row to {@link CTL_FLAGS} (and its parser, if none of
  * `lib/common/value_parsers.ts` fits), and nothing else. A flag with a value
@@ -48,7 +48,7 @@ export interface CtlFlagBase {
   readonly name: string;
   /** A one-letter alias, e.g. `h` for `-h`. */
   readonly short?: string | undefined;
-  /** What the flag does, one line of Markdown for the help (backticks removed) and the README. */
+  /** What the flag does, one line of Markdown for the help (backticks removed) and the docs. */
   readonly description: string;
   /** The only subcommand that reads the flag (e.g. `reset` for `--force`); absent for a global flag. */
   readonly command?: CtlCommand | undefined;
@@ -73,7 +73,7 @@ export interface CtlValueFlag<F extends CtlValueField> extends CtlFlagBase {
   readonly parse: ValueParser<NonNullable<CtlInvocation[F]>>;
   /** The property's value when the flag is not given. */
   readonly default: CtlInvocation[F];
-  /** The default as shown in the help and the README (Markdown), if there is one to show. */
+  /** The default as shown in the help and the docs (Markdown), if there is one to show. */
   readonly shownDefault?: string | undefined;
 }
 
@@ -108,7 +108,7 @@ function endpointList(): ValueParser<readonly string[]> {
   return (text) => parseEndpoints([text]);
 }
 
-/** Every flag of locksmithctl, in the order of the help and the README. */
+/** Every flag of locksmithctl, in the order of the help and docs/configuration.md. */
 export const CTL_FLAGS: readonly CtlFlag[] = Object.freeze(
   [
     {

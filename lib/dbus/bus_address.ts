@@ -16,7 +16,7 @@ import {
   flagFor,
   missing,
   type PermissionNeed,
-} from "../common/permissions.ts";
+} from "../host/permissions.ts";
 
 /** Environment variable naming the system bus address. */
 export const SYSTEM_BUS_ADDRESS_ENV = "DBUS_SYSTEM_BUS_ADDRESS";

@@ -11,7 +11,7 @@ import {
   type MethodCall,
   type SystemBus,
 } from "./system_bus.ts";
-import type { Rebooter, UserWarning } from "../daemon/ports.ts";
+import type { Rebooter, UserWarning } from "../machine/machine_ports.ts";
 
 /** logind's well-known bus name. */
 export const LOGIND_NAME = "org.freedesktop.login1";

@@ -14,7 +14,7 @@ import {
   type StatusListener,
   type Unsubscribe,
   type UpdateStatusSource,
-} from "../daemon/reboot_need.ts";
+} from "../machine/reboot_need.ts";
 export { IDLE, NEED_REBOOT };
 import {
   DbusCallError,

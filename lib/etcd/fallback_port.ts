@@ -10,9 +10,9 @@
  */
 
 import { UsageError } from "../common/errors.ts";
-import { describeRefusal } from "../common/permissions.ts";
+import { describeRefusal } from "../host/permissions.ts";
 import { NoGatewayError, openGatewayPort } from "./gateway.ts";
-import type { EtcdConnectionOptions } from "./options.ts";
+import type { EtcdConnectionOptions } from "./etcd_options.ts";
 import type {
   CallOptions,
   EtcdPort,

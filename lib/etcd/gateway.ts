@@ -36,7 +36,7 @@ import type {
   WatchStream,
 } from "./port.ts";
 import { withCopies } from "./port.ts";
-import type { EtcdPortOptions } from "./options.ts";
+import type { EtcdPortOptions } from "./etcd_options.ts";
 import { checkConnectionOptions, readTlsFiles } from "./tls.ts";
 
 /** The servers have no JSON gateway (disabled, or too old): use gRPC. */

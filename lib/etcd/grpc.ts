@@ -33,7 +33,7 @@ import {
 import { GrpcWatch } from "./grpc_watch.ts";
 import { PortCore } from "./port_core.ts";
 import { int } from "./wire_shapes.ts";
-import type { EtcdPortOptions } from "./options.ts";
+import type { EtcdPortOptions } from "./etcd_options.ts";
 import type {
   CallOptions,
   EtcdPort,

@@ -10,7 +10,7 @@ import { semaphoreKey } from "../semaphore/keys.ts";
 import { EtcdLockStore } from "./etcd_lock_store.ts";
 import type { LockStore } from "../semaphore/lock_store.ts";
 import { openFallbackPort } from "./fallback_port.ts";
-import type { EtcdConnectionOptions } from "./options.ts";
+import type { EtcdConnectionOptions } from "./etcd_options.ts";
 import type { EtcdPort } from "./port.ts";
 
 /**

@@ -48,7 +48,7 @@ import {
   VIEW_OPS,
   viewFrom,
   viewOps,
-} from "./semaphore_view.ts";
+} from "./etcd_semaphore_view.ts";
 import { settingsText } from "./stored_document.ts";
 
 /** Rounds of read-then-write before a contended change gives up. */

@@ -10,7 +10,7 @@ import {
   type ConfigSource,
   type DaemonConfig,
   resolveDaemonConfig,
-} from "../../lib/daemon/config.ts";
+} from "../../lib/config/config.ts";
 
 /** Where {@link conf} says its lines come from. */
 export const ETC = "/etc/flatcar/update.conf";

@@ -10,7 +10,7 @@
 
 import { openEtcdStore } from "../../lib/etcd/open.ts";
 import type { EtcdLockStore } from "../../lib/etcd/etcd_lock_store.ts";
-import { EtcdSlotLease } from "../../lib/etcd/slot_lease.ts";
+import { EtcdSlotLease } from "../../lib/etcd/etcd_slot_lease.ts";
 import { lockSlot } from "../../lib/semaphore/lock_store.ts";
 
 /**

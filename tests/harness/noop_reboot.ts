@@ -5,7 +5,7 @@
  * give the daemon loop's `Run` besides etcd.
  */
 
-import type { DaemonDeps } from "../../lib/daemon/ports.ts";
+import type { DaemonDeps } from "../../lib/daemon/loop/ports.ts";
 
 /** A rebooter that reboots nothing (no sessions) and a reboot need named `need` that is always there. */
 export function noopRebootPorts(

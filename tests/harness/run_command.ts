@@ -9,8 +9,8 @@
  */
 
 import { oneLine } from "../../lib/common/errors.ts";
-import { parseCommand, runPermissionError } from "../../lib/daemon/command.ts";
-import { runCommand } from "../../lib/daemon/command_run.ts";
+import { parseCommand, runPermissionError } from "../../lib/host/command.ts";
+import { runCommand } from "../../lib/host/command_run.ts";
 
 if (import.meta.main) {
   const [key, text] = Deno.args;

@@ -1,0 +1,75 @@
+/**
+ * Releasing this machine's slot: retried with backoff for as long as the
+ * daemon runs (a slot left held blocks the fleet), and logged exactly once,
+ * also when an attempt whose answer was lost turns out to have applied.
+ * With the `fleetlock` strategy, through the FleetLock server
+ * (`server_slot.ts`).
+ *
+ * @module
+ */
+
+import {
+  EtcdUnavailableError,
+  SemaphoreRefusedError,
+} from "../../common/errors.ts";
+import { unlockSlot } from "../../semaphore/lock_store.ts";
+import type { Run } from "./run.ts";
+import { afterRelease } from "./holder_renewal.ts";
+import { releaseThroughServer } from "./server_slot.ts";
+
+/** How a release ended. */
+export type ReleaseOutcome = "released" | "not-holding" | "stopped";
+
+/**
+ * Releases this machine's slot, logging `released the slot: <why>`.
+ * Returns `"not-holding"` when it held none (logged too), `"stopped"` when
+ * `signal` aborted first.
+ */
+export async function releaseSlot(
+  run: Run,
+  why: string,
+  signal: AbortSignal = run.signal,
+): Promise<ReleaseOutcome> {
+  const { store, log, lockServer } = run.deps;
+  if (store === undefined) {
+    return lockServer === undefined
+      ? "not-holding"
+      : await releaseThroughServer(run, why, signal);
+  }
+  let uncertain = false;
+  const backoff = run.etcdBackoff();
+  while (!signal.aborted) {
+    try {
+      await run.etcd(() => unlockSlot(store, run.id), "unlock");
+      log.info(`released the slot held by ${run.id}: ${why}`);
+      run.noteReleased(why);
+      await afterRelease(run);
+      return "released";
+    } catch (error) {
+      if (
+        error instanceof SemaphoreRefusedError &&
+        error.reason === "holder_not_found"
+      ) {
+        await afterRelease(run);
+        if (uncertain) {
+          log.info(
+            `released the slot held by ${run.id}: ${why} (it is free now: an earlier attempt whose answer was lost applied, or someone released it meanwhile)`,
+          );
+          run.noteReleased(why);
+          return "released";
+        }
+        log.info(`this machine (${run.id}) holds no slot: nothing to release`);
+        run.slotHeld = false;
+        return "not-holding";
+      }
+      // A timed-out request may still have been applied.
+      if (error instanceof EtcdUnavailableError) uncertain = true;
+      if (
+        !await run.backoff("cannot release the slot", error, backoff, signal)
+      ) {
+        return "stopped";
+      }
+    }
+  }
+  return "stopped";
+}

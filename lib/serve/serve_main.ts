@@ -1,0 +1,155 @@
+/**
+ * `locksmithd serve`: the FleetLock server wired to the real world: the
+ * command line and environment, locksmithd's etcd settings, TLS files, the
+ * etcd store, signals, and the log on stderr.
+ *
+ * @module
+ */
+
+import { stopOnSignals } from "../host/signals.ts";
+import {
+  DAEMON_CONFIG_KEYS,
+  type DaemonConfig,
+  loadDaemonConfig,
+} from "../config/config.ts";
+import {
+  answerHelpOrVersion,
+  reportFailure,
+  stderrLog,
+} from "../host/program_io.ts";
+import { oneLine, UsageError } from "../common/errors.ts";
+import { readGrantedEnv } from "../host/permissions.ts";
+import type { LockStore } from "../semaphore/lock_store.ts";
+import { semaphoreKey } from "../semaphore/keys.ts";
+import type { EtcdPort } from "../etcd/port.ts";
+import {
+  parseServeArgs,
+  resolveServeOptions,
+  SERVE_ENV_KEYS,
+  type ServeOptions,
+} from "./serve_options.ts";
+import { semaphoreGroupOf } from "../fleetlock/protocol/protocol.ts";
+import { SERVE_USAGE } from "./serve_help.ts";
+import type { FleetLockServer } from "./server.ts";
+
+/** The daemon's etcd keys: the only daemon settings `serve` takes from the environment. */
+const ETCD_KEYS = DAEMON_CONFIG_KEYS.filter((key) =>
+  key === "LOCKSMITHD_ENDPOINT" || key.startsWith("LOCKSMITHD_ETCD_")
+);
+
+/**
+ * Opens the etcd store of a FleetLock group: the one place `serve` knows
+ * etcd. Every group's store shares one etcd port (one set of connections);
+ * `close` closes it once the server has stopped.
+ */
+function etcdStoreFactory(config: DaemonConfig): {
+  open(group: string): Promise<LockStore>;
+  close(): Promise<void>;
+} {
+  let port: Promise<EtcdPort> | undefined;
+  return {
+    async open(group) {
+      const [{ openEtcdPort }, { EtcdLockStore }] = await Promise.all([
+        import("../etcd/open.ts"),
+        import("../etcd/etcd_lock_store.ts"),
+      ]);
+      port ??= openEtcdPort(config.etcd);
+      return new EtcdLockStore(
+        await port,
+        semaphoreKey(semaphoreGroupOf(group)),
+        { timeoutMs: config.etcd.timeoutMs, ownsPort: false },
+      );
+    },
+    async close() {
+      await (await port)?.close();
+    },
+  };
+}
+
+async function readPem(path: string, what: string): Promise<string> {
+  try {
+    return await Deno.readTextFile(path);
+  } catch (error) {
+    throw new UsageError(
+      `cannot read ${what} file ${path}: ${oneLine(error)}`,
+    );
+  }
+}
+
+/**
+ * Runs `locksmithd serve` with `args` (the arguments after `serve`) until
+ * SIGTERM or SIGINT. Returns the exit status: 0 after a clean stop, 1 when
+ * it cannot listen, 2 on a usage or configuration error.
+ */
+export async function runServe(args: readonly string[]): Promise<number> {
+  const log = stderrLog();
+  let config: DaemonConfig;
+  let options: ServeOptions;
+  let tls: { cert: string; key: string } | undefined;
+  try {
+    const parsed = parseServeArgs(args);
+    const answered = answerHelpOrVersion(parsed, SERVE_USAGE);
+    if (answered !== undefined) return answered;
+    config = await loadDaemonConfig({
+      configFiles: parsed.configFiles,
+      env: readGrantedEnv(ETCD_KEYS),
+      flags: parsed.daemonFlags,
+    });
+    options = resolveServeOptions(
+      parsed.values,
+      readGrantedEnv(SERVE_ENV_KEYS),
+    );
+    if (options.tls) {
+      tls = {
+        cert: await readPem(options.tls.certFile, "TLS certificate"),
+        key: await readPem(options.tls.keyFile, "TLS key"),
+      };
+    }
+  } catch (error) {
+    return reportFailure("locksmithd serve", error);
+  }
+  for (const warning of config.warnings) log.warn(warning);
+
+  const { stopped, dispose } = stopOnSignals();
+  const stores = etcdStoreFactory(config);
+  let server: FleetLockServer;
+  try {
+    const { startFleetLockServer } = await import("./server.ts");
+    server = await startFleetLockServer({
+      options,
+      tls,
+      openStore: (group) => stores.open(group),
+      log,
+    });
+  } catch (error) {
+    dispose();
+    const where = `${options.listen.hostname}:${options.listen.port}`;
+    log.error(
+      tls
+        ? `cannot serve HTTPS on ${where} with ${options.tls?.certFile} and ${options.tls?.keyFile}: ${
+          oneLine(error)
+        }`
+        : `cannot listen on ${where}: ${oneLine(error)}`,
+    );
+    return 1;
+  }
+  log.info(
+    `serving FleetLock on ${server.url} (etcd ${
+      config.etcd.endpoints.join(",")
+    }${options.groups ? `; groups ${options.groups.join(", ")}` : ""}${
+      options.tokens.size > 0 ? "; tokens required" : ""
+    })`,
+  );
+  const name = await Promise.race([
+    stopped,
+    server.finished.then(() => undefined),
+  ]);
+  dispose();
+  if (name !== undefined) {
+    log.info(`${name} received: stopping after the requests in flight`);
+  }
+  await server.shutdown();
+  await stores.close().catch(() => {});
+  log.info("stopped");
+  return 0;
+}
