@@ -284,6 +284,24 @@ Deno.test("no stall in the wait queue against a real etcd", async (t) => {
         assert.ok((await taken) - freed < 1_000);
       },
     );
+
+    await t.step(
+      "the position in line counts only the machines that joined before this one, also after a re-read",
+      async () => {
+        const group = "position";
+        const waiters = [];
+        for (const id of ["a", "b", "c", "d", "e", "f", "g"]) {
+          const w = await join(group, id);
+          await w.queue.join();
+          waiters.push(w);
+        }
+        const e = waiters[4]!;
+        assert.equal((await e.queue.refresh()).ahead, 4);
+        assert.equal(e.queue.state().ahead, 4);
+        await waiters[0]!.queue.leave();
+        assert.equal((await e.queue.refresh()).ahead, 3);
+      },
+    );
   } finally {
     for (const w of open) await w.close().catch(() => {});
     client.close();
