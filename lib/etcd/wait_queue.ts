@@ -411,6 +411,10 @@ export class EtcdWaitQueue implements SlotQueue {
         });
       }
     }
+    // The take ends the waiting either way: its watches stop first, so
+    // that etcd does not send this machine its own take (one watch message
+    // fewer per grant). A take that fails reads the queue again.
+    this.#watches.cancel();
     this.#taking = true;
     try {
       const outcome = await lockSlot(this.#store, this.#id, {
@@ -420,6 +424,9 @@ export class EtcdWaitQueue implements SlotQueue {
       });
       this.#out();
       return outcome;
+    } catch (error) {
+      this.#wakeup.lost(true);
+      throw error;
     } finally {
       this.#taking = false;
     }

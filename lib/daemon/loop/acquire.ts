@@ -285,6 +285,14 @@ async function onFailure(w: Waiting, error: unknown): Promise<Step> {
       );
       w.pausedLogged = true;
     }
+    // The failed take stopped the queue's watches: read again first, so
+    // that the wait below sees the resume.
+    try {
+      await run.etcd(() => queue.refresh(), "refresh");
+    } catch {
+      w.needRead = true; // the next step reads again (and backs off)
+      return "again";
+    }
     const recheckMs = run.tuning("safetyRecheckMs");
     if (await queue.waitForChange(recheckMs, run.signal) === "aborted") {
       return "stopped";
