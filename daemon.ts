@@ -10,17 +10,43 @@
  * `daemon.ts serve` runs the FleetLock server instead (see
  * `lib/serve/serve_main.ts`), with the `serve` set: `deno task serve`.
  *
+ * This module only listens for SIGTERM, SIGINT and SIGHUP, then loads the
+ * rest: a stop asked for while the program loads is honoured (exit status
+ * 0, nothing done) instead of ending it by the signal.
+ *
  * @module
  */
 
-import { runDaemon } from "./lib/daemon/wiring/daemon_main.ts";
+import { type StopOnSignals, stopOnSignals } from "./lib/host/signals.ts";
 
-export { runDaemon };
+/**
+ * Runs locksmithd with `args` until it asked for a reboot and was stopped,
+ * was stopped, or has nothing to do. Returns the exit status: 0 after a
+ * clean stop or with strategy `off`, 1 on a runtime failure (e.g. no system
+ * bus), 2 on a usage or configuration error.
+ */
+export async function runDaemon(args: readonly string[]): Promise<number> {
+  return await runWith(args);
+}
+
+/** Loads the daemon and runs it; `stop` is the listener installed before the load. */
+async function runWith(
+  args: readonly string[],
+  stop?: StopOnSignals,
+): Promise<number> {
+  const main = await import("./lib/daemon/wiring/daemon_main.ts");
+  return await main.runDaemon(args, stop);
+}
 
 if (import.meta.main) {
+  // Before anything else loads: SIGHUP is ignored until the daemon says
+  // what it does with it (the configuration is read at start only).
+  const stop = stopOnSignals({ onHangup: () => {} });
   if (Deno.args[0] === "serve") {
+    // The server installs its own listener: a stop before it does ends here.
     const { runServe } = await import("./lib/serve/serve_main.ts");
-    Deno.exit(await runServe(Deno.args.slice(1)));
+    stop.dispose();
+    Deno.exit(stop.signal.aborted ? 0 : await runServe(Deno.args.slice(1)));
   }
-  Deno.exit(await runDaemon(Deno.args));
+  Deno.exit(await runWith(Deno.args, stop));
 }

@@ -58,6 +58,7 @@
 
 export {
   compareIds,
+  documentDefect,
   formatSemaphore,
   INITIAL_SEMAPHORE,
   isHolder,
@@ -68,6 +69,7 @@ export {
   parseSemaphore,
   type Semaphore,
   setMax,
+  storedText,
   unlock,
 } from "./lib/semaphore/document.ts";
 export {
@@ -102,6 +104,7 @@ export { DEFAULT_ENDPOINT, parseEndpoints } from "./lib/etcd/endpoints.ts";
 export {
   ContentionError,
   CorruptDocumentError,
+  DocumentLimitError,
   errorKind,
   EtcdAuthenticationError,
   EtcdPermissionDeniedError,

@@ -2,12 +2,13 @@
  * Builds the compiled binaries with the compile tasks of deno.json and runs
  * them for real: `--version` of each, `locksmithctl status` and `lock`
  * against a fresh etcd (and `status` against one without the JSON gateway,
- * which loads the gRPC client embedded by `--include`), and locksmithd from
+ * which loads the gRPC client embedded in the binary), and locksmithd from
  * start to a reboot request on a private system bus. `deno compile` needs the `denort` runtime of the same
- * Deno version, which it normally downloads; set `DENORT_BIN` to a copy.
- * Without it, nothing is built and the script says so (exit status 0, with
- * "NOT RUN" on stdout), so that a missing runtime is never mistaken for a
- * pass.
+ * Deno version, which it downloads unless `DENORT_BIN` names a copy; this
+ * script builds only with `DENORT_BIN` set (so that CI never depends on a
+ * download). Without it, nothing is built and the script says so (exit
+ * status 0, with "NOT RUN" on stdout), so that a missing runtime is never
+ * mistaken for a pass.
  *
  * Usage: `deno task compiled` (`DENORT_BIN=/path/to/denort deno task compiled`)
  */
@@ -40,7 +41,7 @@ if (import.meta.main) {
   const denort = Deno.env.get("DENORT_BIN");
   if (!denort) {
     say(
-      "NOT RUN: DENORT_BIN is not set. deno compile needs the denort runtime of this Deno version; it downloads it from dl.deno.land, which this machine cannot reach. Set DENORT_BIN=/path/to/denort to build and run the binaries.",
+      `NOT RUN: DENORT_BIN is not set, so nothing was built. Set it to a denort of Deno ${Deno.version.deno} (docs/install.md, "Compiled binaries") to build and run the binaries.`,
     );
     Deno.exit(0);
   }
@@ -94,9 +95,8 @@ if (import.meta.main) {
   } finally {
     await etcd.close();
   }
-  // locksmithctl imports its gRPC client by a computed specifier: the
-  // binary has it only through compile:ctl's --include. Without etcd's
-  // gateway it must load it; reading the .proto files may then be refused
+  // Without etcd's gateway locksmithctl loads its gRPC client (embedded:
+  // its import is a literal); reading the .proto files may then be refused
   // (one line naming them), but never a missing module.
   const noGateway = await startEtcd({
     extraArgs: ["--enable-grpc-gateway=false"],
@@ -110,7 +110,8 @@ if (import.meta.main) {
     const stderr = new TextDecoder().decode(out.stderr).trim();
     if (
       !out.success &&
-      !/^locksmithctl: read access to \S+\.proto was refused/.test(stderr)
+      !/^locksmithctl: (missing Deno permissions: )?read access to \S+proto/
+        .test(stderr)
     ) {
       throw new Error(`locksmithctl status without a gateway: ${stderr}`);
     }

@@ -20,6 +20,7 @@ install_debian_packages() {
   command -v dbus-daemon >/dev/null || missing+=(dbus)
   /usr/bin/python3 -c 'import dbusmock' 2>/dev/null || missing+=(python3-dbusmock)
   command -v openssl >/dev/null || missing+=(openssl)
+  command -v systemd-analyze >/dev/null || missing+=(systemd)
   [ ${#missing[@]} -eq 0 ] && return
   if [ "$(id -u)" -ne 0 ]; then
     say "missing: ${missing[*]}; run as root or: sudo apt-get install -y ${missing[*]}"
@@ -40,6 +41,30 @@ install_deno() {
   # The real binary, not npm's Node wrapper (which adds ~40 ms to every start).
   export PATH="$(dirname "$bin"):$PATH"
   deno --version | head -1 >&2
+  link_deno "$bin"
+}
+
+# Puts the pinned Deno on everyone's PATH as /usr/local/bin/deno, unless
+# another deno is there (then says how to use this one).
+link_deno() {
+  local bin=$1 link=/usr/local/bin/deno
+  if [ -L "$link" ] && [ "$(readlink "$link")" = "$bin" ]; then return; fi
+  if [ -e "$link" ] || [ -L "$link" ]; then
+    say "another deno is at $link; to use this one: export PATH=$(dirname "$bin"):\$PATH"
+  elif ln -s "$bin" "$link" 2>/dev/null; then
+    say "deno is on PATH: $link -> $bin"
+  else
+    say "to use this deno: export PATH=$(dirname "$bin"):\$PATH (or, as root: ln -s $bin $link)"
+  fi
+}
+
+# Fetches the npm packages once, quietly (Deno would print a line for each
+# of the ~160 packages and their tarballs).
+fetch_npm_packages() {
+  if [ ! -d node_modules/.deno ]; then
+    say "fetching npm packages into node_modules and Deno's cache"
+  fi
+  deno install -q
 }
 
 # Prints Deno's summary as a plain "N passed, N failed" line as well.
@@ -63,6 +88,7 @@ job=${1:-test}
 [ $# -gt 0 ] && shift
 install_debian_packages
 install_deno
+fetch_npm_packages
 case "$job" in
   test) deno task check && run_tests && deno task compiled ;;
   demo) deno task demo "$@" ;;

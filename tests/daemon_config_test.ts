@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { UsageError } from "../lib/common/errors.ts";
+import { nearestName, unknownEnvWarnings } from "../lib/common/env_names.ts";
 import { DEFAULT_ENDPOINT } from "../lib/etcd/endpoints.ts";
 import {
   type ConfigEnv,
@@ -418,7 +419,7 @@ Deno.test("resolveDaemonConfig() warns about unknown LOCKSMITHD_ keys from files
   );
   assert.equal(config.strategy, "reboot");
   assert.deepEqual(config.warnings, [
-    `unknown key LOCKSMITHD_ENDPIONT (from ${ETC}:2) is ignored`,
+    `unknown key LOCKSMITHD_ENDPIONT (from ${ETC}:2) is ignored (did you mean LOCKSMITHD_ENDPOINT?)`,
     "unknown key LOCKSMITHD_FOO (from environment) is ignored",
   ]);
 });
@@ -934,4 +935,30 @@ Deno.test("DAEMON_USAGE lists every flag, config key, default file and exit stat
   for (const line of DAEMON_USAGE.split("\n")) {
     assert.ok(line.length <= 80, `line longer than 80 columns: ${line}`);
   }
+});
+
+Deno.test("nearestName() names the known key a typo is near, and none for a name near nothing", () => {
+  assert.equal(
+    nearestName("LOCKSMITHD_ENDPIONT", DAEMON_CONFIG_KEYS),
+    "LOCKSMITHD_ENDPOINT",
+  );
+  assert.equal(
+    nearestName("REBOOT_STRATEGIE", DAEMON_CONFIG_KEYS),
+    "REBOOT_STRATEGY",
+  );
+  assert.equal(nearestName("LOCKSMITHD_FOO", DAEMON_CONFIG_KEYS), undefined);
+  assert.deepEqual(
+    unknownEnvWarnings(
+      { LOCKSMITHCTL_ENDPOINT: "x", LOCKSMITHCTL_ENDPIONT: "y" },
+      ["LOCKSMITHCTL_ENDPOINT", "LOCKSMITHCTL_GROUP"],
+    ),
+    [
+      "unknown variable LOCKSMITHCTL_ENDPIONT is ignored (did you mean LOCKSMITHCTL_ENDPOINT?)",
+    ],
+  );
+});
+
+Deno.test("DAEMON_USAGE names the serve command", () => {
+  assert.match(DAEMON_USAGE, /^ {7}locksmithd serve \[flags\]$/m);
+  assert.match(DAEMON_USAGE, /^ {2}serve {4}serve the FleetLock protocol/m);
 });

@@ -62,6 +62,9 @@ export class FakeClock implements Clock {
   now(): Date {
     return new Date(this.#now);
   }
+  monotonicMs(): number {
+    return this.#now;
+  }
   advance(ms: number): void {
     this.#now += ms;
   }

@@ -220,6 +220,7 @@ Deno.test("fleetlock needs the network to the server and the CA file, and no etc
   const needs = daemonPermissionNeeds(config, []).map((n) => n.descriptor);
   assert.deepEqual(needs, [
     { name: "read", path: "/run/reboot-required" },
+    { name: "sys", kind: "osUptime" },
     { name: "net", host: "fleetlock.example.com:443" },
     { name: "read", path: "/etc/locksmith/ca.pem" },
   ]);

@@ -488,7 +488,8 @@ Deno.test("handler: a group with tokens needs one, as Bearer or Basic password",
     ),
     401,
     "unauthorized",
-    /not valid for group web/,
+    // Refused before the body is read: the message cannot name the group.
+    /the token is not valid here/,
   );
   for (
     const authorization of ["Bearer t0k3n", `Basic ${btoa("zincati:t0k3n")}`]
@@ -507,6 +508,90 @@ Deno.test("handler: a group with tokens needs one, as Bearer or Basic password",
     401,
     "unauthorized",
   );
+});
+
+Deno.test("handler: the token is checked before the header, the body and the group", async () => {
+  const { handle, store } = harness({
+    allowedGroups: new Set(["web"]),
+    tokens: new GroupTokens(new Map([["web", ["t0k3n"]], ["db", ["d8"]]])),
+  });
+  let pulled = 0;
+  const watched = () =>
+    new ReadableStream<Uint8Array>({
+      pull(controller) {
+        pulled++;
+        controller.enqueue(new TextEncoder().encode(ZINCATI_BODY("m", "x")));
+        controller.close();
+      },
+    }, { highWaterMark: 0 });
+  // Each of these is 400, 403 or 413 with a token; without one, 401 alone.
+  const withoutToken: [string, Request][] = [
+    ["an unknown group", post("/v1/pre-reboot", ZINCATI_BODY("m", "secret"))],
+    ["a served group", post("/v1/pre-reboot", ZINCATI_BODY("m", "web"))],
+    ["a malformed body", post("/v1/pre-reboot", "{not json")],
+    ["no protocol header", post("/v1/pre-reboot", ZINCATI_BODY("m"), {})],
+    [
+      "a body too large",
+      post("/v1/steady-state", "x", {
+        "fleet-lock-protocol": "true",
+        "content-length": "999999",
+      }),
+    ],
+    ["a body never read", post("/v1/pre-reboot", watched())],
+  ];
+  for (const [what, request] of withoutToken) {
+    const response = await handle(request);
+    assert.equal(response.status, 401, what);
+    await expectError(response, 401, "unauthorized", /needs a token/);
+  }
+  await expectError(
+    await handle(
+      post("/v1/pre-reboot", ZINCATI_BODY("m", "secret"), {
+        "fleet-lock-protocol": "true",
+        authorization: "Bearer guess",
+      }),
+    ),
+    401,
+    "unauthorized",
+    /^the token is not valid here$/,
+  );
+  assert.equal(pulled, 0, "no body was read without a token");
+  // A token of another group: 401 for this one, whether served or not.
+  for (const group of ["web", "secret"]) {
+    await expectError(
+      await handle(
+        post("/v1/pre-reboot", ZINCATI_BODY("m", group), {
+          "fleet-lock-protocol": "true",
+          authorization: "Bearer d8",
+        }),
+      ),
+      401,
+      "unauthorized",
+      new RegExp(`not valid for group ${group}`),
+    );
+  }
+  assert.equal(store("web").updates.length, 0, "nothing reached a store");
+});
+
+Deno.test("handler: a lock that would make the document too large is 409 naming the limit", async () => {
+  // Ids of 256 bytes, 252 of them backslashes: 510 bytes each once
+  // JSON-escaped, so 512 of them fit in the 262,144 bytes, not 513.
+  const id = (i: number) => `${String(i).padStart(4, "0")}${"\\".repeat(252)}`;
+  const held = Array.from({ length: 512 }, (_, i) => id(i)).sort();
+  const { handle, store } = harness({}, doc(600, held));
+  const response = await handle(post("/v1/pre-reboot", ZINCATI_BODY(id(999))));
+  await expectError(
+    response,
+    409,
+    "failed_lock_semaphore_full",
+    /group default cannot list another holder: .*document is 26\d{4} bytes, more than 262144.*retry after a holder releases/,
+  );
+  assert.equal(store("default").writes.length, 0);
+  const released = await handle(post("/v1/steady-state", ZINCATI_BODY(id(0))));
+  assert.equal(released.status, 200);
+  await released.body?.cancel();
+  const taken = await handle(post("/v1/pre-reboot", ZINCATI_BODY(id(999))));
+  assert.equal(taken.status, 200, await taken.text());
 });
 
 Deno.test("handler: etcd trouble is 503, a corrupt document 500, each logged once", async () => {

@@ -16,7 +16,6 @@ const ROOT = new URL("../", import.meta.url);
  * once they exist.
  */
 const PENDING_PAGES: readonly string[] = [
-  "docs/install.md",
   "docs/fleet-page.md",
 ];
 

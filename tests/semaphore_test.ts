@@ -1,16 +1,21 @@
 import assert from "node:assert/strict";
 import {
+  documentBytes,
   formatSemaphore,
   INITIAL_SEMAPHORE,
   lock,
+  MAX_DOCUMENT_BYTES,
   MAX_HOLDERS,
   parseSemaphore,
   type Semaphore,
   setMax,
+  storedText,
   unlock,
+  utf8Bytes,
 } from "../lib/semaphore/document.ts";
 import {
   CorruptDocumentError,
+  DocumentLimitError,
   SemaphoreRefusedError,
   UsageError,
 } from "../lib/common/errors.ts";
@@ -194,4 +199,138 @@ Deno.test("semaphoreKey() url-escapes groups like Go's url.QueryEscape", () => {
     "coreos.com/updateengine/rebootlock/groups/prod%2Fdatabase/semaphore",
   );
   assert.equal(queryEscape("a b*~!'()"), "a+b%2A~%21%27%28%29");
+});
+
+// ------------------------------------------------- limits of every write
+
+/** Ids of exactly 256 bytes whose JSON escaping doubles: 252 backslashes. */
+const escapedId = (i: number) =>
+  `${String(i).padStart(4, "0")}${"\\".repeat(252)}`;
+
+Deno.test("utf8Bytes() counts what TextEncoder writes, without encoding", () => {
+  const encoder = new TextEncoder();
+  for (
+    const text of [
+      "",
+      "ascii",
+      "é",
+      "€uro",
+      "𝄞 clef",
+      "\ud800 lone high",
+      "lone low \udc00",
+      "\ud83d\ude00\ud83d",
+      JSON.stringify('a\\"b\u00e9\ud83d\ude00'),
+    ]
+  ) {
+    assert.equal(utf8Bytes(text), encoder.encode(text).length, text);
+  }
+});
+
+Deno.test("documentBytes() after any mix of lock and unlock is the stored size", () => {
+  let random = 7;
+  const next = () => (random = (random * 48271) % 2147483647) / 2147483647;
+  const pieces = ["a", "é", "€", "𝄞", "\\", '"', "z"];
+  let current: Semaphore = doc(40, 40, []);
+  const ids: string[] = [];
+  for (let step = 0; step < 400; step++) {
+    if (ids.length > 0 && next() < 0.4) {
+      const id = ids.splice(Math.floor(next() * ids.length), 1)[0]!;
+      current = unlock(current, id);
+    } else if (current.semaphore > 0) {
+      const id = Array.from(
+        { length: 1 + Math.floor(next() * 12) },
+        () => pieces[Math.floor(next() * pieces.length)],
+      ).join("") + step;
+      current = lock(current, id);
+      ids.push(id);
+    }
+    assert.equal(
+      documentBytes(current),
+      new TextEncoder().encode(formatSemaphore(current)).length,
+      `step ${step}`,
+    );
+  }
+});
+
+Deno.test("lock() refuses, naming the limit, a holder that would make the document too large to read", () => {
+  let full: Semaphore = doc(600, 600, []);
+  let listed = 0;
+  for (;; listed++) {
+    try {
+      full = lock(full, escapedId(listed));
+    } catch (error) {
+      assert.ok(error instanceof DocumentLimitError, String(error));
+      assert.equal(error.reason, "semaphore_full");
+      assert.match(
+        error.message,
+        /no room for "0512\\\\.*: with it, document is 262\d{3} bytes, more than 262144 \(the limit every reader enforces\)/,
+      );
+      break;
+    }
+  }
+  assert.equal(listed, 512, "510 bytes each: 512 fit in 262,144 bytes");
+  const raw = formatSemaphore(full);
+  assert.ok(new TextEncoder().encode(raw).length <= MAX_DOCUMENT_BYTES);
+  assert.equal(parseSemaphore(raw, KEY).holders.length, 512);
+  // A holder releases: there is room again.
+  const freed = unlock(full, escapedId(0));
+  assert.equal(lock(freed, escapedId(999)).holders.length, 512);
+});
+
+Deno.test("lock() refuses an id that no reader would accept", () => {
+  for (const id of ["", "a\nb", "x".repeat(257), "\ud800"]) {
+    assert.throws(
+      () => lock(doc(1, 1, []), id),
+      UsageError,
+      JSON.stringify(id),
+    );
+  }
+});
+
+Deno.test("storedText() refuses every document that parseSemaphore() would reject", () => {
+  const many = Array.from(
+    { length: MAX_HOLDERS + 1 },
+    (_, i) => `m${String(i).padStart(5, "0")}`,
+  );
+  const big = Array.from({ length: 520 }, (_, i) => escapedId(i));
+  // deno-lint-ignore no-explicit-any
+  const cases: [Semaphore, RegExp, new (...args: any[]) => Error][] = [
+    [
+      doc(-1, 4096, many),
+      /"holders" has 4097 entries, more than 4096/,
+      DocumentLimitError,
+    ],
+    [
+      doc(80, 600, big),
+      /document is \d+ bytes, more than 262144/,
+      DocumentLimitError,
+    ],
+    [
+      doc(0, 1, ["x".repeat(257)]),
+      /holder #1 is longer than 256 bytes/,
+      UsageError,
+    ],
+    [doc(1, 2, ["b", "a"]), /"holders" is not sorted/, UsageError],
+    [doc(0, 2, ["a", "a"]), /holder "a" appears twice/, UsageError],
+    [doc(1, 1, ["a"]), /"semaphore" is 1 but max 1 minus 1/, UsageError],
+    [doc(0, 2_000_000, []), /"max" is 2000000, outside/, UsageError],
+    [doc(0.5, 1, []), /"semaphore" is not an integer/, UsageError],
+  ];
+  for (const [bad, defect, kind] of cases) {
+    const raw = formatSemaphore(bad);
+    assert.throws(
+      () => parseSemaphore(raw, KEY),
+      defect,
+      "the reader rejects it",
+    );
+    assert.throws(
+      () => storedText(bad, KEY),
+      (e: unknown) => e instanceof kind && defect.test((e as Error).message),
+      `the writer refuses it: ${defect}`,
+    );
+  }
+  assert.equal(
+    storedText(doc(0, 1, ["a"]), KEY),
+    '{"semaphore":0,"max":1,"holders":["a"]}',
+  );
 });

@@ -7,7 +7,11 @@ import {
   effectiveSlotTtl,
   type StoredSettings,
 } from "../lib/semaphore/settings.ts";
-import type { ResumeResult, SlotLease } from "../lib/semaphore/slot_lease.ts";
+import type {
+  LeaseConfirmation,
+  ResumeResult,
+  SlotLease,
+} from "../lib/semaphore/slot_lease.ts";
 import { unlock } from "../lib/semaphore/document.ts";
 import type { FakeStore } from "./fakes.ts";
 
@@ -62,6 +66,23 @@ export class FakeSlotLease implements SlotLease {
 
   covered(): boolean {
     return this.isCovered;
+  }
+
+  /** Number of confirmations asked for (the last check before a reboot). */
+  confirms = 0;
+
+  confirm(): Promise<LeaseConfirmation> {
+    this.confirms++;
+    this.store.check();
+    const record = this.attached?.record;
+    if (record?.lease === undefined) {
+      return Promise.resolve({ state: "untracked" });
+    }
+    return Promise.resolve(
+      this.alive.has(record.id)
+        ? { state: "renewed", ttlSeconds: record.ttl ?? 0 }
+        : { state: "lost" },
+    );
   }
 
   release(): Promise<void> {

@@ -7,7 +7,11 @@
 import assert from "node:assert/strict";
 import { until } from "./harness/until.ts";
 import { type DaemonSettings, runDaemonLoop } from "../lib/daemon/loop/loop.ts";
-import { decideReclaim, onLockFailure } from "../lib/daemon/loop/decisions.ts";
+import {
+  confirmationVerdict,
+  decideReclaim,
+  onLockFailure,
+} from "../lib/daemon/loop/decisions.ts";
 import { SemaphoreRefusedError } from "../lib/common/errors.ts";
 import type { HolderRecord } from "../lib/semaphore/holder_record.ts";
 import {
@@ -226,6 +230,65 @@ Deno.test("a slot whose lease may have expired is not rebooted on; the daemon lo
     /the lease on this machine's slot may have expired .*: not rebooting on it/,
   );
   assert.match(t.text(), /already holds a slot/);
+});
+
+Deno.test("the last check before the reboot renews the lease and reads the semaphore; a check grown old before the call is asked again", async () => {
+  const t = setup({ slotTtlSeconds: 600 }, {
+    doc: { semaphore: 1, max: 1, holders: [] },
+  });
+  const confirm = t.lease.confirm.bind(t.lease);
+  t.lease.confirm = async () => {
+    const answer = await confirm();
+    // A pause right after the first check: 151 s, over a quarter of 10m.
+    if (t.lease.confirms === 1) t.clock.advance(151_000);
+    return answer;
+  };
+  assert.equal(await t.run(), "rebooted");
+  assert.equal(t.lease.confirms, 2);
+  assert.equal(t.rebooter.reboots.length, 1);
+  assert.match(
+    t.text(),
+    /the last check of this machine's slot is too old to act on .*: checking again/,
+  );
+});
+
+Deno.test("a slot found reclaimed at the last check is not rebooted on: the daemon queues again and reboots on a new slot", async () => {
+  const t = setup({ slotTtlSeconds: 600 }, {
+    doc: { semaphore: 1, max: 1, holders: [] },
+  });
+  const confirm = t.lease.confirm.bind(t.lease);
+  t.lease.confirm = () => {
+    if (t.lease.confirms === 0) {
+      // While the notifications were flushed, the lease expired and a
+      // waiter reclaimed the slot, then gave it back.
+      t.lease.alive.delete(ME);
+      t.store.set({ semaphore: 1, max: 1, holders: [] });
+    }
+    return confirm();
+  };
+  assert.equal(await t.run(), "rebooted");
+  assert.equal(t.rebooter.reboots.length, 1);
+  assert.equal(t.lease.confirms, 2);
+  assert.match(
+    t.text(),
+    /warn: not rebooting: the last check before the reboot found that this machine no longer holds its slot/,
+  );
+  assert.equal(t.queue.takes.length, 2);
+});
+
+Deno.test("confirmationVerdict() acts only on a holding confirmation younger than a quarter of the TTL", () => {
+  const held = { held: true, ttlSeconds: 60, sentAtMs: 1_000 };
+  assert.equal(confirmationVerdict(held, 1_000), "reboot");
+  assert.equal(confirmationVerdict(held, 15_999), "reboot");
+  assert.equal(confirmationVerdict(held, 16_000), "check-again");
+  assert.equal(confirmationVerdict(held, 3_600_000), "check-again");
+  assert.equal(confirmationVerdict(held, 999), "check-again");
+  assert.equal(confirmationVerdict(undefined, 1_000), "check-again");
+  assert.equal(confirmationVerdict({ ...held, held: false }, 1_000), "lost");
+  assert.equal(
+    confirmationVerdict({ held: true, ttlSeconds: 0, sentAtMs: 0 }, 1e9),
+    "reboot",
+  );
 });
 
 Deno.test("decideReclaim() picks only holders that renew by a lease whose alive key is gone, and only with a TTL", () => {

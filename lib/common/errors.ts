@@ -57,6 +57,28 @@ export class SemaphoreRefusedError extends ExitStatusError {
   }
 }
 
+/**
+ * A change refused because the stored document could not hold it within a
+ * limit every reader enforces (its size in bytes, its number of holders):
+ * `semaphore_full`, since no holder can be added until one releases.
+ * Exit status 1.
+ */
+export class DocumentLimitError extends SemaphoreRefusedError {
+  /** The limit, as a reader would report it: `document is 262200 bytes, more than 262144`. */
+  readonly limit: string;
+  /**
+   * Creates a `DocumentLimitError`.
+   *
+   * @param limit the limit, as a reader would report it
+   * @param message one line naming the limit and what was refused
+   */
+  constructor(limit: string, message: string) {
+    super("semaphore_full", message);
+    this.name = "DocumentLimitError";
+    this.limit = limit;
+  }
+}
+
 /** Machine-readable reasons for which the semaphore refuses an operation. */
 export type SemaphoreRefusal =
   | "holder_exists"

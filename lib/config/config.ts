@@ -18,6 +18,7 @@
  */
 
 import { ValueDefect } from "../common/value_parsers.ts";
+import { didYouMean } from "../common/env_names.ts";
 import type { EtcdConnectionOptions } from "../etcd/etcd_options.ts";
 import type { RebootWindow } from "../schedule/reboot_window.ts";
 import type { RebootSchedule } from "../schedule/schedule.ts";
@@ -234,7 +235,9 @@ export function resolveDaemonConfig(
   for (const setting of settings.values()) {
     if (!KNOWN_KEYS.has(setting.key)) {
       warnings.push(
-        `unknown key ${setting.key} (from ${setting.origin}) is ignored`,
+        `unknown key ${setting.key} (from ${setting.origin}) is ignored${
+          didYouMean(setting.key, DAEMON_CONFIG_KEYS)
+        }`,
       );
     }
   }

@@ -6,7 +6,7 @@
  * @module
  */
 
-import { parse as parseDotenv } from "dotenv";
+import { parse as parseDotenv } from "npm:dotenv@17.2.3";
 import { quote, UsageError } from "../common/errors.ts";
 
 /** Config files read when no `--config` is given, in order; a later file wins. */

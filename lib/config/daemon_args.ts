@@ -101,10 +101,15 @@ function flagHelp(row: DaemonKey): string {
 /** locksmithd's `--help` text. */
 export const DAEMON_USAGE: string = `\
 Usage: locksmithd [flags]
+       locksmithd serve [flags]
 
 Reboots this machine when update_engine says an update needs it, taking a slot
 of the etcd reboot semaphore first (unless the strategy says otherwise) and
 waiting for the reboot window, if one is set.
+
+Commands:
+  serve    serve the FleetLock protocol (Zincati) on the etcd semaphore; see
+           locksmithd serve --help
 
 Flags:
 ${

@@ -2,21 +2,24 @@
  * locksmithctl wired to the real world: etcd, `/etc/machine-id`, the system
  * bus, stdout and stderr. Heavy modules are imported only by the commands
  * that use them, to keep start-up fast: the etcd client by the etcd
- * commands; the gRPC client (when etcd has no JSON gateway) and the D-Bus
- * client (`reboot`, `send-need-reboot`) by computed specifiers, so that
- * `deno run` does not even resolve them and their npm packages at start
- * (the `ctl` permission set lets Deno read the package's `lib` folder for
- * them; see {@link importOwnModule}).
+ * commands; the gRPC client only when etcd has no JSON gateway, and the
+ * D-Bus client only for `reboot` and `send-need-reboot`. Their specifiers
+ * are literals, so that `deno cache`, `deno compile` and `deno publish` see
+ * them. `deno run` resolves them (and their npm packages) at start, 8 ms of
+ * every command, unless run with `--unstable-lazy-dynamic-imports` as the
+ * `ctl` task is: Deno then loads them when imported, checking read access
+ * to their files (the `ctl` permission set's `./lib`).
  *
  * @module
  */
 
 import { stopOnSignals } from "../host/signals.ts";
+import { unknownEnvWarnings } from "../common/env_names.ts";
+import { envWithPrefix } from "../host/permissions.ts";
 import { ctlEnvNames, type CtlInvocation, parseCtlArgs } from "./args.ts";
 import { type CtlDeps, runCtlInvocation } from "./commands.ts";
 import { exitCodeOf, oneLine } from "../common/errors.ts";
 import {
-  importOwnModule,
   type PermissionNeed,
   readGrantedEnv,
   requirePermissions,
@@ -27,10 +30,6 @@ import { readMachineId } from "../host/machine_id_file.ts";
 import { semaphoreKey } from "../semaphore/keys.ts";
 import type { SemaphoreAdmin } from "../semaphore/admin.ts";
 import type { EtcdLockStore } from "../etcd/etcd_lock_store.ts";
-import type { GrpcModule } from "../etcd/fallback_port.ts";
-
-/** The package's source folder: what Deno must be allowed to read for the modules imported by computed specifiers. */
-const LIB = new URL("../", import.meta.url);
 
 const encoder = new TextEncoder();
 
@@ -51,14 +50,7 @@ async function openStore(inv: CtlInvocation): Promise<EtcdLockStore> {
     import("../etcd/fallback_port.ts"),
     import("../etcd/etcd_lock_store.ts"),
   ]);
-  const port = await openFallbackPort(inv, () =>
-    importOwnModule<GrpcModule>(
-      new URL("../etcd/grpc.ts", import.meta.url),
-      LIB,
-      `etcd at ${
-        inv.endpoints.join(",")
-      } has no JSON gateway, and the gRPC client's modules are loaded only then`,
-    ));
+  const port = await openFallbackPort(inv, () => import("../etcd/grpc.ts"));
   return new EtcdLockStore(port, semaphoreKey(inv.group), inv);
 }
 
@@ -80,11 +72,7 @@ export async function openEtcdAdmin(
 
 /** The D-Bus actions (`dbus.ts`), loaded only by `reboot` and `send-need-reboot`. */
 function dbusActions(): Promise<typeof import("./dbus.ts")> {
-  return importOwnModule(
-    new URL("./dbus.ts", import.meta.url),
-    LIB,
-    "the D-Bus client's modules are loaded only by reboot and send-need-reboot",
-  );
+  return import("./dbus.ts");
 }
 
 /** The real dependencies of locksmithctl. */
@@ -130,6 +118,10 @@ export async function runCtlWith(
   deps: CtlDeps,
 ): Promise<number> {
   const env = readGrantedEnv(ctlEnvNames());
+  const listed = envWithPrefix("LOCKSMITHCTL_");
+  for (const warning of unknownEnvWarnings(listed, ctlEnvNames())) {
+    deps.stderr(`locksmithctl: warning: ${warning}\n`);
+  }
   let invocation: CtlInvocation;
   try {
     invocation = parseCtlArgs(args, env);

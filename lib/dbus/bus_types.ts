@@ -6,7 +6,7 @@
  * @module
  */
 
-import type { Message, MessageBus } from "dbus-next";
+import type { Message, MessageBus } from "npm:dbus-next@0.10.2";
 import { ExitStatusError, oneLine } from "../common/errors.ts";
 
 /** Default time a method call may take before it fails (D-Bus's own default). */
@@ -20,6 +20,9 @@ export const NO_REPLY_ERROR = "org.freedesktop.DBus.Error.NoReply";
 
 /** D-Bus error name used when the connection closed before the reply. */
 export const DISCONNECTED_ERROR = "org.freedesktop.DBus.Error.Disconnected";
+
+/** Error name of a call whose wait for the reply was abandoned (its signal aborted). */
+export const ABANDONED_ERROR = "(abandoned)";
 
 /** D-Bus error name used when a reply or signal has an unexpected signature. */
 export const INVALID_SIGNATURE_ERROR =
@@ -79,6 +82,8 @@ export interface MethodCall {
   readonly body?: readonly unknown[];
   /** Time the call may take (default the connection's call timeout). */
   readonly timeoutMs?: number;
+  /** Abandons the wait for the reply (the call may still be carried out). */
+  readonly signal?: AbortSignal | undefined;
 }
 
 /** Listener of every message the connection receives. */
@@ -99,7 +104,8 @@ export interface SystemBus {
   /**
    * Calls a method and resolves with the reply. Rejects with a
    * {@link DbusCallError} on an error reply, no reply in time
-   * ({@link NO_REPLY_ERROR}) or a closed connection ({@link DISCONNECTED_ERROR}).
+   * ({@link NO_REPLY_ERROR}), a closed connection ({@link DISCONNECTED_ERROR}),
+   * or the request's signal aborted ({@link ABANDONED_ERROR}).
    */
   call(request: MethodCall): Promise<Message>;
   /** Sends a message that expects no reply (a signal). Throws a {@link SystemBusUnavailableError} when closed. */

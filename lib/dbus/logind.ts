@@ -70,6 +70,7 @@ export class LogindRebooter implements Rebooter, UserWarning {
     member: string,
     signature = "",
     body: unknown[] = [],
+    signal?: AbortSignal,
   ): MethodCall {
     return {
       destination: LOGIND_NAME,
@@ -79,12 +80,16 @@ export class LogindRebooter implements Rebooter, UserWarning {
       signature,
       body,
       ...(this.#timeoutMs === undefined ? {} : { timeoutMs: this.#timeoutMs }),
+      signal,
     };
   }
 
-  /** Calls `org.freedesktop.login1.Manager.Reboot(false)`. */
-  async reboot(): Promise<void> {
-    await this.#bus.call(this.#request("Reboot", "b", [false]));
+  /**
+   * Calls `org.freedesktop.login1.Manager.Reboot(false)`; `signal` stops
+   * waiting for logind's answer (the request has gone out).
+   */
+  async reboot(signal?: AbortSignal): Promise<void> {
+    await this.#bus.call(this.#request("Reboot", "b", [false], signal));
   }
 
   /** Calls `CanReboot()`: `yes`, `challenge` (needs interactive authorization), `no` or `na`. */

@@ -7,8 +7,8 @@
  * @module
  */
 
-import dbus from "dbus-next";
-import type { Message, MessageBus } from "dbus-next";
+import dbus from "npm:dbus-next@0.10.2";
+import type { Message, MessageBus } from "npm:dbus-next@0.10.2";
 import { oneLine } from "../common/errors.ts";
 import {
   missingPermissions,
@@ -16,6 +16,7 @@ import {
   systemBusAddress,
 } from "./bus_address.ts";
 import {
+  ABANDONED_ERROR,
   type ConnectOptions,
   DbusCallError,
   DEFAULT_CALL_TIMEOUT_MS,
@@ -29,6 +30,7 @@ import {
 } from "./bus_types.ts";
 
 export {
+  ABANDONED_ERROR,
   type ConnectOptions,
   DbusCallError,
   DEFAULT_CALL_TIMEOUT_MS,
@@ -170,20 +172,33 @@ class Connection implements SystemBus {
       body: [...(request.body ?? [])],
     });
     const timeoutMs = request.timeoutMs ?? this.#callTimeoutMs;
+    const signal = request.signal;
+    if (signal?.aborted) {
+      return Promise.reject(
+        new DbusCallError(
+          method,
+          ABANDONED_ERROR,
+          "abandoned before it was sent",
+        ),
+      );
+    }
     return new Promise<Message>((resolve, reject) => {
       const onClosed = (reason: string): void => {
         cleanup();
         reject(new DbusCallError(method, DISCONNECTED_ERROR, reason));
       };
-      const timer = setTimeout(() => {
+      /** Gives up waiting: the reply handler dbus-next keeps for this serial is forgotten. */
+      const giveUp = (error: DbusCallError): void => {
         cleanup();
-        // Forget the reply handler dbus-next keeps for this serial.
         const serial = message.serial;
         if (serial !== null) {
           delete (this.raw as unknown as RawInternals)
             ._methodReturnHandlers[serial];
         }
-        reject(
+        reject(error);
+      };
+      const timer = setTimeout(() => {
+        giveUp(
           new DbusCallError(
             method,
             NO_REPLY_ERROR,
@@ -191,11 +206,21 @@ class Connection implements SystemBus {
           ),
         );
       }, timeoutMs);
+      const onAbort = (): void =>
+        giveUp(
+          new DbusCallError(
+            method,
+            ABANDONED_ERROR,
+            `stopped waiting for the reply from ${request.destination}`,
+          ),
+        );
       const cleanup = (): void => {
         clearTimeout(timer);
         this.#pending.delete(onClosed);
+        signal?.removeEventListener("abort", onAbort);
       };
       this.#pending.add(onClosed);
+      signal?.addEventListener("abort", onAbort, { once: true });
       let sent: Promise<Message | null>;
       try {
         sent = this.raw.call(message);

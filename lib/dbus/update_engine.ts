@@ -6,7 +6,7 @@
  * @module
  */
 
-import type { Message } from "dbus-next";
+import type { Message } from "npm:dbus-next@0.10.2";
 import { oneLine, quote } from "../common/errors.ts";
 import {
   IDLE,

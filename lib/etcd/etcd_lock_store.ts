@@ -7,9 +7,12 @@
  * create-if-absent). When the guard fails the same Txn returns the current
  * document, so a conflict costs no extra read: the change is re-applied to
  * it and retried (bounded, with jitter). A document that does not parse is
- * never written. The store remembers the last document it saw (from reads,
- * writes, and the wait queue's watch), so an uncontended change costs one
- * request.
+ * never written over, and nothing is written that a reader would reject:
+ * every text is checked against the reader's limits first (`storedText`).
+ * The store remembers the last document it saw (from reads, writes, and
+ * the wait queue's watch), so an uncontended change costs one request. That
+ * copy is never trusted to refuse, to skip a write, or to fail on a
+ * document that does not parse: each is confirmed on a fresh read first.
  *
  * The guard also compares the pause key (`<key>/paused`, `locksmithctl
  * pause`) with the revision last seen (`0`: absent), and the change is told
@@ -22,8 +25,11 @@
  */
 
 import { backoffDelay } from "../common/backoff.ts";
-import { ContentionError, SemaphoreRefusedError } from "../common/errors.ts";
-import { formatSemaphore, type Semaphore } from "../semaphore/document.ts";
+import {
+  CorruptDocumentError,
+  SemaphoreRefusedError,
+} from "../common/errors.ts";
+import { type Semaphore, storedText } from "../semaphore/document.ts";
 import type {
   Change,
   LockStore,
@@ -36,6 +42,14 @@ import { pausedKey } from "../semaphore/keys.ts";
 import { waitForKeyChange } from "./key_change.ts";
 import { withDeadline } from "./deadline.ts";
 import {
+  type Computed,
+  guard,
+  outcome,
+  RetryBudget,
+  type Seen,
+  type Sent,
+} from "./update_steps.ts";
+import {
   companionOps,
   parseStored,
   settingsText,
@@ -47,7 +61,7 @@ import {
 export interface EtcdLockStoreOptions {
   /** Deadline of each whole operation (read, or update with its retries), in ms. */
   readonly timeoutMs: number;
-  /** Compare-and-swap attempts before giving up with {@link ContentionError}. Default 64. */
+  /** Compare-and-swap attempts before giving up with `ContentionError`. Default 64. */
   readonly maxAttempts?: number;
   /** Random source in [0, 1) for the retry jitter. Default `Math.random`. */
   readonly random?: () => number;
@@ -67,6 +81,8 @@ export class EtcdLockStore implements LockStore {
   #pauseRevision = 0;
   readonly #options: EtcdLockStoreOptions;
   #cache: StoredDocument | undefined;
+  /** The etcd revision at which {@link #cache} was known current. */
+  #cacheSeenAt = 0;
   #settings: { raw: string | undefined; revision: number } | undefined;
 
   /**
@@ -95,12 +111,20 @@ export class EtcdLockStore implements LockStore {
   }
 
   /**
-   * Records a document seen elsewhere (a watch event, a queue transaction);
-   * an older one than already known is ignored. Returns the newest known.
+   * Records a document seen elsewhere (a watch event, a queue transaction),
+   * known to be current at etcd revision `seenAt`: a read's or a
+   * transaction's revision, or for a watch event (the default) its own. A
+   * sighting older than the one known is ignored; an absent key read at a
+   * later revision replaces a document seen before (it was deleted).
+   * Returns the newest known.
    */
-  observe(stored: StoredDocument): StoredDocument {
-    if (this.#cache === undefined || stored.revision >= this.#cache.revision) {
+  observe(
+    stored: StoredDocument,
+    seenAt: number = stored.revision,
+  ): StoredDocument {
+    if (this.#cache === undefined || seenAt >= this.#cacheSeenAt) {
       this.#cache = stored;
+      this.#cacheSeenAt = seenAt;
     }
     return this.#cache;
   }
@@ -134,10 +158,13 @@ export class EtcdLockStore implements LockStore {
     };
   }
 
+  /** Reads the document (linearizable), records it as the newest known and returns it. */
   async #fetch(deadline: number): Promise<StoredDocument> {
     if (this.#pauseRevision === 0) {
       const res = await this.port.range({ key: this.#keyBytes }, { deadline });
-      return this.observe(storedFrom(res.kvs[0]));
+      const stored = storedFrom(res.kvs[0]);
+      this.observe(stored, res.revision);
+      return stored;
     }
     // Known paused: read whether it still is, with the document.
     const res = await this.port.txn({
@@ -150,7 +177,9 @@ export class EtcdLockStore implements LockStore {
     }, { deadline });
     const [doc, pause] = res.responses.map((r) => rangeOf(r)?.kvs[0]);
     this.#pauseRevision = pause?.modRevision ?? 0;
-    return this.observe(storedFrom(doc));
+    const stored = storedFrom(doc);
+    this.observe(stored, res.revision);
+    return stored;
   }
 
   /** Reads the current document (linearizable); never writes. */
@@ -178,20 +207,18 @@ export class EtcdLockStore implements LockStore {
   /** Writes `doc` if the key is still at `revision`; see {@link LockStore.replace}. */
   replace(revision: number, doc: Semaphore): Promise<boolean> {
     return this.operation(async (deadline) => {
-      const raw = formatSemaphore(doc);
+      const raw = storedText(doc, this.key);
       const res = await this.port.txn({
-        compare: [{
-          key: this.#keyBytes,
-          target: "MOD",
-          result: "EQUAL",
-          value: revision,
-        }],
+        compare: [guard(this.#keyBytes, revision)],
         success: [{ put: { key: this.#keyBytes, value: bytes(raw) } }],
         failure: [],
       }, { deadline });
       // The key's version after this write is not known here: forget the
       // cache, so the next change starts from a fresh read.
-      if (res.succeeded) this.#cache = undefined;
+      if (res.succeeded) {
+        this.#cache = undefined;
+        this.#cacheSeenAt = 0;
+      }
       return res.succeeded;
     });
   }
@@ -203,131 +230,136 @@ export class EtcdLockStore implements LockStore {
     );
   }
 
+  /**
+   * The compare-and-swap loop. A cached document may be used to compute a
+   * write (the guard catches staleness), never to refuse, to skip a write,
+   * or to fail on a document that does not parse: each of those is first
+   * confirmed on a fresh read. What each retry costs is in {@link RetryBudget}.
+   */
   async #update(
     change: Change,
     deadline: number,
     options: UpdateOptions,
   ): Promise<UpdateOutcome> {
-    const maxAttempts = options.maxAttempts ?? this.#options.maxAttempts ?? 64;
-    const random = this.#options.random ?? Math.random;
-    // A cached document may be stale: it may be used to write (the guard
-    // catches staleness) but never to refuse or to skip a write.
-    let state = this.#cache;
-    let fresh = false;
-    if (state === undefined) {
-      state = await this.#fetch(deadline);
-      fresh = true;
-    }
-    for (let attempt = 1; attempt <= maxAttempts; attempt++) {
-      const before = this.parse(state);
-      let after: Semaphore | undefined;
-      try {
-        after = change(before, { paused: this.#pauseRevision > 0 });
-      } catch (error) {
-        if (fresh || !(error instanceof SemaphoreRefusedError)) throw error;
-        state = await this.#fetch(deadline);
-        fresh = true;
-        attempt--;
-        continue;
-      }
-      if (after === undefined) {
-        if (fresh) {
-          return {
-            before,
-            after: before,
-            written: false,
-            attempts: attempt,
-            revision: state.revision,
-          };
-        }
-        state = await this.#fetch(deadline);
-        fresh = true;
-        attempt--;
-        continue;
-      }
-      const raw = formatSemaphore(after);
-      const pauseSeen = this.#pauseRevision;
-      const res = await this.port.txn({
-        compare: [{
-          key: this.#keyBytes,
-          target: "MOD",
-          result: "EQUAL",
-          value: state.revision,
-        }, {
-          key: this.#pausedKey,
-          target: "MOD",
-          result: "EQUAL",
-          value: pauseSeen,
-        }],
-        success: [
-          { put: { key: this.#keyBytes, value: bytes(raw) } },
-          ...companionOps(options.companions?.(before, after) ?? []),
-        ],
-        failure: [
-          { range: { key: this.#keyBytes } },
-          { range: { key: this.#pausedKey } },
-        ],
-      }, { deadline });
-      const written = { raw, version: state.version + 1 };
-      if (res.succeeded) {
-        this.observe({ ...written, revision: res.revision });
-        return {
-          before,
-          after,
-          written: true,
-          attempts: attempt,
-          revision: res.revision,
-        };
-      }
-      const current = this.observe(
-        storedFrom(rangeOf(res.responses[0])?.kvs[0]),
-      );
-      // A hedged or re-sent Txn may have committed on another member; this
-      // copy's guard then fails on our own write. Exactly our bytes, exactly
-      // one write after the version we read: that write was ours.
-      if (current.raw === written.raw && current.version === written.version) {
-        return {
-          before,
-          after,
-          written: true,
-          attempts: attempt,
-          revision: current.revision,
-        };
-      }
-      const pause = rangeOf(res.responses[1]);
-      if (pause) this.#pauseRevision = pause.kvs[0]?.modRevision ?? 0;
-      // Only the pause changed: apply the change again at once, uncounted.
-      if (
-        this.#pauseRevision !== pauseSeen && current.revision === state.revision
-      ) {
-        state = current;
-        fresh = true;
-        attempt--;
-        continue;
-      }
-      state = current;
-      fresh = true;
-      // The failed guard returned the current document: the first retry goes
-      // at once; later ones spread out with full jitter (4 ms doubling to
-      // 250 ms), so that writers who lost together do not collide again.
-      if (attempt > 1) {
-        const delay = backoffDelay({
-          attempt: attempt - 1,
-          minMs: 4,
-          maxMs: 250,
-          jitter: "full",
-          random,
-        });
-        await new Promise((r) => setTimeout(r, delay));
-        const cached = this.#cache;
-        if (cached !== undefined && cached.revision > state.revision) {
-          state = cached;
-        }
-      }
-    }
-    throw new ContentionError(
-      `gave up on ${this.key} after ${maxAttempts} conflicting writes`,
+    const budget = new RetryBudget(
+      this.key,
+      options.maxAttempts ?? this.#options.maxAttempts ?? 64,
     );
+    let seen: Seen = this.#cache === undefined
+      ? { stored: await this.#fetch(deadline), fresh: true }
+      : { stored: this.#cache, fresh: false };
+    for (;;) {
+      const step = this.#compute(seen, change);
+      if (step === "stale") {
+        budget.free("a fresh read instead of a cached copy");
+        seen = { stored: await this.#fetch(deadline), fresh: true };
+        continue;
+      }
+      const { before, after } = step;
+      if (step.raw === undefined) {
+        return outcome(before, before, budget, seen.stored.revision, false);
+      }
+      const sent = await this.#send(seen.stored, step, options, deadline);
+      if (sent.written) {
+        return outcome(before, after, budget, sent.revision, true);
+      }
+      seen = { stored: sent.current, fresh: true };
+      if (sent.onlyPause) {
+        budget.free("the pause changed, not the document");
+        continue;
+      }
+      budget.lost();
+      seen = await this.#spread(seen, budget.attempts - 1);
+    }
+  }
+
+  /**
+   * Applies `change` to `seen`. Returns `"stale"` when `seen` is a cached
+   * copy that would refuse, skip the write, or not parse: only a fresh read
+   * may say so. The text to write is checked against every limit a reader
+   * enforces (`storedText`).
+   */
+  #compute(seen: Seen, change: Change): "stale" | Computed {
+    try {
+      const before = this.parse(seen.stored);
+      const after = change(before, { paused: this.#pauseRevision > 0 });
+      if (after === undefined) {
+        return seen.fresh ? { before, after: before, raw: undefined } : "stale";
+      }
+      return { before, after, raw: storedText(after, this.key) };
+    } catch (error) {
+      const confirmable = error instanceof CorruptDocumentError ||
+        error instanceof SemaphoreRefusedError;
+      if (confirmable && !seen.fresh) return "stale";
+      throw error;
+    }
+  }
+
+  /** Sends one guarded write of `step` over `state`; see the module documentation. */
+  async #send(
+    state: StoredDocument,
+    step: Computed & { readonly raw: string },
+    options: UpdateOptions,
+    deadline: number,
+  ): Promise<Sent> {
+    const { before, after, raw } = step;
+    const pauseSeen = this.#pauseRevision;
+    const res = await this.port.txn({
+      compare: [
+        guard(this.#keyBytes, state.revision),
+        guard(this.#pausedKey, pauseSeen),
+      ],
+      success: [
+        { put: { key: this.#keyBytes, value: bytes(raw) } },
+        ...companionOps(options.companions?.(before, after) ?? []),
+      ],
+      failure: [
+        { range: { key: this.#keyBytes } },
+        { range: { key: this.#pausedKey } },
+      ],
+    }, { deadline });
+    const written = { raw, version: state.version + 1 };
+    if (res.succeeded) {
+      this.observe({ ...written, revision: res.revision }, res.revision);
+      return { written: true, revision: res.revision };
+    }
+    const current = storedFrom(rangeOf(res.responses[0])?.kvs[0]);
+    this.observe(current, res.revision);
+    // A hedged or re-sent Txn may have committed on another member; this
+    // copy's guard then fails on our own write. Exactly our bytes, exactly
+    // one write after the version we read: that write was ours.
+    if (current.raw === written.raw && current.version === written.version) {
+      return { written: true, revision: current.revision };
+    }
+    const pause = rangeOf(res.responses[1]);
+    if (pause) this.#pauseRevision = pause.kvs[0]?.modRevision ?? 0;
+    const onlyPause = this.#pauseRevision !== pauseSeen &&
+      current.revision === state.revision;
+    return { written: false, current, onlyPause };
+  }
+
+  /**
+   * After the `lost`-th lost write: the failed guard returned the current
+   * document, so the first retry goes at once; later ones spread out with
+   * full jitter (4 ms doubling to 250 ms), so that writers who lost
+   * together do not collide again. A newer document seen meanwhile (a
+   * watch) is used then, as a cached copy.
+   */
+  async #spread(seen: Seen, lost: number): Promise<Seen> {
+    if (lost <= 1) return seen;
+    const random = this.#options.random ?? Math.random;
+    const delay = backoffDelay({
+      attempt: lost - 1,
+      minMs: 4,
+      maxMs: 250,
+      jitter: "full",
+      random,
+    });
+    await new Promise((r) => setTimeout(r, delay));
+    const cached = this.#cache;
+    return cached !== undefined && cached.revision > seen.stored.revision
+      ? { stored: cached, fresh: false }
+      : seen;
   }
 
   /**

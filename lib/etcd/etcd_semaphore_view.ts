@@ -10,7 +10,7 @@
  * @module
  */
 
-import { formatSemaphore, unlock } from "../semaphore/document.ts";
+import { storedText, unlock } from "../semaphore/document.ts";
 import { parseHolderRecord } from "../semaphore/holder_record.ts";
 import {
   aliveKey,
@@ -164,7 +164,7 @@ export function readSemaphoreView(
       failure: [],
     }, { deadline });
     const view = viewFrom(store.key, res.responses, res.revision);
-    store.observe(storedFrom(rangeOf(res.responses[0])?.kvs[0]));
+    store.observe(storedFrom(rangeOf(res.responses[0])?.kvs[0]), res.revision);
     return view;
   });
 }
@@ -215,7 +215,7 @@ export function reclaimHolders(
       });
       success.push({ deleteRange: { key: bytes(holderRecordKey(key, id)) } });
     }
-    const raw = formatSemaphore(doc);
+    const raw = storedText(doc, key);
     const res = await store.port.txn({
       compare,
       success: [{ put: { key: bytes(key), value: bytes(raw) } }, ...success],
@@ -223,7 +223,7 @@ export function reclaimHolders(
     }, { deadline });
     const written = { raw, version: view.docVersion + 1 };
     if (res.succeeded) {
-      store.observe({ ...written, revision: res.revision });
+      store.observe({ ...written, revision: res.revision }, res.revision);
       return true;
     }
     // A copy of this Txn sent to another member may have committed first.
@@ -231,7 +231,7 @@ export function reclaimHolders(
     // out more than once counts exactly our bytes, exactly one write after
     // the version read, as its own.
     const now = storedFrom(rangeOf(res.responses[0])?.kvs[0]);
-    store.observe(now);
+    store.observe(now, res.revision);
     return res.resent === true && now.raw === written.raw &&
       now.version === written.version;
   });

@@ -26,7 +26,11 @@ import {
   effectiveSlotTtl,
   parseSettings,
 } from "../semaphore/settings.ts";
-import type { ResumeResult, SlotLease } from "../semaphore/slot_lease.ts";
+import type {
+  LeaseConfirmation,
+  ResumeResult,
+  SlotLease,
+} from "../semaphore/slot_lease.ts";
 import type { EtcdLockStore } from "./etcd_lock_store.ts";
 import { bytes, rangeOf, textOf } from "./port.ts";
 import { readSemaphoreView, reclaimHolders } from "./etcd_semaphore_view.ts";
@@ -293,6 +297,27 @@ export class EtcdSlotLease implements SlotLease {
     if (this.#lease === undefined || this.#attached === undefined) return true;
     return this.#now() <
       this.#renewedUntil - coverMarginMs(this.#lease.ttl);
+  }
+
+  /** Renews the attached lease now; see {@link SlotLease.confirm}. */
+  async confirm(): Promise<LeaseConfirmation> {
+    if (this.#lost) return { state: "lost" };
+    const lease = this.#lease;
+    if (lease === undefined || this.#attached === undefined) {
+      return { state: "untracked" };
+    }
+    const sentAt = this.#now();
+    const ttl = await this.#store.operation((deadline) =>
+      this.#store.port.leaseKeepAlive(lease.id, { deadline })
+    );
+    if (this.#lease !== lease) return await this.confirm(); // renewed or lost meanwhile
+    if (ttl > 0) {
+      this.#renewedUntil = Math.max(this.#renewedUntil, sentAt + ttl * 1_000);
+      this.#schedule();
+      return { state: "renewed", ttlSeconds: ttl };
+    }
+    if (!await this.#reattach()) return { state: "lost" };
+    return { state: "renewed", ttlSeconds: this.#lease?.ttl ?? lease.ttl };
   }
 
   /** Stops renewing and revokes; see {@link SlotLease.release}. */

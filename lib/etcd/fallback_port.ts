@@ -10,7 +10,8 @@
  */
 
 import { UsageError } from "../common/errors.ts";
-import { describeRefusal } from "../host/permissions.ts";
+import { describeRefusal, requirePermissions } from "../host/permissions.ts";
+import { etcd3ProtoDir, grpcPermissionNeeds } from "./grpc_needs.ts";
 import { NoGatewayError, openGatewayPort } from "./gateway.ts";
 import type { EtcdConnectionOptions } from "./etcd_options.ts";
 import type {
@@ -147,6 +148,8 @@ export async function openFallbackPort(
 ): Promise<EtcdPort> {
   const gateway = await openGatewayPort(options);
   return new FallbackPort(gateway, async () => {
+    const why = `etcd at ${options.endpoints.join(",")} has no JSON gateway`;
+    requirePermissions(grpcPermissionNeeds(why, etcd3ProtoDir()));
     try {
       const { openGrpcPort } = await loadGrpc();
       return await openGrpcPort(options);

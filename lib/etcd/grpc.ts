@@ -14,8 +14,8 @@
  * @module
  */
 
-import type { Interceptor } from "@grpc/grpc-js";
-import type { Etcd3, IOptions } from "etcd3";
+import type { Interceptor } from "npm:@grpc/grpc-js@1.14.7";
+import type { Etcd3, IOptions } from "npm:etcd3@1.1.2";
 import { EtcdRequestError } from "../common/errors.ts";
 import { EndpointFailure } from "./endpoint_set.ts";
 import {

@@ -10,9 +10,13 @@
  */
 
 import { Buffer } from "node:buffer";
-import { InterceptingCall, type Interceptor, status } from "@grpc/grpc-js";
-import { noop } from "cockatiel";
-import { Etcd3, type IOptions } from "etcd3";
+import {
+  InterceptingCall,
+  type Interceptor,
+  status,
+} from "npm:@grpc/grpc-js@1.14.7";
+import { noop } from "npm:cockatiel@3.2.1";
+import { Etcd3, type IOptions } from "npm:etcd3@1.1.2";
 import { EndpointFailure } from "./endpoint_set.ts";
 import { answerError, UNAVAILABLE_CODES } from "./port_core.ts";
 import {

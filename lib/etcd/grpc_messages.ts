@@ -20,7 +20,7 @@ import {
   type IWatchResponse,
   SortOrder,
   SortTarget,
-} from "etcd3";
+} from "npm:etcd3@1.1.2";
 import type {
   KeyValue,
   RangeRequest,

@@ -9,7 +9,7 @@
  * @module
  */
 
-import type { Etcd3, IWatchResponse } from "etcd3";
+import type { Etcd3, IWatchResponse } from "npm:etcd3@1.1.2";
 import {
   callInterceptor,
   describeUnavailable,

@@ -54,6 +54,9 @@ import { settingsText } from "./stored_document.ts";
 /** Rounds of read-then-write before a contended change gives up. */
 const MAX_ROUNDS = 8;
 
+/** Longest wait for a corrupt document to change before reading it again anyway. */
+const REPAIR_WAIT_MS = 30_000;
+
 /** Semaphores read per transaction by {@link EtcdSemaphoreAdmin.groups} (etcd allows 128 operations). */
 const GROUPS_PER_TXN = 20;
 
@@ -232,6 +235,7 @@ export class EtcdSemaphoreAdmin implements SemaphoreAdmin {
         view = await this.view();
         failures = 0;
       } catch (error) {
+        if (await this.#awaitRepair(error, handlers, signal)) continue;
         const delay = backoffDelay({
           attempt: ++failures,
           minMs: 1_000,
@@ -249,6 +253,36 @@ export class EtcdSemaphoreAdmin implements SemaphoreAdmin {
       const lost = await this.#follow(view.revision, handlers, signal);
       if (lost !== undefined) handlers.onTrouble(`${lost}; reading again`);
     }
+  }
+
+  /**
+   * After a view met a corrupt document: etcd answers, so instead of
+   * backing off blindly, waits for the document's next change (at most
+   * {@link REPAIR_WAIT_MS}) and returns `true`: the caller reads again at
+   * once, so a repair shows as soon as it is made. `false` for any other
+   * error, or when etcd cannot be read (the caller backs off).
+   */
+  async #awaitRepair(
+    error: unknown,
+    handlers: WatchHandlers,
+    signal: AbortSignal,
+  ): Promise<boolean> {
+    if (!(error instanceof CorruptDocumentError)) return false;
+    let seen: { raw: string | undefined; revision: number };
+    try {
+      seen = await this.#store.readRaw();
+    } catch {
+      return false;
+    }
+    // Changed since the view: read it again at once.
+    if (seen.raw !== error.raw) return true;
+    handlers.onTrouble(
+      `${oneLine(error)}; waiting for it to change (reading again within ${
+        formatDuration(REPAIR_WAIT_MS)
+      })`,
+    );
+    await this.#store.waitForChange(seen.revision, REPAIR_WAIT_MS, signal);
+    return true;
   }
 
   /** Re-reads after every change from `revision` on; resolves with why the watch was lost, or on abort. */

@@ -197,7 +197,8 @@ export class EtcdWaitQueue implements SlotQueue {
         { deadline },
       );
       const { doc, record } = startupReading(res);
-      const stored = this.#store.observe(storedFrom(doc));
+      const stored = storedFrom(doc);
+      this.#store.observe(stored, res.revision);
       const raw = record && textOf(record.value);
       const parsed = raw === undefined ? undefined : parseHolderRecord(raw);
       return {
@@ -269,7 +270,7 @@ export class EtcdWaitQueue implements SlotQueue {
     deadline: number,
   ): Promise<QueueState | undefined> {
     const before = this.#store.revision;
-    this.#store.observe(storedFrom(reading.doc));
+    this.#store.observe(storedFrom(reading.doc), reading.revision);
     this.#store.observeSettings(reading.settings, reading.revision);
     const placement = this.#joinedAt === undefined
       ? { place: "out" as const }
@@ -337,10 +338,11 @@ export class EtcdWaitQueue implements SlotQueue {
         );
       }
       if (!sameBytes(e.kv.key, this.#keys.doc)) continue;
+      // A deletion leaves the key absent (revision 0, what a guard compares
+      // with), seen at the deletion's revision.
       this.#store.observe(
-        e.type === "PUT"
-          ? storedFrom(e.kv)
-          : { raw: undefined, revision: e.kv.modRevision, version: 0 },
+        e.type === "PUT" ? storedFrom(e.kv) : storedFrom(undefined),
+        e.kv.modRevision,
       );
     }
     this.#wakeup.changed();
@@ -442,7 +444,7 @@ export class EtcdWaitQueue implements SlotQueue {
         leaveRequest(this.#keys, joinedAt),
         { deadline },
       );
-      this.#store.observe(storedFrom(leftDocument(res)));
+      this.#store.observe(storedFrom(leftDocument(res)), res.revision);
       this.#wakeup.changed();
     });
   }

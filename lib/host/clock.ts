@@ -14,12 +14,22 @@ export interface SafetyClock {
   sleep(ms: number, signal: AbortSignal): Promise<boolean>;
 }
 
+/** A clock that only moves forward, for measuring how old something is. */
+export interface MonotonicClock {
+  /**
+   * Milliseconds on a clock that never goes back and is not set by NTP or
+   * an operator (`performance.now()`); only differences mean anything.
+   */
+  monotonicMs(): number;
+}
+
 /** Longest single timer: `setTimeout` fires at once beyond 2^31-1 ms. */
 const MAX_TIMER_MS = 2 ** 31 - 1;
 
-/** The real clock: `Date` and `setTimeout` (long sleeps split into timers that fit). */
-export const realClock: SafetyClock = Object.freeze({
+/** The real clock: `Date`, `performance.now()`, and `setTimeout` (long sleeps split into timers that fit). */
+export const realClock: SafetyClock & MonotonicClock = Object.freeze({
   now: () => new Date(),
+  monotonicMs: () => performance.now(),
   sleep: async (ms: number, signal: AbortSignal): Promise<boolean> => {
     let rest = Math.max(0, ms);
     do {

@@ -18,7 +18,7 @@
  * @module
  */
 
-import { parse } from "shell-quote";
+import { parse } from "npm:shell-quote@1.12.0";
 import { isPrintable, oneLine, quote } from "../common/errors.ts";
 import { ConfigValueError } from "../common/value_error.ts";
 import { formatDuration } from "../common/duration.ts";

@@ -178,6 +178,8 @@ function readOutput(
       ]);
       clearTimeout(drainTimer);
       if (!drained) {
+        // Cancelling a stream that broke or ended meanwhile fails; what was
+        // read is kept either way, so there is nothing to report.
         await Promise.all(readers.map((r) => r.cancel().catch(() => {})));
         await pumps;
       }

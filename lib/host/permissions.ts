@@ -25,6 +25,26 @@ export function envIfGranted(name: string): string | undefined {
   }
 }
 
+/**
+ * The set environment variables whose names start with `prefix`, when the
+ * whole environment may be read (`--allow-env`); else none (nothing is
+ * prompted: with narrower permissions the names cannot be listed).
+ */
+export function envWithPrefix(prefix: string): Record<string, string> {
+  try {
+    if (Deno.permissions.querySync({ name: "env" }).state !== "granted") {
+      return {};
+    }
+    return Object.fromEntries(
+      Object.entries(Deno.env.toObject()).filter(([name]) =>
+        name.startsWith(prefix)
+      ),
+    );
+  } catch {
+    return {};
+  }
+}
+
 /** The values of the environment variables `names` that are set and may be read. */
 export function readGrantedEnv(
   names: readonly string[],
@@ -38,6 +58,12 @@ export interface PermissionNeed {
   readonly descriptor: Deno.PermissionDescriptor;
   /** Why it is needed, e.g. `the machine id`. */
   readonly why: string;
+  /**
+   * What the message calls it and the flag it names, when several needs
+   * are one item (e.g. the variables a library reads, granted as
+   * `--allow-env=GRPC_*`); by default derived from `descriptor`.
+   */
+  readonly as?: { readonly what: string; readonly flag: string };
 }
 
 /** The flag that grants `descriptor`, e.g. `--allow-read=/etc/machine-id`. */
@@ -101,14 +127,39 @@ export function missing(needs: readonly PermissionNeed[]): PermissionNeed[] {
 export function requirePermissions(needs: readonly PermissionNeed[]): void {
   const lacking = missing(needs);
   if (lacking.length === 0) return;
-  const items = lacking.map((n) =>
-    `${what(n.descriptor)} (${n.why}): ${flagFor(n.descriptor)}`
+  const flag = (n: PermissionNeed) => n.as?.flag ?? flagFor(n.descriptor);
+  const items = new Set(
+    lacking.map((n) =>
+      `${n.as?.what ?? what(n.descriptor)} (${n.why}): ${flag(n)}`
+    ),
   );
-  const flags = [...new Set(lacking.map((n) => flagFor(n.descriptor)))];
   throw new UsageError(
-    `missing Deno permissions: ${items.join("; ")}; run again with ${
-      flags.join(" ")
+    `missing Deno permissions: ${[...items].join("; ")}; run again with ${
+      mergeFlags(lacking.map(flag)).join(" ")
     }`,
+  );
+}
+
+/**
+ * The flags `flags` with the values of each kind joined, as Deno takes
+ * them: `--allow-sys=uid --allow-sys=osUptime` is `--allow-sys=uid,osUptime`;
+ * a flag without a value (everything of its kind) absorbs the others.
+ */
+export function mergeFlags(flags: readonly string[]): string[] {
+  const byKind = new Map<string, Set<string> | null>();
+  for (const flag of flags) {
+    const [kind = flag, value] = flag.split(/=(.*)/s);
+    const values = byKind.get(kind);
+    if (value === undefined || values === null) {
+      byKind.set(kind, null);
+    } else if (values === undefined) {
+      byKind.set(kind, new Set(value.split(",")));
+    } else {
+      for (const v of value.split(",")) values.add(v);
+    }
+  }
+  return [...byKind].map(([kind, values]) =>
+    values === null ? kind : `${kind}=${[...values].join(",")}`
   );
 }
 
@@ -133,38 +184,4 @@ export function describeRefusal(
   const [, kind, target] = m;
   const flag = kind === "all" ? "--allow-all" : `--allow-${kind}=${target}`;
   return `${kind} access to ${target} was refused (${why}): add ${flag}`;
-}
-
-/**
- * Imports `url`, a module of this package that a program keeps out of its
- * module graph: its specifier is computed, so `deno run` does not resolve it
- * (and the npm packages behind it) at every start. Deno checks read
- * permission on a module imported that way and on each module it loads
- * with it; a refusal becomes one {@link UsageError} line naming `folder`
- * (the package's source folder, which covers them all), e.g.
- * `read access to /opt/locksmith/lib/etcd/grpc.ts was refused (<why>): add --allow-read=/opt/locksmith/lib`.
- * From JSR (`https:` modules) no read permission is involved: Deno allows
- * imports from jsr.io by default.
- */
-export async function importOwnModule<T>(
-  url: URL,
-  folder: URL,
-  why: string,
-): Promise<T> {
-  try {
-    return await import(url.href);
-  } catch (error) {
-    // Deno's module loader reports the refusal as a TypeError; a refusal
-    // while the modules run (the gRPC client reading its .proto files) is
-    // about another file, and left to the caller.
-    if (folder.protocol !== "file:" || !(error instanceof TypeError)) {
-      throw error;
-    }
-    const dir = decodeURIComponent(folder.pathname).replace(/\/$/, "");
-    const path = /Requires read access to "([^"]*)"/.exec(error.message)?.[1];
-    if (path === undefined || !path.startsWith(`${dir}/`)) throw error;
-    throw new UsageError(
-      `read access to ${path} was refused (${why}): add --allow-read=${dir}`,
-    );
-  }
 }

@@ -9,6 +9,8 @@
  * @module
  */
 
+import { oneLine } from "../common/errors.ts";
+
 /** update_engine's operation that means "an update is installed and waits for a reboot". */
 export const NEED_REBOOT = "UPDATE_STATUS_UPDATED_NEED_REBOOT";
 
@@ -95,8 +97,19 @@ export function rebootNeedFrom(source: UpdateStatusSource): RebootNeed {
   };
 }
 
-/** A {@link RebootNeed} that is needed as soon as any of `sources` is; it names the one that fired. */
-export function anyRebootNeed(sources: readonly RebootNeed[]): RebootNeed {
+/**
+ * A {@link RebootNeed} that is needed as soon as any of `sources` is; it
+ * names the one that fired. A source that fails while another still
+ * answers is logged through `log` (once per wait) and the others are
+ * relied on; when every source fails, the failure is thrown, naming each,
+ * so that the daemon never stops silently.
+ */
+export function anyRebootNeed(
+  sources: readonly RebootNeed[],
+  log: (line: string) => void = () => {},
+): RebootNeed {
+  const failed = (name: string, error: unknown): string =>
+    `${name}: ${oneLine(error)}`;
   return {
     name: sources.map((s) => s.name).join(" or "),
     async neededBy(): Promise<string | undefined> {
@@ -106,33 +119,58 @@ export function anyRebootNeed(sources: readonly RebootNeed[]): RebootNeed {
       for (const a of answers) {
         if (a.status === "fulfilled" && a.value !== undefined) return a.value;
       }
-      if (answers.every((a) => a.status === "rejected")) {
-        throw (answers[0] as PromiseRejectedResult).reason;
+      const failures = answers.flatMap((a, i) =>
+        a.status === "rejected" ? [failed(sources[i]!.name, a.reason)] : []
+      );
+      if (failures.length === sources.length) {
+        throw new Error(
+          `no source can tell whether a reboot is needed (${
+            failures.join("; ")
+          })`,
+        );
       }
+      for (const f of failures) log(`cannot ask ${f}`);
       return undefined;
     },
     async waitUntilNeeded(
       signal: AbortSignal,
       onWatching?: () => void,
     ): Promise<string | undefined> {
+      // AbortSignal.any is aborted at once when `signal` already is.
       const done = new AbortController();
-      const onAbort = () => done.abort();
-      signal.addEventListener("abort", onAbort, { once: true });
+      const stop = AbortSignal.any([signal, done.signal]);
       let watching = 0;
       const oneWatching = () => {
         if (++watching === sources.length) onWatching?.();
       };
+      const failures: string[] = [];
       try {
-        return await Promise.any(
-          sources.map(async (s) => {
-            const name = await s.waitUntilNeeded(done.signal, oneWatching);
-            if (name !== undefined) return name;
-            throw new Error("stopped");
+        const fired = await Promise.allSettled(
+          sources.map(async (s, i) => {
+            try {
+              const name = await s.waitUntilNeeded(stop, oneWatching);
+              if (name !== undefined) done.abort();
+              return name;
+            } catch (error) {
+              failures[i] = failed(s.name, error); // in the sources' order
+              if (failures.filter(Boolean).length < sources.length) {
+                log(`cannot watch ${failed(s.name, error)}`);
+              }
+              throw error;
+            }
           }),
-        ).catch(() => undefined);
+        );
+        for (const f of fired) {
+          if (f.status === "fulfilled" && f.value !== undefined) return f.value;
+        }
+        if (signal.aborted) return undefined;
+        throw new Error(
+          `no source can tell whether a reboot is needed (${
+            failures.join("; ")
+          }): stopping so that systemd restarts locksmithd`,
+        );
       } finally {
         done.abort();
-        signal.removeEventListener("abort", onAbort);
       }
     },
   };

@@ -10,6 +10,7 @@
 
 import {
   CorruptDocumentError,
+  DocumentLimitError,
   quote,
   SemaphoreRefusedError,
   UsageError,
@@ -54,25 +55,114 @@ function show(value: unknown): string {
   return String(value);
 }
 
-const encoder = new TextEncoder();
+/**
+ * Number of UTF-8 bytes of `text` (a lone surrogate counts as the 3 bytes
+ * of its replacement character, as `TextEncoder` writes it), without
+ * encoding it.
+ */
+export function utf8Bytes(text: string): number {
+  let bytes = 0;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c < 0x80) {
+      bytes += 1;
+    } else if (c < 0x800) {
+      bytes += 2;
+    } else if (c >= 0xd800 && c <= 0xdbff && isLowSurrogate(text, i + 1)) {
+      bytes += 4;
+      i++;
+    } else {
+      bytes += 3;
+    }
+  }
+  return bytes;
+}
+
+function isLowSurrogate(text: string, i: number): boolean {
+  const c = text.charCodeAt(i);
+  return c >= 0xdc00 && c <= 0xdfff;
+}
+
+/**
+ * What breaks a capacity limit of the stored document with `holders`
+ * holders in `bytes` bytes (`"holders" has ... entries` or `document is
+ * ... bytes`), or `undefined`: the part of {@link documentDefect} that
+ * {@link lock} checks for each new holder.
+ */
+export function capacityDefect(
+  holders: number,
+  bytes: number,
+): string | undefined {
+  if (holders > MAX_HOLDERS) {
+    return `"holders" has ${holders} entries, more than ${MAX_HOLDERS}`;
+  }
+  if (bytes > MAX_DOCUMENT_BYTES) {
+    return `document is ${bytes} bytes, more than ${MAX_DOCUMENT_BYTES}`;
+  }
+  return undefined;
+}
+
+/**
+ * Every limit of a stored document, checked by every reader
+ * ({@link parseSemaphore}) and before every write ({@link storedText}), so
+ * that the two cannot drift: `semaphore` and `max` safe integers, `max` in
+ * `0..`{@link MAX_SLOTS}, at most {@link MAX_HOLDERS} holders, each a
+ * valid id (see `idDefect`: at most 256 bytes), sorted and unique,
+ * `semaphore` equal to `max` minus the holders, and at most
+ * {@link MAX_DOCUMENT_BYTES} when stored as `bytes` bytes. Returns what is
+ * wrong, one line, or `undefined`. `doc` may come from untrusted JSON: its
+ * fields' types are checked too.
+ */
+export function documentDefect(
+  doc: Semaphore,
+  bytes: number,
+): string | undefined {
+  const size = capacityDefect(0, bytes);
+  if (size !== undefined) return size;
+  for (const field of ["semaphore", "max"] as const) {
+    const n: unknown = doc[field];
+    if (typeof n !== "number" || !Number.isSafeInteger(n)) {
+      return `"${field}" is not an integer: ${show(n)}`;
+    }
+  }
+  const { semaphore, max, holders } = doc;
+  if (max < 0 || max > MAX_SLOTS) {
+    return `"max" is ${max}, outside 0..${MAX_SLOTS}`;
+  }
+  if (!Array.isArray(holders)) return `"holders" is not a list`;
+  const count = capacityDefect(holders.length, 0);
+  if (count !== undefined) return count;
+  for (let i = 0; i < holders.length; i++) {
+    const id: unknown = holders[i];
+    const defect = idDefect(id);
+    if (defect !== undefined) return `holder #${i + 1} ${defect}`;
+    const prev = holders[i - 1];
+    if (prev === id) return `holder ${quote(id as string)} appears twice`;
+    if (prev !== undefined && prev > (id as string)) {
+      return `"holders" is not sorted`;
+    }
+  }
+  if (semaphore !== max - holders.length) {
+    return `"semaphore" is ${semaphore} but max ${max} minus ${holders.length} holder(s) is ${
+      max - holders.length
+    }`;
+  }
+  return undefined;
+}
 
 /**
  * Parses and validates a stored document. Throws {@link CorruptDocumentError}
- * naming `key` and the defect when the text is not a well-formed semaphore.
+ * naming `key` and the defect when the text is not a well-formed semaphore
+ * within every limit of {@link documentDefect}.
  * Accepts `"holders": null` (written by the original locksmith) as no holders.
  */
 export function parseSemaphore(raw: string, key: string): Semaphore {
   const corrupt = (defect: string) =>
     new CorruptDocumentError(key, defect, raw);
-  // Each UTF-16 unit is at most 3 UTF-8 bytes: count only when it may matter.
-  if (raw.length * 3 > MAX_DOCUMENT_BYTES) {
-    const bytes = encoder.encode(raw).length;
-    if (bytes > MAX_DOCUMENT_BYTES) {
-      throw corrupt(
-        `document is ${bytes} bytes, more than ${MAX_DOCUMENT_BYTES}`,
-      );
-    }
-  }
+  // The size first: a huge text is never parsed.
+  const bytes = utf8Bytes(raw);
+  const size = capacityDefect(0, bytes);
+  if (size !== undefined) throw corrupt(size);
   let value: unknown;
   try {
     value = JSON.parse(raw);
@@ -82,51 +172,49 @@ export function parseSemaphore(raw: string, key: string): Semaphore {
   if (typeof value !== "object" || value === null || Array.isArray(value)) {
     throw corrupt("not a JSON object");
   }
-  const doc = value as Record<string, unknown>;
-  for (const field of Object.keys(doc)) {
+  const fields = value as Record<string, unknown>;
+  for (const field of Object.keys(fields)) {
     if (!KNOWN_FIELDS.has(field)) {
       throw corrupt(`unknown field ${quote(field, 40)}`);
     }
   }
   for (const field of ["semaphore", "max"] as const) {
-    if (!(field in doc)) throw corrupt(`missing field "${field}"`);
-    const n = doc[field];
-    if (typeof n !== "number" || !Number.isSafeInteger(n)) {
-      throw corrupt(`"${field}" is not an integer: ${show(n)}`);
-    }
+    if (!(field in fields)) throw corrupt(`missing field "${field}"`);
   }
-  const max = doc.max as number;
-  const semaphore = doc.semaphore as number;
-  if (max < 0 || max > MAX_SLOTS) {
-    throw corrupt(`"max" is ${max}, outside 0..${MAX_SLOTS}`);
+  const doc = {
+    semaphore: fields.semaphore,
+    max: fields.max,
+    holders: fields.holders ?? [],
+  } as Semaphore;
+  const defect = documentDefect(doc, bytes);
+  if (defect !== undefined) throw corrupt(defect);
+  return doc;
+}
+
+/**
+ * The text to store for `doc`, checked against every limit a reader
+ * enforces ({@link documentDefect}), so that nothing is written that
+ * readers would reject as corrupt. Throws {@link DocumentLimitError}
+ * (`semaphore_full`) when the document would be too large or list too many
+ * holders, and a {@link UsageError} naming the defect for any other
+ * (a bad holder id or slot count).
+ */
+export function storedText(doc: Semaphore, key: string): string {
+  const raw = formatSemaphore(doc);
+  const bytes = utf8Bytes(raw);
+  const defect = documentDefect(doc, bytes);
+  if (defect === undefined) {
+    sizes.set(doc, bytes);
+    return raw;
   }
-  const holdersValue = doc.holders ?? [];
-  if (!Array.isArray(holdersValue)) throw corrupt(`"holders" is not a list`);
-  if (holdersValue.length > MAX_HOLDERS) {
-    throw corrupt(
-      `"holders" has ${holdersValue.length} entries, more than ${MAX_HOLDERS}`,
+  const what = `refusing to write the semaphore document at ${key}`;
+  if (capacityDefect(doc.holders.length, bytes) !== undefined) {
+    throw new DocumentLimitError(
+      defect,
+      `${what}: ${defect} (the limit every reader enforces); a holder must release first`,
     );
   }
-  holdersValue.forEach((id: unknown, i: number) => {
-    const defect = idDefect(id);
-    if (defect !== undefined) throw corrupt(`holder #${i + 1} ${defect}`);
-    if (i > 0) {
-      const prev = holdersValue[i - 1] as string;
-      if (prev === id) {
-        throw corrupt(`holder ${quote(id as string)} appears twice`);
-      }
-      if (prev > (id as string)) throw corrupt(`"holders" is not sorted`);
-    }
-  });
-  const holders = holdersValue as string[];
-  if (semaphore !== max - holders.length) {
-    throw corrupt(
-      `"semaphore" is ${semaphore} but max ${max} minus ${holders.length} holder(s) is ${
-        max - holders.length
-      }`,
-    );
-  }
-  return { semaphore, max, holders };
+  throw new UsageError(`${what}: ${defect}`);
 }
 
 /** Serializes a document exactly as stored: compact JSON, holders as a list (never null). */
@@ -143,11 +231,41 @@ export function isHolder(doc: Semaphore, id: string): boolean {
   return doc.holders.includes(id);
 }
 
+/** Stored size of documents whose size is known (the result of {@link lock} and {@link unlock}, a checked write). */
+const sizes = new WeakMap<Semaphore, number>();
+
+/**
+ * The number of bytes {@link formatSemaphore} gives for `doc` (remembered
+ * per document: each operation returns a new one, and a batch of locks
+ * counts each holder's bytes once).
+ */
+export function documentBytes(doc: Semaphore): number {
+  let bytes = sizes.get(doc);
+  if (bytes === undefined) {
+    bytes = utf8Bytes(formatSemaphore(doc));
+    sizes.set(doc, bytes);
+  }
+  return bytes;
+}
+
+/** The bytes `id` takes in the stored holder list, with its separating comma when not alone. */
+function listedBytes(id: string, holders: number): number {
+  return utf8Bytes(JSON.stringify(id)) + (holders > 1 ? 1 : 0);
+}
+
+/** The change of the stored size when `semaphore` becomes `next`. */
+function digitsDelta(semaphore: number, next: number): number {
+  return String(next).length - String(semaphore).length;
+}
+
 /**
  * Takes a slot for `id`. Refuses with `holder_exists` when `id` already holds one
  * (checked first, so re-locking is recognisable even when full), and with
- * `semaphore_full` when no slot is available or the document already lists
- * {@link MAX_HOLDERS} holders (one more would make it unreadable as corrupt).
+ * `semaphore_full` when no slot is available, or ({@link DocumentLimitError})
+ * when the document could not list one more holder within the limits every
+ * reader enforces ({@link capacityDefect}: {@link MAX_HOLDERS} holders,
+ * {@link MAX_DOCUMENT_BYTES} bytes). An id that no reader would accept is a
+ * {@link UsageError}.
  */
 export function lock(doc: Semaphore, id: string): Semaphore {
   if (isHolder(doc, id)) {
@@ -159,14 +277,26 @@ export function lock(doc: Semaphore, id: string): Semaphore {
       `semaphore is at ${doc.semaphore}: all ${doc.max} slot(s) are held`,
     );
   }
-  if (doc.holders.length >= MAX_HOLDERS) {
-    throw new SemaphoreRefusedError(
-      "semaphore_full",
-      `the semaphore has ${doc.holders.length} holders, the most a document may list`,
+  const idProblem = idDefect(id);
+  if (idProblem !== undefined) {
+    throw new UsageError(`holder id ${quote(id)} ${idProblem}`);
+  }
+  const count = doc.holders.length + 1;
+  const bytes = documentBytes(doc) + listedBytes(id, count) +
+    digitsDelta(doc.semaphore, doc.semaphore - 1);
+  const defect = capacityDefect(count, bytes);
+  if (defect !== undefined) {
+    throw new DocumentLimitError(
+      defect,
+      `no room for ${
+        quote(id, 40)
+      } in the semaphore document: with it, ${defect} (the limit every reader enforces); a holder must release first`,
     );
   }
   const holders = [...doc.holders, id].sort(compareIds);
-  return { semaphore: doc.semaphore - 1, max: doc.max, holders };
+  const next = { semaphore: doc.semaphore - 1, max: doc.max, holders };
+  sizes.set(next, bytes);
+  return next;
 }
 
 /** Releases the slot of `id`. Refuses with `holder_not_found` when `id` holds none. */
@@ -177,11 +307,20 @@ export function unlock(doc: Semaphore, id: string): Semaphore {
       `holder does not exist: ${id}`,
     );
   }
-  return {
+  const next = {
     semaphore: doc.semaphore + 1,
     max: doc.max,
     holders: doc.holders.filter((h) => h !== id),
   };
+  const known = sizes.get(doc);
+  if (known !== undefined) {
+    sizes.set(
+      next,
+      known - listedBytes(id, doc.holders.length) +
+        digitsDelta(doc.semaphore, next.semaphore),
+    );
+  }
+  return next;
 }
 
 /**

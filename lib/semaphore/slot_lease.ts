@@ -25,6 +25,18 @@ import type { EffectiveSlotTtl } from "./settings.ts";
  */
 export type ResumeResult = "renewed" | "replaced" | "lost" | "untracked";
 
+/**
+ * What a fresh renewal of this machine's lease found
+ * ({@link SlotLease.confirm}): `renewed` (alive now, for `ttlSeconds`
+ * from the request; an expired lease whose slot no waiter had reclaimed
+ * yet is replaced and counts as renewed), `lost` (the slot was reclaimed),
+ * or `untracked` (no lease is attached to a slot: nothing can expire).
+ */
+export type LeaseConfirmation =
+  | { readonly state: "renewed"; readonly ttlSeconds: number }
+  | { readonly state: "lost" }
+  | { readonly state: "untracked" };
+
 /** This machine's lease on its slot, and the reclaim of expired ones. */
 export interface SlotLease {
   /** The slot TTL in force: the one stored with the semaphore, else `defaultSeconds`. */
@@ -49,6 +61,12 @@ export interface SlotLease {
    * slot was found reclaimed.
    */
   covered(): boolean;
+  /**
+   * Renews the lease attached to the slot now, with a request of its own
+   * (the last check before a reboot); see {@link LeaseConfirmation}.
+   * Throws on etcd trouble.
+   */
+  confirm(): Promise<LeaseConfirmation>;
   /** After the slot was released (or a prepared lease is not needed): stops renewing and revokes. */
   release(): Promise<void>;
   /** Reads the semaphore with its holders' records and alive keys, in one request. */

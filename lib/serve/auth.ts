@@ -65,12 +65,26 @@ export class GroupTokens {
    * `group` or of {@link ANY_GROUP}.
    */
   allows(group: string, authorization: string | null): boolean {
+    return this.#matches(authorization, [group, ANY_GROUP]);
+  }
+
+  /**
+   * Whether a request with this `Authorization` header value carries a
+   * token of any group: checked before the request's body (and so its
+   * group) is looked at, so that a client without a token learns nothing
+   * of the groups. Always true when no token is configured.
+   */
+  allowsSome(authorization: string | null): boolean {
+    return this.#matches(authorization, [...this.#digests.keys()]);
+  }
+
+  #matches(authorization: string | null, groups: readonly string[]): boolean {
     if (!this.enabled) return true;
     const token = tokenOf(authorization);
     if (token === undefined) return false;
     const given = digest(token);
     let ok = false;
-    for (const key of [group, ANY_GROUP]) {
+    for (const key of groups) {
       for (const expected of this.#digests.get(key) ?? []) {
         // No early exit: the time taken does not tell which token matched.
         if (timingSafeEqual(given, expected)) ok = true;

@@ -16,6 +16,7 @@
 import { backoffDelay } from "../common/backoff.ts";
 import {
   ContentionError,
+  DocumentLimitError,
   type SemaphoreRefusal,
   SemaphoreRefusedError,
 } from "../common/errors.ts";
@@ -65,6 +66,12 @@ export interface SlotVerdict {
   readonly doc: Semaphore;
   /** Whether the batch wrote the document. */
   readonly written: boolean;
+  /**
+   * For a `full` call refused although a slot was free: why the stored
+   * document could not list one more holder (one line naming the limit
+   * every reader enforces, e.g. its size in bytes).
+   */
+  readonly limit?: string;
 }
 
 /** What one commit did, for metrics. */
@@ -244,6 +251,7 @@ export class SlotBatcher {
     const maxWaiters = this.#maxWaiters;
     this.#maxWaiters = [];
     let results: SlotResult[] = [];
+    let limits: (string | undefined)[] = [];
     const started = this.#now();
     const report = (ok: boolean, written: boolean, conflicts: number) =>
       this.#onCommit({
@@ -257,6 +265,7 @@ export class SlotBatcher {
       const { outcome, conflicts } = await this.#update((doc, context) => {
         const applied = applyBatch(this.#store.key, doc, batch, max, context);
         results = applied.results;
+        limits = applied.limits;
         return applied.doc;
       });
       report(true, outcome.written, conflicts);
@@ -264,13 +273,15 @@ export class SlotBatcher {
         this.#pendingMax = undefined;
       }
       for (const waiter of maxWaiters) waiter.resolve();
-      batch.forEach((entry, i) =>
+      batch.forEach((entry, i) => {
+        const limit = limits[i];
         entry.resolve({
           result: results[i] as SlotResult,
           doc: outcome.after,
           written: outcome.written,
-        })
-      );
+          ...(limit === undefined ? {} : { limit }),
+        });
+      });
     } catch (error) {
       report(false, false, 0);
       for (const waiter of maxWaiters) waiter.reject(error);
@@ -291,9 +302,10 @@ function releasedRecords(
 /**
  * Applies a slot count and then the calls, in order, to `doc`; returns the
  * new document (`undefined` when it would store the same text) and each
- * call's result. A lock with no room is `full` (no free slot, or
- * `MAX_HOLDERS` already listed: `lock` refuses both); while `context` says
- * paused, a lock by a non-holder is `paused`.
+ * call's result. A lock with no room is `full`: no free slot, or one more
+ * holder would break a limit every reader enforces (`lock` refuses both;
+ * the latter with the limit, in `limits`). While `context` says paused, a
+ * lock by a non-holder is `paused`.
  */
 function applyBatch(
   key: string,
@@ -301,10 +313,15 @@ function applyBatch(
   batch: readonly Pending[],
   max: number | undefined,
   context: ChangeContext | undefined,
-): { doc: Semaphore | undefined; results: SlotResult[] } {
+): {
+  doc: Semaphore | undefined;
+  results: SlotResult[];
+  limits: (string | undefined)[];
+} {
   const results: SlotResult[] = [];
+  const limits: (string | undefined)[] = [];
   let next = max !== undefined && doc.max !== max ? setMax(doc, max) : doc;
-  for (const { request } of batch) {
+  for (const [i, { request }] of batch.entries()) {
     try {
       if (request.op === "lock") {
         next = lockUnlessPaused(key, next, request.id, context);
@@ -316,9 +333,10 @@ function applyBatch(
     } catch (error) {
       if (!(error instanceof SemaphoreRefusedError)) throw error;
       results.push(REFUSAL_RESULT[error.reason]);
+      if (error instanceof DocumentLimitError) limits[i] = error.limit;
     }
   }
   const changed = next !== doc &&
     formatSemaphore(next) !== formatSemaphore(doc);
-  return { doc: changed ? next : undefined, results };
+  return { doc: changed ? next : undefined, results, limits };
 }

@@ -1,7 +1,9 @@
 /**
  * The FleetLock HTTP handler: a function from `Request` to `Response`, so it
- * is tested without a socket. It routes, checks method, header, body size
- * and read time, validates the body, the group and the token, applies the
+ * is tested without a socket. It routes, checks the method, then the token
+ * (before anything of the body or the group is looked at: a client without
+ * a token learns nothing), the header, body size and read time, validates
+ * the body, the group's token and the group, applies the
  * call through a {@link FleetLockService}, and answers 200 with a line of
  * text, or `{"kind", "value"}` JSON with the kind's status. Nothing a client
  * sends yields a 500: that is kept for a corrupt stored document or a bug.
@@ -12,12 +14,12 @@
 import {
   ContentionError,
   CorruptDocumentError,
+  DocumentLimitError,
   EtcdUnavailableError,
   isPrintable,
   oneLine,
   quote,
 } from "../common/errors.ts";
-import { formatDuration } from "../common/duration.ts";
 import {
   checkProtocolHeader,
   endpointOf,
@@ -31,6 +33,7 @@ import {
 } from "../fleetlock/protocol/protocol.ts";
 import type { GroupTokens } from "./auth.ts";
 import type { SlotResult, SlotVerdict } from "./batch.ts";
+import { readBody } from "./request_body.ts";
 
 /** The semaphores behind the handler (implemented by `GroupSemaphores`). */
 export interface FleetLockService {
@@ -142,79 +145,25 @@ function shown(text: string): string {
 }
 
 /**
- * Reads a body of at most `limit` bytes within `timeoutMs`. Throws
- * `payload_too_large` (a declared or actual size past the limit, before
- * reading further), `request_timeout`, or `bad_request` when the body
- * stream fails (the client went away).
+ * Maps what the service threw to the client's error and logs what the
+ * operator must know; remembers whether etcd was down, so that an outage
+ * is logged once and its end too.
  */
-async function readBody(
-  request: Request,
-  limit: number,
-  timeoutMs: number,
-): Promise<Uint8Array> {
-  const tooLarge = () =>
-    new FleetLockError(
-      "payload_too_large",
-      `the body is larger than ${limit} bytes`,
-    );
-  const declared = request.headers.get("content-length");
-  if (declared !== null && Number(declared) > limit) throw tooLarge();
-  if (request.body === null) return new Uint8Array();
-  const reader = request.body.getReader();
-  const chunks: Uint8Array[] = [];
-  let size = 0;
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const timeout = new Promise<"timeout">((resolve) => {
-    timer = setTimeout(() => resolve("timeout"), timeoutMs);
-  });
-  try {
-    while (true) {
-      const next = await Promise.race([reader.read(), timeout]);
-      if (next === "timeout") {
-        throw new FleetLockError(
-          "request_timeout",
-          `the body did not arrive within ${formatDuration(timeoutMs)}`,
-        );
-      }
-      if (next.done) break;
-      size += next.value.length;
-      if (size > limit) throw tooLarge();
-      chunks.push(next.value);
-    }
-  } catch (error) {
-    if (error instanceof FleetLockError) throw error;
-    throw new FleetLockError("bad_request", "the body could not be read");
-  } finally {
-    clearTimeout(timer);
-    reader.cancel().catch(() => {});
-  }
-  if (chunks.length === 1) return chunks[0] as Uint8Array;
-  const body = new Uint8Array(size);
-  let offset = 0;
-  for (const chunk of chunks) {
-    body.set(chunk, offset);
-    offset += chunk.length;
-  }
-  return body;
-}
+class Failures {
+  readonly #log: ServerLog | undefined;
+  #etcdDown = false;
 
-/**
- * Creates the FleetLock handler: `POST /v1/pre-reboot`, `POST
- * /v1/steady-state`, `GET /-/healthy` (200 `ok` when etcd answers, else 503)
- * and, with {@link FleetLockHandlerOptions.metrics}, `GET /metrics`. Other
- * paths get 404 and other methods 405, both as FleetLock JSON errors.
- */
-export function createFleetLockHandler(
-  options: FleetLockHandlerOptions,
-): (request: Request) => Promise<Response> {
-  const { service, allowedGroups, tokens, log, observer } = options;
-  const readTimeoutMs = options.readTimeoutMs ?? DEFAULT_READ_TIMEOUT_MS;
-  const now = options.now ?? (() => performance.now());
-  let etcdDown = false;
+  constructor(log: ServerLog | undefined) {
+    this.#log = log;
+  }
 
-  /** Turns what the service threw into the client's error; logs what the operator must know. */
-  const failure = (error: unknown, group: string): FleetLockError => {
+  /** The client's error for `error`, met on `group`. */
+  of(error: unknown, group: string): FleetLockError {
+    const log = this.#log;
     if (error instanceof FleetLockError) return error;
+    if (error instanceof DocumentLimitError) {
+      return new FleetLockError("failed_lock_semaphore_full", oneLine(error));
+    }
     if (error instanceof ContentionError) {
       log?.warn(`group ${group}: ${oneLine(error)}`);
       return new FleetLockError(
@@ -223,8 +172,8 @@ export function createFleetLockHandler(
       );
     }
     if (error instanceof EtcdUnavailableError) {
-      if (!etcdDown) log?.warn(`group ${group}: ${oneLine(error)}`);
-      etcdDown = true;
+      if (!this.#etcdDown) log?.warn(`group ${group}: ${oneLine(error)}`);
+      this.#etcdDown = true;
       return new FleetLockError(
         "etcd_unavailable",
         "etcd is unavailable: the reboot semaphore cannot be read or changed now; retry later",
@@ -242,70 +191,154 @@ export function createFleetLockHandler(
       "internal_error",
       "internal error; see the server's log",
     );
-  };
+  }
 
-  const etcdAnswered = () => {
-    if (etcdDown) log?.info("etcd answers again");
-    etcdDown = false;
-  };
+  /** etcd answered a call. */
+  answered(): void {
+    if (this.#etcdDown) this.#log?.info("etcd answers again");
+    this.#etcdDown = false;
+  }
+}
 
-  const fleetLock = async (
-    endpoint: "pre-reboot" | "steady-state",
-    request: Request,
-  ): Promise<[Response, RequestResult]> => {
-    checkProtocolHeader(request.headers.get(FLEETLOCK_HEADER));
-    const { id, group } = parseClientParams(
-      await readBody(request, MAX_BODY_BYTES, readTimeoutMs),
+/** What a FleetLock call needs of the handler's options. */
+interface CallContext {
+  readonly service: FleetLockService;
+  readonly allowedGroups: ReadonlySet<string> | undefined;
+  readonly tokens: GroupTokens | undefined;
+  readonly readTimeoutMs: number;
+  readonly failures: Failures;
+  readonly log: ServerLog | undefined;
+}
+
+/**
+ * The token first, before the body and the group are looked at: a request
+ * without a token of any group is refused `unauthorized` as it comes, so a
+ * client without a token learns nothing of which groups exist.
+ */
+function checkSomeToken(tokens: GroupTokens | undefined, request: Request) {
+  const authorization = request.headers.get("authorization");
+  if (tokens === undefined || tokens.allowsSome(authorization)) return;
+  throw new FleetLockError(
+    "unauthorized",
+    authorization === null
+      ? `this server needs a token: send "Authorization: Bearer <token>"`
+      : "the token is not valid here",
+  );
+}
+
+/** The group's own check, once the body was read: its token, then whether it is served. */
+function checkGroup(context: CallContext, group: string, request: Request) {
+  const { tokens, allowedGroups } = context;
+  if (
+    tokens !== undefined &&
+    !tokens.allows(group, request.headers.get("authorization"))
+  ) {
+    throw new FleetLockError(
+      "unauthorized",
+      `the token is not valid for group ${group}`,
     );
-    if (allowedGroups !== undefined && !allowedGroups.has(group)) {
-      throw new FleetLockError(
-        "unknown_group",
-        `group ${quote(group, 40)} is not served here`,
-      );
-    }
-    if (
-      tokens !== undefined &&
-      !tokens.allows(group, request.headers.get("authorization"))
-    ) {
-      throw new FleetLockError(
-        "unauthorized",
-        request.headers.has("authorization")
-          ? `the token is not valid for group ${group}`
-          : `group ${group} needs a token: send "Authorization: Bearer <token>"`,
-      );
-    }
-    let verdict: SlotVerdict;
-    try {
-      verdict = endpoint === "pre-reboot"
-        ? await service.preReboot(group, id)
-        : await service.steadyState(group, id);
-    } catch (error) {
-      throw failure(error, group);
-    }
-    etcdAnswered();
-    const { result, doc } = verdict;
-    if (result === "paused") {
-      throw new FleetLockError(
-        "failed_lock_semaphore_full",
-        `group ${group} is paused: no slot is given until 'locksmithctl${
-          group === "default" ? "" : ` --group ${group}`
-        } resume'`,
-      );
-    }
-    if (result === "full") {
-      throw new FleetLockError(
-        "failed_lock_semaphore_full",
-        doc.max === 0
-          ? `group ${group} has 0 slots: reboots are paused`
-          : `all ${doc.max} slot(s) of group ${group} are held; retry later`,
-      );
-    }
-    const line = (who: string) =>
-      successLine(group, who, result, doc.holders.length, doc.max);
-    if (result === "locked" || result === "released") {
-      log?.info(line(shown(id)));
-    }
-    return [textResponse(`${line(id)}\n`), result];
+  }
+  if (allowedGroups !== undefined && !allowedGroups.has(group)) {
+    throw new FleetLockError(
+      "unknown_group",
+      `group ${quote(group, 40)} is not served here`,
+    );
+  }
+}
+
+/** The refusal of a `paused` or `full` verdict, with the line the client logs. */
+function refusalOf(group: string, verdict: SlotVerdict): FleetLockError {
+  const { result, doc, limit } = verdict;
+  if (result === "paused") {
+    return new FleetLockError(
+      "failed_lock_semaphore_full",
+      `group ${group} is paused: no slot is given until 'locksmithctl${
+        group === "default" ? "" : ` --group ${group}`
+      } resume'`,
+    );
+  }
+  return new FleetLockError(
+    "failed_lock_semaphore_full",
+    limit !== undefined
+      ? `group ${group} cannot list another holder: its stored document would break a limit every reader enforces (${limit}); retry after a holder releases`
+      : doc.max === 0
+      ? `group ${group} has 0 slots: reboots are paused`
+      : `all ${doc.max} slot(s) of group ${group} are held; retry later`,
+  );
+}
+
+/**
+ * `POST /v1/pre-reboot` or `/v1/steady-state`: the token, the protocol
+ * header, the body, the group, then the call through the service.
+ */
+async function slotCall(
+  context: CallContext,
+  endpoint: "pre-reboot" | "steady-state",
+  request: Request,
+): Promise<[Response, RequestResult]> {
+  const { service, failures, log } = context;
+  checkSomeToken(context.tokens, request);
+  checkProtocolHeader(request.headers.get(FLEETLOCK_HEADER));
+  const { id, group } = parseClientParams(
+    await readBody(request, MAX_BODY_BYTES, context.readTimeoutMs),
+  );
+  checkGroup(context, group, request);
+  let verdict: SlotVerdict;
+  try {
+    verdict = endpoint === "pre-reboot"
+      ? await service.preReboot(group, id)
+      : await service.steadyState(group, id);
+  } catch (error) {
+    throw failures.of(error, group);
+  }
+  failures.answered();
+  const { result, doc } = verdict;
+  if (result === "paused" || result === "full") {
+    throw refusalOf(group, verdict);
+  }
+  const line = (who: string) =>
+    successLine(group, who, result, doc.holders.length, doc.max);
+  if (result === "locked" || result === "released") {
+    log?.info(line(shown(id)));
+  }
+  return [textResponse(`${line(id)}\n`), result];
+}
+
+/** 405 unless `request`'s method is one `route` serves. */
+function checkMethod(route: Route, request: Request, pathname: string): void {
+  const read = route === "healthy" || route === "metrics";
+  const allowed = read
+    ? request.method === "GET" || request.method === "HEAD"
+    : request.method === "POST";
+  if (allowed) return;
+  throw new FleetLockError(
+    "method_not_allowed",
+    `${quote(request.method, 20)} is not allowed on ${pathname}; use ${
+      read ? "GET" : "POST"
+    }`,
+  );
+}
+
+/**
+ * Creates the FleetLock handler: `POST /v1/pre-reboot`, `POST
+ * /v1/steady-state`, `GET /-/healthy` (200 `ok` when etcd answers, else 503)
+ * and, with {@link FleetLockHandlerOptions.metrics}, `GET /metrics`. Other
+ * paths get 404 and other methods 405, both as FleetLock JSON errors. With
+ * tokens, a call without a valid one gets 401 before its body is read.
+ */
+export function createFleetLockHandler(
+  options: FleetLockHandlerOptions,
+): (request: Request) => Promise<Response> {
+  const { service, observer, metrics } = options;
+  const now = options.now ?? (() => performance.now());
+  const failures = new Failures(options.log);
+  const context: CallContext = {
+    service,
+    allowedGroups: options.allowedGroups,
+    tokens: options.tokens,
+    readTimeoutMs: options.readTimeoutMs ?? DEFAULT_READ_TIMEOUT_MS,
+    failures,
+    log: options.log,
   };
 
   const dispatch = async (
@@ -321,46 +354,36 @@ export function createFleetLockHandler(
         }; FleetLock clients POST to /v1/pre-reboot and /v1/steady-state (a base URL ending in /)`,
       );
     }
-    const read = route === "healthy" || route === "metrics";
-    const allowed = read
-      ? request.method === "GET" || request.method === "HEAD"
-      : request.method === "POST";
-    if (!allowed) {
-      throw new FleetLockError(
-        "method_not_allowed",
-        `${quote(request.method, 20)} is not allowed on ${pathname}; use ${
-          read ? "GET" : "POST"
-        }`,
-      );
-    }
+    checkMethod(route, request, pathname);
     if (route === "healthy") {
       try {
         await service.ping();
       } catch (error) {
-        throw failure(error, "default");
+        throw failures.of(error, "default");
       }
-      etcdAnswered();
+      failures.answered();
       return [textResponse("ok\n"), "ok"];
     }
     if (route === "metrics") {
-      const { contentType, body } = await (options.metrics as NonNullable<
-        typeof options.metrics
+      // routeOf gives "metrics" only when they are served.
+      const { contentType, body } = await (metrics as NonNullable<
+        typeof metrics
       >)();
       return [textResponse(body, { "content-type": contentType }), "ok"];
     }
-    return await fleetLock(route, request);
+    return await slotCall(context, route, request);
   };
 
   return async (request: Request): Promise<Response> => {
     const started = now();
     const pathname = new URL(request.url).pathname;
-    const route = routeOf(pathname, options.metrics !== undefined);
+    const route = routeOf(pathname, metrics !== undefined);
     let response: Response;
     let result: RequestResult;
     try {
       [response, result] = await dispatch(route, request, pathname);
     } catch (error) {
-      const refusal = failure(error, "?");
+      const refusal = failures.of(error, "?");
       response = errorResponse(refusal, route);
       result = refusal.kind;
     }

@@ -19,6 +19,8 @@ import {
 } from "../host/program_io.ts";
 import { oneLine, UsageError } from "../common/errors.ts";
 import { readGrantedEnv } from "../host/permissions.ts";
+import { unknownEnvWarnings } from "../common/env_names.ts";
+import { envWithPrefix } from "../host/permissions.ts";
 import type { LockStore } from "../semaphore/lock_store.ts";
 import { semaphoreKey } from "../semaphore/keys.ts";
 import type { EtcdPort } from "../etcd/port.ts";
@@ -109,6 +111,10 @@ export async function runServe(args: readonly string[]): Promise<number> {
     return reportFailure("locksmithd serve", error);
   }
   for (const warning of config.warnings) log.warn(warning);
+  const known = [...DAEMON_CONFIG_KEYS, ...SERVE_ENV_KEYS];
+  for (const w of unknownEnvWarnings(envWithPrefix("LOCKSMITHD_"), known)) {
+    log.warn(w);
+  }
 
   const { stopped, dispose } = stopOnSignals();
   const stores = etcdStoreFactory(config);

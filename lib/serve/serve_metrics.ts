@@ -7,7 +7,7 @@
  * @module
  */
 
-import { Counter, Gauge, Histogram, Registry } from "prom-client";
+import { Counter, Gauge, Histogram, Registry } from "npm:prom-client@15.1.3";
 import type { Semaphore } from "../semaphore/document.ts";
 import type { RequestObserver, RequestResult, Route } from "./handler.ts";
 import type { EtcdOperation } from "./semaphores.ts";

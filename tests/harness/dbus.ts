@@ -144,6 +144,8 @@ export interface UpdateEngineStandIn {
   setRawReply(reply: { signature: string; body: unknown[] } | undefined): void;
   /** While `true`, `GetStatus` calls are counted but never answered (a hung update_engine). */
   setSilent(silent: boolean): void;
+  /** Called at each `GetStatus` call before it is answered (a test changes the world at that moment). */
+  onGetStatus: (() => void) | undefined;
   /** Changes the status and emits `StatusUpdate` with it, like update_engine does. */
   emit(change?: Partial<UpdateStatus>): Promise<void>;
   /** Emits any signal from this connection; resolves once the bus has routed it. */
@@ -303,6 +305,7 @@ class StandIn implements UpdateEngineStandIn {
   #onBus = false;
   #silent = false;
   #calls = 0;
+  onGetStatus: (() => void) | undefined;
 
   constructor(bus: SystemBus, status: Partial<UpdateStatus>) {
     this.#bus = bus;
@@ -321,6 +324,7 @@ class StandIn implements UpdateEngineStandIn {
         (message.interface && message.interface !== UPDATE_ENGINE_INTERFACE)
       ) return false;
       this.#calls++;
+      this.onGetStatus?.();
       if (this.#silent) return true;
       const reply = this.#raw ??
         { signature: STATUS_SIGNATURE, body: statusBody(this.#status) };

@@ -46,6 +46,8 @@ export interface MachineOptions {
   readonly onLine?: (line: string, machine: Machine) => void;
   /** Programs added to the daemon's permission set as `--allow-run` (its commands). */
   readonly allowRun?: readonly string[];
+  /** Paths added to the daemon's read permission beside the machine's directory. */
+  readonly allowRead?: readonly string[];
   /** Give the logind mock the wall calls (`SetWallMessage`, `ScheduleShutdown`, …; default true). */
   readonly logindWall?: boolean;
 }
@@ -127,7 +129,7 @@ export async function startMachine(options: MachineOptions): Promise<Machine> {
           Deno.execPath(),
           "run",
           ...programFlags("daemon", {
-            read: [bus.dir],
+            read: [bus.dir, ...(options.allowRead ?? [])],
             write: [bus.dir],
             run: [...(options.allowRun ?? [])],
           }),

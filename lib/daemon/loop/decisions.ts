@@ -304,3 +304,46 @@ export function decideReclaim(facts: ReclaimFacts): Reclaim[] {
       };
     });
 }
+
+/**
+ * The share of the slot TTL within which a confirmation of the slot may be
+ * acted on: the lease was renewed when the confirmation's request went
+ * out, so no waiter can reclaim the slot for a whole TTL after that; a
+ * quarter leaves the rest for the Reboot call and for clocks that run at
+ * slightly different rates.
+ */
+export const CONFIRMATION_TTL_FRACTION = 0.25;
+
+/** What the last check before the reboot found about this machine's slot. */
+export interface SlotConfirmation {
+  /** Whether the semaphore lists this machine and its lease (if any) is alive. */
+  readonly held: boolean;
+  /** TTL of the lease that covers the slot, in seconds; `0` without a lease. */
+  readonly ttlSeconds: number;
+  /** When the check's requests went out, on the monotonic clock (ms). */
+  readonly sentAtMs: number;
+}
+
+/** What the reboot step does with a confirmation right before the Reboot call. */
+export type ConfirmationVerdict = "reboot" | "lost" | "check-again";
+
+/**
+ * Decides, right before the Reboot call, on the last confirmation of the
+ * slot: `lost` when it showed the slot gone; `reboot` when it holds and is
+ * younger than {@link CONFIRMATION_TTL_FRACTION} of the TTL at `nowMs` (both
+ * on the monotonic clock; without a lease no waiter can take the slot, so
+ * any age will do); else `check-again`, so that a pause of any length (a
+ * SIGSTOP, a paused VM) between the check and the call leads to a fresh
+ * check, never to a reboot on a slot that may have been reclaimed.
+ */
+export function confirmationVerdict(
+  confirmation: SlotConfirmation | undefined,
+  nowMs: number,
+): ConfirmationVerdict {
+  if (confirmation === undefined) return "check-again";
+  if (!confirmation.held) return "lost";
+  if (confirmation.ttlSeconds <= 0) return "reboot";
+  const age = nowMs - confirmation.sentAtMs;
+  const limit = confirmation.ttlSeconds * 1_000 * CONFIRMATION_TTL_FRACTION;
+  return age >= 0 && age < limit ? "reboot" : "check-again";
+}

@@ -15,6 +15,9 @@
  *   logged with the holder's id and age.
  * - Before the reboot ({@link slotCovered}): a slot whose lease may have
  *   expired (no renewal got through for the TTL) is not rebooted on.
+ * - The last check before the Reboot call ({@link confirmSlot}): a fresh
+ *   read of the semaphore and a fresh renewal of the lease, timed on the
+ *   monotonic clock (the reboot step acts on it only while it is young).
  *
  * @module
  */
@@ -25,7 +28,7 @@ import { oneLine } from "../../common/errors.ts";
 import type { HolderRecord } from "../../semaphore/holder_record.ts";
 import { effectiveSlotTtl, formatSlotTtl } from "../../semaphore/settings.ts";
 import { MAX_RECLAIMS_PER_TXN } from "../../semaphore/semaphore_view.ts";
-import { decideReclaim } from "./decisions.ts";
+import { decideReclaim, type SlotConfirmation } from "./decisions.ts";
 import type { Run } from "./run.ts";
 
 /** The record's lease fields for a take, or `undefined` without a slot TTL. */
@@ -159,4 +162,29 @@ export function slotCovered(run: Run): boolean {
     "the lease on this machine's slot may have expired (no renewal got through in time): not rebooting on it; checking the slot again",
   );
   return false;
+}
+
+/**
+ * The last check before the Reboot call: whether the semaphore still lists
+ * this machine and its lease is alive, both asked now (one read and one
+ * renewal, side by side), with the time the requests went out on the
+ * monotonic clock. Without the semaphore (a FleetLock server holds the
+ * lock) nothing can be asked: held, without a TTL. Throws on etcd trouble.
+ */
+export async function confirmSlot(run: Run): Promise<SlotConfirmation> {
+  const { store, slotLease, clock } = run.deps;
+  const sentAtMs = clock.monotonicMs();
+  if (store === undefined) return { held: true, ttlSeconds: 0, sentAtMs };
+  const [snapshot, lease] = await Promise.all([
+    run.etcd(() => store.read(), "read"),
+    slotLease === undefined
+      ? Promise.resolve({ state: "untracked" } as const)
+      : run.etcd(() => slotLease.confirm(), "keepalive"),
+  ]);
+  const listed = snapshot.doc.holders.includes(run.id);
+  return {
+    held: listed && lease.state !== "lost",
+    ttlSeconds: lease.state === "renewed" ? lease.ttlSeconds : 0,
+    sentAtMs,
+  };
 }

@@ -73,9 +73,11 @@ export async function runDaemonLoop(
   // The start-up check runs beside the wait for a reboot; it is stopped
   // before taking a slot (the lock step then finds a slot still held).
   const checkStop = new AbortController();
-  const onStop = () => checkStop.abort();
-  signal.addEventListener("abort", onStop);
-  const check = startupCheck(run, pending !== undefined, checkStop.signal);
+  const check = startupCheck(
+    run,
+    pending !== undefined,
+    AbortSignal.any([signal, checkStop.signal]), // aborted at once if `signal` is
+  );
   try {
     let source = pending;
     if (source === undefined) {
@@ -92,7 +94,6 @@ export async function runDaemonLoop(
     return await rebootWhenAllowed(run, check, checkStop);
   } finally {
     checkStop.abort();
-    signal.removeEventListener("abort", onStop);
     await check;
   }
 }
@@ -209,6 +210,7 @@ async function rebootWhenAllowed(
     const outcome = await rebootNow(run, holding);
     if (outcome === "rebooted") return "rebooted";
     if (outcome === "stopped") return "stopped";
+    // "slot-lost": queue again at once; "window-closed": wait for the next.
     if (outcome === "gave-up") {
       const delay = backoffMs(++setbacks + 3, run.deps.random);
       log.info(`trying again in ${formatDuration(delay)}`);

@@ -7,7 +7,7 @@
  * @module
  */
 
-import type { SafetyClock } from "../../host/clock.ts";
+import type { MonotonicClock, SafetyClock } from "../../host/clock.ts";
 import type { RebootStrategy } from "../../config/config.ts";
 import type { RebootSchedule } from "../../schedule/schedule.ts";
 import type { ParsedCommand } from "../../host/command.ts";
@@ -28,8 +28,12 @@ import type { RebootNeed } from "../../machine/reboot_need.ts";
 
 export type { BootInfo, DaemonLog, Rebooter, RebootNeed, UserWarning };
 
-/** Time, injectable for tests: "now" and an abortable sleep (`lib/host/clock.ts`). */
-export type Clock = SafetyClock;
+/**
+ * Time, injectable for tests: "now", an abortable sleep, and a monotonic
+ * clock for ages that a pause or a clock step must not shorten
+ * (`lib/host/clock.ts`).
+ */
+export type Clock = SafetyClock & MonotonicClock;
 
 /** Where events go (a JSON POST per event, see `notify.ts`); never blocks. */
 export interface DaemonNotify {

@@ -23,7 +23,7 @@
  * @module
  */
 
-import { Counter, Gauge, Histogram, Registry } from "prom-client";
+import { Counter, Gauge, Histogram, Registry } from "npm:prom-client@15.1.3";
 import { oneLine } from "../../common/errors.ts";
 import { ETCD_LATENCY_BUCKETS } from "../../etcd/latency_buckets.ts";
 import { VERSION } from "../../common/version.ts";

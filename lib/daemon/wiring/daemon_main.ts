@@ -1,13 +1,15 @@
 /**
  * locksmithd wired to the real world: config files and environment, the
- * machine id, etcd or a FleetLock server (`fleetlock_wiring.ts`), the system bus (update_engine, logind), a sentinel file,
- * signals, and the log on stderr; with the safe-reboot features configured,
- * the commands, metrics and notifications (`safety_wiring.ts`).
+ * machine id, etcd or a FleetLock server (`fleetlock_wiring.ts`), the
+ * system bus (update_engine, logind), a sentinel file, signals, and the
+ * log on stderr; with the safe-reboot features configured, the commands,
+ * metrics and notifications (`safety_wiring.ts`). What it opens at start
+ * is in `open_parts.ts`; how it stops within its bound, in `shutdown.ts`.
  *
  * @module
  */
 
-import { stopOnSignals } from "../../host/signals.ts";
+import { type StopOnSignals, stopOnSignals } from "../../host/signals.ts";
 import {
   DAEMON_CONFIG_KEYS,
   DAEMON_USAGE,
@@ -21,67 +23,40 @@ import {
   stderrLog,
 } from "../../host/program_io.ts";
 import { type DaemonOutcome, runDaemonLoop } from "../loop/loop.ts";
-import type { BootInfo, Clock, DaemonLog } from "../loop/ports.ts";
+import type {
+  BootInfo,
+  Clock,
+  DaemonLog,
+  DaemonSettings,
+} from "../loop/ports.ts";
+import type { SystemBus } from "../../dbus/system_bus.ts";
 import { realClock } from "../../host/clock.ts";
-import { bootTimeId, usesLock } from "../loop/decisions.ts";
+import { bootTimeId } from "../loop/decisions.ts";
 import { exitCodeOf, oneLine, UsageError } from "../../common/errors.ts";
-import { readMachineId } from "../../host/machine_id_file.ts";
-import { anyRebootNeed, rebootNeedFrom } from "../../machine/reboot_need.ts";
-import { SentinelFileSource } from "../../host/sentinel.ts";
 import { daemonPermissionNeeds } from "./daemon_permissions.ts";
-import { readGrantedEnv, requirePermissions } from "../../host/permissions.ts";
-import type { LockStore } from "../../semaphore/lock_store.ts";
-import { NO_METRICS } from "../observe/metrics_port.ts";
 import {
-  checkRunPermissions,
-  chooseRebooter,
-  openNotifier,
-  serveMetrics,
-  trackWindowOpen,
-} from "./safety_wiring.ts";
-import type { SlotQueue } from "../../semaphore/slot_queue.ts";
-import type { SlotLease } from "../../semaphore/slot_lease.ts";
-import { fleetLockHolderId, openFleetLockClient } from "./fleetlock_wiring.ts";
-
-/** How long notifications still queued at exit may take to be sent. */
-const NOTIFY_CLOSE_MS = 2_000;
+  envWithPrefix,
+  readGrantedEnv,
+  requirePermissions,
+} from "../../host/permissions.ts";
+import {
+  ABANDONED,
+  Closers,
+  STOP_BUDGET_MS,
+  STOP_GRACE_MS,
+  untilStopped,
+} from "./shutdown.ts";
+import { checkRunPermissions, chooseRebooter } from "./safety_wiring.ts";
+import {
+  type BusPlan,
+  machineIds,
+  openBus,
+  openLock,
+  openSafety,
+} from "./open_parts.ts";
 
 /** The real clock: `setTimeout`, abortable; long sleeps are split into timers that fit. */
 export const systemClock: Clock = realClock;
-
-/** The etcd store, this machine's wait queue and the lease on its slot. */
-async function openSemaphore(
-  config: DaemonConfig,
-  machineId: string,
-  log: DaemonLog,
-): Promise<{ store: LockStore; queue: SlotQueue; slotLease: SlotLease }> {
-  const [
-    { openEtcdStore },
-    { LeaseSession },
-    { EtcdWaitQueue },
-    { EtcdSlotLease },
-  ] = await Promise.all([
-    import("../../etcd/open.ts"),
-    import("../../etcd/lease_session.ts"),
-    import("../../etcd/wait_queue.ts"),
-    import("../../etcd/etcd_slot_lease.ts"),
-  ]);
-  const store = await openEtcdStore(config.etcd, config.group);
-  const session = new LeaseSession(store.port, {
-    timeoutMs: config.etcd.timeoutMs,
-    log: (line) => log.warn(line),
-  });
-  const queue = new EtcdWaitQueue(store, {
-    id: machineId,
-    session,
-    log: (line) => log.info(line),
-  });
-  const slotLease = new EtcdSlotLease(store, {
-    id: machineId,
-    log: (line) => log.warn(line),
-  });
-  return { store, queue, slotLease };
-}
 
 /** The kernel's boot id file. */
 export const BOOT_ID_PATH = "/proc/sys/kernel/random/boot_id";
@@ -134,14 +109,20 @@ async function checkSentinel(path: string): Promise<void> {
   }
 }
 
+/** What the start checks resolved: the configuration and the system bus module. */
+interface Prepared extends BusPlan {
+  readonly config: DaemonConfig;
+}
+
 /**
- * Runs locksmithd with `args` until it asked for a reboot and was stopped,
- * was stopped, or has nothing to do. Returns the exit status: 0 after a
- * clean stop or with strategy `off`, 1 on a runtime failure (e.g. no system
- * bus), 2 on a usage or configuration error.
+ * Parses `args`, loads the configuration, checks the permissions: the
+ * prepared daemon, or the exit status when there is nothing to run
+ * (`--help`, strategy `off`, a usage or configuration error).
  */
-export async function runDaemon(args: readonly string[]): Promise<number> {
-  const log = stderrLog();
+async function prepare(
+  args: readonly string[],
+  log: DaemonLog,
+): Promise<Prepared | number> {
   let config: DaemonConfig;
   try {
     const parsed = parseDaemonArgs(args);
@@ -149,7 +130,12 @@ export async function runDaemon(args: readonly string[]): Promise<number> {
     if (answered !== undefined) return answered;
     config = await loadDaemonConfig({
       configFiles: parsed.configFiles,
-      env: readGrantedEnv(DAEMON_CONFIG_KEYS),
+      // Every LOCKSMITHD_* variable when they may be listed, so that an
+      // unknown one is warned about (with the nearest known key).
+      env: {
+        ...envWithPrefix("LOCKSMITHD_"),
+        ...readGrantedEnv(DAEMON_CONFIG_KEYS),
+      },
       flags: parsed.flags,
     });
   } catch (error) {
@@ -160,136 +146,82 @@ export async function runDaemon(args: readonly string[]): Promise<number> {
     log.info("strategy is off: locksmithd has nothing to do, exiting");
     return 0;
   }
-
-  let systemBus: typeof import("../../dbus/system_bus.ts");
-  let busAddress: string;
   try {
-    systemBus = await import("../../dbus/system_bus.ts");
-    busAddress = systemBus.systemBusAddress();
+    const systemBus = await import("../../dbus/system_bus.ts");
+    const busAddress = systemBus.systemBusAddress();
     requirePermissions(daemonPermissionNeeds(
       config,
       systemBus.busPermissionNeeds(systemBus.parseBusAddress(busAddress)),
     ));
     await checkSentinel(config.rebootSentinel);
     checkRunPermissions(config);
+    return { config, systemBus, busAddress };
   } catch (error) {
     return reportFailure("locksmithd", error);
   }
+}
 
-  // SIGHUP is logged and ignored: the configuration is read at start only.
-  const { signal, dispose } = stopOnSignals({
-    onStop: (name, first) => first && log.info(`${name} received: stopping`),
-    onHangup: () =>
-      log.info(
-        "SIGHUP received: locksmithd reads its configuration at start only; restart it to apply changes",
-      ),
-  });
-  const closers: (() => Promise<void>)[] = [];
+/** The loop's settings, from the configuration. */
+function loopSettings(config: DaemonConfig, machineId: string): DaemonSettings {
+  return {
+    strategy: config.strategy,
+    machineId,
+    schedule: config.rebootSchedule,
+    loginDelayMs: config.loginDelayMs,
+    endpoints: config.etcd.endpoints,
+    group: config.group,
+    bestEffortWaitMs: config.bestEffortWaitMs,
+    rebootRetryLimitMs: config.rebootRetryLimitMs,
+    preRebootCheck: config.preRebootCheck,
+    healthCheck: config.healthCheck,
+    healthCheckIntervalMs: config.healthCheckIntervalMs,
+    healthCheckTimeoutMs: config.healthCheckTimeoutMs,
+    commandTimeoutMs: config.commandTimeoutMs,
+    slotTtlSeconds: config.slotTtlSeconds,
+  };
+}
+
+/**
+ * Opens what the daemon needs (adding each to `closers`) and runs the
+ * loop until it ends or `signal` aborts; the exit status: 1 when the
+ * system bus was lost, else 0.
+ */
+async function openAndRun(
+  prepared: Prepared,
+  signal: AbortSignal,
+  closers: Closers,
+  log: DaemonLog,
+): Promise<number> {
+  const { config } = prepared;
+  const ids = await machineIds(config);
+  const boot = await readBoot(config.bootId, log);
+  const { metrics, notifier } = await openSafety(
+    config,
+    ids.machineId,
+    closers,
+    log,
+  );
+  const { bus, need, logind } = await openBus(prepared, boot, closers, log);
+  const lock = await openLock(config, ids, closers, log);
+  const busLoss = watchBusLoss(bus, signal, log);
+  const stopped = AbortSignal.any([signal, busLoss.lost]);
   try {
-    const hostId = config.machineId ?? await readMachineId();
-    const machineId = config.strategy === "fleetlock"
-      ? await fleetLockHolderId(config, hostId)
-      : hostId;
-    const boot = await readBoot(config.bootId, log);
-    const served = await serveMetrics(config, log);
-    const metrics = served?.metrics ?? NO_METRICS;
-    if (served) {
-      const gaugeStop = new AbortController();
-      const gauge = trackWindowOpen(
-        config.rebootSchedule,
+    const outcome: DaemonOutcome = await runDaemonLoop(
+      loopSettings(config, ids.machineId),
+      {
+        ...lock,
+        boot,
+        rebooter: chooseRebooter(config, logind, ids.machineId, metrics, log),
+        warning: logind,
+        need,
+        clock: systemClock,
+        log,
+        random: Math.random,
         metrics,
-        systemClock,
-        gaugeStop.signal,
-      );
-      closers.push(async () => {
-        gaugeStop.abort();
-        await gauge;
-        await served.stop();
-      });
-    }
-    const notifier = openNotifier(config, machineId, metrics, log);
-    if (notifier) closers.push(() => notifier.close(NOTIFY_CLOSE_MS));
-    const [{ LogindRebooter }, { UpdateEngineClient }] = await Promise.all([
-      import("../../dbus/logind.ts"),
-      import("../../dbus/update_engine.ts"),
-    ]);
-    const bus = await systemBus.connectSystemBus({
-      address: busAddress,
-      log: (line) => log.warn(line),
-    });
-    closers.push(() => bus.close());
-    const engine = new UpdateEngineClient(bus, {
-      log: (line) => log.warn(line),
-    });
-    const sentinel = new SentinelFileSource(config.rebootSentinel, {
-      log: (line) => log.warn(line),
-      bootTime: boot?.time,
-    });
-    const need = anyRebootNeed([
-      rebootNeedFrom(engine),
-      rebootNeedFrom(sentinel),
-    ]);
-    const semaphore = usesLock(config.strategy)
-      ? await openSemaphore(config, machineId, log)
-      : undefined;
-    if (semaphore) {
-      closers.push(() => semaphore.store.close());
-      closers.push(() => semaphore.queue.close());
-      closers.push(() => semaphore.slotLease.close());
-    }
-    const lockServer = config.strategy === "fleetlock"
-      ? await openFleetLockClient(config, machineId)
-      : undefined;
-    if (lockServer) {
-      closers.push(() => lockServer.close());
-      if (machineId !== hostId) {
-        log.info(
-          `FleetLock id ${machineId}: Zincati's id of machine id ${hostId} (LOCKSMITHD_FLEETLOCK_ID=zincati)`,
-        );
-      }
-    }
-    // A lost system bus cannot be recovered in-process: stop, and let systemd restart us.
-    const busLost = new AbortController();
-    bus.closed.then(() => {
-      if (!signal.aborted) {
-        log.warn(
-          "the system bus connection closed: stopping so that systemd restarts locksmithd",
-        );
-        busLost.abort();
-      }
-    });
-    const stopped = AbortSignal.any([signal, busLost.signal]);
-    const logind = new LogindRebooter(bus);
-    const outcome: DaemonOutcome = await runDaemonLoop({
-      strategy: config.strategy,
-      machineId,
-      schedule: config.rebootSchedule,
-      loginDelayMs: config.loginDelayMs,
-      endpoints: config.etcd.endpoints,
-      group: config.group,
-      bestEffortWaitMs: config.bestEffortWaitMs,
-      rebootRetryLimitMs: config.rebootRetryLimitMs,
-      preRebootCheck: config.preRebootCheck,
-      healthCheck: config.healthCheck,
-      healthCheckIntervalMs: config.healthCheckIntervalMs,
-      healthCheckTimeoutMs: config.healthCheckTimeoutMs,
-      commandTimeoutMs: config.commandTimeoutMs,
-      slotTtlSeconds: config.slotTtlSeconds,
-    }, {
-      store: semaphore?.store,
-      queue: semaphore?.queue,
-      slotLease: semaphore?.slotLease,
-      lockServer,
-      boot,
-      rebooter: chooseRebooter(config, logind, machineId, metrics, log),
-      warning: logind,
-      need,
-      clock: systemClock,
-      log,
-      random: Math.random,
-      metrics,
-      notifier,
-    }, stopped);
+        notifier,
+      },
+      stopped,
+    );
     if (outcome === "rebooted") {
       log.info("waiting for the system to go down");
       await new Promise<void>((resolve) => {
@@ -297,12 +229,86 @@ export async function runDaemon(args: readonly string[]): Promise<number> {
         stopped.addEventListener("abort", () => resolve(), { once: true });
       });
     }
-    return busLost.signal.aborted ? 1 : 0;
+    return busLoss.lost.aborted ? 1 : 0;
+  } finally {
+    busLoss.end();
+  }
+}
+
+/**
+ * A lost system bus cannot be recovered in-process: `lost` aborts when the
+ * connection closes while the daemon runs (not by its own stop), so that
+ * it stops and systemd restarts it. `end()` stops watching.
+ */
+function watchBusLoss(
+  bus: SystemBus,
+  signal: AbortSignal,
+  log: DaemonLog,
+): { lost: AbortSignal; end(): void } {
+  const lost = new AbortController();
+  let running = true;
+  bus.closed.then(() => {
+    if (signal.aborted || !running) return; // closed by the stop, or after the end
+    log.warn(
+      "the system bus connection closed: stopping so that systemd restarts locksmithd",
+    );
+    lost.abort();
+  });
+  return { lost: lost.signal, end: () => running = false };
+}
+
+/**
+ * Runs locksmithd with `args` until it asked for a reboot and was stopped,
+ * was stopped, or has nothing to do. Returns the exit status: 0 after a
+ * clean stop or with strategy `off`, 1 on a runtime failure (e.g. no system
+ * bus), 2 on a usage or configuration error. `stop` is the program's
+ * signal listener when it was installed before this module loaded (see
+ * `daemon.ts`); without it, one is installed now. A stop ends the daemon
+ * with status 0 within {@link STOP_BUDGET_MS} of the signal, whatever it
+ * waits on (`shutdown.ts`).
+ */
+export async function runDaemon(
+  args: readonly string[],
+  stop: StopOnSignals = stopOnSignals({ onHangup: () => {} }),
+): Promise<number> {
+  const log = stderrLog();
+  let stoppedAt: number | undefined;
+  // SIGHUP is logged and ignored: the configuration is read at start only.
+  stop.handle({
+    onStop: (name, first) => {
+      if (!first) return;
+      stoppedAt = performance.now();
+      log.info(`${name} received: stopping`);
+    },
+    onHangup: () =>
+      log.info(
+        "SIGHUP received: locksmithd reads its configuration at start only; restart it to apply changes",
+      ),
+  });
+  const closers = new Closers(log);
+  try {
+    const prepared = await prepare(args, log);
+    if (typeof prepared === "number") return prepared;
+    if (stop.signal.aborted) return 0; // stopped before anything was opened
+    const status = await untilStopped(
+      openAndRun(prepared, stop.signal, closers, log),
+      stop.signal,
+      STOP_GRACE_MS,
+      log,
+    );
+    return status === ABANDONED ? 0 : status;
   } catch (error) {
+    if (stop.signal.aborted) {
+      // Closing under a step in flight makes it fail: that is the stop.
+      log.info(`stopping: ${oneLine(error)}`);
+      return 0;
+    }
     log.error(oneLine(error));
     return exitCodeOf(error);
   } finally {
-    dispose();
-    for (const close of closers.reverse()) await close().catch(() => {});
+    stop.dispose();
+    await closers.closeAll(
+      stoppedAt === undefined ? undefined : stoppedAt + STOP_BUDGET_MS,
+    );
   }
 }

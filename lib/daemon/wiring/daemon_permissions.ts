@@ -32,6 +32,10 @@ export function daemonPermissionNeeds(
     why: "LOCKSMITHD_REBOOT_SENTINEL",
   });
   needs.push(...busNeeds);
+  needs.push({
+    descriptor: { name: "sys", kind: "osUptime" },
+    why: "the boot time: releasing the slot after boot, stale sentinels",
+  });
   if (config.strategy === "fleetlock" && config.fleetLockUrl !== undefined) {
     const url = new URL(config.fleetLockUrl);
     const port = url.port || (url.protocol === "https:" ? "443" : "80");

@@ -52,12 +52,16 @@ export const MAX_BODY_BYTES = 64 * 1024;
  * clients use `kind` as a metrics label.
  *
  * - `bad_request` (400): missing or wrong `fleet-lock-protocol` header, malformed body
- * - `unauthorized` (401): the group has tokens and the request carries none of them
+ * - `unauthorized` (401): tokens are set and the request carries none of
+ *   any group (checked first, before the header, the body and the group), or
+ *   none of its own group (or `*`)
  * - `unknown_group` (403): the server serves a fixed list of groups, not this one
  * - `not_found` (404): no such path (a wrong base URL)
  * - `method_not_allowed` (405): a method the path does not serve
  * - `request_timeout` (408): the body did not arrive within the read timeout
- * - `failed_lock_semaphore_full` (409): pre-reboot, every slot is held by others
+ * - `failed_lock_semaphore_full` (409): pre-reboot, every slot is held by
+ *   others, or one more holder would break a limit of the stored document
+ *   (its size in bytes, its number of holders)
  * - `payload_too_large` (413): the body is larger than {@link MAX_BODY_BYTES}
  * - `internal_error` (500): the stored semaphore is corrupt, or a bug
  * - `etcd_unavailable` (503): etcd did not answer in time, or the key was too
