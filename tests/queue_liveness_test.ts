@@ -183,7 +183,11 @@ Deno.test("no stall in the wait queue against a real etcd", async (t) => {
         const removals = [...w.log.lines, ...x.log.lines].filter((l) =>
           /removed .* from the wait queue: it has no lease/.test(l)
         );
-        assert.equal(removals.length, 2, removals.join("\n"));
+        assert.equal(
+          removals.length,
+          2,
+          [...w.log.lines, ...x.log.lines].join("\n"),
+        );
         assert.match(removals.join("\n"), /ghost-1/);
         assert.match(removals.join("\n"), /ghost-2/);
       },

@@ -72,7 +72,11 @@ export class OwnerlessEntries {
   removed(due: readonly KeyValue[], res: TxnResult): string[] {
     return due.flatMap((kv, i) => {
       const r = res.responses[i];
-      if (r === undefined || !("txn" in r) || !r.txn.succeeded) return [];
+      // A guard that failed on a request sent twice may have failed on
+      // this waiter's own copy, which removed the entry: counted as removed.
+      const applied = r !== undefined && "txn" in r &&
+        (r.txn.succeeded || res.resent === true);
+      if (!applied) return [];
       return [
         `removed ${
           JSON.stringify(lossyText(kv.key))
