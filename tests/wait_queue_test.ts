@@ -154,6 +154,10 @@ Deno.test("the wait queue against a real etcd", async (t) => {
         await lockSlot(holder.store, "holder");
         const a = await join("reread", "a");
         const b = await join("reread", "b");
+        // Two more ahead of c, so that c is behind the front (the first
+        // four watch the whole queue and never need to read it again).
+        const p = await join("reread", "p");
+        const q = await join("reread", "q");
         // c's next re-read is answered only once b has left: the read sees
         // b still there, the watch has already delivered b's leaving.
         let armed = false;
@@ -202,7 +206,10 @@ Deno.test("the wait queue against a real etcd", async (t) => {
         );
         assert.equal((await a.queue.join()).place, "head");
         assert.equal((await b.queue.join()).place, "second");
+        assert.equal((await p.queue.join()).place, "behind");
+        assert.equal((await q.queue.join()).place, "behind");
         assert.equal((await c.queue.join()).place, "behind");
+        assert.equal(c.queue.state().front, false);
         armed = true;
         await a.queue.leave(); // c reads the queue again: b is head now
         await until("c's re-read to be held", () => hold !== undefined);
@@ -211,6 +218,8 @@ Deno.test("the wait queue against a real etcd", async (t) => {
           "b's leaving to be delivered to c's watch while its read is held",
           () => deletesWhileHeld > 0,
         );
+        await p.queue.leave();
+        await q.queue.leave();
         letGo();
         await until(
           "c to see that it is first in line",

@@ -12,6 +12,7 @@
  * @module
  */
 
+import { backoffDelay } from "../common/backoff.ts";
 import { formatDuration } from "../common/duration.ts";
 
 /**
@@ -230,7 +231,11 @@ export class EndpointSet {
       const nextRound = () => {
         const all = [...failures.values()];
         if (all.every((f) => f.kind === "refused")) refusedRounds++;
-        const pause = Math.min(1_000, 100 * 2 ** (round - 1));
+        const pause = backoffDelay({
+          attempt: round,
+          minMs: 100,
+          maxMs: 1_000,
+        });
         if (refusedRounds >= 2 || this.#now() + pause >= timing.deadline) {
           noAnswer(false);
           return;

@@ -24,6 +24,7 @@
  * @module
  */
 
+import { backoffDelay } from "../common/backoff.ts";
 import {
   CorruptDocumentError,
   SemaphoreRefusedError,
@@ -351,8 +352,14 @@ export class EtcdLockStore implements LockStore {
   async #spread(seen: Seen, lost: number): Promise<Seen> {
     if (lost <= 1) return seen;
     const random = this.#options.random ?? Math.random;
-    const cap = Math.min(250, 2 ** lost);
-    await new Promise((r) => setTimeout(r, random() * cap));
+    const delay = backoffDelay({
+      attempt: lost - 1,
+      minMs: 4,
+      maxMs: 250,
+      jitter: "full",
+      random,
+    });
+    await new Promise((r) => setTimeout(r, delay));
     const cached = this.#cache;
     return cached !== undefined && cached.revision > seen.stored.revision
       ? { stored: cached, fresh: false }

@@ -11,6 +11,7 @@
  * @module
  */
 
+import { backoffDelay } from "../common/backoff.ts";
 import type {
   EtcdPort,
   WatchEnd,
@@ -126,7 +127,11 @@ export class HedgedWatch {
     // Another copy runs: restart this one elsewhere, after a pause.
     const used = new Set([...this.#copies].map((c) => c.stream.endpoint));
     const next = this.#port.endpointOrder().find((e) => !used.has(e));
-    const delay = Math.min(30_000, this.#restartMs * 2 ** copy.failures);
+    const delay = backoffDelay({
+      attempt: copy.failures + 1,
+      minMs: this.#restartMs,
+      maxMs: 30_000,
+    });
     const timer = setTimeout(() => {
       this.#timers.delete(timer);
       this.#open(next, copy.failures + 1);

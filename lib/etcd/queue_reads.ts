@@ -6,7 +6,7 @@
  * @module
  */
 
-import type { QueueReading } from "./queue_place.ts";
+import { PREDECESSORS_READ, type QueueReading } from "./queue_place.ts";
 import {
   type KeyValue,
   rangeOf,
@@ -42,19 +42,24 @@ export interface QueueSnapshot extends QueueReading {
 
 function ranges(keys: QueueKeys, joinedAt: number | undefined): TxnOp[] {
   const queue = { key: keys.prefix, rangeEnd: keys.prefixEnd };
-  const ops: RangeRequest[] = [
-    { key: keys.doc },
-    { ...queue, sortTarget: "CREATE", sortOrder: "ASCEND", limit: 2 },
-    { ...queue, countOnly: true },
-  ];
+  const ops: RangeRequest[] = [{ key: keys.doc }, {
+    ...queue,
+    countOnly: true,
+  }];
   if (joinedAt !== undefined) {
-    ops.push({ key: keys.mine }, {
-      ...queue,
-      sortTarget: "CREATE",
-      sortOrder: "DESCEND",
-      limit: 2,
-      maxCreateRevision: joinedAt - 1,
-    });
+    const ahead = { ...queue, maxCreateRevision: joinedAt - 1 };
+    ops.push(
+      { key: keys.mine },
+      {
+        ...ahead,
+        sortTarget: "CREATE",
+        sortOrder: "DESCEND",
+        limit: PREDECESSORS_READ,
+      },
+      // Every entry ahead, keys only: how many are ahead (etcd's count
+      // ignores the revision filter, so it would count later joiners).
+      { ...ahead, keysOnly: true },
+    );
   }
   return ops.map((range) => ({ range }));
 }
@@ -74,13 +79,13 @@ export function joinRequest(
     success: [
       { put: { key: keys.mine, value, lease } },
       ...ranges(keys, undefined),
-      // The newest three: this entry, and the two that joined before it.
+      // The newest entries: this one, and those that joined just before it.
       {
         range: {
           ...queue,
           sortTarget: "CREATE",
           sortOrder: "DESCEND",
-          limit: 3,
+          limit: PREDECESSORS_READ + 1,
         },
       },
       { range: { key: keys.settings } },
@@ -91,10 +96,10 @@ export function joinRequest(
 
 /** The reading in a successful {@link joinRequest}'s answer. */
 export function joinedReading(res: TxnResult): QueueSnapshot {
-  const [, doc, first, count, newest, settings] = res.responses.map(rangeOf);
+  const [, doc, count, newest, settings] = res.responses.map(rangeOf);
   return {
     doc: doc?.kvs[0],
-    first: first?.kvs ?? [],
+    first: [],
     predecessors: newest?.kvs.slice(1) ?? [],
     mine: newest?.kvs[0],
     count: count?.count ?? 1,
@@ -123,13 +128,14 @@ export function readRequest(
 /** The reading in a {@link readRequest}'s answer. */
 export function readReading(res: TxnResult): QueueSnapshot {
   const ranges = res.responses.map(rangeOf);
-  const [doc, first, count] = ranges;
-  const queued = ranges.length > 4;
+  const [doc, count] = ranges;
+  const queued = ranges.length > 3;
   return {
     doc: doc?.kvs[0],
-    first: first?.kvs ?? [],
-    predecessors: (queued ? ranges[4]?.kvs : undefined) ?? [],
-    mine: queued ? ranges[3]?.kvs[0] : undefined,
+    first: [],
+    predecessors: (queued ? ranges[3]?.kvs : undefined) ?? [],
+    mine: queued ? ranges[2]?.kvs[0] : undefined,
+    before: queued ? ranges[4]?.kvs ?? [] : undefined,
     count: count?.count ?? 0,
     revision: res.revision,
     settings: ranges.at(-1)?.kvs[0],

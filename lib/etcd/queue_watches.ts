@@ -1,10 +1,10 @@
 /**
- * The watches of one waiter in the wait queue, kept apart: the document's
- * range (for the head and the second) and the entries ahead (for the second,
- * the head's entry; for the others, the two just ahead), each its own
- * {@link HedgedWatch}. So a waiter that moves up from third to second keeps
- * the watch on the entry that is now the head's and only adds the
- * document's: one watch create fewer per waiter than opening both again.
+ * The watches of one waiter in the wait queue: the waiters at the front
+ * (the first `FRONT` (4)) watch the document's whole range, its companion
+ * keys and the queue included, with one watcher (a take, which writes the
+ * document and deletes the taker's entry in one revision, is one message);
+ * every other waiter watches only the `FRONT` (4) owned entries just
+ * ahead of it. Each is its own {@link HedgedWatch}.
  *
  * @module
  */
@@ -15,7 +15,7 @@ import type { Placement } from "./queue_place.ts";
 
 /** What {@link QueueWatches} reports. */
 export interface QueueWatchHandlers {
-  /** Events of the document's range (the document, its companion keys). */
+  /** Events of the document's range (the document, its companion keys, the queue). */
   onDocEvents(events: readonly WatchEvent[]): void;
   /** Events of the watched entries ahead (each event's key says whose). */
   onEntryEvents(events: readonly WatchEvent[]): void;
@@ -30,16 +30,12 @@ function watchNeeds(
   doc: boolean;
   entries: readonly { key: Uint8Array; createRevision: number }[];
 } {
-  switch (placement.place) {
-    case "head":
-      return { doc: true, entries: [] };
-    case "second":
-      return { doc: true, entries: [placement.head] };
-    case "behind":
-      return { doc: false, entries: placement.ahead };
-    default:
-      return { doc: false, entries: [] };
+  if (placement.place === "out" || placement.place === "junk") {
+    return { doc: false, entries: [] };
   }
+  return placement.front
+    ? { doc: true, entries: [] }
+    : { doc: false, entries: placement.ahead };
 }
 
 /** The document's watch and the entries' watch of one waiter; see the module documentation. */
@@ -47,7 +43,7 @@ export class QueueWatches {
   readonly #port: EtcdPort;
   readonly #docRange: { key: Uint8Array; rangeEnd: Uint8Array };
   readonly #handlers: QueueWatchHandlers;
-  #doc: HedgedWatch | undefined;
+  #doc: { watch: HedgedWatch; seen: number } | undefined;
   #entries:
     | {
       watch: HedgedWatch;
@@ -78,7 +74,9 @@ export class QueueWatches {
    * Sets up what `placement` needs, new watches starting right after
    * `revision` (the read that placed the waiter). A running document watch
    * is kept unless `docMoved` (the read showed a document it had not
-   * delivered); a running entries watch is kept when it covers every entry
+   * delivered) or it delivered something after `revision` (the read is
+   * older than what the waiter knows from it: a watch from the read on
+   * delivers it again for the new place); a running entries watch is kept when it covers every entry
    * needed now and has delivered nothing after `revision` (an event after
    * the read was handled for the place before, so a new watch from the read
    * on delivers it again for this one). What is not needed any more is
@@ -86,16 +84,29 @@ export class QueueWatches {
    */
   ensure(placement: Placement, revision: number, docMoved: boolean): void {
     const needs = watchNeeds(placement);
-    if (!needs.doc || !this.#doc?.live || docMoved) {
-      this.#doc?.cancel();
-      this.#doc = needs.doc
-        ? this.#open(
+    const doc = this.#doc;
+    if (
+      !needs.doc || !doc?.watch.live || docMoved || doc.seen > revision
+    ) {
+      doc?.watch.cancel();
+      this.#doc = undefined;
+      if (needs.doc) {
+        const watch: HedgedWatch = this.#open(
           [this.#docRange],
           revision,
-          (events) => this.#handlers.onDocEvents(events),
-          (lost) => this.#doc === lost && (this.#doc = undefined),
-        )
-        : undefined;
+          (events) => {
+            const current = this.#doc;
+            if (current?.watch === watch) {
+              for (const e of events) {
+                current.seen = Math.max(current.seen, e.kv.modRevision);
+              }
+            }
+            this.#handlers.onDocEvents(events);
+          },
+          (lost) => this.#doc?.watch === lost && (this.#doc = undefined),
+        );
+        this.#doc = { watch, seen: revision };
+      }
     }
     const running = this.#entries;
     const covered = running?.watch.live && running.seen <= revision &&
@@ -133,7 +144,7 @@ export class QueueWatches {
 
   /** Stops both watches. */
   cancel(): void {
-    this.#doc?.cancel();
+    this.#doc?.watch.cancel();
     this.#doc = undefined;
     this.dropEntries();
   }

@@ -9,6 +9,7 @@
  * @module
  */
 
+import { backoffDelay } from "../common/backoff.ts";
 import {
   ContentionError,
   CorruptDocumentError,
@@ -225,7 +226,11 @@ export class EtcdSemaphoreAdmin implements SemaphoreAdmin {
         failures = 0;
       } catch (error) {
         if (await this.#awaitRepair(error, handlers, signal)) continue;
-        const delay = Math.min(30_000, 1_000 * 2 ** failures++);
+        const delay = backoffDelay({
+          attempt: ++failures,
+          minMs: 1_000,
+          maxMs: 30_000,
+        });
         handlers.onTrouble(
           `cannot read ${this.key}: ${oneLine(error)}; retrying in ${
             formatDuration(delay)

@@ -4,16 +4,21 @@
  *
  * Entries are `<key>/waiters/<escaped id>`, attached to the machine's lease
  * (`LeaseSession`), ordered by their create revision. Joining is one Txn
- * that also reads the document and the front of the queue. A waiter is
- * woken only by what can change its turn:
+ * that also reads the document and the entries just ahead. Entries that no
+ * live locksmithd can own (no lease) are passed over at once and removed
+ * after a grace period; entries that cannot be waiters at all are removed
+ * at once. A waiter is woken only by what can change its turn:
  *
- * - the head (first in line) watches the document (and its companion keys);
- * - the second watches the document and the head's entry: when the head
- *   leaves, it is the head; when a slot stays free for the hand-over time
- *   while the head does nothing, it takes the slot and removes the head;
- * - every other waiter watches only the two entries ahead of it, and reads
- *   the queue again when either leaves (so a dead waiter just ahead, which
- *   can never announce anything, is found once the one before it leaves).
+ * - the first {@link FRONT} waiters (the front) watch the document's whole
+ *   range, the queue included, with one watcher: each knows the free slots
+ *   and exactly who is ahead of it, and learns at once when it was removed
+ *   from the queue (so that it joins again at once). Who takes a free slot
+ *   when is decided by the daemon (`decideTurn`): the waiters ahead first,
+ *   then, after the hand-over time per waiter ahead that leaves it
+ *   untaken, this one, removing those ahead;
+ * - every other waiter watches only the {@link FRONT} owned entries just
+ *   ahead of it, and reads the queue again when any of them leaves (so it
+ *   learns when it reaches the front).
  *
  * So a grant wakes O(1) waiters, whatever the length of the queue. Every
  * watch starts right after the read it continues, is kept on two members
@@ -37,7 +42,6 @@ import {
   type UpdateOutcome,
 } from "../semaphore/lock_store.ts";
 import type {
-  QueuePlace,
   QueueState,
   SlotQueue,
   StartupReading,
@@ -48,6 +52,7 @@ import type { EtcdLockStore } from "./etcd_lock_store.ts";
 import { storedFrom } from "./stored_document.ts";
 import { QueueWatches } from "./queue_watches.ts";
 import { Wakeup } from "./wakeup.ts";
+import { OWNERLESS_GRACE_MS, OwnerlessEntries } from "./queue_ownerless.ts";
 import type { LeaseSession } from "./lease_session.ts";
 import {
   bytes,
@@ -60,8 +65,11 @@ import {
 import {
   describeJunk,
   formatWaiterValue,
+  FRONT,
+  frontAfter,
   type Placement,
   placeOf,
+  type WaiterEntry,
 } from "./queue_place.ts";
 import {
   existingEntry,
@@ -88,7 +96,11 @@ export interface WaitQueueOptions {
   readonly now?: () => Date;
   /** Where the queue reports what it did on its own (junk removed, watches lost), one line each. */
   readonly log?: (line: string) => void;
+  /** How long an entry without a lease is passed over before it is removed (default {@link OWNERLESS_GRACE_MS}). */
+  readonly ownerlessGraceMs?: number;
 }
+
+export { OWNERLESS_GRACE_MS };
 
 /** The etcd {@link SlotQueue}; see the module documentation. */
 export class EtcdWaitQueue implements SlotQueue {
@@ -102,6 +114,10 @@ export class EtcdWaitQueue implements SlotQueue {
   #joinedAt: number | undefined;
   #placement: Placement = { place: "out" };
   #ahead = 0;
+  /** Whether this machine's take is under way (its entry goes with it). */
+  #taking = false;
+  readonly #ownerless: OwnerlessEntries;
+  #graceTimer: ReturnType<typeof setTimeout> | undefined;
   readonly #watches: QueueWatches;
   #refreshing: Promise<QueueState> | undefined;
   readonly #wakeup = new Wakeup();
@@ -119,6 +135,10 @@ export class EtcdWaitQueue implements SlotQueue {
     this.#session = options.session;
     this.#now = options.now ?? (() => new Date());
     this.#log = options.log ?? (() => {});
+    this.#ownerless = new OwnerlessEntries(
+      options.ownerlessGraceMs ?? OWNERLESS_GRACE_MS,
+      () => this.#now().getTime(),
+    );
     this.#prefix = waitersPrefix(store.key);
     this.#keys = {
       doc: bytes(store.key),
@@ -129,7 +149,7 @@ export class EtcdWaitQueue implements SlotQueue {
     };
     this.#watches = new QueueWatches(
       store.port,
-      { key: this.#keys.doc, rangeEnd: this.#keys.prefix },
+      { key: this.#keys.doc, rangeEnd: this.#keys.prefixEnd },
       {
         onDocEvents: (events) => this.#onDocEvents(events),
         onEntryEvents: (events) => this.#onEntryEvents(events),
@@ -152,12 +172,16 @@ export class EtcdWaitQueue implements SlotQueue {
   state(): QueueState {
     this.#wakeup.seen();
     const p = this.#placement;
-    const place: QueuePlace = p.place === "junk" ? "behind" : p.place;
+    if (p.place === "out" || p.place === "junk") {
+      return { place: "out", doc: this.#store.peek(), ahead: 0 };
+    }
     return {
-      place,
+      place: p.place,
       doc: this.#store.peek(),
       headId: p.place === "second" ? p.head.id : undefined,
-      ahead: place === "head" ? 0 : place === "second" ? 1 : this.#ahead,
+      ahead: p.front ? p.ahead.length : this.#ahead,
+      front: p.front,
+      aheadIds: p.front ? p.ahead.map((e) => e.id).reverse() : undefined,
     };
   }
 
@@ -265,11 +289,12 @@ export class EtcdWaitQueue implements SlotQueue {
     if (placement.place === "out") {
       this.#out();
     } else {
+      if (await this.#removeOwnerless(placement.ownerless, deadline)) {
+        return undefined;
+      }
       this.#placement = placement;
-      this.#ahead = Math.max(
-        placement.place === "behind" ? 2 : 0,
-        reading.count - 1,
-      );
+      this.#ahead = placement.position ??
+        Math.max(FRONT, reading.count - 1);
       this.#watches.ensure(
         placement,
         reading.revision,
@@ -281,7 +306,30 @@ export class EtcdWaitQueue implements SlotQueue {
     return this.state();
   }
 
+  /**
+   * Entries without a lease ahead are passed over; those seen for the
+   * grace period are removed (each only if unchanged since read). Returns
+   * whether any was removed (read again), and arranges a re-read when the
+   * next one is due.
+   */
+  async #removeOwnerless(
+    ownerless: readonly WaiterEntry[],
+    deadline: number,
+  ): Promise<boolean> {
+    const { due, nextInMs } = this.#ownerless.note(ownerless);
+    clearTimeout(this.#graceTimer);
+    if (nextInMs !== undefined) {
+      this.#graceTimer = setTimeout(() => this.#rereadInBackground(), nextInMs);
+      Deno.unrefTimer(this.#graceTimer);
+    }
+    if (due.length === 0) return false;
+    const res = await this.#store.port.txn(removeRequest(due), { deadline });
+    for (const line of this.#ownerless.removed(due, res)) this.#log(line);
+    return true;
+  }
+
   #onDocEvents(events: readonly WatchEvent[]): void {
+    this.#onFrontEntries(events);
     for (const e of events) {
       if (sameBytes(e.kv.key, this.#keys.settings)) {
         this.#store.observeSettings(
@@ -300,28 +348,46 @@ export class EtcdWaitQueue implements SlotQueue {
     this.#wakeup.changed();
   }
 
-  #onEntryEvents(events: readonly WatchEvent[]): void {
+  /**
+   * At the front, the queue's own events: this machine's entry deleted
+   * (removed from the queue: out, join again), an entry ahead deleted (one
+   * fewer ahead), an entry ahead written again (read again).
+   */
+  #onFrontEntries(events: readonly WatchEvent[]): void {
     const p = this.#placement;
-    const deleted = events.filter((e) => e.type === "DELETE");
-    if (p.place === "second") {
-      if (deleted.some((e) => sameBytes(e.kv.key, p.head.key))) {
-        // The head left: this machine is first in line now.
-        this.#placement = { place: "head" };
-        this.#watches.dropEntries();
-        this.#wakeup.changed();
-      }
-      return;
-    }
-    if (p.place === "behind" && deleted.length > 0) {
-      // A waiter ahead left: read the front of the queue again.
-      this.refresh().catch((error) => {
-        this.#log(`cannot read the queue again: ${oneLine(error)}`);
-        this.#wakeup.lost(true);
-      });
+    if (p.place === "out" || p.place === "junk" || !p.front) return;
+    const after = frontAfter(p, events, this.#keys, this.#joinedAt ?? 0);
+    if (after === "out") {
+      if (this.#taking) return; // the take deletes the entry: not news
+      this.#log("this machine's entry was removed from the wait queue");
+      this.#out();
+      this.#wakeup.changed();
+    } else if (after === "reread") {
+      this.#rereadInBackground();
+    } else {
+      this.#placement = after;
     }
   }
 
+  #onEntryEvents(events: readonly WatchEvent[]): void {
+    const p = this.#placement;
+    if (p.place === "out" || p.place === "junk" || p.front) return;
+    if (events.some((e) => e.type === "DELETE")) {
+      // A waiter ahead left: read the queue again (this one may be at the
+      // front now).
+      this.#rereadInBackground();
+    }
+  }
+
+  #rereadInBackground(): void {
+    this.refresh().catch((error) => {
+      this.#log(`cannot read the queue again: ${oneLine(error)}`);
+      this.#wakeup.lost(true);
+    });
+  }
+
   #out(): void {
+    clearTimeout(this.#graceTimer);
     this.#joinedAt = undefined;
     this.#placement = { place: "out" };
     this.#watches.cancel();
@@ -337,19 +403,35 @@ export class EtcdWaitQueue implements SlotQueue {
         ifCreatedAt: this.#joinedAt,
       });
     }
-    if (options.evictHead && p.place === "second") {
-      companions.push({
-        delete: lossyText(p.head.key),
-        ifCreatedAt: p.head.createRevision,
-      });
+    if (options.evictHead && (p.place === "second" || p.place === "behind")) {
+      // The waiters ahead left a free slot untaken: remove each (only the
+      // entry read, not one its machine wrote since).
+      for (const w of p.front ? p.ahead : []) {
+        companions.push({
+          delete: lossyText(w.key),
+          ifCreatedAt: w.createRevision,
+        });
+      }
     }
-    const outcome = await lockSlot(this.#store, this.#id, {
-      record: options.record,
-      companions,
-      maxAttempts: 1,
-    });
-    this.#out();
-    return outcome;
+    // The take ends the waiting either way: its watches stop first, so
+    // that etcd does not send this machine its own take (one watch message
+    // fewer per grant). A take that fails reads the queue again.
+    this.#watches.cancel();
+    this.#taking = true;
+    try {
+      const outcome = await lockSlot(this.#store, this.#id, {
+        record: options.record,
+        companions,
+        maxAttempts: 1,
+      });
+      this.#out();
+      return outcome;
+    } catch (error) {
+      this.#wakeup.lost(true);
+      throw error;
+    } finally {
+      this.#taking = false;
+    }
   }
 
   /** Leaves the queue; see {@link SlotQueue.leave}. */

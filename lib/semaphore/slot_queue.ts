@@ -12,10 +12,11 @@ import type { UpdateOutcome } from "./lock_store.ts";
 
 /**
  * Where this machine stands in the queue, as far as it knows for sure:
- * `head` (first in line), `second` (right behind the head: it watches the
- * document too, and may hand a slot over when the head does not act),
- * `behind` (further back: it watches only the waiter ahead of it), `out`
- * (not queued: never joined, left, or its entry was removed).
+ * `head` (first in line), `second` (right behind the head), `behind`
+ * (further back), `out` (not queued: never joined, left, or its entry was
+ * removed). The first few waiters (the front, see {@link QueueState.front})
+ * watch the document: they may take a free slot that those ahead of them
+ * leave untaken.
  */
 export type QueuePlace = "head" | "second" | "behind" | "out";
 
@@ -27,8 +28,12 @@ export interface QueueState {
   readonly doc: Semaphore | undefined;
   /** For `second`: the id of the head. */
   readonly headId?: string | undefined;
-  /** Waiters ahead as last counted (exact for `head` and `second`). */
+  /** Waiters ahead as last counted: only those that joined before this machine (exact at the front). */
   readonly ahead: number;
+  /** Whether this machine is at the front: it watches the document, and knows exactly who is ahead. */
+  readonly front?: boolean | undefined;
+  /** At the front: the ids of the waiters ahead, first in line first. */
+  readonly aheadIds?: readonly string[] | undefined;
 }
 
 /** Why {@link SlotQueue.waitForChange} returned. */
@@ -36,7 +41,11 @@ export type WaitResult = "changed" | "timeout" | "disconnected" | "aborted";
 
 /** Options of {@link SlotQueue.take}. */
 export interface TakeOptions {
-  /** Also remove the head from the queue (hand-over: it left a free slot untaken). */
+  /**
+   * Also remove the waiters ahead from the queue (hand-over: they left a
+   * free slot untaken for the hand-over time each): the head, and at the
+   * front any others ahead of this machine.
+   */
   readonly evictHead?: boolean;
   /** The holder record written with the slot. */
   readonly record?: HolderRecord | undefined;

@@ -13,6 +13,7 @@
  * @module
  */
 
+import { backoffDelay } from "../common/backoff.ts";
 import {
   ContentionError,
   DocumentLimitError,
@@ -239,7 +240,13 @@ export class SlotBatcher {
         }
         conflicts += 2;
       }
-      await this.#sleep(this.#random() * Math.min(50, 2 ** round));
+      await this.#sleep(backoffDelay({
+        attempt: round,
+        minMs: 2,
+        maxMs: 50,
+        jitter: "full",
+        random: this.#random,
+      }));
       await this.#store.read();
     }
   }

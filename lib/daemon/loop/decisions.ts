@@ -169,7 +169,11 @@ export function lockAttemptResult(error: unknown): LockAttemptResult {
 
 /** What a queued waiter does next. */
 export type Turn =
-  | { readonly action: "take"; readonly evictHead: boolean }
+  | {
+    readonly action: "take";
+    /** Remove the waiters ahead: they left the slot untaken. */
+    readonly evictHead: boolean;
+  }
   | {
     readonly action: "wait";
     /** When a free slot was first left to the head (kept across waits). */
@@ -182,30 +186,59 @@ export type Turn =
 export interface TurnFacts {
   /** This machine's place in the queue. */
   readonly place: QueuePlace;
-  /** Free slots in the document (fresh for the head and the second). */
+  /** Waiters ahead (for `behind` at the front; `head` and `second` imply 0 and 1). */
+  readonly ahead?: number;
+  /** Whether this machine is at the front of the queue (it watches the document). */
+  readonly front?: boolean;
+  /** Free slots in the document (fresh at the front). */
   readonly free: number;
-  /** When a free slot was first seen left to the head, if it still is. */
+  /** When a free slot was first seen left to those ahead, if it still is. */
   readonly freeSince: number | undefined;
   /** Now, in ms since the epoch. */
   readonly now: number;
-  /** How long a free slot is left to a head that does not take it. */
+  /** How long a free slot is left to each waiter ahead that does not take it. */
   readonly handoverMs: number;
+  /** With enough free slots for the waiters ahead too, how long to let each of them go first (default {@link STAGGER_MS}). */
+  readonly staggerMs?: number;
 }
 
 /**
- * The head takes a free slot. The second takes it too, removing the head
- * from the queue, once a slot has stayed free for `handoverMs` while the
- * head did nothing (it is dead or stuck); until then it waits, at most
- * until the hand-over time runs out. Everybody else waits for its turn.
+ * With more free slots than waiters ahead, how long this machine lets each
+ * waiter ahead go first before it takes one too (so that live machines
+ * take slots in the order they joined): 250 ms.
+ */
+export const STAGGER_MS = 250;
+
+/**
+ * The head takes a free slot. At the front of the queue (`front`), the
+ * waiter with `n` waiters ahead and `f` free slots takes one too: after
+ * `n` × {@link STAGGER_MS} when `f > n` (a slot is left for each waiter
+ * ahead), else once a slot has stayed free for `(n - f + 1)` ×
+ * `handoverMs` while those ahead did nothing (they are dead or stuck),
+ * removing them from the queue. So a dead waiter ahead costs the
+ * hand-over time once, however many stand in line. Until then it waits,
+ * at most until its time runs out. Everybody else waits for its turn.
  */
 export function decideTurn(facts: TurnFacts): Turn {
   const { place, free, freeSince, now, handoverMs } = facts;
   const wait = { action: "wait", freeSince: undefined, waitMs: undefined };
-  if (free <= 0 || place === "behind" || place === "out") return wait as Turn;
-  if (place === "head") return { action: "take", evictHead: false };
+  const position = place === "head"
+    ? 0
+    : place === "second"
+    ? 1
+    : place === "behind" && facts.front
+    ? facts.ahead ?? 2
+    : undefined;
+  if (free <= 0 || position === undefined) return wait as Turn;
+  if (position === 0) return { action: "take", evictHead: false };
   const since = freeSince ?? now;
-  if (now - since >= handoverMs) return { action: "take", evictHead: true };
-  return { action: "wait", freeSince: since, waitMs: since + handoverMs - now };
+  const untaken = position - free + 1;
+  const due = since +
+    (untaken > 0
+      ? untaken * handoverMs
+      : position * (facts.staggerMs ?? STAGGER_MS));
+  if (now >= due) return { action: "take", evictHead: untaken > 0 };
+  return { action: "wait", freeSince: since, waitMs: due - now };
 }
 
 /**

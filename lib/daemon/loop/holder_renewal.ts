@@ -77,6 +77,7 @@ export async function resumeLease(
 ): Promise<void> {
   const lease = run.deps.slotLease;
   if (lease === undefined) return;
+  const backoff = run.etcdBackoff();
   for (let attempt = 1; !signal.aborted; attempt++) {
     try {
       const result = await run.etcd(() =>
@@ -93,7 +94,7 @@ export async function resumeLease(
         !await run.backoff(
           "cannot renew the lease on this machine's slot",
           error,
-          attempt,
+          backoff,
           signal,
         )
       ) return;

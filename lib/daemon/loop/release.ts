@@ -63,7 +63,8 @@ export async function releaseSlot(
       : await releaseThroughServer(run, why, signal);
   }
   let uncertain = false;
-  for (let attempt = 1; !signal.aborted; attempt++) {
+  const backoff = run.etcdBackoff();
+  while (!signal.aborted) {
     try {
       const at = run.deps.clock.now();
       await run.etcd(
@@ -98,7 +99,7 @@ export async function releaseSlot(
       // A timed-out request may still have been applied.
       if (error instanceof EtcdUnavailableError) uncertain = true;
       if (
-        !await run.backoff("cannot release the slot", error, attempt, signal)
+        !await run.backoff("cannot release the slot", error, backoff, signal)
       ) {
         return "stopped";
       }

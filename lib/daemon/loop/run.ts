@@ -8,7 +8,12 @@
 
 import { formatDuration } from "../../common/duration.ts";
 import { oneLine } from "../../common/errors.ts";
-import { backoffMs } from "../../common/backoff.ts";
+import {
+  Backoff,
+  BACKOFF_MAX_MS,
+  BACKOFF_MIN_MS,
+  backoffMs,
+} from "../../common/backoff.ts";
 import type { DaemonDeps, DaemonSettings } from "./ports.ts";
 import type { ParsedCommand } from "../../host/command.ts";
 import {
@@ -43,6 +48,21 @@ export const DEFAULTS = {
   commandTimeoutMs: DEFAULT_COMMAND_TIMEOUT_MS,
 } as const;
 
+/**
+ * While a retry waits out its backoff because etcd did not answer, etcd
+ * is asked again (one read of the document) after this long, doubling to
+ * {@link PROBE_MAX_MS}: once it answers, the waiting retries go out at once.
+ */
+export const PROBE_MIN_MS = 1_000;
+/** See {@link PROBE_MIN_MS}. */
+export const PROBE_MAX_MS = 4_000;
+
+/** Whether `error` means etcd did not answer (as opposed to answering with a refusal). */
+function unanswered(error: unknown): boolean {
+  return !(error instanceof Error) || error.name === "EtcdUnavailableError" ||
+    error.name === "Error";
+}
+
 /** One run of the loop; see the module documentation. */
 export class Run {
   /** What locksmithd was configured to do. */
@@ -58,6 +78,9 @@ export class Run {
   /** Where state and counters go. */
   readonly metrics: DaemonMetrics;
   #slotHeld = false;
+  /** Successful etcd calls so far (the backoffs reset when it moves). */
+  #answers = 0;
+  readonly #onAnswer = new Set<() => void>();
 
   /**
    * Creates a run.
@@ -159,16 +182,30 @@ export class Run {
     try {
       const value = await timeEtcdRequest(this.metrics, op, call);
       this.etcdAnswered = true;
+      this.#answers++;
+      for (const wake of this.#onAnswer) wake();
       return value;
     } catch (error) {
-      if (
-        error instanceof Error && error.name !== "EtcdUnavailableError" &&
-        error.name !== "Error"
-      ) {
+      if (!unanswered(error)) {
         this.etcdAnswered = true; // refusals, corrupt documents: etcd answered
       }
       throw error;
     }
+  }
+
+  /**
+   * A backoff for retrying etcd calls (5 s doubling to 5 min, jittered),
+   * which starts again from 5 s once etcd has answered any call of this
+   * run since the last failure.
+   */
+  etcdBackoff(): Backoff {
+    return new Backoff({
+      minMs: BACKOFF_MIN_MS,
+      maxMs: BACKOFF_MAX_MS,
+      jitter: "half",
+      random: this.deps.random,
+      answers: () => this.#answers,
+    });
   }
 
   /** Sleeps `ms`; `false` when stopped. */
@@ -177,19 +214,81 @@ export class Run {
   }
 
   /**
-   * Logs a failure and sleeps the backoff of `attempt`; `false` when stopped.
-   * `what` says what failed, e.g. "cannot take a slot".
+   * Logs a failure and sleeps the backoff: of failure `attempt`, or the
+   * next delay of `backoff` (from {@link Run.etcdBackoff}); `false` when
+   * stopped. `what` says what failed, e.g. "cannot take a slot". With an
+   * etcd backoff, when etcd did not answer, the sleep ends as soon as etcd
+   * answers again: any call of this run, or a read sent after 1 s,
+   * 2 s, then every 4 s while the sleep lasts.
    */
   async backoff(
     what: string,
     error: unknown,
-    attempt: number,
+    attempt: number | Backoff,
     signal: AbortSignal = this.signal,
   ): Promise<boolean> {
-    const delay = backoffMs(attempt, this.deps.random);
+    const delay = typeof attempt === "number"
+      ? backoffMs(attempt, this.deps.random)
+      : attempt.next();
     this.deps.log.warn(
-      `${what}: ${oneLine(error)}; retrying in ${formatDuration(delay)}`,
+      `${what}: ${oneLine(error)}; retrying in ${formatDuration(delay)}${
+        typeof attempt === "number" || !unanswered(error)
+          ? ""
+          : " (or once etcd answers again)"
+      }`,
     );
-    return await this.sleep(delay, signal);
+    if (typeof attempt === "number" || !unanswered(error)) {
+      return await this.sleep(delay, signal);
+    }
+    return await this.#sleepUntilAnswered(delay, signal);
+  }
+
+  async #sleepUntilAnswered(
+    delay: number,
+    signal: AbortSignal,
+  ): Promise<boolean> {
+    const done = new AbortController();
+    const end = () => done.abort();
+    signal.addEventListener("abort", end, { once: true });
+    this.#onAnswer.add(end);
+    let slept = false;
+    const sleeping = this.sleep(delay, done.signal).finally(() => {
+      slept = true;
+    });
+    // A sleep that ended at once (an injected clock) needs no probe.
+    await Promise.resolve();
+    const probing = slept ? Promise.resolve() : this.#probe(done.signal);
+    try {
+      await sleeping;
+    } finally {
+      done.abort();
+      signal.removeEventListener("abort", end);
+      this.#onAnswer.delete(end);
+      await probing;
+    }
+    return !signal.aborted;
+  }
+
+  /** Reads the document now and then until one read is answered or `signal` aborts. */
+  async #probe(signal: AbortSignal): Promise<void> {
+    const store = this.deps.store;
+    if (store === undefined) return;
+    const probes = new Backoff({
+      minMs: PROBE_MIN_MS,
+      maxMs: PROBE_MAX_MS,
+      jitter: "half",
+      random: this.deps.random,
+    });
+    while (await this.sleep(probes.next(), signal)) {
+      try {
+        await this.etcd(() => store.read(), "probe");
+        return;
+      } catch (error) {
+        if (unanswered(error)) continue; // still no answer: ask again later
+        // etcd answered, with a refusal: the retry goes out and reports it.
+        for (const wake of this.#onAnswer) wake();
+        return;
+      }
+    }
   }
 }

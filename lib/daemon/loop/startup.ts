@@ -36,7 +36,8 @@ export async function startupCheck(
     }
     return;
   }
-  for (let attempt = 1; !signal.aborted; attempt++) {
+  const backoff = run.etcdBackoff();
+  while (!signal.aborted) {
     let facts;
     let stored;
     try {
@@ -56,7 +57,7 @@ export async function startupCheck(
         !await run.backoff(
           "cannot check this machine's slot",
           error,
-          attempt,
+          backoff,
           signal,
         )
       ) return;
