@@ -150,115 +150,187 @@ export class EndpointSet {
    */
   call<T>(attempt: Attempt<T>, timing: CallTiming): Promise<T> {
     return new Promise<T>((resolve, reject) => {
-      const failures = new Map<string, EndpointFailure>();
-      const running = new Map<string, AbortController>();
-      let queue = this.order();
-      let round = 1;
-      let refusedRounds = 0;
-      let done = false;
-      let hedgeTimer: ReturnType<typeof setTimeout> | undefined;
-      let pauseTimer: ReturnType<typeof setTimeout> | undefined;
-      const finish = (settle: () => void) => {
-        if (done) return;
-        done = true;
-        clearTimeout(hedgeTimer);
-        clearTimeout(pauseTimer);
-        clearTimeout(deadlineTimer);
-        timing.signal?.removeEventListener("abort", onAbort);
-        for (const controller of running.values()) controller.abort();
-        running.clear();
-        settle();
-      };
-      const noAnswer = (timedOut: boolean) => {
-        for (const endpoint of running.keys()) {
-          failures.set(
-            endpoint,
-            new EndpointFailure(endpoint, "timeout", "no answer"),
-          );
-          this.markBad(endpoint);
-        }
-        const what = [...failures.values()]
-          .map((f) => `${f.endpoint}: ${f.message}`).join("; ");
-        const message = timedOut
-          ? `etcd did not answer within ${
-            formatDuration(Math.round((timing.deadline - started) / 100) * 100)
-          } (${what})`
-          : `cannot reach etcd (${what})`;
-        finish(() =>
-          reject(new NoEndpointAnswered(message, failures, timedOut))
-        );
-      };
-      const started = this.#now();
-      const launchNext = (): boolean => {
-        const endpoint = queue.shift();
-        if (endpoint === undefined) return false;
-        const controller = new AbortController();
-        running.set(endpoint, controller);
-        attempt(endpoint, controller.signal).then(
-          (value) => {
-            running.delete(endpoint);
-            if (done) return;
-            this.markGood(endpoint);
-            finish(() => resolve(value));
-          },
-          (error) => {
-            running.delete(endpoint);
-            if (done) return;
-            if (!(error instanceof EndpointFailure)) {
-              finish(() => reject(error));
-              return;
-            }
-            failures.set(endpoint, error);
-            this.markBad(endpoint);
-            if (launchNext()) {
-              scheduleHedge();
-            } else if (running.size === 0) {
-              nextRound();
-            }
-          },
-        );
-        return true;
-      };
-      const scheduleHedge = () => {
-        clearTimeout(hedgeTimer);
-        if (queue.length === 0) return;
-        hedgeTimer = setTimeout(() => {
-          if (done) return;
-          launchNext();
-          scheduleHedge();
-        }, this.#hedgeAfterMs);
-      };
-      const nextRound = () => {
-        const all = [...failures.values()];
-        if (all.every((f) => f.kind === "refused")) refusedRounds++;
-        const pause = backoffDelay({
-          attempt: round,
-          minMs: 100,
-          maxMs: 1_000,
-        });
-        if (refusedRounds >= 2 || this.#now() + pause >= timing.deadline) {
-          noAnswer(false);
-          return;
-        }
-        round++;
-        pauseTimer = setTimeout(() => {
-          if (done) return;
-          queue = this.order();
-          launchNext();
-          scheduleHedge();
-        }, pause);
-      };
-      const onAbort = () =>
-        finish(() => reject(timing.signal?.reason ?? new Error("aborted")));
-      if (timing.signal?.aborted) return onAbort();
-      timing.signal?.addEventListener("abort", onAbort, { once: true });
-      const deadlineTimer = setTimeout(
-        () => noAnswer(true),
-        Math.max(0, timing.deadline - this.#now()),
-      );
-      if (this.#now() >= timing.deadline) return noAnswer(true);
-      launchNext();
-      scheduleHedge();
+      new HedgedCall<T>(
+        {
+          order: () => this.order(),
+          markGood: (endpoint) => this.markGood(endpoint),
+          markBad: (endpoint) => this.markBad(endpoint),
+          hedgeAfterMs: this.#hedgeAfterMs,
+          now: this.#now,
+        },
+        attempt,
+        timing,
+        { resolve, reject },
+      ).start();
     });
+  }
+}
+
+/** What one call needs of its {@link EndpointSet}. */
+interface CallContext {
+  order(): string[];
+  markGood(endpoint: string): void;
+  markBad(endpoint: string): void;
+  readonly hedgeAfterMs: number;
+  readonly now: () => number;
+}
+
+/** How a call's promise is settled. */
+interface Settle<T> {
+  resolve(value: T): void;
+  reject(error: unknown): void;
+}
+
+/** One {@link EndpointSet.call} in progress: its attempts, timers and outcome. */
+class HedgedCall<T> {
+  readonly #set: CallContext;
+  readonly #attempt: Attempt<T>;
+  readonly #timing: CallTiming;
+  readonly #settle: Settle<T>;
+  readonly #failures = new Map<string, EndpointFailure>();
+  readonly #running = new Map<string, AbortController>();
+  readonly #started: number;
+  #queue: string[];
+  #round = 1;
+  #refusedRounds = 0;
+  #done = false;
+  #hedgeTimer: ReturnType<typeof setTimeout> | undefined;
+  #pauseTimer: ReturnType<typeof setTimeout> | undefined;
+  #deadlineTimer: ReturnType<typeof setTimeout> | undefined;
+
+  constructor(
+    set: CallContext,
+    attempt: Attempt<T>,
+    timing: CallTiming,
+    settle: Settle<T>,
+  ) {
+    this.#set = set;
+    this.#attempt = attempt;
+    this.#timing = timing;
+    this.#settle = settle;
+    this.#queue = set.order();
+    this.#started = set.now();
+  }
+
+  /** Starts the first attempt, the hedge timer and the deadline. */
+  start(): void {
+    const signal = this.#timing.signal;
+    if (signal?.aborted) return this.#onAbort();
+    signal?.addEventListener("abort", this.#onAbort, { once: true });
+    this.#deadlineTimer = setTimeout(
+      () => this.#noAnswer(true),
+      Math.max(0, this.#timing.deadline - this.#set.now()),
+    );
+    if (this.#set.now() >= this.#timing.deadline) return this.#noAnswer(true);
+    this.#launchNext();
+    this.#scheduleHedge();
+  }
+
+  readonly #onAbort = (): void =>
+    this.#finish(() =>
+      this.#settle.reject(this.#timing.signal?.reason ?? new Error("aborted"))
+    );
+
+  #finish(settle: () => void): void {
+    if (this.#done) return;
+    this.#done = true;
+    clearTimeout(this.#hedgeTimer);
+    clearTimeout(this.#pauseTimer);
+    clearTimeout(this.#deadlineTimer);
+    this.#timing.signal?.removeEventListener("abort", this.#onAbort);
+    for (const controller of this.#running.values()) controller.abort();
+    this.#running.clear();
+    settle();
+  }
+
+  #noAnswer(timedOut: boolean): void {
+    for (const endpoint of this.#running.keys()) {
+      this.#failures.set(
+        endpoint,
+        new EndpointFailure(endpoint, "timeout", "no answer"),
+      );
+      this.#set.markBad(endpoint);
+    }
+    const what = [...this.#failures.values()]
+      .map((f) => `${f.endpoint}: ${f.message}`).join("; ");
+    const waited = Math.round((this.#timing.deadline - this.#started) / 100) *
+      100;
+    const message = timedOut
+      ? `etcd did not answer within ${formatDuration(waited)} (${what})`
+      : `cannot reach etcd (${what})`;
+    this.#finish(() =>
+      this.#settle.reject(
+        new NoEndpointAnswered(message, this.#failures, timedOut),
+      )
+    );
+  }
+
+  #launchNext(): boolean {
+    const endpoint = this.#queue.shift();
+    if (endpoint === undefined) return false;
+    const controller = new AbortController();
+    this.#running.set(endpoint, controller);
+    this.#attempt(endpoint, controller.signal).then(
+      (value) => this.#answered(endpoint, value),
+      (error) => this.#failed(endpoint, error),
+    );
+    return true;
+  }
+
+  #answered(endpoint: string, value: T): void {
+    this.#running.delete(endpoint);
+    if (this.#done) return;
+    this.#set.markGood(endpoint);
+    this.#finish(() => this.#settle.resolve(value));
+  }
+
+  #failed(endpoint: string, error: unknown): void {
+    this.#running.delete(endpoint);
+    if (this.#done) return;
+    if (!(error instanceof EndpointFailure)) {
+      this.#finish(() => this.#settle.reject(error));
+      return;
+    }
+    this.#failures.set(endpoint, error);
+    this.#set.markBad(endpoint);
+    if (this.#launchNext()) {
+      this.#scheduleHedge();
+    } else if (this.#running.size === 0) {
+      this.#nextRound();
+    }
+  }
+
+  #scheduleHedge(): void {
+    clearTimeout(this.#hedgeTimer);
+    if (this.#queue.length === 0) return;
+    this.#hedgeTimer = setTimeout(() => {
+      if (this.#done) return;
+      this.#launchNext();
+      this.#scheduleHedge();
+    }, this.#set.hedgeAfterMs);
+  }
+
+  #nextRound(): void {
+    const all = [...this.#failures.values()];
+    if (all.every((f) => f.kind === "refused")) this.#refusedRounds++;
+    const pause = backoffDelay({
+      attempt: this.#round,
+      minMs: 100,
+      maxMs: 1_000,
+    });
+    if (
+      this.#refusedRounds >= 2 ||
+      this.#set.now() + pause >= this.#timing.deadline
+    ) {
+      this.#noAnswer(false);
+      return;
+    }
+    this.#round++;
+    this.#pauseTimer = setTimeout(() => {
+      if (this.#done) return;
+      this.#queue = this.#set.order();
+      this.#launchNext();
+      this.#scheduleHedge();
+    }, pause);
   }
 }
