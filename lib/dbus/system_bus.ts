@@ -172,8 +172,7 @@ class Connection implements SystemBus {
       body: [...(request.body ?? [])],
     });
     const timeoutMs = request.timeoutMs ?? this.#callTimeoutMs;
-    const signal = request.signal;
-    if (signal?.aborted) {
+    if (request.signal?.aborted) {
       return Promise.reject(
         new DbusCallError(
           method,
@@ -182,6 +181,17 @@ class Connection implements SystemBus {
         ),
       );
     }
+    return this.#awaitReply(method, message, request, timeoutMs);
+  }
+
+  /** Sends `message` and waits for its reply, the timeout, the abort signal or the connection's end. */
+  #awaitReply(
+    method: string,
+    message: Message,
+    request: MethodCall,
+    timeoutMs: number,
+  ): Promise<Message> {
+    const signal = request.signal;
     return new Promise<Message>((resolve, reject) => {
       const onClosed = (reason: string): void => {
         cleanup();
@@ -238,14 +248,7 @@ class Connection implements SystemBus {
         },
         (error: unknown) => {
           cleanup();
-          const e = error as { type?: unknown; text?: unknown };
-          reject(
-            new DbusCallError(
-              method,
-              typeof e.type === "string" ? e.type : "(unknown error)",
-              typeof e.text === "string" ? e.text : oneLine(error),
-            ),
-          );
+          reject(errorReplyOf(method, error));
         },
       );
     });
@@ -415,4 +418,14 @@ export async function nameHasOwner(
 ): Promise<boolean> {
   const reply = await bus.call(busDriverCall("NameHasOwner", "s", [name]));
   return reply.body[0] === true;
+}
+
+/** The {@link DbusCallError} for an error reply (or any failure) of `method`. */
+function errorReplyOf(method: string, error: unknown): DbusCallError {
+  const e = error as { type?: unknown; text?: unknown };
+  return new DbusCallError(
+    method,
+    typeof e.type === "string" ? e.type : "(unknown error)",
+    typeof e.text === "string" ? e.text : oneLine(error),
+  );
 }
