@@ -75,89 +75,121 @@ export function executeAdmin(
   inv: CtlInvocation,
   deps: AdminDeps,
 ): Promise<Output> {
-  return withAdmin(inv, deps, async (admin): Promise<Output> => {
+  return withAdmin(inv, deps, (admin): Promise<Output> => {
     switch (inv.command) {
-      case "status": {
-        if (inv.allGroups) {
-          const groups = await admin.groups();
-          return { text: formatGroups(groups), json: groupsJson(groups) };
-        }
-        const view = await admin.view();
-        const now = deps.now();
-        return {
-          text: formatStatusView(view, now),
-          json: statusJson(view, now),
-        };
-      }
-      case "history": {
-        const histories = await admin.history(inv.allGroups);
-        const warning = skippedWarning(histories);
-        if (warning !== undefined) deps.stderr(`locksmithctl: ${warning}\n`);
-        const now = deps.now();
-        const sinceMs = now.getTime() - inv.sinceMs;
-        const lines = historyLines(histories, sinceMs);
-        return {
-          text: formatHistory(
-            lines,
-            now,
-            formatDuration(inv.sinceMs),
-            inv.allGroups,
-          ),
-          json: historyJson(histories, lines, sinceMs),
-        };
-      }
+      case "status":
+        return adminStatus(inv, deps, admin);
+      case "history":
+        return adminHistory(inv, deps, admin);
       case "pause":
-      case "resume": {
-        const paused = inv.command === "pause";
-        const changed = await admin.setPaused(paused, "locksmithctl");
-        const text = paused
-          ? changed
-            ? "Paused: no new slot is given until 'locksmithctl resume'; holders keep theirs\n"
-            : "Already paused\n"
-          : changed
-          ? "Resumed\n"
-          : "Not paused\n";
-        return { text, json: { key: admin.key, paused, changed } };
-      }
-      case "set-ttl": {
-        const seconds = inv.ttl === "default" ? undefined : inv.ttl;
-        const { before, after } = await admin.setSlotTtl(seconds);
-        return {
-          text: `Old: ${ttlText(before)}\nNew: ${ttlText(after)}\n`,
-          json: {
-            key: admin.key,
-            old: storedSlotTtl(before) ?? null,
-            new: storedSlotTtl(after) ?? null,
-          },
-        };
-      }
-      default: {
-        // unlock --stale
-        const reclaimed = await admin.reclaimStale();
-        const now = deps.now();
-        const lines = reclaimed.map((h) => {
-          const age = ageSince(h.record?.since, now);
-          const held = age === undefined ? "" : `; held for ${age}`;
-          const boot = h.record?.boot ? ` (boot ${idCell(h.record.boot)})` : "";
-          return `Reclaimed ${
-            idCell(h.id)
-          }: its lease ${h.record?.lease} expired${held}${boot}\n`;
-        });
-        return {
-          text: lines.length > 0 ? lines.join("") : "No stale slot\n",
-          json: {
-            key: admin.key,
-            reclaimed: reclaimed.map((h) => ({
-              id: h.id,
-              since: h.record?.since ?? null,
-              boot: h.record?.boot ?? null,
-              lease: h.record?.lease ?? null,
-            })),
-          },
-        };
-      }
+      case "resume":
+        return adminPause(inv.command === "pause", admin);
+      case "set-ttl":
+        return adminSetTtl(inv, admin);
+      default: // unlock --stale
+        return adminReclaim(deps, admin);
     }
   });
+}
+
+/** `status`: one group, or every group with `--all-groups`. */
+async function adminStatus(
+  inv: CtlInvocation,
+  deps: AdminDeps,
+  admin: SemaphoreAdmin,
+): Promise<Output> {
+  if (inv.allGroups) {
+    const groups = await admin.groups();
+    return { text: formatGroups(groups), json: groupsJson(groups) };
+  }
+  const view = await admin.view();
+  const now = deps.now();
+  return { text: formatStatusView(view, now), json: statusJson(view, now) };
+}
+
+/** `history`: one line per reboot since `--since`. */
+async function adminHistory(
+  inv: CtlInvocation,
+  deps: AdminDeps,
+  admin: SemaphoreAdmin,
+): Promise<Output> {
+  const histories = await admin.history(inv.allGroups);
+  const warning = skippedWarning(histories);
+  if (warning !== undefined) deps.stderr(`locksmithctl: ${warning}\n`);
+  const now = deps.now();
+  const sinceMs = now.getTime() - inv.sinceMs;
+  const lines = historyLines(histories, sinceMs);
+  return {
+    text: formatHistory(
+      lines,
+      now,
+      formatDuration(inv.sinceMs),
+      inv.allGroups,
+    ),
+    json: historyJson(histories, lines, sinceMs),
+  };
+}
+
+/** `pause` or `resume`. */
+async function adminPause(
+  paused: boolean,
+  admin: SemaphoreAdmin,
+): Promise<Output> {
+  const changed = await admin.setPaused(paused, "locksmithctl");
+  const text = paused
+    ? changed
+      ? "Paused: no new slot is given until 'locksmithctl resume'; holders keep theirs\n"
+      : "Already paused\n"
+    : changed
+    ? "Resumed\n"
+    : "Not paused\n";
+  return { text, json: { key: admin.key, paused, changed } };
+}
+
+/** `set-ttl`: the old and the new stored slot TTL. */
+async function adminSetTtl(
+  inv: CtlInvocation,
+  admin: SemaphoreAdmin,
+): Promise<Output> {
+  const seconds = inv.ttl === "default" ? undefined : inv.ttl;
+  const { before, after } = await admin.setSlotTtl(seconds);
+  return {
+    text: `Old: ${ttlText(before)}\nNew: ${ttlText(after)}\n`,
+    json: {
+      key: admin.key,
+      old: storedSlotTtl(before) ?? null,
+      new: storedSlotTtl(after) ?? null,
+    },
+  };
+}
+
+/** `unlock --stale`: reclaims the slots whose lease expired. */
+async function adminReclaim(
+  deps: AdminDeps,
+  admin: SemaphoreAdmin,
+): Promise<Output> {
+  const reclaimed = await admin.reclaimStale();
+  const now = deps.now();
+  const lines = reclaimed.map((h) => {
+    const age = ageSince(h.record?.since, now);
+    const held = age === undefined ? "" : `; held for ${age}`;
+    const boot = h.record?.boot ? ` (boot ${idCell(h.record.boot)})` : "";
+    return `Reclaimed ${
+      idCell(h.id)
+    }: its lease ${h.record?.lease} expired${held}${boot}\n`;
+  });
+  return {
+    text: lines.length > 0 ? lines.join("") : "No stale slot\n",
+    json: {
+      key: admin.key,
+      reclaimed: reclaimed.map((h) => ({
+        id: h.id,
+        since: h.record?.since ?? null,
+        boot: h.record?.boot ?? null,
+        lease: h.record?.lease ?? null,
+      })),
+    },
+  };
 }
 
 /**
