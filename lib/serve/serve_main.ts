@@ -34,6 +34,9 @@ import { semaphoreGroupOf } from "../fleetlock/protocol/protocol.ts";
 import { SERVE_USAGE } from "./serve_help.ts";
 import type { FleetLockServer } from "./server.ts";
 
+/** The log `serve` writes on stderr. */
+type ServeLog = ReturnType<typeof stderrLog>;
+
 /** The daemon's etcd keys: the only daemon settings `serve` takes from the environment. */
 const ETCD_KEYS = DAEMON_CONFIG_KEYS.filter((key) =>
   key === "LOCKSMITHD_ENDPOINT" || key.startsWith("LOCKSMITHD_ETCD_")
@@ -84,50 +87,68 @@ async function readPem(path: string, what: string): Promise<string> {
   }
 }
 
+/** What `serve` runs with: the daemon's etcd settings, its options and TLS. */
+interface ServeSetup {
+  config: DaemonConfig;
+  options: ServeOptions;
+  tls: { cert: string; key: string } | undefined;
+}
+
 /**
- * Runs `locksmithd serve` with `args` (the arguments after `serve`) until
- * SIGTERM or SIGINT. Returns the exit status: 0 after a clean stop, 1 when
- * it cannot listen, 2 on a usage or configuration error.
+ * Reads the command line, configuration files, environment and TLS files.
+ * Returns the exit status instead when `serve` must stop here (help,
+ * version, or a usage or configuration error).
  */
-export async function runServe(args: readonly string[]): Promise<number> {
-  const log = stderrLog();
-  let config: DaemonConfig;
-  let options: ServeOptions;
-  let tls: { cert: string; key: string } | undefined;
+async function loadServeSetup(
+  args: readonly string[],
+): Promise<ServeSetup | number> {
   try {
     const parsed = parseServeArgs(args);
     const answered = answerHelpOrVersion(parsed, SERVE_USAGE);
     if (answered !== undefined) return answered;
-    config = await loadDaemonConfig({
+    const config = await loadDaemonConfig({
       configFiles: parsed.configFiles,
       env: readGrantedEnv(ETCD_KEYS),
       flags: parsed.daemonFlags,
     });
-    options = resolveServeOptions(
+    const options = resolveServeOptions(
       parsed.values,
       readGrantedEnv(SERVE_ENV_KEYS),
     );
+    let tls: { cert: string; key: string } | undefined;
     if (options.tls) {
       tls = {
         cert: await readPem(options.tls.certFile, "TLS certificate"),
         key: await readPem(options.tls.keyFile, "TLS key"),
       };
     }
+    return { config, options, tls };
   } catch (error) {
     return reportFailure("locksmithd serve", error);
   }
+}
+
+/** Logs the configuration's warnings and the unknown `LOCKSMITHD_` variables. */
+function warnAboutSetup(config: DaemonConfig, log: ServeLog): void {
   for (const warning of config.warnings) log.warn(warning);
   const known = [...DAEMON_CONFIG_KEYS, ...SERVE_ENV_KEYS];
   for (const w of unknownEnvWarnings(envWithPrefix("LOCKSMITHD_"), known)) {
     log.warn(w);
   }
+}
 
-  const { stopped, dispose } = stopOnSignals();
-  const stores = etcdStoreFactory(config);
-  let server: FleetLockServer;
+/**
+ * Starts the server on the etcd `stores`. Logs why and returns undefined
+ * when it cannot listen.
+ */
+async function startServer(
+  { config, options, tls }: ServeSetup,
+  stores: ReturnType<typeof etcdStoreFactory>,
+  log: ServeLog,
+): Promise<FleetLockServer | undefined> {
   try {
     const { startFleetLockServer } = await import("./server.ts");
-    server = await startFleetLockServer({
+    return await startFleetLockServer({
       options,
       tls,
       openStore: (group) => stores.open(group),
@@ -138,7 +159,6 @@ export async function runServe(args: readonly string[]): Promise<number> {
       ),
     });
   } catch (error) {
-    dispose();
     const where = `${options.listen.hostname}:${options.listen.port}`;
     log.error(
       tls
@@ -147,8 +167,16 @@ export async function runServe(args: readonly string[]): Promise<number> {
         }`
         : `cannot listen on ${where}: ${oneLine(error)}`,
     );
-    return 1;
+    return undefined;
   }
+}
+
+/** Logs where the server and its fleet page are served. */
+function announce(
+  server: FleetLockServer,
+  { config, options }: ServeSetup,
+  log: ServeLog,
+): void {
   log.info(
     `serving FleetLock on ${server.url} (etcd ${
       config.etcd.endpoints.join(",")
@@ -159,6 +187,27 @@ export async function runServe(args: readonly string[]): Promise<number> {
   log.info(
     `fleet page at ${server.url} (live; one etcd watch for all viewers)`,
   );
+}
+
+/**
+ * Runs `locksmithd serve` with `args` (the arguments after `serve`) until
+ * SIGTERM or SIGINT. Returns the exit status: 0 after a clean stop, 1 when
+ * it cannot listen, 2 on a usage or configuration error.
+ */
+export async function runServe(args: readonly string[]): Promise<number> {
+  const log = stderrLog();
+  const setup = await loadServeSetup(args);
+  if (typeof setup === "number") return setup;
+  warnAboutSetup(setup.config, log);
+
+  const { stopped, dispose } = stopOnSignals();
+  const stores = etcdStoreFactory(setup.config);
+  const server = await startServer(setup, stores, log);
+  if (server === undefined) {
+    dispose();
+    return 1;
+  }
+  announce(server, setup, log);
   const name = await Promise.race([
     stopped,
     server.finished.then(() => undefined),

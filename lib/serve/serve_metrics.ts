@@ -63,6 +63,133 @@ const REBOOT_BUCKETS = [
 /** Buckets of the latency histograms: locksmithd's etcd buckets, and 0.5 ms. */
 const LATENCY_BUCKETS = [0.0005, ...ETCD_LATENCY_BUCKETS];
 
+/** The metrics from the reboot history: time away and slots reclaimed. */
+function historyMetrics(registers: Registry[]): {
+  rebootSeconds: Histogram<"group">;
+  reclaims: Counter<"group">;
+} {
+  return {
+    rebootSeconds: new Histogram({
+      name: METRIC_NAMES.rebootSeconds,
+      help:
+        "Time a machine was away: from taking its slot to releasing it after its boot, by semaphore group (from the reboot history)",
+      labelNames: ["group"] as const,
+      buckets: REBOOT_BUCKETS,
+      registers,
+    }),
+    reclaims: new Counter({
+      name: METRIC_NAMES.reclaims,
+      help:
+        "Slots reclaimed after their slot TTL (machines that never came back), by semaphore group (from the reboot history)",
+      labelNames: ["group"] as const,
+      registers,
+    }),
+  };
+}
+
+/** The gauge of the fleet pages connected, read from `viewers` at scrape time. */
+function viewersGauge(registers: Registry[], viewers: () => number): void {
+  new Gauge({
+    name: METRIC_NAMES.pageViewers,
+    help: "Fleet pages connected now (they share one etcd watch)",
+    registers,
+    collect() {
+      this.set(viewers());
+    },
+  });
+}
+
+/** The metrics of the FleetLock requests: count and latency. */
+function requestMetrics(registers: Registry[]): {
+  requests: Counter<"endpoint" | "result">;
+  requestSeconds: Histogram<"endpoint">;
+} {
+  return {
+    requests: new Counter({
+      name: METRIC_NAMES.requests,
+      help: "FleetLock requests answered, by endpoint and result",
+      labelNames: ["endpoint", "result"] as const,
+      registers,
+    }),
+    requestSeconds: new Histogram({
+      name: METRIC_NAMES.requestSeconds,
+      help: "Time to answer a request, by endpoint",
+      labelNames: ["endpoint"] as const,
+      buckets: LATENCY_BUCKETS,
+      registers,
+    }),
+  };
+}
+
+/** The metrics of the etcd updates: latency, batch sizes and conflicts. */
+function etcdMetrics(registers: Registry[]): {
+  etcdSeconds: Histogram<"operation" | "outcome">;
+  batchCalls: Histogram<string>;
+  conflicts: Counter<string>;
+} {
+  return {
+    etcdSeconds: new Histogram({
+      name: METRIC_NAMES.etcdSeconds,
+      help:
+        "Time of etcd operations (update: one batch with its compare-and-swap retries; read: health and scrapes)",
+      labelNames: ["operation", "outcome"] as const,
+      buckets: LATENCY_BUCKETS,
+      registers,
+    }),
+    batchCalls: new Histogram({
+      name: METRIC_NAMES.batchCalls,
+      help: "FleetLock calls applied together by one etcd update",
+      buckets: [1, 2, 4, 8, 16, 32, 64, 128, 256],
+      registers,
+    }),
+    conflicts: new Counter({
+      name: METRIC_NAMES.conflicts,
+      help:
+        "Compare-and-swap writes that lost to another writer and were retried",
+      registers,
+    }),
+  };
+}
+
+/**
+ * The holders and slots gauges of every open group, both filled from one
+ * read of `documents` per scrape.
+ */
+function groupGauges(
+  registers: Registry[],
+  documents: () => Promise<ReadonlyMap<string, Semaphore>>,
+): void {
+  let reading: Promise<ReadonlyMap<string, Semaphore>> | undefined;
+  const current = () => {
+    reading ??= documents().finally(() => {
+      queueMicrotask(() => reading = undefined);
+    });
+    return reading;
+  };
+  const byGroup = (
+    name: string,
+    help: string,
+    value: (doc: Semaphore) => number,
+  ) =>
+    new Gauge({
+      name,
+      help: `${help}, by group (read from etcd at scrape time)`,
+      labelNames: ["group"] as const,
+      registers,
+      async collect() {
+        const docs = await current();
+        this.reset();
+        for (const [group, doc] of docs) this.set({ group }, value(doc));
+      },
+    });
+  byGroup(
+    METRIC_NAMES.holders,
+    "Machines holding a slot",
+    (doc) => doc.holders.length,
+  );
+  byGroup(METRIC_NAMES.slots, "Slots (max) of the semaphore", (d) => d.max);
+}
+
 /** The server's metrics; see the module documentation. */
 export class FleetLockMetrics implements RequestObserver {
   readonly #registry = new Registry();
@@ -84,92 +211,18 @@ export class FleetLockMetrics implements RequestObserver {
     viewers: () => number = () => 0,
   ) {
     const registers = [this.#registry];
-    this.#rebootSeconds = new Histogram({
-      name: METRIC_NAMES.rebootSeconds,
-      help:
-        "Time a machine was away: from taking its slot to releasing it after its boot, by semaphore group (from the reboot history)",
-      labelNames: ["group"] as const,
-      buckets: REBOOT_BUCKETS,
-      registers,
-    });
-    this.#reclaims = new Counter({
-      name: METRIC_NAMES.reclaims,
-      help:
-        "Slots reclaimed after their slot TTL (machines that never came back), by semaphore group (from the reboot history)",
-      labelNames: ["group"] as const,
-      registers,
-    });
-    new Gauge({
-      name: METRIC_NAMES.pageViewers,
-      help: "Fleet pages connected now (they share one etcd watch)",
-      registers,
-      collect() {
-        this.set(viewers());
-      },
-    });
-    this.#requests = new Counter({
-      name: METRIC_NAMES.requests,
-      help: "FleetLock requests answered, by endpoint and result",
-      labelNames: ["endpoint", "result"] as const,
-      registers,
-    });
-    this.#requestSeconds = new Histogram({
-      name: METRIC_NAMES.requestSeconds,
-      help: "Time to answer a request, by endpoint",
-      labelNames: ["endpoint"] as const,
-      buckets: LATENCY_BUCKETS,
-      registers,
-    });
-    this.#etcdSeconds = new Histogram({
-      name: METRIC_NAMES.etcdSeconds,
-      help:
-        "Time of etcd operations (update: one batch with its compare-and-swap retries; read: health and scrapes)",
-      labelNames: ["operation", "outcome"] as const,
-      buckets: LATENCY_BUCKETS,
-      registers,
-    });
-    this.#batchCalls = new Histogram({
-      name: METRIC_NAMES.batchCalls,
-      help: "FleetLock calls applied together by one etcd update",
-      buckets: [1, 2, 4, 8, 16, 32, 64, 128, 256],
-      registers,
-    });
-    this.#conflicts = new Counter({
-      name: METRIC_NAMES.conflicts,
-      help:
-        "Compare-and-swap writes that lost to another writer and were retried",
-      registers,
-    });
-    // Both gauges are filled from one read per scrape.
-    let reading: Promise<ReadonlyMap<string, Semaphore>> | undefined;
-    const current = () => {
-      reading ??= documents().finally(() => {
-        queueMicrotask(() => reading = undefined);
-      });
-      return reading;
-    };
-    const byGroup = (
-      name: string,
-      help: string,
-      value: (doc: Semaphore) => number,
-    ) =>
-      new Gauge({
-        name,
-        help: `${help}, by group (read from etcd at scrape time)`,
-        labelNames: ["group"] as const,
-        registers,
-        async collect() {
-          const docs = await current();
-          this.reset();
-          for (const [group, doc] of docs) this.set({ group }, value(doc));
-        },
-      });
-    byGroup(
-      METRIC_NAMES.holders,
-      "Machines holding a slot",
-      (doc) => doc.holders.length,
-    );
-    byGroup(METRIC_NAMES.slots, "Slots (max) of the semaphore", (d) => d.max);
+    const history = historyMetrics(registers);
+    this.#rebootSeconds = history.rebootSeconds;
+    this.#reclaims = history.reclaims;
+    viewersGauge(registers, viewers);
+    const requests = requestMetrics(registers);
+    this.#requests = requests.requests;
+    this.#requestSeconds = requests.requestSeconds;
+    const etcd = etcdMetrics(registers);
+    this.#etcdSeconds = etcd.etcdSeconds;
+    this.#batchCalls = etcd.batchCalls;
+    this.#conflicts = etcd.conflicts;
+    groupGauges(registers, documents);
   }
 
   /** Counts a request (see {@link RequestObserver}). */
