@@ -34,8 +34,31 @@ async function runWith(
   args: readonly string[],
   stop?: StopOnSignals,
 ): Promise<number> {
-  const main = await import("./lib/daemon/wiring/daemon_main.ts");
-  return await main.runDaemon(args, stop);
+  const main = await load(() => import("./lib/daemon/wiring/daemon_main.ts"));
+  return main ? await main.runDaemon(args, stop) : 1;
+}
+
+/**
+ * Imports one of locksmithd's own modules. Run with
+ * `--unstable-lazy-dynamic-imports` (as the tasks and units do, so that
+ * the signal listener comes before the load), Deno checks read access to
+ * them: without it, says in one line which folder to allow and returns
+ * `undefined`.
+ */
+async function load<T>(module: () => Promise<T>): Promise<T | undefined> {
+  try {
+    return await module();
+  } catch (error) {
+    // Deno reports it as a TypeError.
+    if (!/^Requires read access/.test((error as Error)?.message)) throw error;
+    const lib = decodeURIComponent(new URL("./lib", import.meta.url).pathname);
+    console.error(
+      `locksmithd: cannot load its own modules (${
+        (error as Error).message
+      }): add --allow-read=${lib}`,
+    );
+    return undefined;
+  }
 }
 
 if (import.meta.main) {
@@ -44,9 +67,10 @@ if (import.meta.main) {
   const stop = stopOnSignals({ onHangup: () => {} });
   if (Deno.args[0] === "serve") {
     // The server installs its own listener: a stop before it does ends here.
-    const { runServe } = await import("./lib/serve/serve_main.ts");
+    const serve = await load(() => import("./lib/serve/serve_main.ts"));
     stop.dispose();
-    Deno.exit(stop.signal.aborted ? 0 : await runServe(Deno.args.slice(1)));
+    if (stop.signal.aborted) Deno.exit(0);
+    Deno.exit(serve ? await serve.runServe(Deno.args.slice(1)) : 1);
   }
   Deno.exit(await runWith(Deno.args, stop));
 }

@@ -3,6 +3,7 @@
 #   bash scripts/dev.sh demo    a live fleet of locksmithd on loopback (real etcd, private D-Bus)
 #   bash scripts/dev.sh test    format/lint/type/publish checks, then every test
 #   bash scripts/dev.sh bench   the benchmark
+#   bash scripts/dev.sh soak N  every test, N runs in a row, while a CPU hog keeps each core busy
 #   bash scripts/dev.sh deno …  any deno command with the pinned Deno on PATH
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -85,6 +86,29 @@ run_tests() {
   return "$status"
 }
 
+# Runs the whole suite N times in a row while one busy loop per core keeps
+# the machine saturated; stops at the first failing run.
+soak() {
+  local runs=${1:-3} hogs=() run status=0
+  for _ in $(seq "$(nproc)"); do
+    (while :; do :; done) &
+    hogs+=($!)
+  done
+  trap 'kill "${hogs[@]}" 2>/dev/null' EXIT
+  say "soak: $runs runs of the suite with ${#hogs[@]} busy loops"
+  for run in $(seq "$runs"); do
+    local started=$SECONDS
+    if run_tests; then
+      say "soak: run $run of $runs passed in $((SECONDS - started)) s"
+    else
+      status=$?
+      say "soak: run $run of $runs FAILED after $((SECONDS - started)) s"
+      break
+    fi
+  done
+  return "$status"
+}
+
 job=${1:-test}
 [ $# -gt 0 ] && shift
 install_debian_packages
@@ -94,6 +118,7 @@ case "$job" in
   test) deno task check && run_tests && deno task compiled ;;
   demo) deno task demo "$@" ;;
   bench) deno task bench "$@" ;;
+  soak) soak "$@" ;;
   deno) deno "$@" ;;
-  *) say "unknown job '$job': use demo, test, bench or deno"; exit 2 ;;
+  *) say "unknown job '$job': use demo, test, bench, soak or deno"; exit 2 ;;
 esac

@@ -255,6 +255,26 @@ try {
             short.stderr,
             `locksmithd: missing Deno permissions: write access to ${socket} (the system bus): --allow-write=${socket}; system information uid (D-Bus authentication sends the uid): --allow-sys=uid; system information osUptime (the boot time: releasing the slot after boot, stale sentinels): --allow-sys=osUptime; run again with --allow-write=${socket} --allow-sys=uid,osUptime\n`,
           );
+          // Loading its modules lazily (as the tasks and units do), Deno
+          // checks read access to them: one line names the folder.
+          const lazy = await deno(
+            pkg,
+            [
+              "run",
+              "--no-prompt",
+              "--unstable-lazy-dynamic-imports",
+              "--allow-net",
+              "--allow-read=/etc",
+              "daemon.ts",
+            ],
+            env,
+          );
+          assert.equal(lazy.code, 1);
+          const lib = `${await Deno.realPath(pkg)}/lib`;
+          assert.equal(
+            lazy.stderr,
+            `locksmithd: cannot load its own modules (Requires read access to "${lib}/daemon/wiring/daemon_main.ts", run again with the --allow-read flag): add --allow-read=${lib}\n`,
+          );
           const daemon = new Deno.Command(Deno.execPath(), {
             args: [
               "run",

@@ -18,12 +18,24 @@ interface Sample {
   readonly waiters: number;
 }
 
+/** One machine becoming a holder. */
+export interface FleetTake {
+  /** The machine. */
+  readonly id: string;
+  /** Free slots in the document that made it a holder. */
+  readonly freeAfter: number;
+  /** Machines that joined the queue before it and were not holders yet, in join order. */
+  readonly waitingAhead: readonly string[];
+}
+
 /** What a run looked like. */
 export interface FleetTimeline {
   /** Machine ids in the order they first joined the queue. */
   readonly joinOrder: string[];
   /** Machine ids in the order they first became holders. */
   readonly takeOrder: string[];
+  /** Each first take, with who was waiting ahead of the taker. */
+  readonly takes: FleetTake[];
   /** The longest time (ms) a slot stayed free while a machine was queued, and when it began. */
   readonly longestIdle: { ms: number; from: number };
   /** Every stretch (ms) a slot stayed free while a machine was queued, longest first. */
@@ -48,6 +60,7 @@ export async function startFleetMonitor(
   const queued = new Set<string>();
   const joinOrder: string[] = [];
   const takeOrder: string[] = [];
+  const takes: FleetTake[] = [];
   const taken = new Set<string>();
   const samples: Sample[] = [];
   const versions: KeyVersion[] = [];
@@ -67,11 +80,20 @@ export async function startFleetMonitor(
       });
       const doc = parseSemaphore(kv.value.toString(), key);
       free = doc.semaphore;
-      for (const id of doc.holders) {
-        if (!taken.has(id)) {
-          taken.add(id);
-          takeOrder.push(id);
-        }
+      const fresh = doc.holders.filter((id) => !taken.has(id));
+      for (const id of fresh) {
+        const joined = joinOrder.indexOf(id);
+        takes.push({
+          id,
+          freeAfter: doc.semaphore,
+          waitingAhead: joinOrder.slice(0, joined < 0 ? 0 : joined).filter(
+            (other) => !taken.has(other) && !fresh.includes(other),
+          ),
+        });
+      }
+      for (const id of fresh) {
+        taken.add(id);
+        takeOrder.push(id);
       }
     } else {
       const id = idOfCompanionKey(prefix, name);
@@ -121,7 +143,38 @@ export async function startFleetMonitor(
         }
       }
       idle.sort((a, b) => b - a);
-      return { joinOrder, takeOrder, longestIdle: longest, idle, versions };
+      return {
+        joinOrder,
+        takeOrder,
+        takes,
+        longestIdle: longest,
+        idle,
+        versions,
+      };
     },
   };
+}
+
+/**
+ * The takes that broke the queue's order: a machine became a holder while
+ * live machines that joined before it still waited and the slots left
+ * were too few for all of them. (With enough free slots for everyone
+ * ahead, a machine may take one first: the daemons' rule, so that a free
+ * slot never waits for a slower machine ahead that will get one anyway.)
+ * `dead` machines, killed while they waited, are not counted as waiting.
+ */
+export function orderBreaks(
+  timeline: FleetTimeline,
+  dead: ReadonlySet<string> = new Set(),
+): string[] {
+  return timeline.takes.flatMap((take) => {
+    const ahead = take.waitingAhead.filter((id) => !dead.has(id));
+    return ahead.length > take.freeAfter
+      ? [
+        `${take.id} took a slot, leaving ${take.freeAfter} free, while ${
+          ahead.join(", ")
+        } waited ahead of it`,
+      ]
+      : [];
+  });
 }
