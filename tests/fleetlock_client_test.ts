@@ -742,6 +742,12 @@ Deno.test("after a FleetLock server outage long enough for the backoff to grow, 
   try {
     await t.step("pre-reboot", async () => {
       m.startDaemon();
+      // Steady-state at start, answered: the pre-reboot does not wait for it.
+      await m.waitForLine(
+        /holds no slot \(the FleetLock server says so\)/,
+        20_000,
+        true,
+      );
       await m.waitForLine(/waiting for a reboot to be needed/, 20_000, true);
       await server.stop();
       await m.needReboot();
