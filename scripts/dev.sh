@@ -88,14 +88,15 @@ run_tests() {
 
 # Runs the whole suite N times in a row while one busy loop per core keeps
 # the machine saturated; stops at the first failing run.
+SOAK_HOGS=()
 soak() {
-  local runs=${1:-3} hogs=() run status=0
+  local runs=${1:-3} run status=0
   for _ in $(seq "$(nproc)"); do
     (while :; do :; done) &
-    hogs+=($!)
+    SOAK_HOGS+=($!)
   done
-  trap 'kill "${hogs[@]}" 2>/dev/null' EXIT
-  say "soak: $runs runs of the suite with ${#hogs[@]} busy loops"
+  trap 'kill "${SOAK_HOGS[@]}" 2>/dev/null' EXIT
+  say "soak: $runs runs of the suite with ${#SOAK_HOGS[@]} busy loops"
   for run in $(seq "$runs"); do
     local started=$SECONDS
     if run_tests; then

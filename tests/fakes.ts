@@ -77,6 +77,56 @@ export class FakeClock implements Clock {
   }
 }
 
+/**
+ * A virtual clock whose sleeps are timers: each ends when {@link TimerClock.run}
+ * moves time to it (or when aborted), so that sleeps overlap as real ones
+ * do (a backoff and the probes sent while it lasts). Nothing really sleeps.
+ */
+export class TimerClock extends FakeClock {
+  readonly #timers = new Set<{ at: number; fire: () => void }>();
+  override sleep(ms: number, signal: AbortSignal): Promise<boolean> {
+    if (signal.aborted) return Promise.resolve(false);
+    this.sleeps.push(ms);
+    return new Promise((resolve) => {
+      const timer = {
+        at: this.now().getTime() + Math.max(0, ms),
+        fire: () => {
+          signal.removeEventListener("abort", abort);
+          resolve(true);
+        },
+      };
+      const abort = () => {
+        this.#timers.delete(timer);
+        resolve(false);
+      };
+      signal.addEventListener("abort", abort, { once: true });
+      this.#timers.add(timer);
+    });
+  }
+  /**
+   * Lets everything that can run run, then moves time to the earliest
+   * timer and ends its sleep (calling `onSleep`), until `done()` holds;
+   * throws when no timer is left or the next one is more than `limitMs`
+   * ahead of the start.
+   */
+  async run(done: () => boolean, limitMs = 86_400_000): Promise<void> {
+    const end = this.now().getTime() + limitMs;
+    for (;;) {
+      // Two turns of the event loop: every promise chain of the fakes settles.
+      for (let i = 0; i < 2; i++) await new Promise((r) => setTimeout(r, 0));
+      if (done()) return;
+      const next = [...this.#timers].sort((a, b) => a.at - b.at)[0];
+      if (next === undefined || next.at > end) {
+        throw new Error(`no timer left before ${new Date(end).toISOString()}`);
+      }
+      this.#timers.delete(next);
+      this.advance(Math.max(0, next.at - this.now().getTime()));
+      next.fire();
+      this.onSleep(this.now());
+    }
+  }
+}
+
 /** An in-memory {@link LockStore} using the real pure operations. */
 export class FakeStore implements LockStore {
   readonly key = "fake/semaphore";

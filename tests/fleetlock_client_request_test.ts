@@ -1,13 +1,15 @@
 /**
  * What locksmithd's FleetLock client sends and how it reads answers, pure:
  * URL joining by WHATWG rules as Zincati joins, the body byte for byte, the
- * headers, error bodies and kinds, the success lines of locksmith's own
- * server (read through its real handler), and Zincati's app-specific id
+ * headers, error bodies and kinds, which answers say that the server is
+ * up, the success lines of locksmith's own server (read through its real
+ * handler), and Zincati's app-specific id
  * against known vectors and one computed by openssl.
  */
 
 import assert from "node:assert/strict";
 import {
+  answeredByServer,
   authorizationOf,
   BEARER_TOKEN_PATTERN,
   describeRefusal,
@@ -74,6 +76,11 @@ Deno.test("the endpoints are joined to the base URL exactly as new URL(reference
     assert.equal(urls["pre-reboot"], pre, base);
     assert.equal(urls["steady-state"], steady, base);
     assert.equal(urls["pre-reboot"], new URL("v1/pre-reboot", base).href);
+    assert.equal(
+      resolveBaseUrl(base).probeUrl,
+      pre.replace("v1/pre-reboot", "-/healthy"),
+      base,
+    );
   }
 });
 
@@ -197,6 +204,27 @@ Deno.test("full means every slot is held: our 409, airlock's failed_lock, poseid
     ] as const
   ) {
     assert.equal(isFull(status, kind), false, kind);
+  }
+});
+
+Deno.test("the server is up when it answers anything of its own; a 502, 503 or 504 without a FleetLock body is a gateway answering for it", () => {
+  const up = (status: number, text: string) =>
+    answeredByServer(status, parseErrorBody(status, text));
+  const fleetLock = (kind: string) =>
+    JSON.stringify({ kind, value: "said by the server" });
+  // The server's own refusals, "full" among them, whatever the status.
+  assert.equal(up(409, fleetLock("failed_lock_semaphore_full")), true);
+  assert.equal(up(423, fleetLock("lock_held")), true);
+  assert.equal(up(500, fleetLock("failed_lock")), true);
+  assert.equal(up(503, fleetLock("etcd_unavailable")), true);
+  assert.equal(up(401, fleetLock("unauthorized")), true);
+  // Bodies that are not FleetLock's: only the gateway statuses are not the server.
+  assert.equal(up(404, "404 page not found\n"), true);
+  assert.equal(up(400, "wrong 'fleet-lock-protocol' header"), true);
+  assert.equal(up(500, ""), true);
+  for (const status of [502, 503, 504]) {
+    assert.equal(up(status, "<html>Bad Gateway</html>"), false, `${status}`);
+    assert.equal(up(status, ""), false, `${status}`);
   }
 });
 

@@ -4,7 +4,9 @@
  * permission set, private buses) against a real `daemon.ts serve` and a
  * real etcd: steady-state at start, pre-reboot before rebooting, waiting
  * while full with backoff, never a reboot without a 2xx (server stopped,
- * answering 500), the window, Zincati's id, tokens; and a mixed fleet of
+ * answering 500), the window, Zincati's id, tokens, the probe sent after no
+ * answer, calls that reach the server soon after an outage however long the
+ * backoff grew; and a mixed fleet of
  * etcd-lock and fleetlock daemons sharing one semaphore through the server,
  * never more than `max` holders at any revision, each machine rebooting
  * exactly once.
@@ -28,6 +30,7 @@ import { FleetLockClient } from "../lib/fleetlock/client/client.ts";
 import { fleetLockKey } from "../lib/fleetlock/protocol/protocol.ts";
 import { DEFAULT_SEMAPHORE_KEY, semaphoreKey } from "../lib/semaphore/keys.ts";
 import { parseSemaphore } from "../lib/semaphore/document.ts";
+import { parseDuration } from "../lib/common/duration.ts";
 
 const ZINCATI_BODY = (id: string, group: string) =>
   `{\n  "client_params": {\n    "id": "${id}",\n    "group": "${group}"\n  }\n}`;
@@ -50,7 +53,9 @@ function recordOneRequest(
       text += new TextDecoder().decode(buffer.subarray(0, n));
       const end = text.indexOf("\r\n\r\n");
       const length = /content-length: (\d+)/i.exec(text);
-      if (end >= 0 && length && text.length >= end + 4 + Number(length[1])) {
+      if (
+        end >= 0 && (!length || text.length >= end + 4 + Number(length[1]))
+      ) {
         break;
       }
     }
@@ -129,6 +134,7 @@ Deno.test("a server that does not answer in time, or not at all, is a refusal na
     kind: "timeout",
     full: false,
     uncertain: true,
+    answered: false,
     message:
       `FleetLock server http://127.0.0.1:${silent.port}/v1/steady-state did not answer within 300ms`,
   });
@@ -148,6 +154,63 @@ Deno.test("a server that does not answer in time, or not at all, is a refusal na
       `^FleetLock server http://127\\.0\\.0\\.1:${silent.port}/v1/pre-reboot cannot be reached: connection refused`,
     ),
   );
+  await gone.close();
+});
+
+Deno.test("the probe is a GET of -/healthy with the credentials but no FleetLock header or body; any answer of the server's own is true, a gateway's 502 is not", async () => {
+  const answers: [string, boolean][] = [
+    [
+      "HTTP/1.1 404 Not Found\r\ncontent-length: 19\r\n\r\n404 page not found\n",
+      true,
+    ],
+    [
+      'HTTP/1.1 503 Service Unavailable\r\ncontent-length: 40\r\n\r\n{"kind":"etcd_unavailable","value":"x"}\n',
+      true,
+    ],
+    [
+      "HTTP/1.1 502 Bad Gateway\r\ncontent-length: 11\r\n\r\nBad Gateway",
+      false,
+    ],
+  ];
+  for (const [answer, expected] of answers) {
+    const server = recordOneRequest(answer);
+    const client = new FleetLockClient({
+      baseUrl: `http://zincati:t0ken@127.0.0.1:${server.port}/fleet/`,
+      id: "node-1",
+      group: "default",
+      timeoutMs: 5_000,
+    });
+    try {
+      assert.equal(
+        await client.probe(new AbortController().signal),
+        expected,
+        answer,
+      );
+      const [head, body] = (await server.request).split("\r\n\r\n") as [
+        string,
+        string,
+      ];
+      const [requestLine, ...headerLines] = head.split("\r\n");
+      assert.equal(requestLine, "GET /fleet/-/healthy HTTP/1.1");
+      const names = headerLines.map((l) =>
+        l.slice(0, l.indexOf(":")).toLowerCase()
+      );
+      assert.ok(!names.includes("fleet-lock-protocol"), head);
+      assert.ok(names.includes("authorization"), head);
+      assert.equal(body, "");
+    } finally {
+      server.close();
+      await client.close();
+    }
+  }
+  const closed = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  closed.close(); // nothing listens there any more
+  const gone = new FleetLockClient({
+    baseUrl: `http://127.0.0.1:${(closed.addr as Deno.NetAddr).port}/`,
+    id: "node-1",
+    group: "default",
+  });
+  assert.equal(await gone.probe(new AbortController().signal), false);
   await gone.close();
 });
 
@@ -622,6 +685,107 @@ Deno.test("a server with tokens is reached with LOCKSMITHD_FLEETLOCK_TOKEN or us
     }
   } finally {
     for (const m of machines) await m.close();
+    await server.close();
+    await cluster.close();
+  }
+});
+
+/**
+ * Waits until `m` has logged `count` failures matching `pattern` (whose
+ * first group is the "retrying in" delay) and returns that last delay in ms.
+ */
+async function nthRetry(
+  m: Machine,
+  pattern: RegExp,
+  count: number,
+): Promise<number> {
+  const seen = () => m.lines.filter((l) => pattern.test(l));
+  await until(
+    () => `${count} lines matching ${pattern}; log:\n${m.lines.join("\n")}`,
+    () => seen().length >= count,
+    90_000,
+  );
+  return parseDuration(pattern.exec(seen()[count - 1]!)![1]!)!;
+}
+
+Deno.test("after a FleetLock server outage long enough for the backoff to grow, the waiting pre-reboot and the steady-state after boot reach the server within 8 s of its return", async (t) => {
+  const cluster = await startEtcd();
+  const group = "outage";
+  /** When the server logged each slot taken or given back by the machine. */
+  const events: { line: string; at: number }[] = [];
+  const server = await startServeProcess({
+    endpoint: cluster.endpoint,
+    onLine: (line) => {
+      if (line.includes(`group ${group}: `)) {
+        events.push({ line, at: Date.now() });
+      }
+    },
+  });
+  const m = await startMachine({
+    id: "outage-1",
+    endpoint: cluster.endpoint,
+    config: {
+      REBOOT_STRATEGY: "fleetlock",
+      LOCKSMITHD_FLEETLOCK_URL: server.url,
+      LOCKSMITHD_GROUP: group,
+    },
+  });
+  const reached = async (what: RegExp, backAt: number): Promise<number> => {
+    await until(
+      () => `the server to log ${what}; log:\n${m.lines.join("\n")}`,
+      () => events.some((e) => e.at >= backAt && what.test(e.line)),
+      90_000,
+    );
+    return events.find((e) => e.at >= backAt && what.test(e.line))!.at -
+      backAt;
+  };
+  try {
+    await t.step("pre-reboot", async () => {
+      m.startDaemon();
+      // Steady-state at start, answered: the pre-reboot does not wait for it.
+      await m.waitForLine(
+        /holds no slot \(the FleetLock server says so\)/,
+        20_000,
+        true,
+      );
+      await m.waitForLine(/waiting for a reboot to be needed/, 20_000, true);
+      await server.stop();
+      await m.needReboot();
+      // The fourth failure in a row: 40 s with jitter, at least 20 s.
+      const delay = await nthRetry(
+        m,
+        /cannot take a slot: .* cannot be reached: .*; retrying in (\S+)/,
+        4,
+      );
+      assert.ok(delay >= 20_000, `the backoff grew to ${delay} ms`);
+      await server.restart();
+      const late = await reached(/took a slot/, Date.now());
+      console.log(
+        `  pre-reboot reached the server ${late} ms after it was back (the backoff was ${delay} ms)`,
+      );
+      assert.ok(late < 8_000, `${late} ms`);
+      await m.waitForLine(/reboot requested$/, 20_000, true);
+    });
+    await t.step("steady-state after boot", async () => {
+      await server.stop();
+      await m.reboot();
+      // The third failure in a row: 20 s with jitter, at least 10 s.
+      const delay = await nthRetry(
+        m,
+        /cannot release the slot: .* cannot be reached: .*; retrying in (\S+)/,
+        3,
+      );
+      assert.ok(delay >= 10_000, `the backoff grew to ${delay} ms`);
+      await server.restart();
+      const late = await reached(/released its slot/, Date.now());
+      console.log(
+        `  steady-state reached the server ${late} ms after it was back (the backoff was ${delay} ms)`,
+      );
+      assert.ok(late < 8_000, `${late} ms`);
+      await m.waitForLine(/released the slot held by/, 20_000, true);
+    });
+  } finally {
+    await m.close();
     await server.close();
     await cluster.close();
   }

@@ -13,6 +13,7 @@ import {
   FULL_RETRY_MIN_MS,
   fullRetryMs,
 } from "../lib/daemon/loop/server_slot.ts";
+import { PROBE_MAX_MS } from "../lib/daemon/loop/run.ts";
 import { parseRebootWindow } from "../lib/schedule/reboot_window.ts";
 import { scheduleFromWindow } from "../lib/schedule/schedule.ts";
 import { parseCommand } from "../lib/host/command.ts";
@@ -29,6 +30,7 @@ import {
   MemoryLog,
   RecordingMetrics,
   RecordingNotifier,
+  TimerClock,
 } from "./fakes.ts";
 
 const ME = "0123456789abcdef0123456789abcdef";
@@ -48,6 +50,7 @@ function refusal(
     kind,
     full: kind === "failed_lock_semaphore_full",
     uncertain: status === undefined || status >= 500,
+    answered: status !== undefined,
     message: `FleetLock server ${URL_BASE}v1/pre-reboot answered ${
       status ?? "nothing"
     } ${kind}`,
@@ -57,11 +60,14 @@ function refusal(
 
 const FULL = refusal(409, "failed_lock_semaphore_full");
 const DOWN = refusal(undefined, "unreachable");
+const UNAVAILABLE = refusal(503, "etcd_unavailable");
 
 /** A FleetLock server in memory: a semaphore of `max` slots, plus answers a test forces. */
 class FakeLockServer implements LockServer {
   readonly name = `FleetLock server ${URL_BASE} (group default, id ${ME})`;
   readonly calls: { op: "lock" | "unlock"; at: string }[] = [];
+  /** When each probe was sent. */
+  readonly probes: string[] = [];
   readonly holders = new Set<string>();
   max = 1;
   /** Answer every call with this while set. */
@@ -108,6 +114,13 @@ class FakeLockServer implements LockServer {
     signal.throwIfAborted();
     return Promise.resolve(this.#answer("unlock"));
   }
+  /** Answered unless the server is down without answering. */
+  probe(signal: AbortSignal): Promise<boolean> {
+    signal.throwIfAborted();
+    this.probes.push(this.clock.now().toISOString());
+    const down = this.down;
+    return Promise.resolve(down === undefined || down.ok || down.answered);
+  }
   close(): Promise<void> {
     return Promise.resolve();
   }
@@ -118,9 +131,9 @@ class FakeLockServer implements LockServer {
 
 function setup(
   settings: Partial<DaemonSettings> = {},
-  options: { needed?: boolean; noServer?: boolean } = {},
+  options: { needed?: boolean; noServer?: boolean; timers?: boolean } = {},
 ) {
-  const clock = new FakeClock(T0);
+  const clock = options.timers ? new TimerClock(T0) : new FakeClock(T0);
   const server = new FakeLockServer(clock);
   const rebooter = new FakeRebooter(clock);
   const need = new FakeNeed(options.needed ?? true);
@@ -447,4 +460,121 @@ Deno.test("strategy fleetlock without a lock server is a wiring error, never a r
   const t = setup({}, { noServer: true });
   await assert.rejects(t.run(), /strategy fleetlock needs a lock server/);
   assert.equal(t.rebooter.reboots.length, 0);
+});
+
+// ------------------------------------------- after the server answers again
+
+/** Milliseconds after T0 of an ISO time of the fake server's records. */
+const sinceT0 = (iso: string) => new Date(iso).getTime() - T0.getTime();
+
+Deno.test("a refusal after no answer is the server back: the backoff starts again from 5 s, and refusals in a row still double it", async () => {
+  const t = setup();
+  t.server.onCall = (op, n) =>
+    op === "lock" && n <= 6 ? (n <= 3 ? DOWN : UNAVAILABLE) : undefined;
+  assert.equal(await t.run(), "rebooted");
+  // random 0.5: three quarters of 5 s, 10 s, 20 s; again from 5 s.
+  assert.deepEqual(t.clock.sleeps, [
+    3_750,
+    7_500,
+    15_000,
+    3_750,
+    7_500,
+    15_000,
+  ]);
+  assert.deepEqual(t.metrics.lockAttempts, [
+    ...Array(6).fill("error"),
+    "taken",
+  ]);
+});
+
+Deno.test("a full answer after no answer starts the backoff of failures again; full answers keep their own pace", async () => {
+  const t = setup();
+  t.server.onCall = (op, n) =>
+    op !== "lock" || n > 6 ? undefined : n <= 3 || n === 6 ? DOWN : FULL;
+  assert.equal(await t.run(), "rebooted");
+  assert.deepEqual(t.clock.sleeps, [
+    3_750, // no answer
+    7_500,
+    15_000,
+    3_750, // full: its own pace
+    7_500,
+    3_750, // no answer again: the server answered meanwhile
+  ]);
+});
+
+Deno.test("steady-state after no answer and then a refusal starts its backoff again", async () => {
+  const t = setup({}, { needed: false });
+  const UNAUTHORIZED = refusal(401, "unauthorized");
+  t.server.onCall = (op, n) =>
+    op === "unlock" && n <= 5 ? (n <= 3 ? DOWN : UNAUTHORIZED) : undefined;
+  const running = t.run();
+  await tick();
+  assert.deepEqual(t.server.ops, Array(6).fill("unlock"));
+  assert.deepEqual(t.clock.sleeps, [3_750, 7_500, 15_000, 3_750, 7_500]);
+  t.abort.abort();
+  assert.equal(await running, "stopped");
+});
+
+Deno.test("while the server does not answer it is probed after 1 s, 2 s, then every 4 s (jittered), and the pre-reboot goes out as soon as a probe is answered", async () => {
+  const t = setup({}, { timers: true });
+  const clock = t.clock as TimerClock;
+  t.server.onCall = (op, n) => {
+    if (op === "lock" && n === 1) t.server.down = DOWN; // after steady-state
+    return undefined;
+  };
+  const running = t.run();
+  const locks = () => t.server.calls.filter((c) => c.op === "lock");
+  await clock.run(() => locks().length === 5, 600_000);
+  // The fifth failure in a row: a backoff of 60 s (three quarters of 80 s).
+  const failedAt = sinceT0(locks()[4]!.at);
+  assert.match(
+    t.log.lines.at(-1)!,
+    /cannot take a slot: .* answered nothing unreachable; retrying in 1m \(or once the FleetLock server answers again\)$/,
+  );
+  await clock.run(() =>
+    sinceT0(clock.now().toISOString()) >= failedAt + 20_000
+  );
+  const probesBefore = t.server.probes.map(sinceT0).filter((at) =>
+    at > failedAt
+  );
+  // Three quarters of 1 s, 2 s, then of the 4 s cap, from the failure on.
+  assert.deepEqual(
+    probesBefore.map((at, i) =>
+      at - (i === 0 ? failedAt : probesBefore[i - 1]!)
+    ),
+    [750, 1_500, 3_000, 3_000, 3_000, 3_000, 3_000, 3_000],
+  );
+  const backAt = sinceT0(clock.now().toISOString());
+  t.server.down = undefined; // the server answers again
+  await clock.run(() => t.rebooter.reboots.length === 1);
+  assert.equal(await running, "rebooted");
+  const tookAt = sinceT0(locks().at(-1)!.at);
+  assert.equal(locks().length, 6, "one pre-reboot after the server is back");
+  assert.ok(
+    tookAt - backAt <= PROBE_MAX_MS,
+    `the pre-reboot went out ${tookAt - backAt} ms after the server was back`,
+  );
+  assert.ok(tookAt < failedAt + 60_000, "before the backoff ran out");
+  assert.equal(
+    t.server.probes.map(sinceT0).filter((at) => at > tookAt).length,
+    0,
+    "no probe once the server answered",
+  );
+});
+
+Deno.test("a server that answers full is asked again at the full pace and never probed", async () => {
+  const t = setup({}, { timers: true });
+  const clock = t.clock as TimerClock;
+  t.server.holders.add("other");
+  const locks = () => t.server.calls.filter((c) => c.op === "lock");
+  const running = t.run();
+  await clock.run(() => locks().length === 6);
+  const at = locks().map((c) => sinceT0(c.at));
+  assert.deepEqual(
+    at.slice(1).map((x, i) => x - at[i]!),
+    [3_750, 7_500, 15_000, 30_000, 45_000],
+  );
+  assert.deepEqual(t.server.probes, []);
+  t.abort.abort();
+  assert.equal(await running, "stopped");
 });

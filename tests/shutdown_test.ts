@@ -144,7 +144,7 @@ function describe(endings: readonly Ending[]): string {
  * as the task and the units run it). Such an ending is accepted only for
  * a SIGTERM sent this early and with not one line logged.
  */
-const BEFORE_ANY_CODE_MS = 100;
+const BEFORE_ANY_CODE_MS = 300;
 
 function assertClean(what: string, endings: readonly Ending[]): void {
   const bad = endings.filter((e) =>

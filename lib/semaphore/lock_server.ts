@@ -51,6 +51,13 @@ export interface LockServerRefusal {
   readonly full: boolean;
   /** Whether the call may have been applied anyway (no answer after it was sent). */
   readonly uncertain: boolean;
+  /**
+   * Whether the server itself answered (it is up, and refused), as opposed
+   * to no answer, a timeout, or a gateway answering for it (502, 503 or 504
+   * without a FleetLock body): only then does locksmithd check now and then
+   * whether it answers again while it waits to ask again.
+   */
+  readonly answered: boolean;
   /** One line naming the server, the call and what happened. */
   readonly message: string;
 }
@@ -66,6 +73,13 @@ export interface LockServer {
   lock(signal: AbortSignal): Promise<LockServerAnswer>;
   /** Gives this machine's slot back; a grant also when it held none. Rejects only when `signal` aborts. */
   unlock(signal: AbortSignal): Promise<LockServerAnswer>;
+  /**
+   * Asks the server something that changes nothing, to learn whether it
+   * answers again after it did not: `true` when the server itself answered
+   * (in {@link LockServerRefusal.answered}'s sense). Rejects only when
+   * `signal` aborts.
+   */
+  probe(signal: AbortSignal): Promise<boolean>;
   /** Releases the connection. */
   close(): Promise<void>;
 }

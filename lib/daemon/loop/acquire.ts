@@ -75,7 +75,7 @@ export async function acquireSlot(
     run,
     queue,
     closesAt,
-    backoff: run.etcdBackoff(),
+    backoff: run.peerBackoff(),
     needRead: false,
     lastSummary: "",
     freeSince: undefined,

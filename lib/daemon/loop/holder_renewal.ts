@@ -77,7 +77,7 @@ export async function resumeLease(
 ): Promise<void> {
   const lease = run.deps.slotLease;
   if (lease === undefined) return;
-  const backoff = run.etcdBackoff();
+  const backoff = run.peerBackoff();
   for (let attempt = 1; !signal.aborted; attempt++) {
     try {
       const result = await run.etcd(() =>

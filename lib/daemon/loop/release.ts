@@ -63,7 +63,7 @@ export async function releaseSlot(
       : await releaseThroughServer(run, why, signal);
   }
   let uncertain = false;
-  const backoff = run.etcdBackoff();
+  const backoff = run.peerBackoff();
   while (!signal.aborted) {
     try {
       const at = run.deps.clock.now();

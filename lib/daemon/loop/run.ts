@@ -1,7 +1,8 @@
 /**
  * The state one run of locksmithd's loop shares between its phases: the
  * settings, the dependencies, the stop signal, and what it learned (whether
- * etcd has ever answered).
+ * etcd has ever answered; whether the peer, etcd or the FleetLock server,
+ * answers again after an outage, which ends the backoffs waiting for it).
  *
  * @module
  */
@@ -36,6 +37,7 @@ import {
   timeEtcdRequest,
 } from "../observe/metrics_port.ts";
 import type { NotifyEvent } from "../observe/notify.ts";
+import type { LockServerAnswer } from "../../semaphore/lock_server.ts";
 
 /** Defaults of the tunable settings (those of config keys are the keys' defaults). */
 export const DEFAULTS = {
@@ -49,9 +51,10 @@ export const DEFAULTS = {
 } as const;
 
 /**
- * While a retry waits out its backoff because etcd did not answer, etcd
- * is asked again (one read of the document) after this long, doubling to
- * {@link PROBE_MAX_MS}: once it answers, the waiting retries go out at once.
+ * While a retry waits out its backoff because the peer did not answer, it
+ * is asked again (etcd: one read of the document; a FleetLock server: its
+ * probe) after this long, doubling to {@link PROBE_MAX_MS}: once it
+ * answers, the waiting retries go out at once.
  */
 export const PROBE_MIN_MS = 1_000;
 /** See {@link PROBE_MIN_MS}. */
@@ -78,8 +81,14 @@ export class Run {
   /** Where state and counters go. */
   readonly metrics: DaemonMetrics;
   #slotHeld = false;
-  /** Successful etcd calls so far (the backoffs reset when it moves). */
+  /**
+   * Answers of the peer so far (the backoffs reset when it moves):
+   * successful etcd calls; the FleetLock server's grants, "full" answers,
+   * answered probes, and any answer of its own after it did not answer.
+   */
   #answers = 0;
+  /** Whether the FleetLock server's last answer (or probe) was none. */
+  #serverSilent = false;
   readonly #onAnswer = new Set<() => void>();
 
   /**
@@ -182,8 +191,7 @@ export class Run {
     try {
       const value = await timeEtcdRequest(this.metrics, op, call);
       this.etcdAnswered = true;
-      this.#answers++;
-      for (const wake of this.#onAnswer) wake();
+      this.#answered();
       return value;
     } catch (error) {
       if (!unanswered(error)) {
@@ -194,11 +202,36 @@ export class Run {
   }
 
   /**
-   * A backoff for retrying etcd calls (5 s doubling to 5 min, jittered),
-   * which starts again from 5 s once etcd has answered any call of this
-   * run since the last failure.
+   * Notes the FleetLock server's answer to a call: a grant or a "full"
+   * answer (the server works), or any answer of its own after none (the
+   * server is back), counts as an answer of the peer; a refusal after
+   * refusals does not, so that refusals in a row still back off.
    */
-  etcdBackoff(): Backoff {
+  noteServerAnswer(answer: LockServerAnswer): void {
+    const answered = answer.ok || answer.answered;
+    if (answer.ok || answer.full || (answered && this.#serverSilent)) {
+      this.#answered();
+    }
+    this.#serverSilent = !answered;
+  }
+
+  /** Counts an answer of the peer and ends the sleeps waiting for one. */
+  #answered(): void {
+    this.#answers++;
+    for (const wake of this.#onAnswer) wake();
+  }
+
+  /** The peer, for log lines: the FleetLock server, or etcd. */
+  get #peer(): string {
+    return this.deps.lockServer === undefined ? "etcd" : "the FleetLock server";
+  }
+
+  /**
+   * A backoff for retrying calls to the peer, etcd or the FleetLock server
+   * (5 s doubling to 5 min, jittered), which starts again from 5 s once the
+   * peer has answered since the last failure (see {@link Run.noteServerAnswer}).
+   */
+  peerBackoff(): Backoff {
     return new Backoff({
       minMs: BACKOFF_MIN_MS,
       maxMs: BACKOFF_MAX_MS,
@@ -215,32 +248,35 @@ export class Run {
 
   /**
    * Logs a failure and sleeps the backoff: of failure `attempt`, or the
-   * next delay of `backoff` (from {@link Run.etcdBackoff}); `false` when
-   * stopped. `what` says what failed, e.g. "cannot take a slot". With an
-   * etcd backoff, when etcd did not answer, the sleep ends as soon as etcd
-   * answers again: any call of this run, or a read sent after 1 s,
-   * 2 s, then every 4 s while the sleep lasts.
+   * next delay of `backoff` (from {@link Run.peerBackoff}); `false` when
+   * stopped. `what` says what failed, e.g. "cannot take a slot". With a
+   * peer backoff, when the peer did not answer (etcd: read from `error`;
+   * the FleetLock server: `options.answered`), the sleep ends as soon as it
+   * answers again: any call of this run, or a probe sent after 1 s, 2 s,
+   * then every 4 s while the sleep lasts. `options.atMostMs` cuts the sleep
+   * short (a reboot window closing), not the delay logged.
    */
   async backoff(
     what: string,
     error: unknown,
     attempt: number | Backoff,
     signal: AbortSignal = this.signal,
+    options: { readonly answered?: boolean; readonly atMostMs?: number } = {},
   ): Promise<boolean> {
     const delay = typeof attempt === "number"
       ? backoffMs(attempt, this.deps.random)
       : attempt.next();
+    const probing = typeof attempt !== "number" &&
+      !(options.answered ?? !unanswered(error));
     this.deps.log.warn(
       `${what}: ${oneLine(error)}; retrying in ${formatDuration(delay)}${
-        typeof attempt === "number" || !unanswered(error)
-          ? ""
-          : " (or once etcd answers again)"
+        probing ? ` (or once ${this.#peer} answers again)` : ""
       }`,
     );
-    if (typeof attempt === "number" || !unanswered(error)) {
-      return await this.sleep(delay, signal);
-    }
-    return await this.#sleepUntilAnswered(delay, signal);
+    const sleep = Math.max(0, Math.min(delay, options.atMostMs ?? delay));
+    return probing
+      ? await this.#sleepUntilAnswered(sleep, signal)
+      : await this.sleep(sleep, signal);
   }
 
   async #sleepUntilAnswered(
@@ -269,10 +305,13 @@ export class Run {
     return !signal.aborted;
   }
 
-  /** Reads the document now and then until one read is answered or `signal` aborts. */
+  /**
+   * Asks the peer now and then (etcd: reads the document; a FleetLock
+   * server: its probe) until it answers or `signal` aborts.
+   */
   async #probe(signal: AbortSignal): Promise<void> {
-    const store = this.deps.store;
-    if (store === undefined) return;
+    const { store, lockServer } = this.deps;
+    if (store === undefined && lockServer === undefined) return;
     const probes = new Backoff({
       minMs: PROBE_MIN_MS,
       maxMs: PROBE_MAX_MS,
@@ -280,6 +319,18 @@ export class Run {
       random: this.deps.random,
     });
     while (await this.sleep(probes.next(), signal)) {
+      if (store === undefined) {
+        let answered: boolean;
+        try {
+          answered = await lockServer!.probe(signal);
+        } catch {
+          return; // stopped, or the sleep ended
+        }
+        this.#serverSilent = !answered;
+        if (!answered) continue; // still no answer: ask again later
+        this.#answered();
+        return;
+      }
       try {
         await this.etcd(() => store.read(), "probe");
         return;

@@ -18,6 +18,12 @@
  *   retried until it succeeds (after a veto, a closed window, a failed
  *   reboot, and after boot).
  *
+ * The backoff of failures is the run's peer backoff (`Run.peerBackoff`):
+ * once the server answers again after an outage (a grant, "full", any
+ * answer of its own after none, or the probe sent while the retry waits),
+ * it starts again from 5 s and the waiting call goes out at once; refusals
+ * in a row still double it, and "full" answers keep their own pace.
+ *
  * @module
  */
 
@@ -58,15 +64,19 @@ function describeGrant(grant: LockServerGrant): string {
   }${counts})`;
 }
 
-/** Calls the server; `undefined` when stopped (the only rejection). */
+/** Calls the server and notes its answer in `run`; `undefined` when stopped (the only rejection). */
 async function ask(
+  run: Run,
   call: () => Promise<LockServerAnswer>,
 ): Promise<LockServerAnswer | undefined> {
+  let answer: LockServerAnswer;
   try {
-    return await call();
+    answer = await call();
   } catch {
     return undefined;
   }
+  run.noteServerAnswer(answer);
+  return answer;
 }
 
 /**
@@ -80,7 +90,7 @@ export async function acquireFromServer(
 ): Promise<AcquireOutcome> {
   const { log, clock, random } = run.deps;
   let fullAnswers = 0;
-  let failures = 0;
+  const backoff = run.peerBackoff();
   let uncertain = false;
   let lastFull: string | undefined;
   log.info(`asking the ${server.name} for a slot (pre-reboot)`);
@@ -97,7 +107,7 @@ export async function acquireFromServer(
       }
       return "window-closed";
     }
-    const answer = await ask(() => server.lock(run.signal));
+    const answer = await ask(run, () => server.lock(run.signal));
     if (answer === undefined) return "stopped";
     if (answer.ok) {
       run.metrics.countLockAttempt(
@@ -112,10 +122,12 @@ export async function acquireFromServer(
       return "held";
     }
     uncertain ||= answer.uncertain;
-    let delay: number;
+    const left = closesAt === undefined
+      ? undefined
+      : closesAt.getTime() - clock.now().getTime();
     if (answer.full) {
       run.metrics.countLockAttempt("full");
-      delay = fullRetryMs(++fullAnswers, random);
+      const delay = fullRetryMs(++fullAnswers, random);
       if (answer.message !== lastFull) {
         log.info(
           `no slot free for this machine (${answer.message}); asking again with backoff (${
@@ -126,19 +138,22 @@ export async function acquireFromServer(
         );
         lastFull = answer.message;
       }
-    } else {
-      run.metrics.countLockAttempt("error");
-      delay = backoffMs(++failures, random);
-      log.warn(
-        `cannot take a slot: ${answer.message}; retrying in ${
-          formatDuration(delay)
-        }`,
-      );
+      const sleep = Math.min(delay, left ?? delay);
+      if (!await run.sleep(Math.max(0, sleep))) return "stopped";
+      continue;
     }
-    const left = closesAt === undefined
-      ? delay
-      : Math.min(delay, closesAt.getTime() - clock.now().getTime());
-    if (!await run.sleep(Math.max(0, left))) return "stopped";
+    run.metrics.countLockAttempt("error");
+    if (
+      !await run.backoff(
+        "cannot take a slot",
+        answer.message,
+        backoff,
+        run.signal,
+        { answered: answer.answered, atMostMs: left },
+      )
+    ) {
+      return "stopped";
+    }
   }
   return "stopped";
 }
@@ -156,8 +171,9 @@ export async function releaseThroughServer(
   const { log, lockServer } = run.deps;
   if (lockServer === undefined) return "not-holding";
   let uncertain = false;
-  for (let attempt = 1; !signal.aborted; attempt++) {
-    const answer = await ask(() => lockServer.unlock(signal));
+  const backoff = run.peerBackoff();
+  while (!signal.aborted) {
+    const answer = await ask(run, () => lockServer.unlock(signal));
     if (answer === undefined) return "stopped";
     if (answer.ok) {
       if (answer.result === "not_held" && !uncertain) {
@@ -181,8 +197,9 @@ export async function releaseThroughServer(
       !await run.backoff(
         "cannot release the slot",
         answer.message,
-        attempt,
+        backoff,
         signal,
+        { answered: answer.answered },
       )
     ) {
       return "stopped";

@@ -36,7 +36,7 @@ export async function startupCheck(
     }
     return;
   }
-  const backoff = run.etcdBackoff();
+  const backoff = run.peerBackoff();
   while (!signal.aborted) {
     let facts;
     let stored;

@@ -4,8 +4,9 @@
  * `locksmithd serve`, airlock, poseidon/fleetlock) as Zincati does. Each
  * call is one `POST` (`pre-reboot` to take the slot, `steady-state` to
  * give it back) with a timeout; the client never retries by itself: the
- * daemon decides (`lib/daemon/loop/server_slot.ts`). What is sent and how
- * answers are read is in `client_request.ts`.
+ * daemon decides (`lib/daemon/loop/server_slot.ts`). After no answer, the
+ * daemon asks {@link FleetLockClient.probe} now and then while it waits.
+ * What is sent and how answers are read is in `client_request.ts`.
  *
  * @module
  */
@@ -18,6 +19,7 @@ import type {
   LockServerAnswer,
 } from "../../semaphore/lock_server.ts";
 import {
+  answeredByServer,
   DEFAULT_FLEETLOCK_TIMEOUT_MS,
   describeRefusal,
   type FleetLockAuth,
@@ -126,59 +128,107 @@ export class FleetLockClient implements LockServer {
     return this.#call("steady-state", signal);
   }
 
+  /**
+   * `GET -/healthy` (resolved against the base URL), with the credentials
+   * but without the FleetLock header and body, so that no server reads it
+   * as a call: `true` when the server itself answered, whatever it said
+   * (see `answeredByServer`); `false` without an answer in time.
+   */
+  probe(signal: AbortSignal): Promise<boolean> {
+    const { authorization, "user-agent": userAgent } = this.#headers;
+    return this.#timed(signal, async (both) => {
+      try {
+        const response = await fetch(this.base.probeUrl, {
+          headers: {
+            "user-agent": userAgent as string,
+            ...(authorization === undefined ? {} : { authorization }),
+          },
+          client: this.#http,
+          signal: both,
+        });
+        const text = await readCapped(response);
+        return response.ok ||
+          answeredByServer(
+            response.status,
+            parseErrorBody(response.status, text),
+          );
+      } catch {
+        signal.throwIfAborted();
+        return false;
+      }
+    });
+  }
+
   /** Closes the HTTP client's connections. */
   close(): Promise<void> {
     this.#http.close();
     return Promise.resolve();
   }
 
-  async #call(
-    endpoint: FleetLockEndpoint,
+  /** Runs `request` with the call timeout added to `signal` (`timeout` aborts when it fires). */
+  async #timed<T>(
     signal: AbortSignal,
-  ): Promise<LockServerAnswer> {
+    request: (both: AbortSignal, timeout: AbortSignal) => Promise<T>,
+  ): Promise<T> {
     signal.throwIfAborted();
-    const url = this.base.urls[endpoint];
     const timeout = new AbortController();
     const timer = setTimeout(() => timeout.abort(), this.#timeoutMs);
     try {
-      const response = await fetch(url, {
-        method: "POST",
-        headers: this.#headers,
-        body: this.#body,
-        client: this.#http,
-        signal: AbortSignal.any([signal, timeout.signal]),
-      });
-      const text = await readCapped(response);
-      if (response.ok) return readGrant(response.status, text);
-      const body = parseErrorBody(response.status, text);
-      return {
-        ok: false,
-        status: response.status,
-        kind: body.kind,
-        full: isFull(response.status, body.kind),
-        // A 5xx may come after the change was applied (an etcd timeout, a proxy).
-        uncertain: response.status >= 500,
-        message: describeRefusal(url, response.status, body),
-      };
-    } catch (error) {
-      signal.throwIfAborted();
-      const timedOut = timeout.signal.aborted;
-      return {
-        ok: false,
-        status: undefined,
-        kind: timedOut ? "timeout" : "unreachable",
-        full: false,
-        uncertain: true,
-        message: timedOut
-          ? `FleetLock server ${url} did not answer within ${
-            formatDuration(this.#timeoutMs)
-          }`
-          : `FleetLock server ${url} cannot be reached: ${
-            describeFetchError(error, "the FleetLock server")
-          }`,
-      };
+      return await request(
+        AbortSignal.any([signal, timeout.signal]),
+        timeout.signal,
+      );
     } finally {
       clearTimeout(timer);
     }
+  }
+
+  #call(
+    endpoint: FleetLockEndpoint,
+    signal: AbortSignal,
+  ): Promise<LockServerAnswer> {
+    const url = this.base.urls[endpoint];
+    return this.#timed(signal, async (both, timeout) => {
+      try {
+        const response = await fetch(url, {
+          method: "POST",
+          headers: this.#headers,
+          body: this.#body,
+          client: this.#http,
+          signal: both,
+        });
+        const text = await readCapped(response);
+        if (response.ok) return readGrant(response.status, text);
+        const body = parseErrorBody(response.status, text);
+        return {
+          ok: false,
+          status: response.status,
+          kind: body.kind,
+          full: isFull(response.status, body.kind),
+          // A 5xx may come after the change was applied (an etcd timeout, a proxy).
+          uncertain: response.status >= 500,
+          answered: answeredByServer(response.status, body),
+          message: describeRefusal(url, response.status, body),
+        };
+      } catch (error) {
+        signal.throwIfAborted();
+        const timedOut = timeout.aborted;
+        return {
+          ok: false,
+          status: undefined,
+          kind: timedOut ? "timeout" : "unreachable",
+          full: false,
+          uncertain: true,
+          answered: false,
+          message: timedOut
+            ? `FleetLock server ${url} did not answer within ${
+              formatDuration(this.#timeoutMs)
+            }`
+            : `FleetLock server ${url} cannot be reached: ${
+              describeFetchError(error, "the FleetLock server")
+            }`,
+        };
+      }
+    });
   }
 }

@@ -16,6 +16,11 @@
  * - **Answers**: any 2xx is success; otherwise the body is read as
  *   `{"kind", "value"}` (no `Content-Type` check, extra fields ignored), and
  *   a body that is not is kind `generic_http_<status>`, as Zincati counts it.
+ * - **Whether the server is up** (not part of FleetLock): any answer of its
+ *   own says so; a 502, 503 or 504 without a FleetLock body is a gateway
+ *   answering for a server that is not. After no answer, locksmithd asks
+ *   `GET -/healthy` (resolved like the endpoints; locksmith's server and
+ *   poseidon/fleetlock serve it, others answer 404) until the server answers.
  *
  * @module
  */
@@ -42,6 +47,12 @@ export const ENDPOINT_REFERENCES: Readonly<Record<FleetLockEndpoint, string>> =
     "steady-state": "v1/steady-state",
   });
 
+/**
+ * What locksmithd asks to learn whether the server answers again (see the
+ * module documentation), resolved against the base URL as the endpoints are.
+ */
+export const PROBE_REFERENCE = "-/healthy";
+
 /** Credentials sent with every request. */
 export type FleetLockAuth =
   | {
@@ -61,6 +72,8 @@ export interface ResolvedBase {
   readonly shown: string;
   /** Where each endpoint is POSTed, without userinfo. */
   readonly urls: Readonly<Record<FleetLockEndpoint, string>>;
+  /** Where {@link PROBE_REFERENCE} is asked, without userinfo. */
+  readonly probeUrl: string;
   /** The base's userinfo as Basic credentials, percent-decoded; `undefined` without one. */
   readonly basic:
     | { readonly user: string; readonly password: string }
@@ -108,6 +121,7 @@ export function resolveBaseUrl(base: string): ResolvedBase {
       new URL(ENDPOINT_REFERENCES["steady-state"], url),
     ).href,
   };
+  const probeUrl = withoutUserinfo(new URL(PROBE_REFERENCE, url)).href;
   const warnings: string[] = [];
   if (!url.pathname.endsWith("/")) {
     const segment = url.pathname.slice(url.pathname.lastIndexOf("/") + 1);
@@ -134,7 +148,7 @@ export function resolveBaseUrl(base: string): ResolvedBase {
     user: decodeUserinfo(url.username),
     password: decodeUserinfo(url.password),
   };
-  return { shown: shown.href, urls, basic, warnings };
+  return { shown: shown.href, urls, probeUrl, basic, warnings };
 }
 
 /**
@@ -210,6 +224,27 @@ export function parseErrorBody(status: number, text: string): ErrorBody {
     // Not JSON: counted as Zincati counts it.
   }
   return { kind: `generic_http_${status}`, value: undefined };
+}
+
+/** The statuses a gateway (a proxy, a load balancer) answers with for a server behind it that does not answer. */
+export const GATEWAY_STATUSES: ReadonlySet<number> = new Set([502, 503, 504]);
+
+/**
+ * Whether an HTTP answer with `status` and `body` (as {@link parseErrorBody}
+ * read it) came from the server itself, i.e. the server is up: anything but
+ * a 502, 503 or 504 without a FleetLock body, which is a gateway answering
+ * for a server that does not. A FleetLock body is the server's own, also
+ * with those statuses (locksmith's 503 `etcd_unavailable`).
+ *
+ * @example
+ * ```ts
+ * import { answeredByServer, parseErrorBody } from "./client_request.ts";
+ * answeredByServer(409, parseErrorBody(409, "")); // true: the server refused
+ * answeredByServer(502, parseErrorBody(502, "<html>Bad Gateway</html>")); // false
+ * ```
+ */
+export function answeredByServer(status: number, body: ErrorBody): boolean {
+  return !GATEWAY_STATUSES.has(status) || body.value !== undefined;
 }
 
 /** Whether a refusal means that every slot is held: the kinds of {@link FULL_KINDS}, or 409 and 423. */
