@@ -26,6 +26,7 @@ import {
   startFleetMonitor,
 } from "./harness/fleet_monitor.ts";
 import { openEtcdStore } from "../lib/etcd/open.ts";
+import { DEFAULTS, PROBE_MAX_MS } from "../lib/daemon/loop/run.ts";
 import {
   lockSlot,
   setMaxSlots,
@@ -38,9 +39,7 @@ import {
 } from "../lib/semaphore/keys.ts";
 
 /** Hand-over time of locksmithd (not configurable): a free slot left this long by those ahead goes to the next. */
-const HANDOVER_MS = 10_000;
-/** Longest gap between locksmithd's checks whether etcd answers again (PROBE_MAX_MS in lib/daemon/loop/run.ts). */
-const PROBE_MAX_MS = 4_000;
+const HANDOVER_MS = DEFAULTS.handoverMs;
 /** Added to every bound, for a loaded 2-core machine. */
 const SLACK_MS = 2_000;
 
