@@ -6,6 +6,8 @@
  */
 
 import { type Machine, startMachine } from "./machine.ts";
+import { openEtcdStore } from "../../lib/etcd/open.ts";
+import { EtcdSemaphoreAdmin } from "../../lib/etcd/semaphore_admin.ts";
 
 /** Something that happened in the fleet, for a live view. */
 export type FleetEvent =
@@ -32,7 +34,11 @@ export interface FleetOptions {
   readonly config?: Record<string, string>;
   /** More update.conf keys per machine (e.g. a strategy), after {@link FleetOptions.config}. */
   readonly configOf?: (id: string) => Record<string, string>;
-  /** Machines killed with SIGKILL as they join the queue, behind full slots and ahead of live machines (not expected to finish). */
+  /**
+   * Machines killed with SIGKILL as they join the queue (not expected to
+   * finish): each waits dead in the queue behind the machines before it in
+   * id order and ahead of those after it, without ever taking a slot.
+   */
   readonly dead?: readonly string[];
   /** Runs beside the rolling reboot, from the moment every machine was told to reboot. */
   readonly during?: (signal: AbortSignal) => Promise<void>;
@@ -76,17 +82,16 @@ export async function rollFleet(options: FleetOptions): Promise<FleetResult> {
     if (live.every((id) => released.has(id))) allDone();
   };
 
-  // Whether every slot was held at the last take or release seen: a
-  // machine meant to die while it waits asks to reboot only then, so that
-  // it cannot take a slot before the kill.
-  let full = false;
+  // The SIGKILL of each dead machine, sent as it logs that it joined.
+  const kills = new Map<string, Promise<number>>();
   const onLine = (line: string, machine: Machine) => {
     emit({ kind: "log", machine: machine.id, line });
-    const took = /took a slot: (\d+) of (\d+) held/.exec(line);
-    if (took) full = took[1] === took[2];
-    if (/released the slot held by/.test(line)) full = false;
     if (dead.has(machine.id) && /joined the wait queue/.test(line)) {
-      machine.stopDaemon("SIGKILL").catch((e) => fail(e));
+      if (!kills.has(machine.id)) {
+        const kill = machine.stopDaemon("SIGKILL");
+        kill.catch((e) => fail(e));
+        kills.set(machine.id, kill);
+      }
       return;
     }
     if (/reboot requested$/.test(line)) {
@@ -127,7 +132,7 @@ export async function rollFleet(options: FleetOptions): Promise<FleetResult> {
     await Promise.all(
       machines.map((m) => m.waitForLine(/waiting for a reboot to be needed/)),
     );
-    await askToReboot(machines, dead, () => full);
+    await askToReboot(machines, dead, kills, options);
     const stopDuring = new AbortController();
     const during = options.during?.(stopDuring.signal).catch((e) => fail(e));
     let timer: ReturnType<typeof setTimeout> | undefined;
@@ -153,53 +158,58 @@ export async function rollFleet(options: FleetOptions): Promise<FleetResult> {
   }
 }
 
-/** Resolves once `condition()` holds; rejects after `timeoutMs`. */
-async function until(
-  condition: () => boolean,
-  what: string,
-  timeoutMs = 20_000,
-): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!condition()) {
-    if (Date.now() > deadline) {
-      throw new Error(`fleet: ${what} did not happen within ${timeoutMs} ms`);
-    }
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
-
 /**
  * Makes update_engine ask every machine to reboot. Without dead machines,
- * all at once. With them, in groups in id order: the live machines before a
- * dead one all at once, until each has joined the queue; then, once every
- * slot is held, the dead one (killed as it joins, so it waits dead in the
- * middle of the queue, with live machines behind it).
+ * all at once. With them, in id order: each run of live machines all at
+ * once, until each has joined the queue; then each run of dead machines
+ * one by one while the semaphore is paused (as `locksmithctl pause` does,
+ * so that none of them can take a slot, whatever the slots), each asked
+ * once the one before it is dead in the queue, and killed as it joins. So
+ * dead machines wait one behind the other, between the live machines
+ * before and after them in id order.
  */
 async function askToReboot(
   machines: readonly Machine[],
   dead: ReadonlySet<string>,
-  full: () => boolean,
+  kills: ReadonlyMap<string, Promise<number>>,
+  options: FleetOptions,
 ): Promise<void> {
   if (dead.size === 0) {
     await Promise.all(machines.map((m) => m.needReboot()));
     return;
   }
   const joined = /joined the wait queue/;
-  let group: Machine[] = [];
-  const flush = async () => {
-    await Promise.all(group.map((m) => m.needReboot()));
-    await Promise.all(group.map((m) => m.waitForLine(joined, 20_000, true)));
-    group = [];
-  };
-  for (const machine of machines) {
-    if (!dead.has(machine.id)) {
-      group.push(machine);
-      continue;
+  const store = await openEtcdStore(
+    { endpoints: options.endpoint.split(","), timeoutMs: 5_000 },
+    options.group,
+  );
+  const admin = new EtcdSemaphoreAdmin(store);
+  try {
+    let run: Machine[] = [];
+    const flush = async () => {
+      if (run.length === 0) return;
+      if (dead.has(run[0]!.id)) {
+        await admin.setPaused(true, "fleet harness: placing dead machines");
+        for (const m of run) {
+          await m.needReboot();
+          await m.waitForLine(joined, 20_000, true);
+          await kills.get(m.id);
+        }
+        await admin.setPaused(false, "fleet harness: placing dead machines");
+      } else {
+        await Promise.all(run.map((m) => m.needReboot()));
+        await Promise.all(run.map((m) => m.waitForLine(joined, 20_000, true)));
+      }
+      run = [];
+    };
+    for (const machine of machines) {
+      if (run.length > 0 && dead.has(run[0]!.id) !== dead.has(machine.id)) {
+        await flush();
+      }
+      run.push(machine);
     }
     await flush();
-    await until(full, `every slot held before ${machine.id} joins`);
-    await machine.needReboot();
-    await machine.waitForLine(joined, 20_000, true);
+  } finally {
+    await store.close();
   }
-  await flush();
 }

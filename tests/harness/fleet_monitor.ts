@@ -15,6 +15,7 @@ import type { KeyVersion } from "./history.ts";
 interface Sample {
   readonly at: number;
   readonly free: number;
+  /** Machines waiting in the queue, not counting those known dead. */
   readonly waiters: number;
 }
 
@@ -26,6 +27,14 @@ export interface FleetTake {
   readonly freeAfter: number;
   /** Machines that joined the queue before it and were not holders yet, in join order. */
   readonly waitingAhead: readonly string[];
+  /**
+   * How long (ms) it took the slot after the queue first had room for it:
+   * more free slots than entries ahead of it (dead ones included), so
+   * that it could take one beside everyone ahead. `undefined` when it took
+   * its slot without ever having had room (it stepped in for dead machines
+   * ahead after the hand-over time).
+   */
+  readonly afterRoomMs: number | undefined;
 }
 
 /** What a run looked like. */
@@ -36,9 +45,9 @@ export interface FleetTimeline {
   readonly takeOrder: string[];
   /** Each first take, with who was waiting ahead of the taker. */
   readonly takes: FleetTake[];
-  /** The longest time (ms) a slot stayed free while a machine was queued, and when it began. */
+  /** The longest time (ms) a slot stayed free while a machine was queued (not counting those known dead), and when it began. */
   readonly longestIdle: { ms: number; from: number };
-  /** Every stretch (ms) a slot stayed free while a machine was queued, longest first. */
+  /** Every stretch (ms) a slot stayed free while a machine was queued (not counting those known dead), longest first. */
   readonly idle: number[];
   /** Every version of the document seen, in order (compactions cannot hide them from a live watch). */
   readonly versions: KeyVersion[];
@@ -50,14 +59,28 @@ export interface FleetMonitor {
   stop(): Promise<FleetTimeline>;
 }
 
+/** Options of {@link startFleetMonitor}. */
+export interface FleetMonitorOptions {
+  /**
+   * Machines killed while they wait: their queue entries still stand ahead
+   * of others, but they are not counted as waiting in the idle figures.
+   */
+  readonly dead?: Iterable<string>;
+}
+
 /** Starts watching the semaphore at `key` (and its queue) on `endpoints`. */
 export async function startFleetMonitor(
   endpoints: readonly string[],
   key: string,
+  options: FleetMonitorOptions = {},
 ): Promise<FleetMonitor> {
   const client = new Etcd3({ hosts: [...endpoints] });
   const prefix = waitersPrefix(key);
-  const queued = new Set<string>();
+  const dead = new Set(options.dead ?? []);
+  /** Queued ids with the create revision of their entry (the queue's order). */
+  const queued = new Map<string, number>();
+  /** Since when each queued machine has had room (see {@link FleetTake.afterRoomMs}). */
+  const roomSince = new Map<string, number>();
   const joinOrder: string[] = [];
   const takeOrder: string[] = [];
   const takes: FleetTake[] = [];
@@ -65,10 +88,25 @@ export async function startFleetMonitor(
   const samples: Sample[] = [];
   const versions: KeyVersion[] = [];
   let free = 0;
-  const sample = () =>
-    samples.push({ at: performance.now(), free, waiters: queued.size });
+  const sample = () => {
+    const at = performance.now();
+    let waiters = 0;
+    for (const [id, created] of queued) {
+      if (!dead.has(id)) waiters++;
+      let ahead = 0;
+      for (const other of queued.values()) if (other < created) ahead++;
+      if (free <= ahead) roomSince.delete(id);
+      else if (!roomSince.has(id)) roomSince.set(id, at);
+    }
+    samples.push({ at, free, waiters });
+  };
   const initial = await client.get(key).string();
-  if (initial !== null) free = parseSemaphore(initial, key).semaphore;
+  if (initial !== null) {
+    const doc = parseSemaphore(initial, key);
+    free = doc.semaphore;
+    // Holders before the watch began (slots held by the test) took no slot in it.
+    for (const id of doc.holders) taken.add(id);
+  }
   sample();
   const watcher = await client.watch().prefix(key).create();
   watcher.on("put", (kv) => {
@@ -81,9 +119,12 @@ export async function startFleetMonitor(
       const doc = parseSemaphore(kv.value.toString(), key);
       free = doc.semaphore;
       const fresh = doc.holders.filter((id) => !taken.has(id));
+      const now = performance.now();
       for (const id of fresh) {
         const joined = joinOrder.indexOf(id);
+        const room = roomSince.get(id);
         takes.push({
+          afterRoomMs: room === undefined ? undefined : now - room,
           id,
           freeAfter: doc.semaphore,
           waitingAhead: joinOrder.slice(0, joined < 0 ? 0 : joined).filter(
@@ -99,7 +140,8 @@ export async function startFleetMonitor(
       const id = idOfCompanionKey(prefix, name);
       if (id === undefined) return;
       if (!queued.has(id) && !joinOrder.includes(id)) joinOrder.push(id);
-      queued.add(id);
+      if (!queued.has(id)) roomSince.delete(id); // (re)joined: a new wait
+      queued.set(id, Number(kv.create_revision));
     }
     sample();
   });
