@@ -71,10 +71,12 @@ export async function releaseSlot(
         () => unlockSlot(store, run.id, { ...ending, at: at.toISOString() }),
         "unlock",
       );
+      // Logged once the slot's lease is revoked too: the line means that
+      // nothing of the slot is left.
+      await afterRelease(run);
       log.info(`released the slot held by ${run.id}: ${why}`);
       run.noteReleased(why);
       if (ending.kind === "released") noteBackUp(run, at, ending.since);
-      await afterRelease(run);
       return "released";
     } catch (error) {
       if (
