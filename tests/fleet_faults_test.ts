@@ -19,8 +19,8 @@ import assert from "node:assert/strict";
 import { Etcd3 } from "etcd3";
 import { type EtcdCluster, startEtcd } from "./harness/etcd.ts";
 import { type FleetEvent, fleetIds, rollFleet } from "./harness/fleet.ts";
-import { checkHistory } from "./harness/invariants.ts";
 import {
+  assertRolledThrough,
   type FleetTimeline,
   orderBreaks,
   startFleetMonitor,
@@ -201,19 +201,7 @@ async function roll(etcd: EtcdCluster, run: Case): Promise<Outcome> {
       );
     }
     const timeline = await monitor.stop();
-    const live = fleetIds(run.machines).filter((id) => !dead.has(id));
-    assert.deepEqual(
-      result.reboots,
-      Object.fromEntries(live.map((id) => [id, 1])),
-      "every live machine rebooted exactly once",
-    );
-    // The versions the monitor saw live (compactions cannot hide them).
-    const report = checkHistory(key, timeline.versions);
-    assert.deepEqual(report.violations, [], "the document's invariants");
-    assert.ok(
-      report.maxHolders <= run.max,
-      `${report.maxHolders} holders, max ${run.max}`,
-    );
+    assertRolledThrough(result, timeline, { key, ...run, dead });
     const idle = timeline.idle.map(seconds).join(", ") || "none";
     return { timeline, log, idle };
   } finally {

@@ -11,10 +11,13 @@
 
 import assert from "node:assert/strict";
 import { type EtcdCluster, startEtcd } from "./harness/etcd.ts";
-import { fleetIds, rollFleet } from "./harness/fleet.ts";
-import { checkHistory } from "./harness/invariants.ts";
+import { rollFleet } from "./harness/fleet.ts";
 import { runCtlProcess } from "./harness/ctl_process.ts";
-import { orderBreaks, startFleetMonitor } from "./harness/fleet_monitor.ts";
+import {
+  assertRolledThrough,
+  orderBreaks,
+  startFleetMonitor,
+} from "./harness/fleet_monitor.ts";
 import { semaphoreKey } from "../lib/semaphore/keys.ts";
 
 const sleep = (ms: number, signal?: AbortSignal) =>
@@ -60,17 +63,7 @@ async function roll(etcd: EtcdCluster, run: Run): Promise<void> {
   });
   const timeline = await monitor.stop();
   const dead = new Set(run.dead ?? []);
-  const live = fleetIds(run.machines).filter((id) => !dead.has(id));
-  assert.deepEqual(
-    result.reboots,
-    Object.fromEntries(live.map((id) => [id, 1])),
-    "every live machine rebooted exactly once",
-  );
-  // The versions the monitor saw live: compactions may have removed them
-  // from etcd's history since.
-  const report = checkHistory(key, timeline.versions);
-  assert.deepEqual(report.violations, [], "the document's invariants");
-  assert.ok(report.maxHolders <= run.max);
+  const report = assertRolledThrough(result, timeline, { key, ...run, dead });
   assert.deepEqual(
     orderBreaks(timeline, dead),
     [],

@@ -10,6 +10,9 @@ import { parseSemaphore } from "../../lib/semaphore/document.ts";
 import { waitersPrefix } from "../../lib/semaphore/keys.ts";
 import { idOfCompanionKey } from "../../lib/semaphore/keys.ts";
 import type { KeyVersion } from "./history.ts";
+import { checkHistory, type HistoryReport } from "./invariants.ts";
+import { fleetIds, type FleetResult } from "./fleet.ts";
+import assert from "node:assert/strict";
 
 /** One change seen, at a time. */
 interface Sample {
@@ -219,4 +222,43 @@ export function orderBreaks(
       ]
       : [];
   });
+}
+
+/** What a fleet run is checked against by {@link assertRolledThrough}. */
+export interface FleetExpectation {
+  /** The semaphore key. */
+  readonly key: string;
+  /** Number of machines in the fleet. */
+  readonly machines: number;
+  /** The semaphore's max. */
+  readonly max: number;
+  /** Machines killed while they waited (they neither reboot nor count as waiting). */
+  readonly dead?: ReadonlySet<string>;
+}
+
+/**
+ * Asserts what every fleet run promises: each live machine rebooted
+ * exactly once; the document's invariants held at every version the
+ * monitor saw live (compactions cannot hide them from a watch); never more
+ * than `max` holders. Returns the history report.
+ */
+export function assertRolledThrough(
+  result: FleetResult,
+  timeline: FleetTimeline,
+  expected: FleetExpectation,
+): HistoryReport {
+  const dead = expected.dead ?? new Set<string>();
+  const live = fleetIds(expected.machines).filter((id) => !dead.has(id));
+  assert.deepEqual(
+    result.reboots,
+    Object.fromEntries(live.map((id) => [id, 1])),
+    "every live machine rebooted exactly once",
+  );
+  const report = checkHistory(expected.key, timeline.versions);
+  assert.deepEqual(report.violations, [], "the document's invariants");
+  assert.ok(
+    report.maxHolders <= expected.max,
+    `${report.maxHolders} holders, max ${expected.max}`,
+  );
+  return report;
 }
