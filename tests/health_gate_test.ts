@@ -261,7 +261,7 @@ Deno.test("runHealthGate() runs a real check until a script finds the machine he
     assert.equal(healthy.attempts, 3);
     assert.match(
       lines[0] ?? "",
-      /^WARN .* failed \(attempt 1\): exited 1 after \d+ms: output: not yet \(1\); next attempt in 50ms/,
+      /^WARN .* failed \(attempt 1\): exited 1 after [\dhms]+: output: not yet \(1\); next attempt in 50ms/,
     );
     assert.match(lines[2] ?? "", /^INFO .* passed \(attempt 3, after /);
 
@@ -292,7 +292,7 @@ Deno.test("runCheck() as the pre-reboot check: exit 0 passes; an exit status, a 
   assert.equal(vetoed.result, "failure");
   assert.match(
     vetoed.failure ?? "",
-    /^exited 3 after \d+ms: output: maintenance running$/,
+    /^exited 3 after [\dhms]+: output: maintenance running$/,
   );
   const slow = await check("/bin/sleep 10", 100);
   assert.equal(slow.result, "timeout");
