@@ -12,12 +12,14 @@ import {
   setMaxSlots,
   unlockSlot,
 } from "../lib/semaphore/lock_store.ts";
-import { openEtcdLockStore } from "../lib/etcd/open.ts";
+import { openEtcdLockStore, openEtcdStore } from "../lib/etcd/open.ts";
 import { semaphoreKey } from "../lib/semaphore/keys.ts";
 import {
   CorruptDocumentError,
+  EtcdUnavailableError,
   SemaphoreRefusedError,
 } from "../lib/common/errors.ts";
+import { sendEveryTxnTwice } from "./harness/twice_txn.ts";
 
 const KV_METHODS = ["Range", "Txn", "Put"];
 
@@ -158,6 +160,69 @@ Deno.test("EtcdLockStore against a real etcd", async (t) => {
           }
         } finally {
           await hole.close();
+        }
+      },
+    );
+
+    await t.step(
+      "a lock and an unlock whose re-sent copy committed first report themselves done, though later writes hide them",
+      async () => {
+        const group = "hedged-hidden";
+        const other = await open(group);
+        const store = await openEtcdStore(
+          { endpoints: etcd.endpoints, timeoutMs: 5_000 },
+          group,
+        );
+        try {
+          await setMaxSlots(other, 3);
+          // Between the two copies another client writes twice, so the
+          // answering copy's guard fails on a document two versions on.
+          sendEveryTxnTwice(store, async () => {
+            await lockSlot(other, "b");
+            await unlockSlot(other, "b");
+          });
+          const locked = await lockSlot(store, "a");
+          assert.equal(locked.written, true);
+          assert.deepEqual(locked.after.holders, ["a"]);
+          assert.deepEqual((await other.read()).doc.holders, ["a"]);
+          const unlocked = await unlockSlot(store, "a");
+          assert.equal(unlocked.written, true);
+          assert.deepEqual((await other.read()).doc.holders, []);
+        } finally {
+          await store.close();
+          await other.close();
+        }
+      },
+    );
+
+    await t.step(
+      "a re-sent write hidden by later writes whose history was compacted away is an unknown outcome, never a refusal",
+      async () => {
+        const group = "hedged-compacted";
+        const other = await open(group);
+        const store = await openEtcdStore(
+          { endpoints: etcd.endpoints, timeoutMs: 5_000 },
+          group,
+        );
+        try {
+          await setMaxSlots(other, 3);
+          sendEveryTxnTwice(store, async () => {
+            await lockSlot(other, "b");
+            const { revision } = await unlockSlot(other, "b");
+            await raw.kv.compact({ revision: String(revision) });
+          });
+          await assert.rejects(
+            lockSlot(store, "a"),
+            (error: Error) =>
+              error instanceof EtcdUnavailableError &&
+              /outcome of a write to .*hedged-compacted.* is unknown.*compacted/
+                .test(error.message),
+          );
+          // It did land: a read after the unknown outcome tells.
+          assert.deepEqual((await other.read()).doc.holders, ["a"]);
+        } finally {
+          await store.close();
+          await other.close();
         }
       },
     );

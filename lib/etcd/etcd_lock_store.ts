@@ -50,6 +50,7 @@ import {
   type Seen,
   type Sent,
 } from "./update_steps.ts";
+import { ownWriteRevision } from "./own_write.ts";
 import {
   companionOps,
   parseStored,
@@ -331,10 +332,20 @@ export class EtcdLockStore implements LockStore {
     this.observe(current, res.revision);
     // A hedged or re-sent Txn may have committed on another member; this
     // copy's guard then fails on our own write. Exactly our bytes, exactly
-    // one write after the version we read: that write was ours.
-    if (current.raw === written.raw && current.version === written.version) {
-      return { written: true, revision: current.revision };
-    }
+    // one write after the version we read: that write was ours, even when
+    // later writes hide it (then the key's history tells).
+    const ours = res.resent === true
+      ? await ownWriteRevision(this.port, written, {
+        key: this.#keyBytes,
+        name: this.key,
+        guardRevision: state.revision,
+        current,
+        deadline,
+      })
+      : current.raw === written.raw && current.version === written.version
+      ? current.revision
+      : undefined;
+    if (ours !== undefined) return { written: true, revision: ours };
     const pause = rangeOf(res.responses[1]);
     if (pause) this.#pauseRevision = pause.kvs[0]?.modRevision ?? 0;
     const onlyPause = this.#pauseRevision !== pauseSeen &&

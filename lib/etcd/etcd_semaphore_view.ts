@@ -45,6 +45,7 @@ import {
   type TxnOpResult,
 } from "./port.ts";
 import { waiterEntryFrom } from "./queue_place.ts";
+import { ownWriteRevision } from "./own_write.ts";
 import { companionOps, parseStored, storedFrom } from "./stored_document.ts";
 import { type HistoryEvent, historySlotKey } from "../semaphore/history.ts";
 
@@ -259,10 +260,16 @@ export function reclaimHolders(
     // A copy of this Txn sent to another member may have committed first.
     // Racing reclaimers write the same bytes, so only a request that went
     // out more than once counts exactly our bytes, exactly one write after
-    // the version read, as its own.
+    // the version read, as its own (even when later writes hide it).
     const now = storedFrom(rangeOf(res.responses[0])?.kvs[0]);
     store.observe(now, res.revision);
-    return res.resent === true && now.raw === written.raw &&
-      now.version === written.version;
+    return res.resent === true &&
+      await ownWriteRevision(store.port, written, {
+          key: bytes(key),
+          name: key,
+          guardRevision: view.docRevision,
+          current: now,
+          deadline,
+        }) !== undefined;
   });
 }

@@ -50,6 +50,8 @@ export interface RangeRequest {
   readonly countOnly?: boolean;
   /** Only keys created at or before this revision. */
   readonly maxCreateRevision?: number;
+  /** Read the keys as they were at this revision (a historic read); absent for now. */
+  readonly revision?: number;
 }
 
 /** The answer to a {@link RangeRequest}. */

@@ -44,6 +44,7 @@ export type RangeFields<B> = {
   keys_only?: boolean;
   count_only?: boolean;
   max_create_revision?: string;
+  revision?: string;
 };
 
 /** A range request's message. */
@@ -111,6 +112,7 @@ export function requestShapes<B, S, C>(
     ...(r.maxCreateRevision
       ? { max_create_revision: String(r.maxCreateRevision) }
       : {}),
+    ...(r.revision ? { revision: String(r.revision) } : {}),
   });
   const compare = (c: Compare): CompareShape<B, C> => {
     const base = { key: bytes(c.key), ...spelling.compare(c.target, c.result) };

@@ -8,14 +8,23 @@
 import type { EtcdLockStore } from "../../lib/etcd/etcd_lock_store.ts";
 import type { EtcdPort } from "../../lib/etcd/port.ts";
 
-/** Makes `store`'s port send every Txn twice, answering with the second copy. */
-export function sendEveryTxnTwice(store: EtcdLockStore): void {
+/**
+ * Makes `store`'s port send every Txn twice, answering with the second
+ * copy. `between` runs after the first copy's answer to a Txn that writes,
+ * before the second copy is sent (e.g. another client's write, which hides
+ * the first copy's).
+ */
+export function sendEveryTxnTwice(
+  store: EtcdLockStore,
+  between: () => Promise<unknown> = () => Promise.resolve(),
+): void {
   const real = store.port;
   (store as { port: EtcdPort }).port = new Proxy(real, {
     get(target, name) {
       if (name === "txn") {
         return async (...args: Parameters<EtcdPort["txn"]>) => {
           await target.txn(...args);
+          if (args[0].success.some((op) => "put" in op)) await between();
           return { ...await target.txn(...args), resent: true };
         };
       }
