@@ -24,21 +24,10 @@ import { releaseSlot } from "../lib/daemon/loop/release.ts";
 import { Run } from "../lib/daemon/loop/run.ts";
 import { systemClock } from "../lib/daemon/wiring/daemon_main.ts";
 import { noopRebootPorts } from "./harness/noop_reboot.ts";
+import { until } from "./harness/until.ts";
 
 /** The hand-over time of these tests (locksmithd's is 10 s): each dead waiter ahead may cost this once. */
 const HANDOVER_MS = 2_000;
-
-async function until(
-  what: string,
-  check: () => boolean | Promise<boolean>,
-  timeoutMs = 10_000,
-): Promise<void> {
-  const end = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
 
 interface Waiter {
   readonly id: string;
@@ -328,7 +317,7 @@ Deno.test("a release that failed while etcd was stopped goes out as soon as etcd
     let resumedAt = 0;
     const resumed = (async () => {
       await until(
-        "the second attempt to fail",
+        () => `the second attempt to fail; the log:\n${w.log.lines.join("\n")}`,
         () =>
           w.log.lines.filter((l) => /cannot release the slot/.test(l))
             .length >= 2,
