@@ -252,7 +252,7 @@ Deno.test("fleets of real daemons, max 1: live machines behind dead waiters in a
             timeline.longestIdle.ms < bound + SLACK_MS,
             `a slot stayed free for ${
               seconds(timeline.longestIdle.ms)
-            } while a live machine waited (idle stretches: ${idle})`,
+            } while a live machine waited (idle stretches: ${idle}):\n${log.dump()}`,
           );
         },
       );
