@@ -9,9 +9,11 @@ import { keyHistory } from "./harness/history.ts";
 import { checkHistory } from "./harness/invariants.ts";
 import {
   lockSlot,
+  type LockStore,
   setMaxSlots,
   unlockSlot,
 } from "../lib/semaphore/lock_store.ts";
+import type { EtcdLockStore } from "../lib/etcd/etcd_lock_store.ts";
 import { openEtcdLockStore, openEtcdStore } from "../lib/etcd/open.ts";
 import { semaphoreKey } from "../lib/semaphore/keys.ts";
 import {
@@ -164,23 +166,39 @@ Deno.test("EtcdLockStore against a real etcd", async (t) => {
       },
     );
 
+    /**
+     * Runs `check` with a store of `group` (max 3) whose every write goes
+     * out twice, and another client of the same group that takes and gives
+     * back slot "b" between the two copies (then runs `after`), so that the
+     * answering copy's guard fails on a document two versions on.
+     */
+    const hiddenByLaterWrites = async (
+      group: string,
+      check: (store: EtcdLockStore, other: LockStore) => Promise<void>,
+      after: (revision: number) => Promise<unknown> = () => Promise.resolve(),
+    ): Promise<void> => {
+      const other = await open(group);
+      const store = await openEtcdStore(
+        { endpoints: etcd.endpoints, timeoutMs: 5_000 },
+        group,
+      );
+      try {
+        await setMaxSlots(other, 3);
+        sendEveryTxnTwice(store, async () => {
+          await lockSlot(other, "b");
+          await after((await unlockSlot(other, "b")).revision);
+        });
+        await check(store, other);
+      } finally {
+        await store.close();
+        await other.close();
+      }
+    };
+
     await t.step(
       "a lock and an unlock whose re-sent copy committed first report themselves done, though later writes hide them",
-      async () => {
-        const group = "hedged-hidden";
-        const other = await open(group);
-        const store = await openEtcdStore(
-          { endpoints: etcd.endpoints, timeoutMs: 5_000 },
-          group,
-        );
-        try {
-          await setMaxSlots(other, 3);
-          // Between the two copies another client writes twice, so the
-          // answering copy's guard fails on a document two versions on.
-          sendEveryTxnTwice(store, async () => {
-            await lockSlot(other, "b");
-            await unlockSlot(other, "b");
-          });
+      () =>
+        hiddenByLaterWrites("hedged-hidden", async (store, other) => {
           const locked = await lockSlot(store, "a");
           assert.equal(locked.written, true);
           assert.deepEqual(locked.after.holders, ["a"]);
@@ -188,43 +206,27 @@ Deno.test("EtcdLockStore against a real etcd", async (t) => {
           const unlocked = await unlockSlot(store, "a");
           assert.equal(unlocked.written, true);
           assert.deepEqual((await other.read()).doc.holders, []);
-        } finally {
-          await store.close();
-          await other.close();
-        }
-      },
+        }),
     );
 
     await t.step(
       "a re-sent write hidden by later writes whose history was compacted away is an unknown outcome, never a refusal",
-      async () => {
-        const group = "hedged-compacted";
-        const other = await open(group);
-        const store = await openEtcdStore(
-          { endpoints: etcd.endpoints, timeoutMs: 5_000 },
-          group,
-        );
-        try {
-          await setMaxSlots(other, 3);
-          sendEveryTxnTwice(store, async () => {
-            await lockSlot(other, "b");
-            const { revision } = await unlockSlot(other, "b");
-            await raw.kv.compact({ revision: String(revision) });
-          });
-          await assert.rejects(
-            lockSlot(store, "a"),
-            (error: Error) =>
-              error instanceof EtcdUnavailableError &&
-              /outcome of a write to .*hedged-compacted.* is unknown.*compacted/
-                .test(error.message),
-          );
-          // It did land: a read after the unknown outcome tells.
-          assert.deepEqual((await other.read()).doc.holders, ["a"]);
-        } finally {
-          await store.close();
-          await other.close();
-        }
-      },
+      () =>
+        hiddenByLaterWrites(
+          "hedged-compacted",
+          async (store, other) => {
+            await assert.rejects(
+              lockSlot(store, "a"),
+              (error: Error) =>
+                error instanceof EtcdUnavailableError &&
+                /outcome of a write to .*hedged-compacted.* is unknown.*compacted/
+                  .test(error.message),
+            );
+            // It did land: a read after the unknown outcome tells.
+            assert.deepEqual((await other.read()).doc.holders, ["a"]);
+          },
+          (revision) => raw.kv.compact({ revision: String(revision) }),
+        ),
     );
 
     await t.step(
