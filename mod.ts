@@ -104,9 +104,12 @@ export {
   type HistoryKind,
 } from "./lib/semaphore/history.ts";
 export { openEtcdLockStore } from "./lib/etcd/open.ts";
-export type { EtcdConnectionOptions } from "./lib/etcd/etcd_options.ts";
-export type { TlsOptions } from "./lib/etcd/tls.ts";
-export { DEFAULT_ENDPOINT, parseEndpoints } from "./lib/etcd/endpoints.ts";
+export type { EtcdConnectionOptions } from "./lib/etcd/client/etcd_options.ts";
+export type { TlsOptions } from "./lib/etcd/client/tls.ts";
+export {
+  DEFAULT_ENDPOINT,
+  parseEndpoints,
+} from "./lib/etcd/client/endpoints.ts";
 export {
   ContentionError,
   CorruptDocumentError,

@@ -16,7 +16,7 @@
  * range), as etcd counts them.
  */
 
-import type * as etcd from "../lib/etcd/port.ts";
+import type * as etcd from "../lib/etcd/client/port.ts";
 
 /** The kind of a Txn by its shape; see the module documentation. */
 export function txnKind(request: etcd.TxnRequest): string {

@@ -17,10 +17,10 @@ import {
 import { realClock } from "../lib/host/clock.ts";
 import { Run } from "../lib/daemon/loop/run.ts";
 import { startupCheck } from "../lib/daemon/loop/startup.ts";
-import { EtcdLockStore } from "../lib/etcd/etcd_lock_store.ts";
-import { GatewayPort } from "../lib/etcd/gateway.ts";
-import { LeaseSession } from "../lib/etcd/lease_session.ts";
-import { EtcdWaitQueue } from "../lib/etcd/wait_queue.ts";
+import { EtcdLockStore } from "../lib/etcd/store/etcd_lock_store.ts";
+import { GatewayPort } from "../lib/etcd/gateway/gateway.ts";
+import { LeaseSession } from "../lib/etcd/queue/lease_session.ts";
+import { EtcdWaitQueue } from "../lib/etcd/queue/wait_queue.ts";
 import { semaphoreKey } from "../lib/semaphore/keys.ts";
 import { lockSlot, setMaxSlots } from "../lib/semaphore/lock_store.ts";
 import { openEtcdStore } from "../lib/etcd/open.ts";

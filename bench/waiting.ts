@@ -24,7 +24,7 @@
 
 import { openEtcdStore } from "../lib/etcd/open.ts";
 import { DEFAULTS } from "../lib/daemon/loop/run.ts";
-import { DEFAULT_LEASE_TTL_SECONDS } from "../lib/etcd/lease_session.ts";
+import { DEFAULT_LEASE_TTL_SECONDS } from "../lib/etcd/queue/lease_session.ts";
 import { unlockSlot } from "../lib/semaphore/lock_store.ts";
 import {
   delta,

@@ -14,7 +14,7 @@ import {
   setMaxSlots,
   unlockSlot,
 } from "../lib/semaphore/lock_store.ts";
-import { EtcdLockStore } from "../lib/etcd/etcd_lock_store.ts";
+import { EtcdLockStore } from "../lib/etcd/store/etcd_lock_store.ts";
 import { openEtcdPort } from "../lib/etcd/open.ts";
 import { semaphoreKey } from "../lib/semaphore/keys.ts";
 import { SemaphoreRefusedError } from "../lib/common/errors.ts";

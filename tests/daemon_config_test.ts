@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { UsageError } from "../lib/common/errors.ts";
 import { nearestName, unknownEnvWarnings } from "../lib/common/env_names.ts";
-import { DEFAULT_ENDPOINT } from "../lib/etcd/endpoints.ts";
+import { DEFAULT_ENDPOINT } from "../lib/etcd/client/endpoints.ts";
 import {
   type ConfigEnv,
   type ConfigFlags,

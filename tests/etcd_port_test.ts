@@ -13,10 +13,13 @@ import {
   EtcdRequestError,
   EtcdUnavailableError,
 } from "../lib/common/errors.ts";
-import { NoGatewayError, openGatewayPort } from "../lib/etcd/gateway.ts";
-import { openGrpcPort } from "../lib/etcd/grpc.ts";
+import {
+  NoGatewayError,
+  openGatewayPort,
+} from "../lib/etcd/gateway/gateway.ts";
+import { openGrpcPort } from "../lib/etcd/grpc/grpc.ts";
 import { openEtcdPort } from "../lib/etcd/open.ts";
-import type { EtcdConnectionOptions } from "../lib/etcd/etcd_options.ts";
+import type { EtcdConnectionOptions } from "../lib/etcd/client/etcd_options.ts";
 import {
   bytes,
   type CallOptions,
@@ -28,7 +31,7 @@ import {
   type WatchEvent,
   type WatchHandlers,
   type WatchRequest,
-} from "../lib/etcd/port.ts";
+} from "../lib/etcd/client/port.ts";
 import { startBlackHole } from "./harness/black_hole.ts";
 import { freePorts } from "./harness/ports.ts";
 import { type EtcdCluster, startEtcd } from "./harness/etcd.ts";

@@ -19,7 +19,7 @@ import { checkHistory, type SeenOperation } from "./harness/invariants.ts";
 import { runCtlProcess } from "./harness/ctl_process.ts";
 import { permissionFlags, REPO_ROOT } from "./harness/permissions.ts";
 import { openEtcdPort } from "../lib/etcd/open.ts";
-import { EtcdLockStore } from "../lib/etcd/etcd_lock_store.ts";
+import { EtcdLockStore } from "../lib/etcd/store/etcd_lock_store.ts";
 import {
   lockSlot,
   setMaxSlots,

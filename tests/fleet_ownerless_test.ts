@@ -20,7 +20,7 @@ import {
   startFleetMonitor,
 } from "./harness/fleet_monitor.ts";
 import { semaphoreKey, waiterKey } from "../lib/semaphore/keys.ts";
-import { OWNERLESS_GRACE_MS } from "../lib/etcd/queue_ownerless.ts";
+import { OWNERLESS_GRACE_MS } from "../lib/etcd/queue/queue_ownerless.ts";
 
 /** Hand-over time of locksmithd: a free slot left this long by a silent head goes to the next. */
 const HANDOVER_MS = 10_000;

@@ -5,8 +5,8 @@
  */
 
 import assert from "node:assert/strict";
-import { fleetFrom } from "../lib/etcd/fleet_state.ts";
-import { bytes, type KeyValue } from "../lib/etcd/port.ts";
+import { fleetFrom } from "../lib/etcd/store/fleet_state.ts";
+import { bytes, type KeyValue } from "../lib/etcd/client/port.ts";
 import { formatSemaphore } from "../lib/semaphore/document.ts";
 import { formatHolderRecord } from "../lib/semaphore/holder_record.ts";
 import {

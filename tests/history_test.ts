@@ -11,7 +11,7 @@ import { Etcd3 } from "etcd3";
 import { startEtcd } from "./harness/etcd.ts";
 import { runCtlProcess } from "./harness/ctl_process.ts";
 import { openEtcdStore } from "../lib/etcd/open.ts";
-import { readHistories } from "../lib/etcd/history_read.ts";
+import { readHistories } from "../lib/etcd/store/history_read.ts";
 import {
   lockSlot,
   setMaxSlots,

@@ -21,7 +21,17 @@ const LAYERS: Readonly<Record<string, readonly string[]>> = {
     "fleetlock/protocol",
   ],
   /** I/O behind the core's ports: etcd, D-Bus, the host, HTTP to a FleetLock server. */
-  adapters: ["host", "etcd", "dbus", "fleetlock/client"],
+  adapters: [
+    "host",
+    "etcd",
+    "etcd/client",
+    "etcd/grpc",
+    "etcd/gateway",
+    "etcd/store",
+    "etcd/queue",
+    "dbus",
+    "fleetlock/client",
+  ],
   /** The configuration locksmithd and `locksmithd serve` both read. */
   configuration: ["config"],
   /** The programs: locksmithd, locksmithctl, `locksmithd serve`. */
@@ -160,6 +170,17 @@ Deno.test("imports point down the layers: no adapter imports a program, the core
 Deno.test("lib/common imports no other folder", async () => {
   const edges = await folderEdges();
   assert.deepEqual([...edges.get("common")?.values() ?? []], []);
+});
+
+/** Most files a folder of lib/ holds before it is split into sub-folders. */
+const FOLDER_FILES_MAX = 15;
+
+Deno.test(`no folder of lib/ holds more than ${FOLDER_FILES_MAX} files`, async () => {
+  const byFolder = Map.groupBy(await libFiles(), (file) => dirname(file));
+  const crowded = [...byFolder].filter(([, files]) =>
+    files.length > FOLDER_FILES_MAX
+  ).map(([folder, files]) => `lib/${folder}: ${files.length} files`);
+  assert.deepEqual(crowded, [], "split these folders into sub-folders");
 });
 
 Deno.test("every file name is used once in lib/", async () => {

@@ -5,7 +5,7 @@
  */
 
 import assert from "node:assert/strict";
-import { EtcdLockStore } from "../lib/etcd/etcd_lock_store.ts";
+import { EtcdLockStore } from "../lib/etcd/store/etcd_lock_store.ts";
 import type {
   CallOptions,
   EtcdPort,
@@ -14,7 +14,7 @@ import type {
   RangeResult,
   TxnRequest,
   TxnResult,
-} from "../lib/etcd/port.ts";
+} from "../lib/etcd/client/port.ts";
 import { lockSlot, unlockSlot } from "../lib/semaphore/lock_store.ts";
 import { EtcdUnavailableError } from "../lib/common/errors.ts";
 import { until } from "./harness/until.ts";

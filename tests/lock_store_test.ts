@@ -13,7 +13,7 @@ import {
   setMaxSlots,
   unlockSlot,
 } from "../lib/semaphore/lock_store.ts";
-import type { EtcdLockStore } from "../lib/etcd/etcd_lock_store.ts";
+import type { EtcdLockStore } from "../lib/etcd/store/etcd_lock_store.ts";
 import { openEtcdLockStore, openEtcdStore } from "../lib/etcd/open.ts";
 import { semaphoreKey } from "../lib/semaphore/keys.ts";
 import {

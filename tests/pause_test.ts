@@ -15,8 +15,8 @@ import { keyHistory } from "./harness/history.ts";
 import { checkHistory } from "./harness/invariants.ts";
 import { FakeClock, FakeStore } from "./fakes.ts";
 import { openEtcdStore } from "../lib/etcd/open.ts";
-import type { EtcdLockStore } from "../lib/etcd/etcd_lock_store.ts";
-import { EtcdSemaphoreAdmin } from "../lib/etcd/semaphore_admin.ts";
+import type { EtcdLockStore } from "../lib/etcd/store/etcd_lock_store.ts";
+import { EtcdSemaphoreAdmin } from "../lib/etcd/store/semaphore_admin.ts";
 import {
   lockSlot,
   setMaxSlots,

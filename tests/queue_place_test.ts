@@ -1,8 +1,9 @@
 /** Where a waiter stands, from one reading of the queue (pure). */
 
 import assert from "node:assert/strict";
-import { placeOf, waiterEntryFrom } from "../lib/etcd/queue_place.ts";
-import { bytes, type KeyValue } from "../lib/etcd/port.ts";
+import { placeOf } from "../lib/etcd/queue/queue_place.ts";
+import { waiterEntryFrom } from "../lib/etcd/store/waiter_entry.ts";
+import { bytes, type KeyValue } from "../lib/etcd/client/port.ts";
 
 const PREFIX = "k/waiters/";
 const kv = (key: string, value: string, createRevision: number): KeyValue => ({

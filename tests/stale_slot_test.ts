@@ -21,16 +21,16 @@ import { checkHistory } from "./harness/invariants.ts";
 import { MemoryLog } from "./fakes.ts";
 import { sendEveryTxnTwice } from "./harness/twice_txn.ts";
 import { openEtcdStore } from "../lib/etcd/open.ts";
-import type { EtcdLockStore } from "../lib/etcd/etcd_lock_store.ts";
-import type { EtcdPort } from "../lib/etcd/port.ts";
-import { LeaseSession } from "../lib/etcd/lease_session.ts";
-import { EtcdWaitQueue } from "../lib/etcd/wait_queue.ts";
-import { EtcdSlotLease } from "../lib/etcd/etcd_slot_lease.ts";
-import { EtcdSemaphoreAdmin } from "../lib/etcd/semaphore_admin.ts";
+import type { EtcdLockStore } from "../lib/etcd/store/etcd_lock_store.ts";
+import type { EtcdPort } from "../lib/etcd/client/port.ts";
+import { LeaseSession } from "../lib/etcd/queue/lease_session.ts";
+import { EtcdWaitQueue } from "../lib/etcd/queue/wait_queue.ts";
+import { EtcdSlotLease } from "../lib/etcd/store/etcd_slot_lease.ts";
+import { EtcdSemaphoreAdmin } from "../lib/etcd/store/semaphore_admin.ts";
 import {
   readSemaphoreView,
   reclaimHolders,
-} from "../lib/etcd/etcd_semaphore_view.ts";
+} from "../lib/etcd/store/etcd_semaphore_view.ts";
 import {
   lockSlot,
   setMaxSlots,

@@ -8,14 +8,14 @@
  * Prints one line: the adapter, and the load, open and first-range times.
  */
 
-import type { EtcdPort } from "../../lib/etcd/port.ts";
+import type { EtcdPort } from "../../lib/etcd/client/port.ts";
 
 const [transport = "gateway", endpoint = "http://127.0.0.1:2379"] = Deno.args;
 const options = { endpoints: [endpoint], timeoutMs: 5_000 };
 const t0 = performance.now();
 const open: (o: typeof options) => Promise<EtcdPort> = transport === "grpc"
-  ? (await import("../../lib/etcd/grpc.ts")).openGrpcPort
-  : (await import("../../lib/etcd/gateway.ts")).openGatewayPort;
+  ? (await import("../../lib/etcd/grpc/grpc.ts")).openGrpcPort
+  : (await import("../../lib/etcd/gateway/gateway.ts")).openGatewayPort;
 const t1 = performance.now();
 const port = await open(options);
 const t2 = performance.now();

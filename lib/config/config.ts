@@ -19,7 +19,7 @@
 
 import { ValueDefect } from "../common/value_parsers.ts";
 import { didYouMean } from "../common/env_names.ts";
-import type { EtcdConnectionOptions } from "../etcd/etcd_options.ts";
+import type { EtcdConnectionOptions } from "../etcd/client/etcd_options.ts";
 import type { RebootWindow } from "../schedule/reboot_window.ts";
 import type { RebootSchedule } from "../schedule/schedule.ts";
 import type { ParsedCommand } from "../host/command.ts";

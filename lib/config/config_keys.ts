@@ -16,10 +16,10 @@
  */
 
 import type { DaemonConfig } from "./config.ts";
-import type { EtcdConnectionOptions } from "../etcd/etcd_options.ts";
+import type { EtcdConnectionOptions } from "../etcd/client/etcd_options.ts";
 import { UsageError } from "../common/errors.ts";
 import type { KeyFlag, KeyRow } from "../common/key_table.ts";
-import { DEFAULT_ENDPOINT, parseEndpoints } from "../etcd/endpoints.ts";
+import { DEFAULT_ENDPOINT, parseEndpoints } from "../etcd/client/endpoints.ts";
 import {
   canonicalTimeZone,
   RebootWindowError,

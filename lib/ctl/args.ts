@@ -8,7 +8,7 @@
 
 import { parseArgs } from "node:util";
 import { quote, UsageError } from "../common/errors.ts";
-import type { EtcdConnectionOptions } from "../etcd/etcd_options.ts";
+import type { EtcdConnectionOptions } from "../etcd/client/etcd_options.ts";
 import { validateId } from "../common/machine_id.ts";
 import {
   ValueDefect,

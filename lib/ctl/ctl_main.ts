@@ -29,7 +29,7 @@ import type { LockStore } from "../semaphore/lock_store.ts";
 import { readMachineId } from "../host/machine_id_file.ts";
 import { semaphoreKey } from "../semaphore/keys.ts";
 import type { SemaphoreAdmin } from "../semaphore/admin.ts";
-import type { EtcdLockStore } from "../etcd/etcd_lock_store.ts";
+import type { EtcdLockStore } from "../etcd/store/etcd_lock_store.ts";
 
 const encoder = new TextEncoder();
 
@@ -48,9 +48,12 @@ function write(
 async function openStore(inv: CtlInvocation): Promise<EtcdLockStore> {
   const [{ openFallbackPort }, { EtcdLockStore }] = await Promise.all([
     import("../etcd/fallback_port.ts"),
-    import("../etcd/etcd_lock_store.ts"),
+    import("../etcd/store/etcd_lock_store.ts"),
   ]);
-  const port = await openFallbackPort(inv, () => import("../etcd/grpc.ts"));
+  const port = await openFallbackPort(
+    inv,
+    () => import("../etcd/grpc/grpc.ts"),
+  );
   return new EtcdLockStore(port, semaphoreKey(inv.group), inv);
 }
 
@@ -65,7 +68,7 @@ export async function openEtcdAdmin(
 ): Promise<SemaphoreAdmin> {
   const [store, { EtcdSemaphoreAdmin }] = await Promise.all([
     openStore(inv),
-    import("../etcd/semaphore_admin.ts"),
+    import("../etcd/store/semaphore_admin.ts"),
   ]);
   return new EtcdSemaphoreAdmin(store);
 }

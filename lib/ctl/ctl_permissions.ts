@@ -8,7 +8,7 @@
 
 import type { PermissionNeed } from "../host/permissions.ts";
 import { MACHINE_ID_PATH } from "../host/machine_id_file.ts";
-import { etcdPermissionNeeds } from "../etcd/etcd_permissions.ts";
+import { etcdPermissionNeeds } from "../etcd/client/etcd_permissions.ts";
 import type { CtlInvocation } from "./args.ts";
 
 /** Whether `inv` talks to the system bus (`reboot`, `send-need-reboot`). */

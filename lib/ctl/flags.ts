@@ -20,7 +20,7 @@ import {
   MAX_DURATION_TEXT,
   parseDuration,
 } from "../common/duration.ts";
-import { DEFAULT_ENDPOINT, parseEndpoints } from "../etcd/endpoints.ts";
+import { DEFAULT_ENDPOINT, parseEndpoints } from "../etcd/client/endpoints.ts";
 import {
   anyText,
   holderId,

@@ -11,9 +11,9 @@
 
 import { UsageError } from "../common/errors.ts";
 import { describeRefusal, requirePermissions } from "../host/permissions.ts";
-import { etcd3ProtoDir, grpcPermissionNeeds } from "./grpc_needs.ts";
-import { NoGatewayError, openGatewayPort } from "./gateway.ts";
-import type { EtcdConnectionOptions } from "./etcd_options.ts";
+import { etcd3ProtoDir, grpcPermissionNeeds } from "./grpc/grpc_needs.ts";
+import { NoGatewayError, openGatewayPort } from "./gateway/gateway.ts";
+import type { EtcdConnectionOptions } from "./client/etcd_options.ts";
 import type {
   CallOptions,
   EtcdPort,
@@ -25,10 +25,10 @@ import type {
   WatchHandlers,
   WatchRequest,
   WatchStream,
-} from "./port.ts";
+} from "./client/port.ts";
 
 /** The gRPC adapter module (`grpc.ts`), as a fallback loader returns it. */
-export type GrpcModule = typeof import("./grpc.ts");
+export type GrpcModule = typeof import("./grpc/grpc.ts");
 
 /**
  * An {@link EtcdPort} that talks through `first` until it answers

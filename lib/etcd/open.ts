@@ -7,11 +7,11 @@
  */
 
 import { semaphoreKey } from "../semaphore/keys.ts";
-import { EtcdLockStore } from "./etcd_lock_store.ts";
+import { EtcdLockStore } from "./store/etcd_lock_store.ts";
 import type { LockStore } from "../semaphore/lock_store.ts";
 import { openFallbackPort } from "./fallback_port.ts";
-import type { EtcdConnectionOptions } from "./etcd_options.ts";
-import type { EtcdPort } from "./port.ts";
+import type { EtcdConnectionOptions } from "./client/etcd_options.ts";
+import type { EtcdPort } from "./client/port.ts";
 
 /**
  * Opens an {@link EtcdPort}: the JSON gateway, falling back to gRPC (loaded
@@ -21,7 +21,7 @@ import type { EtcdPort } from "./port.ts";
 export function openEtcdPort(
   options: EtcdConnectionOptions,
 ): Promise<EtcdPort> {
-  return openFallbackPort(options, () => import("./grpc.ts"));
+  return openFallbackPort(options, () => import("./grpc/grpc.ts"));
 }
 
 /**

@@ -8,7 +8,7 @@
 
 import { oneLine } from "../common/errors.ts";
 import { semaphoreKey } from "../semaphore/keys.ts";
-import type { EtcdPort } from "../etcd/port.ts";
+import type { EtcdPort } from "../etcd/client/port.ts";
 import type { FleetSource } from "./fleet_page.ts";
 import type { PauseGroup } from "./routes.ts";
 
@@ -23,7 +23,7 @@ export function etcdFleetPage(
     (async () => {
       const [opened, { FleetWatch }] = await Promise.all([
         port(),
-        import("../etcd/fleet_watch.ts"),
+        import("../etcd/store/fleet_watch.ts"),
       ]);
       if (!closed) watch = new FleetWatch(opened, handlers, { timeoutMs });
     })().catch((error) =>
@@ -40,8 +40,8 @@ export function etcdFleetPage(
     const [opened, { EtcdLockStore }, { EtcdSemaphoreAdmin }] = await Promise
       .all([
         port(),
-        import("../etcd/etcd_lock_store.ts"),
-        import("../etcd/semaphore_admin.ts"),
+        import("../etcd/store/etcd_lock_store.ts"),
+        import("../etcd/store/semaphore_admin.ts"),
       ]);
     const store = new EtcdLockStore(opened, semaphoreKey(group), {
       timeoutMs,

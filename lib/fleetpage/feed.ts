@@ -8,7 +8,7 @@
  * @module
  */
 
-import type { FleetGroupState } from "../etcd/fleet_state.ts";
+import type { FleetGroupState } from "../etcd/store/fleet_state.ts";
 import { pageSnapshot } from "./snapshot.ts";
 
 /** One connected viewer. */

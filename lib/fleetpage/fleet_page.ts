@@ -8,7 +8,7 @@
  * @module
  */
 
-import type { FleetUpdate } from "../etcd/fleet_watch.ts";
+import type { FleetUpdate } from "../etcd/store/fleet_watch.ts";
 import { FleetFeed } from "./feed.ts";
 import {
   figuresOf,

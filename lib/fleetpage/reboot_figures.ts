@@ -15,7 +15,7 @@ import {
   parseHistoryEntry,
 } from "../semaphore/history.ts";
 import { groupOfKey, semaphoreKeyOf } from "../semaphore/keys.ts";
-import { type KeyValue, textOf } from "../etcd/port.ts";
+import { type KeyValue, textOf } from "../etcd/client/port.ts";
 
 /** One reboot that ended, as the metrics count it. */
 export interface RebootFigure {

@@ -7,7 +7,7 @@
  * @module
  */
 
-import type { FleetGroupState } from "../etcd/fleet_state.ts";
+import type { FleetGroupState } from "../etcd/store/fleet_state.ts";
 import { livenessOf } from "../semaphore/semaphore_view.ts";
 import { neverCameBack, rebootLines } from "../semaphore/reboots.ts";
 

@@ -23,7 +23,7 @@ import { unknownEnvWarnings } from "../common/env_names.ts";
 import { envWithPrefix } from "../host/permissions.ts";
 import type { LockStore } from "../semaphore/lock_store.ts";
 import { semaphoreKey } from "../semaphore/keys.ts";
-import type { EtcdPort } from "../etcd/port.ts";
+import type { EtcdPort } from "../etcd/client/port.ts";
 import {
   parseServeArgs,
   resolveServeOptions,
@@ -62,7 +62,7 @@ function etcdStoreFactory(config: DaemonConfig): {
     async open(group) {
       const [{ openEtcdPort }, { EtcdLockStore }] = await Promise.all([
         import("../etcd/open.ts"),
-        import("../etcd/etcd_lock_store.ts"),
+        import("../etcd/store/etcd_lock_store.ts"),
       ]);
       port ??= openEtcdPort(config.etcd);
       return new EtcdLockStore(

@@ -14,7 +14,7 @@ import type { RequestObserver, RequestResult, Route } from "./handler.ts";
 import type { EtcdOperation } from "./semaphores.ts";
 import type { CommitReport } from "./batch.ts";
 import type { RebootFigure } from "../fleetpage/reboot_figures.ts";
-import { ETCD_LATENCY_BUCKETS } from "../etcd/latency_buckets.ts";
+import { ETCD_LATENCY_BUCKETS } from "../etcd/client/latency_buckets.ts";
 
 /** Names of the metrics, as documented in docs/fleetlock.md. */
 export const METRIC_NAMES: Readonly<

@@ -7,7 +7,7 @@
 
 import { type Machine, startMachine } from "./machine.ts";
 import { openEtcdStore } from "../../lib/etcd/open.ts";
-import { EtcdSemaphoreAdmin } from "../../lib/etcd/semaphore_admin.ts";
+import { EtcdSemaphoreAdmin } from "../../lib/etcd/store/semaphore_admin.ts";
 
 /** Something that happened in the fleet, for a live view. */
 export type FleetEvent =

@@ -9,9 +9,9 @@
  */
 
 import { openEtcdStore } from "../../lib/etcd/open.ts";
-import type { EtcdPort } from "../../lib/etcd/port.ts";
-import type { EtcdLockStore } from "../../lib/etcd/etcd_lock_store.ts";
-import { EtcdSlotLease } from "../../lib/etcd/etcd_slot_lease.ts";
+import type { EtcdPort } from "../../lib/etcd/client/port.ts";
+import type { EtcdLockStore } from "../../lib/etcd/store/etcd_lock_store.ts";
+import { EtcdSlotLease } from "../../lib/etcd/store/etcd_slot_lease.ts";
 import { lockSlot } from "../../lib/semaphore/lock_store.ts";
 
 /**

@@ -8,8 +8,8 @@
  */
 
 import { openEtcdStore } from "../../lib/etcd/open.ts";
-import { LeaseSession } from "../../lib/etcd/lease_session.ts";
-import { EtcdWaitQueue } from "../../lib/etcd/wait_queue.ts";
+import { LeaseSession } from "../../lib/etcd/queue/lease_session.ts";
+import { EtcdWaitQueue } from "../../lib/etcd/queue/wait_queue.ts";
 
 if (import.meta.main) {
   const [endpoints, group, id, ttl] = Deno.args;

@@ -5,8 +5,8 @@
  * (the answer says it was `resent`, as the port's does).
  */
 
-import type { EtcdLockStore } from "../../lib/etcd/etcd_lock_store.ts";
-import type { EtcdPort } from "../../lib/etcd/port.ts";
+import type { EtcdLockStore } from "../../lib/etcd/store/etcd_lock_store.ts";
+import type { EtcdPort } from "../../lib/etcd/client/port.ts";
 
 /**
  * Makes `store`'s port send every Txn twice, answering with the second

@@ -25,7 +25,7 @@
 
 import { Counter, Gauge, Histogram, Registry } from "npm:prom-client@15.1.3";
 import { oneLine } from "../../common/errors.ts";
-import { ETCD_LATENCY_BUCKETS } from "../../etcd/latency_buckets.ts";
+import { ETCD_LATENCY_BUCKETS } from "../../etcd/client/latency_buckets.ts";
 import { VERSION } from "../../common/version.ts";
 import {
   COMMAND_KINDS,

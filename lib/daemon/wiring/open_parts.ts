@@ -58,9 +58,9 @@ async function openSemaphore(
     { EtcdSlotLease },
   ] = await Promise.all([
     import("../../etcd/open.ts"),
-    import("../../etcd/lease_session.ts"),
-    import("../../etcd/wait_queue.ts"),
-    import("../../etcd/etcd_slot_lease.ts"),
+    import("../../etcd/queue/lease_session.ts"),
+    import("../../etcd/queue/wait_queue.ts"),
+    import("../../etcd/store/etcd_slot_lease.ts"),
   ]);
   const store = await openEtcdStore(config.etcd, config.group);
   const session = new LeaseSession(store.port, {
