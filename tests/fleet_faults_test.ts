@@ -227,16 +227,28 @@ Deno.test("fleets of real daemons, max 1: live machines behind dead waiters in a
             dead,
             timeoutMs: bound + 30_000,
           });
-          console.log(
-            `  ${deadCount} dead in a row, max 1: longest idle slot ${
-              seconds(timeline.longestIdle.ms)
-            } (bound ${seconds(bound)}); idle stretches: ${idle}`,
-          );
           // The first live machine behind them stepped in for all of
           // them at once.
           const stepIns = log.find(
             undefined,
             new RegExp(`removing ${dead.join(", ")} from the queue$`),
+          );
+          // The taker's own measure, and when its line arrived after
+          // machine-01's release line: beside the monitor's figure, they
+          // tell a late decision from a late write or a late watch.
+          const [release] = log.find(
+            "machine-01",
+            /released the slot held by machine-01/,
+          );
+          const [stepIn] = stepIns;
+          console.log(
+            `  ${deadCount} dead in a row, max 1: longest idle slot ${
+              seconds(timeline.longestIdle.ms)
+            } (bound ${seconds(bound)}); idle stretches: ${idle}; the taker: ${
+              /stayed free for (\S+)/.exec(stepIn?.line ?? "")?.[1] ?? "?"
+            }, its line ${
+              release && stepIn ? seconds(stepIn.at - release.at) : "?"
+            } after the release's`,
           );
           assert.equal(
             stepIns.length,
