@@ -164,6 +164,7 @@ Deno.test("the wait queue against a real etcd", async (t) => {
         let hold: Promise<void> | undefined;
         let letGo = () => {};
         let deletesWhileHeld = 0;
+        let watchesCreated = 0;
         const c = await join(
           "reread",
           "c",
@@ -188,6 +189,10 @@ Deno.test("the wait queue against a real etcd", async (t) => {
                     const [requests, handlers, endpoint] = args;
                     return target.watch(requests, {
                       ...handlers,
+                      onCreated: (revision) => {
+                        watchesCreated++;
+                        handlers.onCreated?.(revision);
+                      },
                       onEvents: (index, events) => {
                         if (hold !== undefined) {
                           deletesWhileHeld += events.filter((e) =>
@@ -210,9 +215,22 @@ Deno.test("the wait queue against a real etcd", async (t) => {
         assert.equal((await q.queue.join()).place, "behind");
         assert.equal((await c.queue.join()).place, "behind");
         assert.equal(c.queue.state().front, false);
+        // What the step depends on: c's watch on the entries ahead is set
+        // up (a watch lost meanwhile is the daemon loop's to replace, after
+        // a fresh read; no loop runs here).
+        await until(
+          () =>
+            `c's watch on the entries ahead to be set up; c's log:\n${
+              c.log.lines.join("\n")
+            }`,
+          () => watchesCreated > 0,
+        );
         armed = true;
         await a.queue.leave(); // c reads the queue again: b is head now
-        await until("c's re-read to be held", () => hold !== undefined);
+        await until(
+          () => `c's re-read to be held; c's log:\n${c.log.lines.join("\n")}`,
+          () => hold !== undefined,
+        );
         await b.queue.leave();
         await until(
           "b's leaving to be delivered to c's watch while its read is held",
